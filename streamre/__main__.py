@@ -1,0 +1,5 @@
+import sys
+
+from streamre.cli.main import main
+
+sys.exit(main())

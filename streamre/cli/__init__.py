@@ -1,0 +1,1 @@
+"""The `streamre` command line."""

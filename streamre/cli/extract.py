@@ -1,0 +1,40 @@
+"""`streamre extract`: the server's segmenter and model on files, one JSON line per segment."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
+from streamre.config import ServeConfig
+from streamre.inference import ModelExtractor
+
+CHUNK = 16000  # feed the segmenter a second at a time, as a live stream would
+
+
+def extract_files(files: list[str], model: str = "", device: str = "auto", batch_size: int = 8,
+                  out=None) -> int:
+    out = out or sys.stdout
+    extractor = ModelExtractor(model or None, device)
+    vad = VadConfig.from_settings(ServeConfig())
+    status = 0
+    for path in files:
+        try:
+            audio = read_audio(path)
+        except ValueError as e:
+            print(f"streamre extract: {e}", file=sys.stderr)
+            status = 1
+            continue
+        segmenter = VadSegmenter(vad)
+        events = []
+        for offset in range(0, len(audio), CHUNK):
+            events += segmenter.feed(audio[offset:offset + CHUNK])
+        segments = [e for e in events + segmenter.flush() if isinstance(e, Segment)]
+        for first in range(0, len(segments), batch_size):
+            batch = segments[first:first + batch_size]
+            for segment, triplets in zip(batch, extractor.extract([s.audio for s in batch])):
+                print(json.dumps({
+                    "file": path, "segment_id": segment.index, "start": round(segment.start_s, 3),
+                    "end": round(segment.end_s, 3), "forced_split": segment.forced_split,
+                    "triplets": [t.to_json() for t in triplets]}), file=out, flush=True)
+    return status

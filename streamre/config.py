@@ -1,0 +1,170 @@
+"""Settings of `streamre serve`: one declaration, four sources.
+
+Every field of `ServeConfig` has a default, a command-line flag (`--max-sessions`), an environment
+variable (`STREAMRE_MAX_SESSIONS`) and a key in the optional TOML file given with `--config`
+(`max_sessions = 64`). Precedence, strongest first: flag, environment, file, default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_PREFIX = "STREAMRE_"
+
+
+def _setting(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    # network
+    host: str = _setting("127.0.0.1", "address to listen on")
+    port: int = _setting(8765, "TCP port for HTTP and the WebSocket (0: any free port)")
+    token: str = _setting("", "bearer token required on every request (empty: no auth)")
+    allowed_origins: tuple[str, ...] = _setting(
+        (), "browser Origins allowed to open the WebSocket, comma separated (empty: any)"
+    )
+    max_sessions: int = _setting(64, "most concurrent WebSocket sessions; more are closed with 1013")
+    max_message_bytes: int = _setting(
+        1 << 20, "largest accepted WebSocket message; larger ones close the session with 1009"
+    )
+    send_queue: int = _setting(
+        256, "messages buffered per client before a slow viewer is resynced with a snapshot"
+    )
+    # model and inference
+    model: str = _setting("", "checkpoint folder or hub id (empty: the bundled default model)")
+    device: str = _setting("auto", "torch device: auto, cpu, cuda, cuda:N")
+    threads: int = _setting(0, "CPU threads for inference (0: torch's default)")
+    max_batch: int = _setting(8, "most segments in one model call")
+    gather_ms: int = _setting(20, "how long the batcher waits for more segments after the first")
+    session_queue: int = _setting(
+        8, "segments a session may have waiting for inference before its audio is read slower"
+    )
+    lag_warning_s: float = _setting(
+        3.0, "queue wait after which a session is sent a 'lagging' warning"
+    )
+    max_new_tokens: int = _setting(96, "longest decoded output per segment, in tokens")
+    # voice activity detection
+    vad_aggressiveness: int = _setting(2, "webrtcvad aggressiveness, 0 (least) to 3 (most)")
+    vad_trigger_frames: int = _setting(5, "frames in the trigger ring (30 ms each)")
+    vad_trigger_ratio: float = _setting(0.6, "voiced share of the ring that starts speech")
+    pre_roll_ms: int = _setting(300, "audio kept before the detected start of speech")
+    hangover_ms: int = _setting(500, "silence that ends an utterance")
+    min_utterance_ms: int = _setting(250, "voiced span below which an utterance is dropped")
+    max_utterance_s: float = _setting(15.0, "longest segment; longer speech is force-split")
+    split_overlap_ms: int = _setting(300, "overlap between the two halves of a forced split")
+    # storage and logging
+    data_dir: str = _setting("data", "folder for persistent state")
+    log_level: str = _setting("info", "debug, info, warning or error")
+
+    def __post_init__(self) -> None:
+        errors = []
+        if not 0 <= self.port < 65536:
+            errors.append(f"port must be 0..65535, got {self.port}")
+        if not 0 <= self.vad_aggressiveness <= 3:
+            errors.append(f"vad_aggressiveness must be 0..3, got {self.vad_aggressiveness}")
+        if not 0 < self.vad_trigger_ratio <= 1:
+            errors.append(f"vad_trigger_ratio must be in (0, 1], got {self.vad_trigger_ratio}")
+        for name in ("max_sessions", "max_message_bytes", "send_queue", "max_batch",
+                     "session_queue", "max_new_tokens", "vad_trigger_frames"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_utterance_s * 1000 <= 2 * self.split_overlap_ms:
+            errors.append("max_utterance_s must be longer than twice split_overlap_ms")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            errors.append(f"log_level must be debug, info, warning or error, got {self.log_level!r}")
+        if errors:
+            raise ConfigError("; ".join(errors))
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it."""
+
+
+def _fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(ServeConfig))
+
+
+def _kind(f: dataclasses.Field) -> type:
+    return {"str": str, "int": int, "float": float, "tuple[str, ...]": tuple}[str(f.type)]
+
+
+def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
+    kind = _kind(f)
+    try:
+        if kind is tuple:
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return tuple(value)
+            raise ValueError
+        if kind is int and isinstance(value, bool):
+            raise ValueError
+        if kind is float and isinstance(value, int):
+            return float(value)
+        if isinstance(value, str) and kind is not str:
+            return kind(value)
+        if not isinstance(value, kind):
+            raise ValueError
+        return value
+    except ValueError:
+        raise ConfigError(f"{source}: {f.name} expects {f.type}, got {value!r}") from None
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `--config` and one flag per setting; unset flags stay None so lower sources show."""
+    parser.add_argument("--config", metavar="FILE.toml", default=os.environ.get(env_name("config")),
+                        help=f"TOML file with settings (env {env_name('config')})")
+    for f in _fields():
+        shown = ",".join(f.default) if isinstance(f.default, tuple) else f.default
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{f.metadata['help']} (default: {shown!r}; env {env_name(f.name)}; "
+                 f"TOML key {f.name})",
+        )
+
+
+def load_config(args: argparse.Namespace | None = None,
+                environ: Mapping[str, str] | None = None) -> ServeConfig:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = getattr(args, "config", None) if args is not None else environ.get(env_name("config"))
+    if config_file:
+        values.update(_read_toml(Path(config_file)))
+    for f in _fields():
+        if env_name(f.name) in environ:
+            values[f.name] = _coerce(f, environ[env_name(f.name)], env_name(f.name))
+        flag = getattr(args, f.name, None) if args is not None else None
+        if flag is not None:
+            values[f.name] = _coerce(f, flag, "--" + f.name.replace("_", "-"))
+    return ServeConfig(**values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    # Settings may sit at the top level or under a [serve] table.
+    table = data.get("serve", data) if isinstance(data.get("serve"), dict) else data
+    known = {f.name: f for f in _fields()}
+    unknown = sorted(set(table) - set(known) - {"serve"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    return {k: _coerce(known[k], v, f"{path}") for k, v in table.items() if k in known}

@@ -1,0 +1,157 @@
+"""The batching engine: segments from every session, one model, results back to their sessions.
+
+Segments are queued per session; the worker takes them round-robin across sessions (a busy
+session cannot starve a quiet one), waits `gather_ms` for a batch to fill, and runs the blocking
+extractor on its own thread so the event loop never waits on the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from streamre import SAMPLE_RATE
+from streamre.inference.extractor import TripletExtractor
+from streamre.triplets import Triplet
+
+
+@dataclass
+class InferenceResult:
+    triplets: list[Triplet]
+    queue_ms: float  # from submit to the start of the model call
+    infer_ms: float  # the model call (shared by the whole batch)
+    batch_size: int
+
+
+@dataclass
+class _Job:
+    session_id: str
+    audio: np.ndarray
+    submitted: float
+    future: asyncio.Future = field(repr=False)
+
+
+class InferenceEngine:
+    def __init__(self, load: Callable[[], TripletExtractor], max_batch: int = 8,
+                 gather_ms: int = 20, metrics=None) -> None:
+        self._load = load
+        self.max_batch = max_batch
+        self.gather_s = gather_ms / 1000
+        self.metrics = metrics
+        self.extractor: TripletExtractor | None = None
+        self.ready = asyncio.Event()
+        self.load_error: BaseException | None = None
+        self._queues: OrderedDict[str, deque[_Job]] = OrderedDict()
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamre-infer")
+        self._worker: asyncio.Task | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        """Load and warm up the model off the loop, then start serving the queue."""
+        loop = asyncio.get_running_loop()
+        self._worker = asyncio.create_task(self._run(), name="inference-worker")
+        try:
+            self.extractor = await loop.run_in_executor(self._executor, self._load_and_warm)
+        except BaseException as e:
+            self.load_error = e
+            raise
+        self.ready.set()
+        self._wakeup.set()
+
+    def _load_and_warm(self) -> TripletExtractor:
+        extractor = self._load()
+        extractor.warmup()
+        return extractor
+
+    @property
+    def pending(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    async def submit(self, session_id: str, audio: np.ndarray) -> InferenceResult:
+        if self._closing and (self._worker is None or self._worker.done()):
+            raise RuntimeError("inference engine is closed")
+        future = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(session_id, deque()).append(
+            _Job(session_id, audio, time.monotonic(), future))
+        if self.metrics:
+            self.metrics.inference_queue.set(self.pending)
+        self._wakeup.set()
+        return await future
+
+    def _take_batch(self) -> list[_Job]:
+        batch: list[_Job] = []
+        while len(batch) < self.max_batch and self._queues:
+            session_id, queue = next(iter(self._queues.items()))
+            batch.append(queue.popleft())
+            # Rotate: this session goes to the back of the line.
+            del self._queues[session_id]
+            if queue:
+                self._queues[session_id] = queue
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if not self.ready.is_set():
+                continue
+            while self._queues:
+                if self.pending < self.max_batch and self.gather_s > 0 and not self._closing:
+                    await asyncio.sleep(self.gather_s)
+                batch = self._take_batch()
+                # Longest first: similar lengths end up padded together in sorted batches.
+                batch.sort(key=lambda j: len(j.audio), reverse=True)
+                started = time.monotonic()
+                try:
+                    results = await loop.run_in_executor(
+                        self._executor, self.extractor.extract, [j.audio for j in batch])
+                except Exception as e:  # a bad batch fails its own segments, not the server
+                    for job in batch:
+                        if not job.future.done():
+                            job.future.set_exception(e)
+                    continue
+                infer_ms = (time.monotonic() - started) * 1000
+                self._record(batch, started, infer_ms)
+                for job, triplets in zip(batch, results):
+                    if not job.future.done():
+                        job.future.set_result(InferenceResult(
+                            triplets, (started - job.submitted) * 1000, infer_ms, len(batch)))
+            if self._closing:
+                return
+
+    def _record(self, batch: list[_Job], started: float, infer_ms: float) -> None:
+        if not self.metrics:
+            return
+        audio_s = sum(len(j.audio) for j in batch) / SAMPLE_RATE
+        self.metrics.batch_size.observe(len(batch))
+        self.metrics.infer_seconds.observe(infer_ms / 1000)
+        if audio_s > 0:
+            self.metrics.real_time_factor.observe(infer_ms / 1000 / audio_s)
+        for job in batch:
+            self.metrics.queue_seconds.observe(started - job.submitted)
+        self.metrics.inference_queue.set(self.pending)
+
+    async def close(self) -> None:
+        """Finish every queued segment, then stop the worker and its thread."""
+        self._closing = True
+        self._wakeup.set()
+        if self._worker is not None:
+            if self.ready.is_set():
+                await self._worker
+            else:  # the model never loaded: nothing can serve what is queued
+                self._worker.cancel()
+                for queue in self._queues.values():
+                    for job in queue:
+                        if not job.future.done():
+                            job.future.set_exception(RuntimeError("model did not load"))
+                self._queues.clear()
+            self._worker = None
+        self._executor.shutdown(wait=True)

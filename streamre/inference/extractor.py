@@ -1,0 +1,88 @@
+"""The seam between segments and triplets: a batch of 16 kHz waveforms in, triplets out.
+
+Anything with `extract` and `warmup` can sit behind the engine; `ModelExtractor` runs an MCAM
+checkpoint. Calls are blocking and belong on a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+
+from streamre import SAMPLE_RATE
+from streamre.model.checkpoint import load_checkpoint, resolve_model
+from streamre.model.linearize import MARKERS, Piece, parse_pieces
+from streamre.triplets import Triplet
+
+
+class TripletExtractor(Protocol):
+    name: str
+    device: str
+
+    def extract(self, waveforms: Sequence[np.ndarray]) -> list[list[Triplet]]: ...
+
+    def warmup(self) -> None: ...
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
+    return device
+
+
+class ModelExtractor:
+    """An MCAM checkpoint behind the `TripletExtractor` seam."""
+
+    def __init__(self, model: str | None = None, device: str = "auto", threads: int = 0,
+                 max_new_tokens: int = 96, num_beams: int = 1) -> None:
+        self.device = pick_device(device)
+        if threads > 0 and self.device == "cpu":
+            torch.set_num_threads(threads)
+        self.model, self.tokenizer = load_checkpoint(model, self.device)
+        self.name = resolve_model(model).rstrip("/").split("/")[-1]
+        self.max_new_tokens = max_new_tokens
+        self.num_beams = num_beams
+        self._specials = set(self.tokenizer.all_special_ids) - {
+            self.tokenizer.convert_tokens_to_ids(m) for m in MARKERS}
+        self._markers = {self.tokenizer.convert_tokens_to_ids(m): m for m in MARKERS}
+
+    def extract(self, waveforms: Sequence[np.ndarray]) -> list[list[Triplet]]:
+        if not waveforms:
+            return []
+        values, mask = self.model.prepare_waveforms(list(waveforms), self.device)
+        ids, logprobs = self.model.generate_tokens(values, mask, self.max_new_tokens, self.num_beams)
+        return [parse_pieces(self._pieces(row.tolist(), lp.tolist()))
+                for row, lp in zip(ids, logprobs)]
+
+    def _pieces(self, ids: list[int], logprobs: list[float]) -> list[Piece]:
+        """Token ids to marker pieces and decoded text spans, each span with its summed score."""
+        pieces: list[Piece] = []
+        span: list[int] = []
+        span_logprob = 0.0
+
+        def close_span() -> None:
+            nonlocal span, span_logprob
+            if span:
+                pieces.append(Piece(self.tokenizer.decode(span), span_logprob, len(span)))
+            span, span_logprob = [], 0.0
+
+        for token, logprob in zip(ids, logprobs):
+            if token == self.tokenizer.eos_token_id:
+                break
+            if token in self._markers:
+                close_span()
+                pieces.append(Piece(self._markers[token]))
+            elif token not in self._specials:
+                span.append(token)
+                span_logprob += logprob
+        close_span()
+        return pieces
+
+    def warmup(self) -> None:
+        """One forward pass on a short noise burst, so the first real segment is not slow."""
+        rng = np.random.default_rng(0)
+        self.extract([(rng.standard_normal(SAMPLE_RATE) * 1000).astype(np.int16)])

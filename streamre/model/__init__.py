@@ -1,0 +1,9 @@
+"""The speech-to-triplet model: MCAM, its tokenizer, target format and checkpoints."""
+
+from streamre.model.checkpoint import (
+    DEFAULT_MODEL_NAME, PRESETS, create_checkpoint, load_checkpoint, resolve_model)
+from streamre.model.linearize import linearize, parse
+from streamre.model.mcam import MCAMConfig, MCAMModel
+
+__all__ = ["DEFAULT_MODEL_NAME", "PRESETS", "create_checkpoint", "load_checkpoint",
+           "resolve_model", "linearize", "parse", "MCAMConfig", "MCAMModel"]

@@ -1,0 +1,183 @@
+"""The aligned speech-to-triplet model (MCAM), in the Hugging Face shape.
+
+    waveform (B, T) ──wav2vec 2.0──▶ (B, S, H_w) ──length adapter (Conv1d, stride 2 per layer)──▶
+    (B, S', D) ──R relation queries, one attention layer──▶ R prompt vectors, prepended ──▶
+    (B, R + S', D) ──top N BART encoder layers (shared semantic projection)──▶ BART decoder ──▶ text
+
+With `alignment="none"` the prompts and the projection layers are skipped: the adapter output goes
+straight to the decoder (the LNA-ED baseline). Training losses and the text-encoder path belong to
+the training code; this module holds the parts every path shares and the inference path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import BartConfig, BartForConditionalGeneration, PretrainedConfig, PreTrainedModel
+from transformers import Wav2Vec2Config, Wav2Vec2Model
+from transformers.modeling_outputs import BaseModelOutput
+
+ALIGNMENTS = ("mcam", "none")
+
+
+class MCAMConfig(PretrainedConfig):
+    model_type = "streamre-mcam"
+
+    def __init__(
+        self,
+        speech_encoder: dict[str, Any] | None = None,
+        bart: dict[str, Any] | None = None,
+        adapter_layers: int = 2,
+        relations: list[str] | None = None,
+        alignment: str = "mcam",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+        self.speech_encoder = dict(speech_encoder or {})
+        self.bart = dict(bart or {})
+        self.adapter_layers = adapter_layers
+        self.relations = list(relations or [])
+        self.alignment = alignment
+
+    @property
+    def speech_encoder_config(self) -> Wav2Vec2Config:
+        return Wav2Vec2Config(**self.speech_encoder)
+
+    @property
+    def bart_config(self) -> BartConfig:
+        return BartConfig(**self.bart)
+
+
+class LengthAdapter(nn.Module):
+    """Conv1d stack, stride 2 per layer: (B, S, in_dim) to (B, ceil(S / 2**layers), out_dim)."""
+
+    def __init__(self, in_dim: int, out_dim: int, layers: int) -> None:
+        super().__init__()
+        dims = [in_dim] + [out_dim] * layers
+        self.convs = nn.ModuleList(
+            nn.Conv1d(dims[i], dims[i + 1], kernel_size=3, stride=2, padding=1) for i in range(layers))
+        self.proj = nn.Linear(in_dim, out_dim) if layers == 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.proj is not None:
+            return self.proj(x)
+        x = x.transpose(1, 2)
+        for conv in self.convs:
+            x = nn.functional.gelu(conv(x))
+        return x.transpose(1, 2)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        for _ in self.convs:
+            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+        return lengths
+
+
+class RelationPrompts(nn.Module):
+    """R learnable relation queries attend over the speech sequence: (B, S, D) to (B, R, D)."""
+
+    def __init__(self, dim: int, relations: int, heads: int) -> None:
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(relations, dim) * dim ** -0.5)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, speech: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        queries = self.queries.unsqueeze(0).expand(speech.shape[0], -1, -1)
+        prompts, _ = self.attention(queries, speech, speech, key_padding_mask=padding,
+                                    need_weights=False)
+        return self.norm(prompts + queries)
+
+
+class MCAMModel(PreTrainedModel):
+    config_class = MCAMConfig
+    base_model_prefix = "mcam"
+    main_input_name = "input_values"
+
+    def __init__(self, config: MCAMConfig) -> None:
+        super().__init__(config)
+        bart_config = config.bart_config
+        self.speech_encoder = Wav2Vec2Model(config.speech_encoder_config)
+        self.adapter = LengthAdapter(config.speech_encoder_config.hidden_size, bart_config.d_model,
+                                     config.adapter_layers)
+        self.prompts = (RelationPrompts(bart_config.d_model, max(1, len(config.relations)),
+                                        bart_config.encoder_attention_heads)
+                        if config.alignment == "mcam" else None)
+        # The BART encoder here holds the top N layers: the shared semantic projection.
+        self.bart = BartForConditionalGeneration(bart_config)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Sub-models initialise themselves; the adapter and prompts keep torch's defaults.
+        pass
+
+    @staticmethod
+    def prepare_waveforms(waveforms: list[np.ndarray], device: torch.device | str = "cpu"
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """int16 or float waveforms at 16 kHz to normalised, padded (B, T) values and mask."""
+        longest = max(len(w) for w in waveforms)
+        values = torch.zeros(len(waveforms), longest)
+        mask = torch.zeros(len(waveforms), longest, dtype=torch.long)
+        for i, w in enumerate(waveforms):
+            x = torch.as_tensor(np.asarray(w), dtype=torch.float32)
+            if np.asarray(w).dtype == np.int16:
+                x = x / 32768.0
+            x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
+            values[i, : len(x)] = x
+            mask[i, : len(x)] = 1
+        return values.to(device), mask.to(device)
+
+    def encode(self, input_values: torch.Tensor, attention_mask: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Speech to the decoder's memory: (B, T) to (B, L, D) hidden states and (B, L) mask."""
+        speech = self.speech_encoder(input_values, attention_mask=attention_mask).last_hidden_state
+        lengths = self.speech_encoder._get_feat_extract_output_lengths(attention_mask.sum(-1))
+        hidden = self.adapter(speech)
+        lengths = self.adapter.output_lengths(lengths).clamp(min=1, max=hidden.shape[1])
+        mask = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None])
+        if self.prompts is None:
+            return hidden, mask.long()
+        prompts = self.prompts(hidden, ~mask)
+        hidden = torch.cat([prompts, hidden], dim=1)
+        mask = torch.cat([torch.ones(mask.shape[0], prompts.shape[1], dtype=torch.bool,
+                                     device=mask.device), mask], dim=1).long()
+        projected = self.bart.model.encoder(inputs_embeds=hidden, attention_mask=mask)
+        return projected.last_hidden_state, mask
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor,
+                labels: torch.Tensor | None = None,
+                decoder_input_ids: torch.Tensor | None = None):
+        memory, memory_mask = self.encode(input_values, attention_mask)
+        return self.bart(encoder_outputs=BaseModelOutput(last_hidden_state=memory),
+                         attention_mask=memory_mask, labels=labels,
+                         decoder_input_ids=decoder_input_ids)
+
+    @torch.inference_mode()
+    def generate_tokens(self, input_values: torch.Tensor, attention_mask: torch.Tensor,
+                        max_new_tokens: int = 96, num_beams: int = 1
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batched decoding with the KV cache: (B, N) token ids and (B, N) log-probabilities."""
+        memory, memory_mask = self.encode(input_values, attention_mask)
+        out = self.bart.generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=memory),
+            attention_mask=memory_mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
+            do_sample=False, output_scores=True, return_dict_in_generate=True)
+        scores = self.bart.compute_transition_scores(
+            out.sequences, out.scores, getattr(out, "beam_indices", None), normalize_logits=True)
+        generated = out.sequences[:, -scores.shape[1]:]
+        return generated, scores
+
+
+# So AutoConfig/AutoModel (and AutoTokenizer, which reads config.json) know the model type.
+def _register() -> None:
+    from transformers import AutoConfig, AutoModel
+
+    AutoConfig.register(MCAMConfig.model_type, MCAMConfig, exist_ok=True)
+    AutoModel.register(MCAMConfig, MCAMModel, exist_ok=True)
+
+
+_register()

@@ -1,0 +1,1 @@
+"""The streaming server: HTTP routes, WebSocket sessions, rooms and metrics."""

@@ -1,0 +1,247 @@
+"""`streamre serve`: HTTP routes and the streaming WebSocket on one port (websockets' asyncio API).
+
+The server owns the rooms, the inference engine and the metrics; each connection gets a
+`Session`. Lifecycle: `start()` listens at once and loads the model in the background
+(`/healthz` answers 200 only once it is loaded and warmed up); `shutdown()` stops accepting,
+finishes every producer (flush, inference, `done`), closes viewers, then stops the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import mimetypes
+import signal
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Callable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from streamre import WEB_CLIENT_DIR
+from streamre.audio import VadConfig
+from streamre.config import ServeConfig
+from streamre.graph import Mention, RoomGraph
+from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
+from streamre.server.metrics import Metrics
+from streamre.server.outbox import Outbox
+from streamre.server.session import ROOM_NAME, Session
+from streamre.triplets import Triplet
+
+log = logging.getLogger("streamre.server")
+
+STREAM_PATH = "/v1/stream"
+CLOSE_GOING_AWAY = 1001
+CLOSE_SERVER_FULL = 1013
+
+
+@dataclass
+class Room:
+    """A room's graph and the outboxes of everyone in it (producers and viewers)."""
+    name: str
+    graph: RoomGraph
+    members: set[Outbox] = field(default_factory=set)
+
+    def apply(self, triplets: list[Triplet], mention: Mention) -> None:
+        delta = self.graph.apply(triplets, mention)
+        if delta is None:
+            return
+        text = json.dumps(delta.to_message())  # serialised once for every member
+        for outbox in list(self.members):
+            outbox.send_graph_delta(delta.version, text)
+
+
+class StreamServer:
+    def __init__(self, config: ServeConfig,
+                 load_extractor: Callable[[], TripletExtractor] | None = None) -> None:
+        self.config = config
+        self.vad_config = VadConfig.from_settings(config)
+        self.metrics = Metrics()
+        self.rooms: dict[str, Room] = {}
+        self.sessions: set[Session] = set()
+        self.engine = InferenceEngine(
+            load_extractor or (lambda: ModelExtractor(config.model or None, config.device,
+                                                       config.threads, config.max_new_tokens)),
+            max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics)
+        self._server: Server | None = None
+        self._loading: asyncio.Task | None = None
+        self._accepting = True
+        self.stopped = asyncio.Event()  # set when the model failed to load, or on shutdown
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
+        origins = None
+        if self.config.allowed_origins:
+            origins = list(self.config.allowed_origins) + [None]  # non-browser clients send none
+        self._server = await serve(
+            self._handle, self.config.host, self.config.port, process_request=self._http,
+            max_size=self.config.max_message_bytes, origins=origins, ping_interval=20,
+            ping_timeout=20, logger=logging.getLogger("streamre.websockets"))
+        self._loading = asyncio.create_task(self._load_model())
+
+    async def _load_model(self) -> None:
+        try:
+            await self.engine.start()
+        except Exception:
+            log.exception("the model could not be loaded")
+            self.stopped.set()
+            return
+        extractor = self.engine.extractor
+        log.info("model %s ready on %s", extractor.name, extractor.device)
+
+    @property
+    def port(self) -> int:
+        return self._server.sockets[0].getsockname()[1]
+
+    def room(self, name: str) -> Room:
+        if name not in self.rooms:
+            self.rooms[name] = Room(name, RoomGraph(name))
+        return self.rooms[name]
+
+    async def shutdown(self) -> None:
+        """Stop accepting; finish producers (flush, infer, `done`); close viewers; stop the model."""
+        self._accepting = False
+        if self._server is not None:
+            self._server.close(close_connections=False)
+        sessions = list(self.sessions)
+        await asyncio.gather(*(s.finish(connected=True) for s in sessions if s.role == "producer"),
+                             return_exceptions=True)
+        for session in sessions:
+            if session.role != "producer":
+                await session.ws.close(CLOSE_GOING_AWAY, "server shutting down")
+        if self._server is not None:
+            await self._server.wait_closed()
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        await self.engine.close()
+        self.stopped.set()
+
+    async def run_until_signal(self) -> int:
+        """Serve until SIGINT/SIGTERM (graceful) or a failed model load (exit status 1)."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        log.info("listening on http://%s:%d/", self.config.host, self.port)
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self.stopped.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+        failed = self.engine.load_error is not None
+        log.info("shutting down")
+        await self.shutdown()
+        return 1 if failed else 0
+
+    # -- WebSocket --------------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        if urlsplit(ws.request.path).path != STREAM_PATH:
+            await ws.close(1008, "no WebSocket at this path")
+            return
+        if not self._accepting or len(self.sessions) >= self.config.max_sessions:
+            self.metrics.sessions_rejected.labels("full").inc()
+            await ws.close(CLOSE_SERVER_FULL, "server full, try later")
+            return
+        session = Session(self, ws)
+        self.sessions.add(session)
+        try:
+            async for message in ws:
+                await session.on_message(message)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("session %s failed", session.id)
+            await ws.close(1011, "server error")
+        finally:
+            await session.close()
+            self.sessions.discard(session)
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def _authorized(self, request: Request) -> bool:
+        token = self.config.token
+        if not token:
+            return True
+        header = request.headers.get("Authorization", "")
+        offered = header[7:] if header.startswith("Bearer ") else ""
+        if not offered:
+            offered = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
+        return hmac.compare_digest(offered.encode(), token.encode())
+
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        if not self._authorized(request):
+            self.metrics.sessions_rejected.labels("auth").inc()
+            return _json(HTTPStatus.UNAUTHORIZED, {"error": "unauthorized",
+                                                  "message": "a valid bearer token is required"},
+                         [("WWW-Authenticate", 'Bearer realm="streamre"')])
+        path = unquote(urlsplit(request.path).path)
+        if path == STREAM_PATH:
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                return None  # on to the WebSocket handshake
+            return _json(HTTPStatus.UPGRADE_REQUIRED,
+                         {"error": "upgrade_required", "message": "this path is a WebSocket"})
+        if path == "/healthz":
+            return self._healthz()
+        if path == "/metrics":
+            return _response(HTTPStatus.OK, self.metrics.render(), self.metrics.content_type)
+        if path == "/v1/rooms":
+            return _json(HTTPStatus.OK, [
+                {"room": r.name, "nodes": r.graph.node_count, "edges": r.graph.edge_count,
+                 "version": r.graph.version, "clients": len(r.members)}
+                for r in sorted(self.rooms.values(), key=lambda r: r.name)])
+        if path.startswith("/v1/rooms/") and path.endswith("/graph"):
+            return self._room_graph(path[len("/v1/rooms/"):-len("/graph")], request)
+        return self._static(path)
+
+    def _healthz(self) -> Response:
+        if self.engine.ready.is_set():
+            extractor = self.engine.extractor
+            return _json(HTTPStatus.OK, {"status": "ok", "model": extractor.name,
+                                         "device": extractor.device})
+        state = "error" if self.engine.load_error is not None else "loading"
+        return _json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": state})
+
+    def _room_graph(self, name: str, request: Request) -> Response:
+        if not ROOM_NAME.match(name) or name not in self.rooms:
+            return _json(HTTPStatus.NOT_FOUND, {"error": "no_such_room", "room": name})
+        graph = self.rooms[name].graph
+        fmt = parse_qs(urlsplit(request.path).query).get("format", ["json"])[0]
+        if fmt == "graphml":
+            return _response(HTTPStatus.OK, graph.to_graphml().encode(),
+                             "application/graphml+xml; charset=utf-8")
+        if fmt != "json":
+            return _json(HTTPStatus.BAD_REQUEST, {"error": "bad_format",
+                                                 "message": "format is json or graphml"})
+        return _json(HTTPStatus.OK, graph.to_json())
+
+    def _static(self, path: str) -> Response:
+        name = "index.html" if path == "/" else path.lstrip("/")
+        root = WEB_CLIENT_DIR.resolve()
+        file = (root / name).resolve()
+        if root not in file.parents or not file.is_file():
+            return _json(HTTPStatus.NOT_FOUND, {"error": "not_found", "path": path})
+        kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if kind.startswith("text/") or kind.endswith("javascript"):
+            kind += "; charset=utf-8"
+        return _response(HTTPStatus.OK, file.read_bytes(), kind)
+
+
+def _response(status: HTTPStatus, body: bytes, content_type: str,
+              extra: list[tuple[str, str]] = ()) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store"), ("Connection", "close"), *extra])
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _json(status: HTTPStatus, payload, extra: list[tuple[str, str]] = ()) -> Response:
+    return _response(status, json.dumps(payload).encode(), "application/json", extra)

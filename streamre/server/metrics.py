@@ -1,0 +1,50 @@
+"""Prometheus metrics of one server, on a registry of its own (several servers per process in tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.sessions_active = Gauge("streamre_sessions_active", "Open sessions", ["role"], registry=r)
+        self.sessions_total = Counter("streamre_sessions", "Sessions opened", ["role"], registry=r)
+        self.sessions_rejected = Counter("streamre_sessions_rejected", "Connections refused",
+                                         ["reason"], registry=r)
+        self.audio_seconds = Counter("streamre_audio_seconds", "Audio received, 16 kHz seconds",
+                                     registry=r)
+        self.segments = Counter("streamre_segments", "Segments closed and queued", ["forced_split"],
+                                registry=r)
+        self.segments_dropped = Counter("streamre_segments_dropped_short",
+                                        "Utterances dropped as shorter than the minimum", registry=r)
+        self.triplets = Counter("streamre_triplets", "Triplets extracted", registry=r)
+        self.errors = Counter("streamre_errors", "Error messages sent to clients", ["code"],
+                              registry=r)
+        self.lagging = Counter("streamre_lagging_warnings", "Lagging warnings sent", registry=r)
+        self.viewer_resyncs = Counter("streamre_viewer_resyncs",
+                                      "Slow clients whose queued graph updates were replaced by a snapshot",
+                                      registry=r)
+        self.latency = Histogram("streamre_segment_latency_seconds",
+                                 "Segment end to its triplets message", buckets=LATENCY_BUCKETS,
+                                 registry=r)
+        self.queue_seconds = Histogram("streamre_inference_queue_seconds",
+                                       "Wait before the model call", buckets=LATENCY_BUCKETS, registry=r)
+        self.infer_seconds = Histogram("streamre_inference_seconds", "Model call per batch",
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("streamre_inference_batch_size", "Segments per model call",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.real_time_factor = Histogram("streamre_inference_real_time_factor",
+                                          "Model time over audio time per batch",
+                                          buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+                                          registry=r)
+        self.inference_queue = Gauge("streamre_inference_queue", "Segments waiting for the model",
+                                     registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,101 @@
+"""One client's bounded send queue, drained by its own writer task.
+
+Session messages (`ready`, `vad`, `segment`, `triplets`, `done`, ...) are never dropped: each
+answers this client's own audio, so their number is bounded by it. Graph updates are shared by
+the room; when a client falls `limit` messages behind, its queued graph updates are replaced by
+one snapshot taken when it is sent, so a slow viewer costs the room nothing and never sees a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from typing import Callable
+
+from websockets.exceptions import ConnectionClosed
+
+_SNAPSHOT = object()
+
+
+class Outbox:
+    def __init__(self, ws, limit: int, on_resync: Callable[[], None] | None = None) -> None:
+        self.ws = ws
+        self.limit = limit
+        self.snapshot_source: Callable[[], dict] | None = None
+        self._on_resync = on_resync
+        self._items: deque = deque()  # str (a session message) | (version, str) | _SNAPSHOT
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._version = -1  # graph version this client has been sent up to
+        self.closed = False
+        self.task = asyncio.create_task(self._run(), name="outbox")
+
+    def send(self, message: dict) -> None:
+        self._put(json.dumps(message))
+
+    def send_graph_delta(self, version: int, text: str) -> None:
+        self._put((version, text))
+        if len(self._items) > self.limit:
+            self._resync()
+
+    def send_snapshot(self) -> None:
+        self._put(_SNAPSHOT)
+
+    def _put(self, item) -> None:
+        if self.closed:
+            return
+        self._items.append(item)
+        self._idle.clear()
+        self._wakeup.set()
+
+    def _resync(self) -> None:
+        kept = [i for i in self._items if isinstance(i, str)]
+        self._items = deque(kept + [_SNAPSHOT])
+        if self._on_resync:
+            self._on_resync()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until everything queued so far is written (or the connection is gone)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._items:
+                    item = self._items.popleft()
+                    if item is _SNAPSHOT:
+                        if self.snapshot_source is None:
+                            continue
+                        snapshot = self.snapshot_source()
+                        self._version = snapshot["version"]
+                        await self.ws.send(json.dumps(snapshot))
+                    elif isinstance(item, tuple):
+                        version, text = item
+                        if version <= self._version:
+                            continue  # already inside a snapshot this client was sent
+                        self._version = version
+                        await self.ws.send(text)
+                    else:
+                        await self.ws.send(item)
+                self._idle.set()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed = True
+            self._items.clear()
+            self._idle.set()
+
+    async def close(self) -> None:
+        self.closed = True
+        self.task.cancel()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass

@@ -1,0 +1,18 @@
+"""The `Triplet`, the one data type that flows from the model to the graph."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Triplet:
+    head: str
+    relation: str
+    tail: str
+    confidence: float = 1.0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["confidence"] = round(float(self.confidence), 4)
+        return d

@@ -1,0 +1,117 @@
+"""Shared fixtures: speech synthesised with espeak-ng, a tiny real checkpoint, a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamre.audio import read_audio
+from streamre.config import ServeConfig
+
+SENTENCES = [
+    "David Chen works for the World Bank.",
+    "Maria Lopez lives in Boston.",
+]
+
+
+def synthesize(text: str, path: Path, voice: str = "en-us", speed: int = 160) -> Path:
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed (./dev.sh test installs it)")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text],
+                   check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture(scope="session")
+def utterance_wav(speech_dir) -> Path:
+    """One sentence of speech at espeak's native 22050 Hz."""
+    return synthesize(SENTENCES[0], speech_dir / "utterance.wav")
+
+
+@pytest.fixture(scope="session")
+def meeting_audio(speech_dir) -> np.ndarray:
+    """Two utterances with a second of silence around each, 16 kHz int16."""
+    silence = np.zeros(16000, dtype=np.int16)
+    parts = [silence]
+    for i, text in enumerate(SENTENCES):
+        parts += [read_audio(synthesize(text, speech_dir / f"s{i}.wav")), silence]
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="session")
+def meeting_wav(speech_dir, meeting_audio) -> Path:
+    import soundfile
+
+    path = speech_dir / "meeting.wav"
+    soundfile.write(path, meeting_audio, 16000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from streamre.model import create_checkpoint
+
+    return create_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", preset="tiny", seed=1)
+
+
+class LiveServer:
+    """A `StreamServer` on a random port, on an event loop in a background thread."""
+
+    def __init__(self, config: ServeConfig, load_extractor=None) -> None:
+        from streamre.server.app import StreamServer
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = self.call(lambda: _construct(StreamServer, config, load_extractor))
+        self.call(self.server.start)
+        self.call(lambda: asyncio.wait_for(self.server.engine.ready.wait(), 60))
+        self.port = self.server.port
+
+    def call(self, make_coro, timeout: float = 120):
+        return asyncio.run_coroutine_threadsafe(make_coro(), self.loop).result(timeout)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/stream"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.call(self.server.shutdown)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+async def _construct(cls, config, load_extractor):
+    return cls(config, load_extractor)  # the server's asyncio objects belong to this loop
+
+
+@pytest.fixture
+def make_server(tiny_checkpoint, tmp_path):
+    servers: list[LiveServer] = []
+
+    def make(**settings) -> LiveServer:
+        config = replace(ServeConfig(port=0, model=str(tiny_checkpoint),
+                                     data_dir=str(tmp_path / "data"), gather_ms=5), **settings)
+        server = LiveServer(config)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
