@@ -96,7 +96,8 @@ def _kind(f: dataclasses.Field) -> type:
     return {"str": str, "int": int, "float": float, "tuple[str, ...]": tuple}[str(f.type)]
 
 
-def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
+def _coerce(f: dataclasses.Field, value: Any, source: str, from_text: bool = True) -> Any:
+    """`value` as the field's type; text (flags, environment) is parsed, TOML values must match."""
     kind = _kind(f)
     try:
         if kind is tuple:
@@ -109,7 +110,7 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
             raise ValueError
         if kind is float and isinstance(value, int):
             return float(value)
-        if isinstance(value, str) and kind is not str:
+        if isinstance(value, str) and kind is not str and from_text:
             return kind(value)
         if not isinstance(value, kind):
             raise ValueError
@@ -124,7 +125,7 @@ def env_name(name: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `--config` and one flag per setting; unset flags stay None so lower sources show."""
-    parser.add_argument("--config", metavar="FILE.toml", default=os.environ.get(env_name("config")),
+    parser.add_argument("--config", metavar="FILE.toml", default=None,
                         help=f"TOML file with settings (env {env_name('config')})")
     for f in _fields():
         shown = ",".join(f.default) if isinstance(f.default, tuple) else f.default
@@ -142,7 +143,7 @@ def load_config(args: argparse.Namespace | None = None,
                 environ: Mapping[str, str] | None = None) -> ServeConfig:
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    config_file = getattr(args, "config", None) if args is not None else environ.get(env_name("config"))
+    config_file = getattr(args, "config", None) or environ.get(env_name("config"))
     if config_file:
         values.update(_read_toml(Path(config_file)))
     for f in _fields():
@@ -167,4 +168,5 @@ def _read_toml(path: Path) -> dict[str, Any]:
     unknown = sorted(set(table) - set(known) - {"serve"})
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
-    return {k: _coerce(known[k], v, f"{path}") for k, v in table.items() if k in known}
+    return {k: _coerce(known[k], v, str(path), from_text=False)
+            for k, v in table.items() if k in known}

@@ -66,6 +66,36 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return create_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", preset="tiny", seed=1)
 
 
+FACT = ("David Chen", "Work_For", "World Bank")
+
+
+@pytest.fixture(scope="session")
+def fact_checkpoint(tmp_path_factory) -> Path:
+    """A tiny checkpoint trained (a few seconds, real gradient steps) to hear one fact in any
+    sound, so tests can watch triplets travel from a forward pass to the room graph."""
+    import torch
+
+    from streamre.model import MCAMModel, create_checkpoint, load_checkpoint
+    from streamre.model.linearize import linearize
+
+    path = create_checkpoint(tmp_path_factory.mktemp("ckpt") / "fact", preset="tiny", seed=1)
+    model, tokenizer = load_checkpoint(str(path))
+    model.train()
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    labels = tokenizer([linearize([FACT])] * 3, return_tensors="pt").input_ids[:, 1:].contiguous()
+    for _ in range(60):
+        waves = [(rng.standard_normal(int(16000 * rng.uniform(0.3, 1.5))) * rng.uniform(100, 5000)
+                  ).astype(np.int16) for _ in range(3)]
+        loss = model(*MCAMModel.prepare_waveforms(waves), labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval().save_pretrained(path)
+    return path
+
+
 class LiveServer:
     """A `StreamServer` on a random port, on an event loop in a background thread."""
 
@@ -92,6 +122,8 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
         self.call(self.server.shutdown)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
@@ -102,11 +134,11 @@ async def _construct(cls, config, load_extractor):
 
 
 @pytest.fixture
-def make_server(tiny_checkpoint, tmp_path):
+def make_server(fact_checkpoint, tmp_path):
     servers: list[LiveServer] = []
 
     def make(**settings) -> LiveServer:
-        config = replace(ServeConfig(port=0, model=str(tiny_checkpoint),
+        config = replace(ServeConfig(port=0, model=str(fact_checkpoint),
                                      data_dir=str(tmp_path / "data"), gather_ms=5), **settings)
         server = LiveServer(config)
         servers.append(server)

@@ -1,0 +1,108 @@
+"""The command line as users run it: real processes, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from conftest import FACT
+
+STREAMRE = [sys.executable, "-m", "streamre"]
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*STREAMRE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def start_server(*args: str) -> tuple[subprocess.Popen, int]:
+    process = subprocess.Popen([*STREAMRE, "serve", "--port", "0", *args],
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if match := re.search(r"listening on http://[\d.]+:(\d+)/", line):
+            port = int(match.group(1))
+            break
+        if not line and process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}")
+    else:
+        raise AssertionError("server did not start")
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return process, port
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("healthz never turned 200")
+
+
+def test_extract_prints_one_json_line_per_segment(fact_checkpoint, meeting_wav, tmp_path):
+    result = run("extract", str(meeting_wav), "--model", str(fact_checkpoint))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["segment_id"] for line in lines] == [0, 1]
+    for line in lines:
+        assert line["file"] == str(meeting_wav) and line["start"] < line["end"]
+        assert [(t["head"], t["relation"], t["tail"]) for t in line["triplets"]] == [FACT]
+
+    (tmp_path / "junk.wav").write_bytes(b"not audio")
+    bad = run("extract", str(tmp_path / "junk.wav"), "--model", str(fact_checkpoint))
+    assert bad.returncode != 0 and "cannot read audio" in bad.stderr and not bad.stdout
+
+
+def test_errors_are_one_line_and_non_zero(tmp_path):
+    result = run("serve", "--max-sessions", "zero")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "max_sessions" in result.stderr
+    missing = run("extract", "x.wav", "--model", str(tmp_path / "no-model"))
+    assert missing.returncode == 2 and "cannot load model" in missing.stderr
+
+
+def test_serve_fails_fast_when_the_model_cannot_load(tmp_path):
+    result = run("serve", "--port", "0", "--model", str(tmp_path / "no-model"),
+                 "--data-dir", str(tmp_path / "d"))
+    assert result.returncode == 1 and "could not be loaded" in result.stderr
+
+
+def test_serve_stream_and_sigterm(fact_checkpoint, meeting_wav, utterance_wav, tmp_path):
+    server, port = start_server("--model", str(fact_checkpoint), "--data-dir", str(tmp_path / "d"))
+    url = f"ws://127.0.0.1:{port}/v1/stream"
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            assert b"streamre" in r.read()
+        result = run("stream", str(meeting_wav), "--url", url, "--room", "cli")
+        assert result.returncode == 0, result.stderr
+        messages = [json.loads(line) for line in result.stdout.splitlines()]
+        assert messages[0]["type"] == "ready" and messages[-1] == {"type": "done"}
+        assert len([m for m in messages if m["type"] == "triplets"]) == 2
+
+        # SIGTERM while a real-time stream is open: the stream still gets its answer and `done`.
+        client = subprocess.Popen([*STREAMRE, "stream", str(utterance_wav), "--url", url,
+                                   "--realtime"], stdout=subprocess.PIPE, text=True)
+        first = client.stdout.readline()
+        assert json.loads(first)["type"] == "ready"
+        time.sleep(1.2)  # inside the utterance
+        server.send_signal(signal.SIGTERM)
+        rest = [json.loads(line) for line in client.stdout.read().splitlines()]
+        assert client.wait(30) == 0
+        assert rest[-1] == {"type": "done"}
+        assert [m["triplets"][0]["head"] for m in rest if m["type"] == "triplets"] == [FACT[0]]
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.stderr.close()
+
+
+def test_default_model_is_bundled():
+    from streamre.model import DEFAULT_MODEL_NAME, resolve_model
+
+    folder = resolve_model("")
+    assert folder.endswith(DEFAULT_MODEL_NAME) and os.path.isfile(folder + "/model.safetensors")

@@ -1,0 +1,78 @@
+"""The MCAM-shaped model: real forward passes, save/load, loading errors, the extractor seam."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from streamre.inference import ModelExtractor
+from streamre.model import MCAMModel, create_checkpoint, load_checkpoint
+from streamre.model.linearize import Piece
+
+
+def noise(seconds: float, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(int(16000 * seconds)) * 2000).astype(np.int16)
+
+
+def test_checkpoint_folder_has_the_hf_files(tiny_checkpoint):
+    names = {p.name for p in tiny_checkpoint.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= names
+
+
+def test_save_then_load_gives_identical_outputs(tiny_checkpoint, tmp_path):
+    model, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    values, mask = MCAMModel.prepare_waveforms([noise(1.0, 0), noise(0.6, 1)])
+    labels = tokenizer(["<triplet> a <subj> b <obj> Kill"] * 2, return_tensors="pt").input_ids
+    with torch.no_grad():
+        loss = model(values, mask, labels=labels).loss
+    model.save_pretrained(tmp_path / "again")
+    tokenizer.save_pretrained(tmp_path / "again")
+    reloaded, _ = load_checkpoint(str(tmp_path / "again"))
+    with torch.no_grad():
+        assert torch.equal(reloaded(values, mask, labels=labels).loss, loss)
+        a = model.generate_tokens(values, mask, max_new_tokens=8)
+        b = reloaded.generate_tokens(values, mask, max_new_tokens=8)
+    assert torch.equal(a[0], b[0]) and torch.allclose(a[1], b[1])
+    assert torch.isfinite(loss) and loss > 0
+
+
+def test_padding_does_not_change_a_segments_output(tiny_checkpoint):
+    model, _ = load_checkpoint(str(tiny_checkpoint))
+    short = noise(0.7, 2)
+    alone = model.generate_tokens(*MCAMModel.prepare_waveforms([short]), max_new_tokens=6)
+    batched = model.generate_tokens(*MCAMModel.prepare_waveforms([noise(2.0, 3), short]),
+                                    max_new_tokens=6)
+    assert torch.equal(alone[0][0], batched[0][1])
+
+
+def test_baseline_without_alignment_runs(tmp_path):
+    path = create_checkpoint(tmp_path / "lna", alignment="none")
+    model, _ = load_checkpoint(str(path))
+    assert model.prompts is None
+    ids, scores = model.generate_tokens(*MCAMModel.prepare_waveforms([noise(0.5, 4)]),
+                                        max_new_tokens=4)
+    assert ids.shape == scores.shape and (scores <= 0).all()
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cannot load model"):
+        load_checkpoint(str(tmp_path / "nothing-here"))
+
+
+def test_extractor_maps_tokens_to_scored_triplets(tiny_checkpoint):
+    extractor = ModelExtractor(str(tiny_checkpoint), device="cpu", max_new_tokens=12)
+    tok = extractor.tokenizer
+    ids = tok("<triplet> David Chen <subj> World Bank <obj> Work_For", add_special_tokens=False
+              ).input_ids + [tok.eos_token_id, 5, 6]
+    pieces = extractor._pieces(ids, [-0.1] * len(ids))
+    assert [p.text for p in pieces if p.text.startswith("<")] == ["<triplet>", "<subj>", "<obj>"]
+    from streamre.model.linearize import parse_pieces
+
+    (triplet,) = parse_pieces(pieces)
+    assert (triplet.head, triplet.relation, triplet.tail) == ("David Chen", "Work_For", "World Bank")
+    assert triplet.confidence == pytest.approx(np.exp(-0.1))
+    # And a real batched forward pass through the seam gives one answer per waveform.
+    results = extractor.extract([noise(1.0, 5), noise(0.3, 6), noise(2.0, 7)])
+    assert len(results) == 3 and all(isinstance(r, list) for r in results)
+    assert Piece("x").logprob == 0.0

@@ -1,0 +1,461 @@
+"""PROTOCOL.md against a real server on a random port, with a real websockets client and speech
+synthesised by espeak-ng."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import soxr
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from conftest import FACT
+from streamre.graph import edge_id
+from streamre.server.session import Session
+
+FACT_ID = edge_id(*FACT)
+
+
+def http_get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def pcm_frames(audio: np.ndarray, rate: int, ms: int = 100) -> list[bytes]:
+    step = rate * ms // 1000
+    return [audio[i:i + step].astype("<i2").tobytes() for i in range(0, len(audio), step)]
+
+
+def start_message(room="default", rate=16000, **extra) -> str:
+    return json.dumps({"type": "start", "protocol": 1, "room": room, "sample_rate": rate,
+                       "encoding": "pcm_s16le", "channels": 1, **extra})
+
+
+async def receive_all(ws, timeout: float = 60) -> list[dict]:
+    """Every message until the server closes the connection."""
+    messages = []
+    try:
+        async with asyncio.timeout(timeout):
+            async for m in ws:
+                messages.append(json.loads(m))
+    except ConnectionClosed:
+        pass
+    return messages
+
+
+async def stream(url: str, audio: np.ndarray, rate: int = 16000, room: str = "default",
+                 frames: list[bytes] | None = None, **start) -> tuple[list[dict], int]:
+    async with connect(url, max_size=None) as ws:  # a snapshot may be large
+        await ws.send(start_message(room, rate, **start))
+        for frame in frames if frames is not None else pcm_frames(audio, rate):
+            await ws.send(frame)
+        await ws.send(json.dumps({"type": "stop"}))
+        messages = await receive_all(ws)
+    return messages, ws.close_code
+
+
+def of_type(messages: list[dict], kind: str) -> list[dict]:
+    return [m for m in messages if m["type"] == kind]
+
+
+def wait_for(predicate, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+# -- the happy path -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", [16000, 8000, 22050, 48000])
+def test_stream_meeting_end_to_end(make_server, meeting_audio, rate):
+    server = make_server()
+    audio = meeting_audio if rate == 16000 else soxr.resample(meeting_audio, 16000, rate)
+    messages, code = asyncio.run(stream(server.url, audio, rate, room="standup", speaker="alice"))
+
+    assert code == 1000
+    assert [m["type"] for m in messages[:2]] == ["ready", "graph"]
+    ready, snapshot = messages[:2]
+    assert ready["room"] == "standup" and ready["protocol"] == 1 and ready["session_id"]
+    assert snapshot["op"] == "snapshot" and snapshot["version"] == 0
+    assert messages[-1] == {"type": "done"}
+
+    segments = of_type(messages, "segment")
+    triplets = of_type(messages, "triplets")
+    assert len(segments) == 2  # one per utterance
+    # Exactly one `triplets` per segment, matching its id and times, before `done`.
+    assert sorted(t["segment_id"] for t in triplets) == [s["segment_id"] for s in segments]
+    for s, t in zip(segments, sorted(triplets, key=lambda t: t["segment_id"])):
+        assert (t["start"], t["end"]) == (s["start"], s["end"])
+        assert {"latency_ms", "queue_ms", "infer_ms"} <= set(t)
+        assert [(x["head"], x["relation"], x["tail"]) for x in t["triplets"]] == [FACT]
+        assert 0 < t["triplets"][0]["confidence"] <= 1
+    vad = of_type(messages, "vad")
+    assert [v["event"] for v in vad] == ["speech_start", "speech_end"] * 2
+    assert [v["t"] for v in vad] == sorted(v["t"] for v in vad)
+    # Utterances are at 1 s and after; times are stream seconds whatever the input rate.
+    assert 0.5 < segments[0]["start"] < 1.0 < segments[0]["end"] < segments[1]["start"]
+
+    deltas = [m for m in of_type(messages, "graph") if m["op"] == "delta"]
+    assert [d["version"] for d in deltas] == [1, 2]
+    assert deltas[-1]["edges"][0]["id"] == FACT_ID and deltas[-1]["edges"][0]["mentions"] == 2
+
+    status, _, body = http_get(server.http + "/v1/rooms/standup/graph")
+    graph = json.loads(body)
+    assert status == 200 and graph["version"] == 2
+    (edge,) = graph["edges"]
+    assert edge["id"] == FACT_ID and edge["mentions"] == 2 and edge["speakers"] == ["alice"]
+
+
+def test_http_routes(make_server):
+    server = make_server()
+    status, headers, body = http_get(server.http + "/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok", "model": "fact", "device": "cpu"}
+    status, headers, body = http_get(server.http + "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html") and b"<html" in body
+    status, headers, _ = http_get(server.http + "/app.js")
+    assert status == 200 and "javascript" in headers["Content-Type"]
+    assert http_get(server.http + "/../pyproject.toml")[0] == 404
+    assert http_get(server.http + "/v1/rooms/nowhere/graph")[0] == 404
+    assert http_get(server.http + "/v1/stream")[0] == 426
+    assert json.loads(http_get(server.http + "/v1/rooms")[2]) == []
+
+    asyncio.run(stream(server.url, np.zeros(0, np.int16), room="empty"))
+    rooms = json.loads(http_get(server.http + "/v1/rooms")[2])
+    assert rooms == [{"room": "empty", "nodes": 0, "edges": 0, "version": 0, "clients": 0}]
+    status, headers, body = http_get(server.http + "/v1/rooms/empty/graph?format=graphml")
+    assert status == 200 and "graphml" in headers["Content-Type"] and b"<graphml" in body
+    assert http_get(server.http + "/v1/rooms/empty/graph?format=csv")[0] == 400
+
+    status, headers, body = http_get(server.http + "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert b'streamre_sessions_total{role="producer"} 1.0' in body
+    assert b"streamre_segment_latency_seconds_bucket" in body
+
+
+def test_healthz_waits_for_the_model(tiny_checkpoint, tmp_path):
+    from streamre.config import ServeConfig
+    from streamre.inference import ModelExtractor
+    from streamre.server.app import StreamServer
+
+    async def scenario():
+        release = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def slow_load():
+            asyncio.run_coroutine_threadsafe(release.wait(), loop).result(30)
+            return ModelExtractor(str(tiny_checkpoint), "cpu")
+
+        server = StreamServer(ServeConfig(port=0, data_dir=str(tmp_path)), slow_load)
+        await server.start()
+        url = f"http://127.0.0.1:{server.port}/healthz"
+        before = await asyncio.to_thread(http_get, url)
+        release.set()
+        await asyncio.wait_for(server.engine.ready.wait(), 30)
+        after = await asyncio.to_thread(http_get, url)
+        await server.shutdown()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    assert before[0] == 503 and json.loads(before[2])["status"] == "loading"
+    assert after[0] == 200
+
+
+# -- bad input and faults -----------------------------------------------------------------------
+
+def test_audio_before_start_is_a_protocol_violation(make_server):
+    server = make_server()
+
+    async def scenario():
+        async with connect(server.url) as ws:
+            await ws.send(b"\x00\x01" * 160)
+            messages = await receive_all(ws)
+        return messages, ws.close_code
+
+    messages, code = asyncio.run(scenario())
+    assert messages[0]["type"] == "error" and messages[0]["code"] == "audio_before_start"
+    assert code == 4400
+
+
+@pytest.mark.parametrize("start, code", [
+    ({"encoding": "opus"}, "unsupported_encoding"),
+    ({"sample_rate": 96000}, "bad_sample_rate"),
+    ({"sample_rate": 7999}, "bad_sample_rate"),
+    ({"sample_rate": "16000"}, "bad_sample_rate"),
+    ({"channels": 2}, "unsupported_channels"),
+    ({"protocol": 2}, "unsupported_protocol"),
+    ({"room": "a/b"}, "bad_room"),
+])
+def test_bad_start_is_refused_with_4400(make_server, start, code):
+    server = make_server()
+
+    async def scenario():
+        async with connect(server.url) as ws:
+            message = json.loads(start_message())
+            message.update(start)
+            await ws.send(json.dumps(message))
+            messages = await receive_all(ws)
+        return messages, ws.close_code
+
+    messages, close_code = asyncio.run(scenario())
+    assert [m["code"] for m in messages] == [code] and close_code == 4400
+
+
+def test_bad_text_leaves_the_session_usable(make_server, meeting_audio):
+    server = make_server()
+
+    async def scenario():
+        async with connect(server.url) as ws:
+            answers = []
+            for text in ["not json", "[1, 2]", '{"type": 5}', '{"type": "dance"}',
+                         '{"type": "stop"}', '{"type": "ping"}']:
+                await ws.send(text)
+                answers.append(json.loads(await ws.recv()))
+            await ws.send(start_message())
+            await ws.send(start_message())  # a second start
+            ready, snapshot, again = [json.loads(await ws.recv()) for _ in range(3)]
+            for frame in pcm_frames(meeting_audio, 16000):
+                await ws.send(frame)
+            await ws.send(json.dumps({"type": "stop"}))
+            rest = await receive_all(ws)
+        return answers, again, rest, ws.close_code
+
+    answers, again, rest, code = asyncio.run(scenario())
+    assert [a.get("code") for a in answers] == [
+        "bad_json", "bad_message", "bad_message", "unknown_type", "not_streaming", None]
+    assert answers[-1] == {"type": "pong"}
+    assert again["code"] == "already_started"
+    assert len(of_type(rest, "triplets")) == 2 and rest[-1]["type"] == "done" and code == 1000
+
+
+def test_oversized_frame_closes_with_1009(make_server):
+    server = make_server(max_message_bytes=4096)
+
+    async def scenario():
+        async with connect(server.url, max_size=None) as ws:
+            await ws.send(start_message())
+            await ws.send(b"\x00" * 4098)
+            await receive_all(ws)
+        return ws.close_code
+
+    assert asyncio.run(scenario()) == 1009
+
+
+def test_odd_byte_boundaries_lose_nothing(make_server, meeting_audio):
+    server = make_server()
+    data = meeting_audio.astype("<i2").tobytes()
+    cuts = np.cumsum(np.random.default_rng(0).integers(1, 7000, 400))
+    cuts = [0, *[int(c) for c in cuts if c < len(data)], len(data)]
+    frames = [data[a:b] for a, b in zip(cuts, cuts[1:])]
+    assert any(len(f) % 2 for f in frames)
+    messages, code = asyncio.run(stream(server.url, meeting_audio, frames=frames))
+    whole, _ = asyncio.run(stream(server.url, meeting_audio))
+    key = lambda ms: [(m["start"], m["end"]) for m in of_type(ms, "segment")]
+    assert key(messages) == key(whole) and len(key(whole)) == 2 and code == 1000
+
+
+def test_disconnect_mid_utterance_still_reaches_the_graph(make_server, meeting_audio):
+    server = make_server()
+    cut = int(16000 * 2.0)  # inside the first utterance
+
+    async def scenario():
+        async with connect(server.url) as ws:
+            await ws.send(start_message(room="cut"))
+            for frame in pcm_frames(meeting_audio[:cut], 16000):
+                await ws.send(frame)
+        # the client is gone without `stop`
+
+    asyncio.run(scenario())
+    graph = wait_for(lambda: (g := json.loads(http_get(server.http + "/v1/rooms/cut/graph")[2]))
+                     .get("edges") and g)
+    assert [e["id"] for e in graph["edges"]] == [FACT_ID]
+    assert wait_for(lambda: not server.server.sessions)
+
+
+def test_slow_viewer_never_stalls_producers(make_server, meeting_audio):
+    server = make_server(send_queue=8)
+
+    async def scenario():
+        async with connect(server.url, max_queue=1, max_size=None) as viewer:
+            await viewer.send(json.dumps({"type": "subscribe", "room": "busy"}))
+            ready = json.loads(await viewer.recv())
+            assert ready["type"] == "ready"
+            # The viewer stops reading. Flood its room with large deltas until its TCP
+            # buffers are full, then stream: the producer must finish all the same.
+            room = server.server.room("busy")
+            from streamre.graph import Mention
+            from streamre.triplets import Triplet
+
+            def flood():
+                for i in range(3000):
+                    room.apply([Triplet(f"entity {i} " + "x" * 2000, "Rel", "y")],
+                               Mention("flood", i))
+            server.loop.call_soon_threadsafe(flood)
+            started = time.monotonic()
+            messages, code = await stream(server.url, meeting_audio, room="busy")
+            took = time.monotonic() - started
+            # Now read: the viewer gets a snapshot and no version gap afterwards.
+            seen, last = [], None
+            async with asyncio.timeout(30):
+                while last is None or last < room.graph.version:
+                    m = json.loads(await viewer.recv())
+                    if m["type"] == "graph":
+                        seen.append(m)
+                        last = m["version"]
+            return messages, code, took, seen, room.graph.version
+
+    messages, code, took, seen, final = asyncio.run(scenario())
+    assert code == 1000 and len(of_type(messages, "triplets")) == 2 and took < 20
+    snapshots = [i for i, m in enumerate(seen) if m["op"] == "snapshot"]
+    assert len(snapshots) >= 2  # the first, and at least one resync
+    after = seen[snapshots[-1]:]
+    assert [m["version"] for m in after] == list(range(after[0]["version"], final + 1))
+    assert server.server.metrics.viewer_resyncs._value.get() >= 1
+
+
+def test_connect_disconnect_cycles_leak_nothing(make_server):
+    server = make_server()
+
+    def census():
+        tasks = server.call(lambda: _count_tasks())
+        gc.collect()
+        sessions = sum(type(o) is Session for o in gc.get_objects())
+        return tasks, sessions, len(server.server.sessions)
+
+    async def cycles(n):
+        for i in range(n):
+            async with connect(server.url) as ws:
+                if i % 2:
+                    await ws.send(start_message(room=f"r{i % 5}"))
+                    await ws.send(np.full(1600, 3000, np.int16).tobytes())
+                else:
+                    await ws.send(json.dumps({"type": "subscribe", "room": "r0"}))
+                await ws.recv()
+
+    asyncio.run(cycles(20))  # warm up caches and lazily created objects
+    wait_for(lambda: census()[2] == 0)
+    before = census()
+    asyncio.run(cycles(200))
+    wait_for(lambda: census() == before, timeout=30)
+    assert all(not r.members for r in server.server.rooms.values())
+
+
+async def _count_tasks() -> int:
+    return len(asyncio.all_tasks())
+
+
+def test_max_sessions_closes_with_1013(make_server):
+    server = make_server(max_sessions=1)
+
+    async def scenario():
+        async with connect(server.url) as first:
+            await first.send(json.dumps({"type": "subscribe"}))
+            await first.recv()
+            async with connect(server.url) as second:
+                await receive_all(second, timeout=10)
+            await first.send(json.dumps({"type": "ping"}))
+            while (m := json.loads(await first.recv()))["type"] != "pong":
+                pass
+            return second.close_code
+
+    assert asyncio.run(scenario()) == 1013
+
+
+def test_token_auth_on_http_and_websocket(make_server):
+    server = make_server(token="s3cret")
+    assert http_get(server.http + "/healthz")[0] == 401
+    assert http_get(server.http + "/healthz", {"Authorization": "Bearer wrong"})[0] == 401
+    assert http_get(server.http + "/healthz", {"Authorization": "Bearer s3cret"})[0] == 200
+    assert http_get(server.http + "/v1/rooms?token=s3cret")[0] == 200
+
+    async def handshake(url, headers=None):
+        try:
+            async with connect(url, additional_headers=headers) as ws:
+                await ws.send(json.dumps({"type": "ping"}))
+                return json.loads(await ws.recv())["type"]
+        except InvalidStatus as e:
+            return e.response.status_code
+
+    assert asyncio.run(handshake(server.url)) == 401
+    assert asyncio.run(handshake(server.url + "?token=nope")) == 401
+    assert asyncio.run(handshake(server.url + "?token=s3cret")) == "pong"
+    assert asyncio.run(handshake(server.url, {"Authorization": "Bearer s3cret"})) == "pong"
+
+
+def test_origin_allow_list(make_server):
+    server = make_server(allowed_origins=("https://meet.example",))
+
+    async def handshake(origin):
+        try:
+            async with connect(server.url, origin=origin) as ws:
+                await ws.send(json.dumps({"type": "ping"}))
+                return json.loads(await ws.recv())["type"]
+        except InvalidStatus as e:
+            return e.response.status_code
+
+    assert asyncio.run(handshake("https://meet.example")) == "pong"
+    assert asyncio.run(handshake("https://evil.example")) == 403
+    assert asyncio.run(handshake(None)) == "pong"  # non-browser clients send no Origin
+
+
+def test_rooms_are_shared_by_producers_and_viewers(make_server, meeting_audio):
+    server = make_server()
+
+    async def scenario():
+        async with connect(server.url) as viewer:
+            await viewer.send(json.dumps({"type": "subscribe", "room": "shared"}))
+            await stream(server.url, meeting_audio, room="shared", speaker="alice")
+            await stream(server.url, meeting_audio, room="shared", speaker="bob")
+            await stream(server.url, meeting_audio, room="elsewhere")
+            seen = []
+            async with asyncio.timeout(20):
+                while not seen or seen[-1].get("version") != 4:
+                    seen.append(json.loads(await viewer.recv()))
+            # A resync by `subscribe` gives a fresh snapshot at the current version.
+            await viewer.send(json.dumps({"type": "subscribe", "room": "shared"}))
+            resync = json.loads(await viewer.recv())
+            return seen, resync
+
+    seen, resync = asyncio.run(scenario())
+    graphs = of_type(seen, "graph")
+    assert [g["version"] for g in graphs] == [0, 1, 2, 3, 4]
+    assert all(g["room"] == "shared" for g in graphs)
+    assert resync["op"] == "snapshot" and resync["version"] == 4
+    (edge,) = resync["edges"]
+    assert edge["mentions"] == 4 and sorted(edge["speakers"]) == ["alice", "bob"]
+
+
+def test_graceful_shutdown_finishes_open_streams(make_server, meeting_audio):
+    server = make_server()
+
+    async def scenario():
+        async with connect(server.url) as ws:
+            await ws.send(start_message(room="late"))
+            for frame in pcm_frames(meeting_audio[: int(16000 * 2.0)], 16000):
+                await ws.send(frame)
+            await ws.send(json.dumps({"type": "ping"}))
+            while json.loads(await ws.recv())["type"] != "pong":
+                pass  # every frame has reached the server
+            shutdown = asyncio.create_task(asyncio.to_thread(server.stop))
+            messages = await receive_all(ws)
+            await shutdown
+            return messages, ws.close_code
+
+    messages, code = asyncio.run(scenario())
+    assert code == 1000 and messages[-1] == {"type": "done"}
+    (triplets,) = of_type(messages, "triplets")
+    assert triplets["triplets"][0]["head"] == FACT[0]
