@@ -60,3 +60,14 @@ def test_help_documents_every_setting(capsys):
         assert "--" + f.name.replace("_", "-") in text
         assert "STREAMRE_" + f.name.upper() in text
         assert f"TOML key {f.name}" in text
+
+
+def test_the_example_config_in_server_loads():
+    from streamre import PROJECT_ROOT
+
+    config = load_config(parse("--config", str(PROJECT_ROOT / "server" / "streamre.toml")), {})
+    assert config.allowed_origins == ("https://meet.example.org",)
+    # It lists every setting, so it documents them all.
+    text = (PROJECT_ROOT / "server" / "streamre.toml").read_text()
+    assert all(f"\n{f.name} = " in text or f"# {f.name} = " in text
+               for f in dataclasses.fields(ServeConfig))
