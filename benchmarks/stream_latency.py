@@ -1,0 +1,181 @@
+"""Server-level latency: N clients stream synthesised speech in real time over the WebSocket.
+
+For each segment it measures, on the client, the time from the moment the segment's last sample
+was sent to the arrival of its `triplets` message, and compares it with the bare model time for
+the same segment (the extractor alone, one segment per call, no server). Writes JSON and a
+Markdown table.
+
+    .venv/bin/python benchmarks/stream_latency.py --clients 1 2 4 8 [--model DIR] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from websockets.asyncio.client import connect
+
+from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
+from streamre.config import ServeConfig
+from streamre.inference import ModelExtractor
+
+SENTENCES = [
+    "David Chen works for the World Bank in Washington.",
+    "Maria Lopez lives in Boston and works for Acme.",
+    "The budget review moves to Thursday after the board meeting.",
+    "John Smith was born in London.",
+]
+FRAME_MS = 100
+
+
+def meeting(seconds: float, seed: int) -> np.ndarray:
+    """Utterances in random order with 0.8 to 2 s of silence between them, 16 kHz int16."""
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        voices = []
+        for i, text in enumerate(SENTENCES):
+            path = Path(tmp) / f"{i}.wav"
+            subprocess.run(["espeak-ng", "-s", "165", "-w", str(path), text], check=True)
+            voices.append(read_audio(path))
+    parts, total = [], 0
+    while total < seconds * 16000:
+        gap = np.zeros(int(16000 * rng.uniform(0.8, 2.0)), np.int16)
+        parts += [gap, voices[rng.integers(len(voices))]]
+        total += len(parts[-1]) + len(gap)
+    return np.concatenate(parts + [np.zeros(16000, np.int16)])
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def client(url: str, audio: np.ndarray, room: str) -> list[dict]:
+    """Stream in real time; return each triplets message with its client-side latency."""
+    results = []
+    async with connect(url, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "start", "protocol": 1, "room": room,
+                                  "sample_rate": 16000, "encoding": "pcm_s16le", "channels": 1}))
+        began = time.monotonic()
+
+        async def send():
+            step = 16000 * FRAME_MS // 1000
+            for i, offset in enumerate(range(0, len(audio), step)):
+                # Like a microphone: a frame leaves once all of its audio has been captured.
+                await asyncio.sleep(max(0.0, began + (i + 1) * FRAME_MS / 1000 - time.monotonic()))
+                await ws.send(audio[offset:offset + step].tobytes())
+            await ws.send(json.dumps({"type": "stop"}))
+
+        sender = asyncio.create_task(send())
+        async for text in ws:
+            message = json.loads(text)
+            if message["type"] == "triplets":
+                # The segment's last sample was spoken at began + end; the latency includes
+                # waiting for its frame to fill, as with a live microphone.
+                message["client_latency_ms"] = (time.monotonic() - began - message["end"]) * 1000
+                results.append(message)
+            elif message["type"] == "done":
+                break
+        await sender
+    return results
+
+
+def start_server(model: str, max_sessions: int) -> tuple[subprocess.Popen, int]:
+    """`streamre serve` in its own process, as deployed; returns it and its port."""
+    command = [sys.executable, "-m", "streamre", "serve", "--port", "0",
+               "--max-sessions", str(max_sessions), "--data-dir", tempfile.mkdtemp()]
+    if model:
+        command += ["--model", model]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if match := re.search(r"model .* ready on", line):
+            break
+        if match := re.search(r"listening on http://[\d.]+:(\d+)/", line):
+            port = int(match.group(1))
+    else:
+        raise SystemExit(f"streamre serve exited with {process.wait()}")
+    return process, port
+
+
+async def run_level(model: str, n: int, audio: list[np.ndarray]) -> list[dict]:
+    server, port = start_server(model, n + 4)
+    url = f"ws://127.0.0.1:{port}/v1/stream"
+    try:
+        per_client = await asyncio.gather(*(client(url, audio[i % len(audio)], f"room{i % 4}")
+                                            for i in range(n)))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    return [m for c in per_client for m in c]
+
+
+def bare_model_ms(extractor: ModelExtractor, audio: np.ndarray, vad: VadConfig) -> list[float]:
+    segmenter = VadSegmenter(vad)
+    segments = [e for e in segmenter.feed(audio) + segmenter.flush() if isinstance(e, Segment)]
+    times = []
+    for s in segments:
+        started = time.perf_counter()
+        extractor.extract([s.audio])
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--model", default="")
+    parser.add_argument("--seconds", type=float, default=30.0, help="speech per client")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+
+    audio = [meeting(args.seconds, seed) for seed in range(4)]
+    extractor = ModelExtractor(args.model or None, "cpu")
+    extractor.warmup()
+    bare = bare_model_ms(extractor, audio[0], VadConfig.from_settings(ServeConfig()))
+    bare_p50 = percentile(bare, 50)
+    rows = []
+    for n in args.clients:
+        messages = asyncio.run(run_level(args.model, n, audio))
+        client_ms = [m["client_latency_ms"] for m in messages]
+        rows.append({
+            "clients": n, "segments": len(messages),
+            "latency_p50_ms": percentile(client_ms, 50), "latency_p95_ms": percentile(client_ms, 95),
+            "server_latency_p95_ms": percentile([m["latency_ms"] for m in messages], 95),
+            "queue_p95_ms": percentile([m["queue_ms"] for m in messages], 95),
+            "infer_p50_ms": percentile([m["infer_ms"] for m in messages], 50),
+            "bare_model_p50_ms": bare_p50,
+            "overhead_p50": percentile(client_ms, 50) / bare_p50,
+        })
+        print(json.dumps(rows[-1]), flush=True)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"model": extractor.name, "machine": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "seconds_per_client": args.seconds,
+            "frame_ms": FRAME_MS, "bare_model_segments": len(bare)}
+    (out / "stream_latency.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    header = ("| clients | segments | p50 ms | p95 ms | server p95 ms | queue p95 ms | "
+              "infer p50 ms | bare model p50 ms | overhead p50 |\n|" + "---|" * 9 + "\n")
+    lines = "".join(
+        f"| {r['clients']} | {r['segments']} | {r['latency_p50_ms']:.0f} | "
+        f"{r['latency_p95_ms']:.0f} | {r['server_latency_p95_ms']:.0f} | {r['queue_p95_ms']:.0f} | "
+        f"{r['infer_p50_ms']:.0f} | {r['bare_model_p50_ms']:.0f} | {r['overhead_p50']:.2f}x |\n"
+        for r in rows)
+    (out / "stream_latency.md").write_text(
+        f"Model {meta['model']}, {meta['cpus']} CPUs, {args.seconds:.0f} s of speech per "
+        f"client, real-time pacing in {FRAME_MS} ms frames.\n\n" + header + lines)
+    print((out / "stream_latency.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
