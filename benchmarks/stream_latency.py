@@ -27,7 +27,6 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
-from streamre.config import ServeConfig
 from streamre.inference import ModelExtractor
 
 SENTENCES = [
@@ -141,7 +140,7 @@ def main() -> None:
     audio = [meeting(args.seconds, seed) for seed in range(4)]
     extractor = ModelExtractor(args.model or None, "cpu")
     extractor.warmup()
-    bare = bare_model_ms(extractor, audio[0], VadConfig.from_settings(ServeConfig()))
+    bare = bare_model_ms(extractor, audio[0], VadConfig())
     bare_p50 = percentile(bare, 50)
     rows = []
     for n in args.clients:

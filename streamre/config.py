@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from streamre.audio.vad import VadConfig
+
 ENV_PREFIX = "STREAMRE_"
 
 
@@ -51,15 +53,22 @@ class ServeConfig:
         3.0, "queue wait after which a session is sent a 'lagging' warning"
     )
     max_new_tokens: int = _setting(96, "longest decoded output per segment, in tokens")
-    # voice activity detection
-    vad_aggressiveness: int = _setting(2, "webrtcvad aggressiveness, 0 (least) to 3 (most)")
-    vad_trigger_frames: int = _setting(5, "frames in the trigger ring (30 ms each)")
-    vad_trigger_ratio: float = _setting(0.6, "voiced share of the ring that starts speech")
-    pre_roll_ms: int = _setting(300, "audio kept before the detected start of speech")
-    hangover_ms: int = _setting(500, "silence that ends an utterance")
-    min_utterance_ms: int = _setting(250, "voiced span below which an utterance is dropped")
-    max_utterance_s: float = _setting(15.0, "longest segment; longer speech is force-split")
-    split_overlap_ms: int = _setting(300, "overlap between the two halves of a forced split")
+    # voice activity detection (defaults are the segmenter's own)
+    vad_aggressiveness: int = _setting(
+        VadConfig.aggressiveness, "webrtcvad aggressiveness, 0 (least) to 3 (most)")
+    vad_trigger_frames: int = _setting(
+        VadConfig.trigger_frames, "frames in the trigger ring (30 ms each)")
+    vad_trigger_ratio: float = _setting(
+        VadConfig.trigger_ratio, "voiced share of the ring that starts speech")
+    pre_roll_ms: int = _setting(
+        VadConfig.pre_roll_ms, "audio kept before the detected start of speech")
+    hangover_ms: int = _setting(VadConfig.hangover_ms, "silence that ends an utterance")
+    min_utterance_ms: int = _setting(
+        VadConfig.min_utterance_ms, "voiced span below which an utterance is dropped")
+    max_utterance_s: float = _setting(
+        VadConfig.max_utterance_s, "longest segment; longer speech is force-split")
+    split_overlap_ms: int = _setting(
+        VadConfig.split_overlap_ms, "overlap between the two halves of a forced split")
     # storage and logging
     data_dir: str = _setting("data", "folder for persistent state")
     log_level: str = _setting("info", "debug, info, warning or error")

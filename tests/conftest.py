@@ -137,10 +137,10 @@ async def _construct(cls, config, load_extractor):
 def make_server(fact_checkpoint, tmp_path):
     servers: list[LiveServer] = []
 
-    def make(**settings) -> LiveServer:
+    def make(load_extractor=None, **settings) -> LiveServer:
         config = replace(ServeConfig(port=0, model=str(fact_checkpoint),
                                      data_dir=str(tmp_path / "data"), gather_ms=5), **settings)
-        server = LiveServer(config)
+        server = LiveServer(config, load_extractor)
         servers.append(server)
         return server
 

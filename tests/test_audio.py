@@ -18,7 +18,7 @@ def test_decoder_carries_odd_bytes_across_frames(samples, cuts):
     data = np.array(samples, dtype="<i2").tobytes()
     decoder = PcmDecoder()
     bounds = sorted({0, len(data), *[c for c in cuts if c <= len(data)]})
-    out = [decoder.decode(data[a:b]) for a, b in zip(bounds, bounds[1:])]
+    out = [decoder.decode(data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
     decoded = np.concatenate(out) if out else np.zeros(0, np.int16)
     np.testing.assert_array_equal(decoded, np.array(samples, dtype=np.int16))
     assert decoder.pending_bytes == 0

@@ -36,7 +36,8 @@ def test_deltas_replayed_on_a_snapshot_equal_the_graph():
 
 
 def test_edge_ids_are_stable_and_canonical():
-    assert edge_id("David Chen", "Work_For", "World Bank") == edge_id(" david chen", "Work_For", "WORLD  bank")
+    assert edge_id("David Chen", "Work_For", "World Bank") == \
+        edge_id(" david chen", "Work_For", "WORLD  bank")
     assert edge_id("A", "Kill", "B") != edge_id("B", "Kill", "A")
     assert len(edge_id("A", "Kill", "B")) == 16
 

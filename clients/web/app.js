@@ -94,8 +94,10 @@ async function talk() {
   connect({ type: "start", protocol: 1, room: $("room").value, sample_rate: context.sampleRate,
             encoding: "pcm_s16le", channels: 1 });
   framer.port.onmessage = (e) => {
-    // Skip audio while the socket is backed up rather than queue it without bound.
-    if (ws.readyState === WebSocket.OPEN && ws.bufferedAmount < 1 << 20) ws.send(e.data);
+    if (ws.readyState !== WebSocket.OPEN) return;
+    ws.send(e.data);  // never drop captured audio: a gap would corrupt the utterance
+    // About 30 s of 48 kHz audio waiting: the network cannot keep up; say so.
+    if (ws.bufferedAmount > 3 << 20) setState("connection slow: audio is queued in the browser");
   };
   source.connect(framer);
   audio = { context, stream };

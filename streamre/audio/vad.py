@@ -86,21 +86,20 @@ class VadConfig:
 
 
 @dataclass(frozen=True)
-class SpeechStart:
-    sample: int
+class _SpeechMark:
+    sample: int  # stream position, in samples at 16 kHz
 
     @property
     def t(self) -> float:
         return self.sample / SAMPLE_RATE
 
 
-@dataclass(frozen=True)
-class SpeechEnd:
-    sample: int
+class SpeechStart(_SpeechMark):
+    """The trigger fired; `sample` is the first voiced frame."""
 
-    @property
-    def t(self) -> float:
-        return self.sample / SAMPLE_RATE
+
+class SpeechEnd(_SpeechMark):
+    """The hangover ran out; `sample` is the end of the last voiced frame."""
 
 
 @dataclass(frozen=True)

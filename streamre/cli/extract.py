@@ -6,7 +6,6 @@ import json
 import sys
 
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
-from streamre.config import ServeConfig
 from streamre.inference import ModelExtractor
 
 CHUNK = 16000  # feed the segmenter a second at a time, as a live stream would
@@ -16,7 +15,7 @@ def extract_files(files: list[str], model: str = "", device: str = "auto", batch
                   out=None) -> int:
     out = out or sys.stdout
     extractor = ModelExtractor(model or None, device)
-    vad = VadConfig.from_settings(ServeConfig())
+    vad = VadConfig()
     status = 0
     for path in files:
         try:
@@ -32,7 +31,8 @@ def extract_files(files: list[str], model: str = "", device: str = "auto", batch
         segments = [e for e in events + segmenter.flush() if isinstance(e, Segment)]
         for first in range(0, len(segments), batch_size):
             batch = segments[first:first + batch_size]
-            for segment, triplets in zip(batch, extractor.extract([s.audio for s in batch])):
+            answers = extractor.extract([s.audio for s in batch])
+            for segment, triplets in zip(batch, answers, strict=True):
                 print(json.dumps({
                     "file": path, "segment_id": segment.index, "start": round(segment.start_s, 3),
                     "end": round(segment.end_s, 3), "forced_split": segment.forced_split,

@@ -34,8 +34,10 @@ async def stream_file(path: str, url: str, room: str = "default", realtime: bool
             done = False
             try:
                 async for message in ws:
-                    print(message if isinstance(message, str) else "", file=out, flush=True)
-                    if isinstance(message, str) and json.loads(message).get("type") == "done":
+                    if not isinstance(message, str):
+                        continue  # the protocol sends no binary frames to clients
+                    print(message, file=out, flush=True)
+                    if json.loads(message).get("type") == "done":
                         done = True
             except ConnectionClosed:
                 pass

@@ -113,6 +113,8 @@ class InferenceEngine:
                 try:
                     results = await loop.run_in_executor(
                         self._executor, self.extractor.extract, [j.audio for j in batch])
+                    if len(results) != len(batch):
+                        raise RuntimeError(f"extractor answered {len(results)} of {len(batch)}")
                 except Exception as e:  # a bad batch fails its own segments, not the server
                     for job in batch:
                         if not job.future.done():
@@ -120,7 +122,7 @@ class InferenceEngine:
                     continue
                 infer_ms = (time.monotonic() - started) * 1000
                 self._record(batch, started, infer_ms)
-                for job, triplets in zip(batch, results):
+                for job, triplets in zip(batch, results, strict=True):
                     if not job.future.done():
                         job.future.set_result(InferenceResult(
                             triplets, (started - job.submitted) * 1000, infer_ms, len(batch)))

@@ -56,7 +56,7 @@ class ModelExtractor:
         values, mask = self.model.prepare_waveforms(list(waveforms), self.device)
         ids, logprobs = self.model.generate_tokens(values, mask, self.max_new_tokens, self.num_beams)
         return [parse_pieces(self._pieces(row.tolist(), lp.tolist()))
-                for row, lp in zip(ids, logprobs)]
+                for row, lp in zip(ids, logprobs, strict=True)]
 
     def _pieces(self, ids: list[int], logprobs: list[float]) -> list[Piece]:
         """Token ids to marker pieces and decoded text spans, each span with its summed score."""
@@ -70,7 +70,7 @@ class ModelExtractor:
                 pieces.append(Piece(self.tokenizer.decode(span), span_logprob, len(span)))
             span, span_logprob = [], 0.0
 
-        for token, logprob in zip(ids, logprobs):
+        for token, logprob in zip(ids, logprobs, strict=True):
             if token == self.tokenizer.eos_token_id:
                 break
             if token in self._markers:

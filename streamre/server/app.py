@@ -145,9 +145,7 @@ class StreamServer:
     # -- WebSocket --------------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        if urlsplit(ws.request.path).path != STREAM_PATH:
-            await ws.close(1008, "no WebSocket at this path")
-            return
+        # Only /v1/stream gets here: `_http` answers every other path before the handshake.
         if not self._accepting or len(self.sessions) >= self.config.max_sessions:
             self.metrics.sessions_rejected.labels("full").inc()
             await ws.close(CLOSE_SERVER_FULL, "server full, try later")
