@@ -90,7 +90,8 @@ async function talk() {
   const context = new AudioContext();  // native rate: the server resamples
   await context.audioWorklet.addModule("pcm-worklet.js");
   const source = context.createMediaStreamSource(stream);
-  const framer = new AudioWorkletNode(context, "pcm-framer");
+  // No outputs: a sink node, so the browser runs it without routing it to the speakers.
+  const framer = new AudioWorkletNode(context, "pcm-framer", { numberOfOutputs: 0 });
   connect({ type: "start", protocol: 1, room: $("room").value, sample_rate: context.sampleRate,
             encoding: "pcm_s16le", channels: 1 });
   framer.port.onmessage = (e) => {
@@ -100,7 +101,7 @@ async function talk() {
     if (ws.bufferedAmount > 3 << 20) setState("connection slow: audio is queued in the browser");
   };
   source.connect(framer);
-  audio = { context, stream };
+  audio = { context, stream, source, framer };  // held: unreferenced nodes may be collected
 }
 
 $("talk").onclick = () => talk().catch((e) => setState(`microphone: ${e.message}`));

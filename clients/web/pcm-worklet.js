@@ -2,7 +2,8 @@
 class PcmFramer extends AudioWorkletProcessor {
   constructor() {
     super();
-    this.frame = new Int16Array(Math.round(sampleRate * 0.04));
+    this.size = Math.round(sampleRate * 0.04);
+    this.frame = new Int16Array(this.size);
     this.filled = 0;
   }
   process(inputs) {
@@ -11,9 +12,10 @@ class PcmFramer extends AudioWorkletProcessor {
     for (let i = 0; i < channel.length; i++) {
       const s = Math.max(-1, Math.min(1, channel[i]));
       this.frame[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
-      if (this.filled === this.frame.length) {
+      if (this.filled === this.size) {
+        // Transferred, not copied; the old array is detached (length 0) after this.
         this.port.postMessage(this.frame.buffer, [this.frame.buffer]);
-        this.frame = new Int16Array(this.frame.length);
+        this.frame = new Int16Array(this.size);
         this.filled = 0;
       }
     }
