@@ -107,8 +107,6 @@ class InferenceEngine:
                 if self.pending < self.max_batch and self.gather_s > 0 and not self._closing:
                     await asyncio.sleep(self.gather_s)
                 batch = self._take_batch()
-                # Longest first: similar lengths end up padded together in sorted batches.
-                batch.sort(key=lambda j: len(j.audio), reverse=True)
                 started = time.monotonic()
                 try:
                     results = await loop.run_in_executor(
