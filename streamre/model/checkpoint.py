@@ -19,12 +19,13 @@ from streamre.model.tokenizer import train_bpe_tokenizer
 DEFAULT_MODEL_NAME = "streamre-tiny-untrained"
 CONLL04_RELATIONS = ["Work_For", "Kill", "OrgBased_In", "Live_In", "Located_In"]
 
-# Sizes: (wav2vec 2.0 hidden, layers, heads, ffn, conv channels), (BART d_model, projection
-# layers, decoder layers, heads, ffn).
+# Sizes: speech = wav2vec 2.0 (hidden, layers, heads, ffn, conv channels); text = BART (d_model,
+# text-encoder layers, projection layers, decoder layers, heads, ffn). `base` has the shapes of
+# facebook/wav2vec2-base and facebook/bart-base (6 encoder layers: 3 text + 3 projection).
 PRESETS = {
-    "tiny": dict(speech=(64, 2, 2, 128, 64), text=(64, 1, 2, 2, 128), vocab=1000),
-    "small": dict(speech=(256, 6, 4, 1024, 256), text=(256, 3, 3, 4, 1024), vocab=8000),
-    "base": dict(speech=(768, 12, 12, 3072, 512), text=(768, 3, 6, 12, 3072), vocab=50265),
+    "tiny": dict(speech=(64, 2, 2, 128, 64), text=(64, 1, 1, 2, 2, 128), vocab=1000),
+    "small": dict(speech=(256, 6, 4, 1024, 256), text=(256, 3, 3, 3, 4, 1024), vocab=8000),
+    "base": dict(speech=(768, 12, 12, 3072, 512), text=(768, 3, 3, 6, 12, 3072), vocab=50265),
 }
 
 # Text a fresh tokenizer learns from when no training data is given.
@@ -42,7 +43,7 @@ def model_config(preset: str, vocab_size: int, relations: list[str], alignment: 
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     p = PRESETS[preset]
     hidden, layers, heads, ffn, conv = p["speech"]
-    d_model, projection_layers, decoder_layers, text_heads, text_ffn = p["text"]
+    d_model, text_layers, projection_layers, decoder_layers, text_heads, text_ffn = p["text"]
     ids = special_ids or {}
     speech = dict(
         hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
@@ -51,14 +52,15 @@ def model_config(preset: str, vocab_size: int, relations: list[str], alignment: 
         num_conv_pos_embedding_groups=4 if preset == "tiny" else 16,
         do_stable_layer_norm=preset != "tiny", mask_time_prob=0.0, layerdrop=0.0)
     bart = dict(
-        vocab_size=vocab_size, d_model=d_model, encoder_layers=projection_layers,
+        vocab_size=vocab_size, d_model=d_model, encoder_layers=text_layers + projection_layers,
         decoder_layers=decoder_layers, encoder_attention_heads=text_heads,
         decoder_attention_heads=text_heads, encoder_ffn_dim=text_ffn, decoder_ffn_dim=text_ffn,
         max_position_embeddings=1024, tie_word_embeddings=False, scale_embedding=False,
         pad_token_id=ids.get("pad", 1), bos_token_id=ids.get("bos", 0),
         eos_token_id=ids.get("eos", 2), decoder_start_token_id=ids.get("bos", 0),
         forced_bos_token_id=None, forced_eos_token_id=None)
-    return MCAMConfig(speech_encoder=speech, bart=bart, relations=relations, alignment=alignment)
+    return MCAMConfig(speech_encoder=speech, bart=bart, relations=relations, alignment=alignment,
+                      text_encoder_layers=text_layers)
 
 
 def create_checkpoint(out_dir: str | Path, preset: str = "tiny", texts: Iterable[str] = (),

@@ -4,9 +4,12 @@
     (B, S', D) ──R relation queries, one attention layer──▶ R prompt vectors, prepended ──▶
     (B, R + S', D) ──top N BART encoder layers (shared semantic projection)──▶ BART decoder ──▶ text
 
-With `alignment="none"` the prompts and the projection layers are skipped: the adapter output goes
-straight to the decoder (the LNA-ED baseline). Training losses and the text-encoder path belong to
-the training code; this module holds the parts every path shares and the inference path.
+The BART encoder holds `text_encoder_layers` lower layers (the text encoder, used in training
+only: its input is the transcript) and, above them, the N projection layers shared by speech and
+text. Training runs three paths through the projection and the decoder: text (H_t), speech (H_s)
+and mixed (H_t with entity tokens replaced by their speech features); `streamre.model.objective`
+combines them into the paper's loss. With `alignment="none"` the prompts and the projection are
+skipped: the adapter output goes straight to the decoder (the LNA-ED baseline).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from torch import nn
 from transformers import BartConfig, BartForConditionalGeneration, PretrainedConfig, PreTrainedModel
 from transformers import Wav2Vec2Config, Wav2Vec2Model
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import BaseModelOutput
 
 ALIGNMENTS = ("mcam", "none")
@@ -33,6 +37,7 @@ class MCAMConfig(PretrainedConfig):
         adapter_layers: int = 2,
         relations: list[str] | None = None,
         alignment: str = "mcam",
+        text_encoder_layers: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -43,6 +48,9 @@ class MCAMConfig(PretrainedConfig):
         self.adapter_layers = adapter_layers
         self.relations = list(relations or [])
         self.alignment = alignment
+        self.text_encoder_layers = text_encoder_layers
+        if self.bart and text_encoder_layers >= self.bart.get("encoder_layers", 12):
+            raise ValueError("text_encoder_layers must leave at least one projection layer")
 
     @property
     def speech_encoder_config(self) -> Wav2Vec2Config:
@@ -107,7 +115,10 @@ class MCAMModel(PreTrainedModel):
         self.prompts = (RelationPrompts(bart_config.d_model, max(1, len(config.relations)),
                                         bart_config.encoder_attention_heads)
                         if config.alignment == "mcam" else None)
-        # The BART encoder here holds the top N layers: the shared semantic projection.
+        # The CTC "blank" entry beside the batch's text token features (training only).
+        self.ctc_blank = (nn.Parameter(torch.randn(bart_config.d_model) * 0.02)
+                          if config.alignment == "mcam" else None)
+        # BART: lower encoder layers = text encoder, upper = shared projection; its decoder.
         self.bart = BartForConditionalGeneration(bart_config)
         self.post_init()
 
@@ -131,22 +142,64 @@ class MCAMModel(PreTrainedModel):
             mask[i, : len(x)] = 1
         return values.to(device), mask.to(device)
 
-    def encode(self, input_values: torch.Tensor, attention_mask: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Speech to the decoder's memory: (B, T) to (B, L, D) hidden states and (B, L) mask."""
+    # -- the parts of every path ------------------------------------------------------------
+
+    def speech_features(self, input_values: torch.Tensor, attention_mask: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) waveforms to adapter output H_s (B, S, D) and its (B, S) boolean mask."""
         speech = self.speech_encoder(input_values, attention_mask=attention_mask).last_hidden_state
         lengths = self.speech_encoder._get_feat_extract_output_lengths(attention_mask.sum(-1))
         hidden = self.adapter(speech)
         lengths = self.adapter.output_lengths(lengths).clamp(min=1, max=hidden.shape[1])
-        mask = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None])
+        mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
+        return hidden, mask
+
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Transcript tokens through the lower BART encoder layers: H_t (B, T, D)."""
+        encoder = self.bart.model.encoder
+        embeds = encoder.embed_tokens(input_ids)
+        hidden = encoder.layernorm_embedding(embeds + encoder.embed_positions(embeds[:, :, -1]))
+        hidden = nn.functional.dropout(hidden, p=encoder.dropout, training=self.training)
+        return self._run_layers(encoder.layers[: self.config.text_encoder_layers], hidden,
+                                attention_mask)
+
+    def relation_prompts(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.prompts(hidden, ~mask.bool())
+
+    def project(self, hidden: torch.Tensor, mask: torch.Tensor, prompts: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prepend the R prompts, run the shared projection layers: the decoder's memory."""
+        mask = mask.long()
+        if prompts is not None:
+            hidden = torch.cat([prompts, hidden], dim=1)
+            mask = torch.cat([torch.ones(mask.shape[0], prompts.shape[1], dtype=mask.dtype,
+                                         device=mask.device), mask], dim=1)
+        layers = self.bart.model.encoder.layers[self.config.text_encoder_layers:]
+        return self._run_layers(layers, hidden, mask), mask
+
+    def _run_layers(self, layers, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if len(layers) == 0:
+            return hidden
+        attention = create_bidirectional_mask(config=self.bart.config, inputs_embeds=hidden,
+                                              attention_mask=mask.long())
+        for layer in layers:
+            hidden = layer(hidden, attention)
+        return hidden
+
+    def decode(self, memory: torch.Tensor, memory_mask: torch.Tensor, labels: torch.Tensor):
+        """Teacher-forced decoder pass; `.logits` (B, L, V) and `.loss` (mean CE)."""
+        return self.bart(encoder_outputs=BaseModelOutput(last_hidden_state=memory),
+                         attention_mask=memory_mask.long(), labels=labels)
+
+    # -- the speech path (inference) --------------------------------------------------------
+
+    def encode(self, input_values: torch.Tensor, attention_mask: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Speech to the decoder's memory: (B, T) to (B, L, D) hidden states and (B, L) mask."""
+        hidden, mask = self.speech_features(input_values, attention_mask)
         if self.prompts is None:
             return hidden, mask.long()
-        prompts = self.prompts(hidden, ~mask)
-        hidden = torch.cat([prompts, hidden], dim=1)
-        mask = torch.cat([torch.ones(mask.shape[0], prompts.shape[1], dtype=torch.bool,
-                                     device=mask.device), mask], dim=1).long()
-        projected = self.bart.model.encoder(inputs_embeds=hidden, attention_mask=mask)
-        return projected.last_hidden_state, mask
+        return self.project(hidden, mask, self.relation_prompts(hidden, mask))
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor,
                 labels: torch.Tensor | None = None,

@@ -1,0 +1,62 @@
+"""The training objective: three paths through the model, and the paper's weighted sum.
+
+    L = CE(t) + CE(m) + CE(s) + KL(t→m) + KL(t→s) + α·CL + β·CTC     (α = 0.8, β = 0.2)
+
+t: the transcript through the text encoder; s: speech; m: the transcript with its entity tokens
+replaced by their speech features (window attention). The LNA-ED baseline (`alignment: none`)
+has the speech path's CE only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from streamre.model.losses import (
+    ctc_alignment, mix_entities, prompt_contrastive, token_kl, window_attention)
+
+ALPHA = 0.8  # weight of the prompt contrastive loss
+BETA = 0.2  # weight of the CTC alignment loss
+
+
+@dataclass
+class Batch:
+    input_values: torch.Tensor  # (B, T_audio) normalised waveforms
+    attention_mask: torch.Tensor  # (B, T_audio)
+    text_ids: torch.Tensor  # (B, T) transcript tokens, the text encoder's input
+    text_mask: torch.Tensor  # (B, T) bool
+    entity_mask: torch.Tensor  # (B, T) bool: tokens whose features are swapped for speech
+    labels: torch.Tensor  # (B, L) target tokens, -100 where padded
+
+    def to(self, device) -> "Batch":
+        return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def mcam_objective(model, batch: Batch, alpha: float = ALPHA, beta: float = BETA
+                   ) -> dict[str, torch.Tensor]:
+    """Every loss term (detached, for logging) and `loss`, the weighted sum to minimise."""
+    speech, speech_mask = model.speech_features(batch.input_values, batch.attention_mask)
+    if model.prompts is None:  # LNA-ED: the adapter output straight into the decoder
+        ce = model.decode(speech, speech_mask, batch.labels).loss
+        return {"loss": ce, "ce_speech": ce.detach()}
+
+    text = model.text_features(batch.text_ids, batch.text_mask)
+    mixed = mix_entities(text, window_attention(text, batch.text_mask, speech, speech_mask),
+                         batch.entity_mask)
+    prompts_s = model.relation_prompts(speech, speech_mask)
+    prompts_t = model.relation_prompts(text, batch.text_mask)
+    prompts_m = model.relation_prompts(mixed, batch.text_mask)
+    out_t = model.decode(*model.project(text, batch.text_mask, prompts_t), batch.labels)
+    out_m = model.decode(*model.project(mixed, batch.text_mask, prompts_m), batch.labels)
+    out_s = model.decode(*model.project(speech, speech_mask, prompts_s), batch.labels)
+    terms = {
+        "ce_text": out_t.loss, "ce_mixed": out_m.loss, "ce_speech": out_s.loss,
+        "kl_mixed": token_kl(out_t.logits, out_m.logits, batch.labels),
+        "kl_speech": token_kl(out_t.logits, out_s.logits, batch.labels),
+        "contrastive": prompt_contrastive(prompts_s, prompts_t),
+        "ctc": ctc_alignment(speech, speech_mask, text, batch.text_mask, model.ctc_blank),
+    }
+    weights = {"contrastive": alpha, "ctc": beta}
+    loss = sum(weights.get(k, 1.0) * v for k, v in terms.items())
+    return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
