@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 
@@ -35,6 +36,33 @@ def _extract(args: argparse.Namespace) -> int:
 
     return extract_files(args.files, model=args.model, device=args.device,
                          batch_size=args.batch_size)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from streamre.model.training import TrainConfig, train
+
+    result = train(TrainConfig(
+        train=args.train, dev=args.dev, out=args.out, stage=args.stage, preset=args.preset,
+        alignment=args.alignment, init=tuple(args.init), max_steps=args.max_steps,
+        batch_size=args.batch_size, lr=args.lr, freeze_ffn=args.freeze_ffn,
+        eval_every=args.eval_every, patience=args.patience, seed=args.seed, device=args.device,
+        resume=args.resume, progress=not args.no_progress))
+    print(json.dumps({"out": args.out, **result}))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from streamre.inference import ModelExtractor
+    from streamre.model.data import read_manifest
+    from streamre.model.evaluate import evaluate
+
+    examples = read_manifest(args.data)
+    extractor = ModelExtractor(args.model or None, args.device, max_new_tokens=args.max_new_tokens,
+                               num_beams=args.num_beams)
+    summary = evaluate(extractor, examples, args.batch_size, args.predictions,
+                       progress=not args.no_progress)
+    print(json.dumps(summary))
+    return 0
 
 
 def _init_model(args: argparse.Namespace) -> int:
@@ -78,6 +106,47 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--device", default="auto")
     extract.add_argument("--batch-size", type=int, default=8)
     extract.set_defaults(run=_extract)
+
+    train = sub.add_parser(
+        "train", help="train a model on a manifest (stage asr, then stage re)",
+        description="Train MCAM. Manifests are JSON lines: audio, text, triplets. "
+                    "The best checkpoint goes to --out; --out/last/ is for --resume.")
+    train.add_argument("--train", required=True, metavar="M.jsonl")
+    train.add_argument("--dev", metavar="M.jsonl", help="model selection (default: --train)")
+    train.add_argument("--out", required=True, metavar="DIR")
+    train.add_argument("--stage", default="re", choices=["asr", "re"],
+                       help="asr: y = transcript (pre-training); re: y = triplets (default)")
+    train.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
+    train.add_argument("--alignment", default="mcam", choices=["mcam", "none"],
+                       help="none: the LNA-ED baseline")
+    train.add_argument("--init", nargs="+", default=[], metavar="MODEL",
+                       help="folders or hub ids: a wav2vec 2.0 and/or a BART model, "
+                            "or an MCAM checkpoint (e.g. the output of --stage asr)")
+    train.add_argument("--max-steps", type=int, default=2000)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
+    train.add_argument("--freeze-ffn", action="store_true",
+                       help="freeze the feed-forward layers (when starting from pretrained)")
+    train.add_argument("--eval-every", type=int, default=200, metavar="STEPS")
+    train.add_argument("--patience", type=int, default=5, metavar="EVALS",
+                       help="stop after this many evaluations without a better dev score")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto")
+    train.add_argument("--resume", action="store_true", help="go on from --out/last/")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(run=_train)
+
+    evaluate = sub.add_parser("eval", help="ER, RP and RTE scores of a model on a manifest")
+    evaluate.add_argument("--model", default="", help="checkpoint folder or hub id")
+    evaluate.add_argument("--data", required=True, metavar="M.jsonl")
+    evaluate.add_argument("--predictions", metavar="OUT.jsonl",
+                          help="write each utterance's gold and predicted triplets here")
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--num-beams", type=int, default=1)
+    evaluate.add_argument("--max-new-tokens", type=int, default=96)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.set_defaults(run=_eval)
 
     init = sub.add_parser("init-model", help="write a randomly initialised checkpoint folder")
     init.add_argument("--out", required=True)

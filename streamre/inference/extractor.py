@@ -39,11 +39,25 @@ class ModelExtractor:
 
     def __init__(self, model: str | None = None, device: str = "auto", threads: int = 0,
                  max_new_tokens: int = 96, num_beams: int = 1) -> None:
-        self.device = pick_device(device)
-        if threads > 0 and self.device == "cpu":
+        device = pick_device(device)
+        if threads > 0 and device == "cpu":
             torch.set_num_threads(threads)
-        self.model, self.tokenizer = load_checkpoint(model, self.device)
-        self.name = resolve_model(model).rstrip("/").split("/")[-1]
+        loaded, tokenizer = load_checkpoint(model, device)
+        self._setup(loaded, tokenizer, resolve_model(model).rstrip("/").split("/")[-1], device,
+                    max_new_tokens, num_beams)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, name: str = "in-memory", max_new_tokens: int = 96,
+                   num_beams: int = 1) -> "ModelExtractor":
+        """Wrap a model already in memory (training evaluates with this)."""
+        extractor = cls.__new__(cls)
+        extractor._setup(model, tokenizer, name, str(next(model.parameters()).device),
+                         max_new_tokens, num_beams)
+        return extractor
+
+    def _setup(self, model, tokenizer, name: str, device: str, max_new_tokens: int,
+               num_beams: int) -> None:
+        self.model, self.tokenizer, self.name, self.device = model, tokenizer, name, device
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams
         self._specials = set(self.tokenizer.all_special_ids) - {

@@ -76,15 +76,22 @@ def create_checkpoint(out_dir: str | Path, preset: str = "tiny", texts: Iterable
     torch.manual_seed(seed)
     config = model_config(preset, len(tokenizer), relations, alignment, ids)
     model = MCAMModel(config)
-    model.bart.generation_config.update(
-        decoder_start_token_id=ids["bos"], bos_token_id=ids["bos"], eos_token_id=ids["eos"],
-        pad_token_id=ids["pad"], forced_bos_token_id=None, forced_eos_token_id=None,
-        max_length=None, early_stopping=False, no_repeat_ngram_size=0, num_beams=1)
+    configure_generation(model, tokenizer)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def configure_generation(model: MCAMModel, tokenizer) -> None:
+    """Decoding starts at <s> and stops at </s>; nothing forced, no length or n-gram rules."""
+    bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    model.bart.config.decoder_start_token_id = bos
+    model.bart.generation_config.update(
+        decoder_start_token_id=bos, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad,
+        forced_bos_token_id=None, forced_eos_token_id=None, max_length=None,
+        early_stopping=False, no_repeat_ngram_size=0, num_beams=1, min_length=0)
 
 
 def resolve_model(name_or_path: str | None) -> str:

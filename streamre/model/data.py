@@ -1,0 +1,131 @@
+"""Training data: JSON-lines manifests (PROTOCOL.md) to batches for `mcam_objective`.
+
+One line per utterance: `{"audio": "path.wav", "text": "...", "triplets": [[h, r, t], ...]}`;
+`audio` is relative to the manifest's folder or absolute. Stage `asr` learns y = x (the
+transcript) and aligns a random 30 % of tokens; stage `re` learns the linearised triplets and
+aligns the tokens of the entity mentions.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from streamre.audio import read_audio
+from streamre.model.linearize import linearize
+from streamre.model.losses import IGNORE
+from streamre.model.mcam import MCAMModel
+from streamre.model.objective import Batch
+
+STAGES = ("asr", "re")
+ASR_ALIGNED_FRACTION = 0.3
+
+
+class ManifestError(ValueError):
+    """A manifest line that cannot be used; the message names the file and line."""
+
+
+@dataclass
+class Example:
+    audio: Path
+    text: str
+    triplets: list[tuple[str, str, str]]
+    speaker: str | None = None
+    _samples: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def samples(self) -> np.ndarray:
+        if self._samples is None:
+            self._samples = read_audio(self.audio)
+        return self._samples
+
+    def target(self, stage: str) -> str:
+        if stage == "asr":
+            return self.text
+        # Triplets ordered by where their head is said (REBEL order); unknown heads last.
+        def head_position(t):
+            at = self.text.casefold().find(t[0].casefold())
+            return at if at >= 0 else len(self.text)
+        return linearize(sorted(self.triplets, key=head_position))
+
+    def entity_spans(self) -> list[tuple[int, int]]:
+        """Character spans of every head and tail found in the transcript."""
+        spans, folded = [], self.text.casefold()
+        for name in {part for h, _, t in self.triplets for part in (h, t)}:
+            at = folded.find(name.casefold())
+            if at >= 0:
+                spans.append((at, at + len(name)))
+        return spans
+
+
+def read_manifest(path: str | Path) -> list[Example]:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found: {path}") from None
+    examples = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise ManifestError(f"{where}: not JSON") from None
+        if not isinstance(item, dict) or not isinstance(item.get("audio"), str) \
+                or not isinstance(item.get("text"), str):
+            raise ManifestError(f"{where}: needs string fields 'audio' and 'text'")
+        triplets = item.get("triplets", [])
+        if not isinstance(triplets, list) or not all(
+                isinstance(t, list) and len(t) == 3 and all(isinstance(x, str) for x in t)
+                for t in triplets):
+            raise ManifestError(f"{where}: 'triplets' must be a list of [head, relation, tail]")
+        audio = Path(item["audio"])
+        audio = audio if audio.is_absolute() else path.parent / audio
+        if not audio.is_file():
+            raise ManifestError(f"{where}: audio file not found: {audio}")
+        examples.append(Example(audio, item["text"], [tuple(t) for t in triplets],
+                                item.get("speaker")))
+    if not examples:
+        raise ManifestError(f"{path}: no utterances")
+    return examples
+
+
+class Collator:
+    """Examples to a padded `Batch` for one training stage."""
+
+    def __init__(self, tokenizer, stage: str, seed: int = 0) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}")
+        self.tokenizer, self.stage = tokenizer, stage
+        self.rng = random.Random(seed)
+
+    def __call__(self, examples: list[Example]) -> Batch:
+        tok = self.tokenizer
+        values, audio_mask = MCAMModel.prepare_waveforms([e.samples for e in examples])
+        text = tok([e.text for e in examples], return_tensors="pt", padding=True,
+                   return_offsets_mapping=True, return_special_tokens_mask=True)
+        targets = tok([e.target(self.stage) for e in examples], return_tensors="pt",
+                      padding=True)
+        # Decoder labels: the target without its leading <s> (the decoder start token).
+        labels = targets.input_ids[:, 1:].clone()
+        labels[targets.attention_mask[:, 1:] == 0] = IGNORE
+        text_mask = text.attention_mask.bool()
+        ordinary = text_mask & ~text.special_tokens_mask.bool()
+        entity = torch.zeros_like(text_mask)
+        for b, example in enumerate(examples):
+            if self.stage == "asr":
+                for i in ordinary[b].nonzero().flatten().tolist():
+                    entity[b, i] = self.rng.random() < ASR_ALIGNED_FRACTION
+                continue
+            for start, end in example.entity_spans():
+                for i, (a, z) in enumerate(text.offset_mapping[b].tolist()):
+                    if ordinary[b, i] and a < end and z > start:
+                        entity[b, i] = True
+        return Batch(values, audio_mask, text.input_ids, text_mask, entity, labels)

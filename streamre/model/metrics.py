@@ -1,0 +1,39 @@
+"""SpeechRE scores as in the paper's code: micro precision, recall and F1 over the split.
+
+Per sample: ER compares the sets of head and tail strings (no types), RP the sets of relation
+labels, RTE the sets of exact (head, relation, tail).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+Triple = tuple[str, str, str]
+
+
+def _views(triplets: Iterable[Sequence[str]]) -> dict[str, set]:
+    triplets = [tuple(t) for t in triplets]
+    return {"ER": {x for h, _, t in triplets for x in (h, t)},
+            "RP": {r for _, r, _ in triplets},
+            "RTE": set(triplets)}
+
+
+def score(predictions: list[Iterable[Sequence[str]]], golds: list[Iterable[Sequence[str]]]
+          ) -> dict:
+    if len(predictions) != len(golds):
+        raise ValueError("one prediction per gold sample")
+    counts = {k: [0, 0, 0] for k in ("ER", "RP", "RTE")}  # true positives, predicted, gold
+    for predicted, gold in zip(predictions, golds, strict=True):
+        p, g = _views(predicted), _views(gold)
+        for k, c in counts.items():
+            c[0] += len(p[k] & g[k])
+            c[1] += len(p[k])
+            c[2] += len(g[k])
+    result: dict = {}
+    for k, (tp, n_pred, n_gold) in counts.items():
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / n_gold if n_gold else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        result[k] = {"p": round(precision, 4), "r": round(recall, 4), "f1": round(f1, 4)}
+    result["n"] = len(golds)
+    return result
