@@ -76,3 +76,10 @@ def test_extractor_maps_tokens_to_scored_triplets(tiny_checkpoint):
     results = extractor.extract([noise(1.0, 5), noise(0.3, 6), noise(2.0, 7)])
     assert len(results) == 3 and all(isinstance(r, list) for r in results)
     assert Piece("x").logprob == 0.0
+
+
+def test_beam_search_gives_scored_tokens(tiny_checkpoint):
+    model, _ = load_checkpoint(str(tiny_checkpoint))
+    values, mask = MCAMModel.prepare_waveforms([noise(0.8, 8), noise(0.5, 9)])
+    ids, scores = model.generate_tokens(values, mask, max_new_tokens=6, num_beams=3)
+    assert ids.shape == scores.shape and ids.shape[0] == 2 and (scores <= 0).all()

@@ -162,3 +162,23 @@ def test_collator_marks_entity_tokens(manifest, tiny_checkpoint):
     asr = Collator(tokenizer, "asr", seed=3)(examples)
     share = asr.entity_mask.sum().item() / asr.text_mask.sum().item()
     assert 0.1 < share < 0.4
+
+
+def test_early_stopping_when_dev_stops_improving(manifest, tmp_path):
+    from streamre.model.training import train
+
+    # With a zero learning rate the dev score never changes: patience 2 stops after 3 evals.
+    result = train(TrainConfig(train=str(manifest), out=str(tmp_path / "m"), max_steps=50,
+                               batch_size=4, lr=0.0, eval_every=1, patience=2, progress=False))
+    assert result["step"] == 3
+
+
+def test_freeze_ffn_freezes_only_feed_forward_layers(manifest, tmp_path):
+    from streamre.model.training import _freeze
+
+    cfg = TrainConfig(train=str(manifest), out=str(tmp_path), freeze_ffn=True)
+    model, _, pretrained = build_model(cfg, read_manifest(manifest))
+    _freeze(model, cfg, pretrained)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(".fc1." in n or ".fc2." in n or ".feed_forward." in n for n in frozen)
+    assert model.bart.model.decoder.layers[0].self_attn.q_proj.weight.requires_grad
