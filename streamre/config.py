@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from streamre.audio.vad import VadConfig
+from streamre.graph.room import GraphSettings
 
 ENV_PREFIX = "STREAMRE_"
 
@@ -69,8 +70,17 @@ class ServeConfig:
         VadConfig.max_utterance_s, "longest segment; longer speech is force-split")
     split_overlap_ms: int = _setting(
         VadConfig.split_overlap_ms, "overlap between the two halves of a forced split")
+    # the knowledge graph (defaults are the graph's own)
+    dedup_window_s: float = _setting(
+        GraphSettings.dedup_window_s, "sightings of a fact this close in time are one mention")
+    min_confidence: float = _setting(
+        GraphSettings.min_confidence, "confidence an edge needs before it is shown")
+    max_nodes: int = _setting(GraphSettings.max_nodes, "most nodes per room; then new ones are refused")
+    max_edges: int = _setting(GraphSettings.max_edges, "most edges per room; then new ones are refused")
+    fuzzy_threshold: float = _setting(
+        GraphSettings.fuzzy_threshold, "rapidfuzz ratio (0-100) at which two names are one entity")
     # storage and logging
-    data_dir: str = _setting("data", "folder for persistent state")
+    data_dir: str = _setting("data", "folder for persistent state (the graph journal)")
     log_level: str = _setting("info", "debug, info, warning or error")
 
     def __post_init__(self) -> None:
@@ -82,11 +92,16 @@ class ServeConfig:
         if not 0 < self.vad_trigger_ratio <= 1:
             errors.append(f"vad_trigger_ratio must be in (0, 1], got {self.vad_trigger_ratio}")
         for name in ("max_sessions", "max_message_bytes", "send_queue", "max_batch",
-                     "session_queue", "max_new_tokens", "vad_trigger_frames"):
+                     "session_queue", "max_new_tokens", "vad_trigger_frames", "max_nodes",
+                     "max_edges"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_utterance_s * 1000 <= 2 * self.split_overlap_ms:
             errors.append("max_utterance_s must be longer than twice split_overlap_ms")
+        if not 0 <= self.min_confidence <= 1 or not 0 <= self.fuzzy_threshold <= 100:
+            errors.append("min_confidence must be 0..1 and fuzzy_threshold 0..100")
+        if self.dedup_window_s < 0:
+            errors.append("dedup_window_s must not be negative")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             errors.append(f"log_level must be debug, info, warning or error, got {self.log_level!r}")
         if errors:

@@ -83,7 +83,8 @@ def wait_for(predicate, timeout: float = 20.0):
 
 @pytest.mark.parametrize("rate", [16000, 8000, 22050, 48000])
 def test_stream_meeting_end_to_end(make_server, meeting_audio, rate):
-    server = make_server()
+    # The meeting says the fact twice, 2.5 s apart: with a 1 s window, two mentions of one edge.
+    server = make_server(dedup_window_s=1.0)
     audio = meeting_audio if rate == 16000 else soxr.resample(meeting_audio, 16000, rate)
     messages, code = asyncio.run(stream(server.url, audio, rate, room="standup", speaker="alice"))
 
@@ -327,10 +328,10 @@ def test_slow_viewer_never_stalls_producers(make_server, meeting_audio):
             from streamre.graph import Mention
             from streamre.triplets import Triplet
 
-            def flood():
-                for i in range(3000):
-                    room.apply([Triplet(f"entity {i} " + "x" * 2000, "Rel", "y")],
-                               Mention("flood", i))
+            def flood():  # 300 deltas of about 20 kB each
+                for i in range(300):
+                    room.apply([Triplet(f"e{i}", f"R{j}" + "x" * 2000, "y") for j in range(10)],
+                               Mention("flood", i), time.time())
             server.loop.call_soon_threadsafe(flood)
             started = time.monotonic()
             messages, code = await stream(server.url, meeting_audio, room="busy")
@@ -446,7 +447,7 @@ def test_origin_allow_list(make_server):
 
 
 def test_rooms_are_shared_by_producers_and_viewers(make_server, meeting_audio):
-    server = make_server()
+    server = make_server(dedup_window_s=0)  # every sighting its own mention
 
     async def scenario():
         async with connect(server.url) as viewer:

@@ -65,6 +65,29 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamre.graph.store import GraphStore
+
+    if not Path(args.db).exists():
+        raise FileNotFoundError(f"no such database: {args.db}")
+    store = GraphStore(args.db)
+    try:
+        if args.room not in store.rooms():
+            known = ", ".join(store.rooms()) or "none"
+            raise ValueError(f"no room {args.room!r} in {args.db} (rooms: {known})")
+        graph = store.load(args.room)
+    finally:
+        store.close()
+    text = graph.to_graphml() if args.format == "graphml" else json.dumps(graph.to_json(), indent=2)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
 def _init_model(args: argparse.Namespace) -> int:
     from streamre.model import create_checkpoint
 
@@ -147,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(run=_eval)
+
+    graph = sub.add_parser("graph", help="work with a persisted knowledge graph")
+    graph_sub = graph.add_subparsers(dest="graph_command", required=True, metavar="ACTION")
+    export = graph_sub.add_parser("export", help="write a room's graph as JSON or GraphML")
+    export.add_argument("--db", required=True, metavar="FILE",
+                        help="the store: DATA_DIR/streamre.db of a server (or a subscriber's)")
+    export.add_argument("--room", required=True)
+    export.add_argument("--format", default="json", choices=["json", "graphml"])
+    export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    export.set_defaults(run=_graph_export)
 
     init = sub.add_parser("init-model", help="write a randomly initialised checkpoint folder")
     init.add_argument("--out", required=True)

@@ -1,5 +1,8 @@
-"""The room knowledge graph: triplets in, versioned snapshots and deltas out."""
+"""The room knowledge graph: canonical entities, the dedup window, versioned deltas, the store."""
 
-from streamre.graph.room import GraphDelta, Mention, RoomGraph, edge_id, entity_key
+from streamre.graph.canonical import EntityResolver, entity_key
+from streamre.graph.dedup import DedupWindow
+from streamre.graph.room import GraphDelta, GraphSettings, Mention, RoomGraph, edge_id
 
-__all__ = ["GraphDelta", "Mention", "RoomGraph", "edge_id", "entity_key"]
+__all__ = ["DedupWindow", "EntityResolver", "GraphDelta", "GraphSettings", "Mention",
+           "RoomGraph", "edge_id", "entity_key"]

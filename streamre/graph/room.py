@@ -1,33 +1,56 @@
 """A room's knowledge graph: a synchronous, versioned networkx graph fed with triplets.
 
-`apply` upserts nodes and edges and returns a `GraphDelta` (version + 1) holding exactly the
-nodes and edges it changed, in the shape PROTOCOL.md gives; `snapshot` is the whole graph at its
-version. A viewer that applies a snapshot and then every later delta ends with this graph.
+`apply` resolves entities to canonical nodes, folds repeated sightings of a fact within the
+dedup window into one mention event, and returns a `GraphDelta` (version + 1) holding exactly the
+visible nodes and edges it changed, in the shape PROTOCOL.md gives; `snapshot` is the whole
+visible graph at its version. A viewer that applies a snapshot and then every later delta ends
+with this graph. `apply` is deterministic in its arguments, so replaying the same calls (the
+store's journal) rebuilds the same graph, ids and version included.
+
+An edge is visible once its confidence reaches `min_confidence`; a node once it has a visible
+edge. Confidence: the highest sighting within a mention event, noisy-or across events.
+Memory is bounded: past `max_nodes` or `max_edges`, facts needing a new node or edge are
+refused (counted in `refused`); known facts keep being updated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Iterable
 
 import networkx as nx
 
+from streamre.graph.canonical import EntityResolver, entity_key
+from streamre.graph.dedup import DedupWindow
 from streamre.triplets import Triplet
 
 
-def entity_key(text: str) -> str:
-    """Canonical key of an entity mention: case and whitespace folded."""
-    return " ".join(text.casefold().split())
+def _edge_key(head_node: str, relation: str, tail_node: str) -> str:
+    canonical = "\x1f".join((head_node, " ".join(relation.split()), tail_node))
+    return hashlib.sha1(canonical.encode()).hexdigest()[:16]
 
 
 def edge_id(head: str, relation: str, tail: str) -> str:
     """Stable id of a canonical (head, relation, tail): the same fact, the same id, always."""
-    canonical = "\x1f".join((entity_key(head), relation.strip(), entity_key(tail)))
-    return hashlib.sha1(canonical.encode()).hexdigest()[:16]
+    return _edge_key(entity_key(head), relation, entity_key(tail))
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    dedup_window_s: float = 60.0
+    min_confidence: float = 0.0
+    max_nodes: int = 20000
+    max_edges: int = 50000
+    fuzzy_threshold: float = 92.0
+
+    @classmethod
+    def from_settings(cls, settings) -> "GraphSettings":
+        """Take the graph fields of a `ServeConfig` (or anything with them)."""
+        return cls(settings.dedup_window_s, settings.min_confidence, settings.max_nodes,
+                   settings.max_edges, settings.fuzzy_threshold)
 
 
 @dataclass
@@ -48,99 +71,163 @@ class Mention:
     session_id: str
     segment_id: int
     speaker: str | None = None
+    continues_previous: bool = False  # the segment continues a forced split
 
     @property
     def segment_ref(self) -> str:
         return f"{self.session_id}/{self.segment_id}"
 
+    def to_json(self) -> dict:
+        return {"session_id": self.session_id, "segment_id": self.segment_id,
+                "speaker": self.speaker, "continues_previous": self.continues_previous}
+
+
+def _segment_order(ref: str) -> tuple[str, int]:
+    session, _, index = ref.rpartition("/")
+    return session, int(index)
+
 
 class RoomGraph:
-    def __init__(self, room: str) -> None:
+    def __init__(self, room: str, settings: GraphSettings = GraphSettings()) -> None:
         self.room = room
+        self.settings = settings
         self.graph = nx.MultiDiGraph()
         self.version = 0
+        self.refused = 0
+        self.resolver = EntityResolver(settings.fuzzy_threshold)
+        self.dedup = DedupWindow(settings.dedup_window_s)
+        self._edge_ends: dict[str, tuple[str, str]] = {}  # edge id -> (head, tail)
 
     @property
     def node_count(self) -> int:
-        return self.graph.number_of_nodes()
+        return len(self._visible_nodes())
 
     @property
     def edge_count(self) -> int:
-        return self.graph.number_of_edges()
+        return sum(1 for *_, d in self.graph.edges(data=True) if self._visible(d))
 
-    def apply(self, triplets: Iterable[Triplet], mention: Mention,
-              now: float | None = None) -> GraphDelta | None:
-        now = time.time() if now is None else now
-        changed_nodes: dict[str, None] = {}
-        changed_edges: dict[str, tuple[str, str]] = {}
+    def apply(self, triplets: Iterable[Triplet], mention: Mention, now: float) -> GraphDelta | None:
+        self.dedup.expire(now)
+        changed: dict[str, tuple[str, str]] = {}
+        touched: dict[str, None] = {}
         for t in triplets:
-            head, tail = self._upsert_node(t.head, now), self._upsert_node(t.tail, now)
-            changed_nodes.update({head: None, tail: None})
-            eid = edge_id(t.head, t.relation, t.tail)
-            if self.graph.has_edge(head, tail, key=eid):
-                e = self.graph.edges[head, tail, eid]
-                e["mentions"] += 1
-                e["last_seen"] = now
-                # Independent mentions: the fact is wrong only if every mention is (noisy-or).
-                e["confidence"] = 1 - (1 - e["confidence"]) * (1 - t.confidence)
-                if mention.segment_ref not in e["segments"]:
-                    e["segments"].append(mention.segment_ref)
-                if mention.speaker and mention.speaker not in e["speakers"]:
-                    e["speakers"].append(mention.speaker)
-            else:
-                self.graph.add_edge(
-                    head, tail, key=eid, relation=t.relation.strip(), confidence=t.confidence,
-                    mentions=1, first_seen=now, last_seen=now, segments=[mention.segment_ref],
-                    speakers=[mention.speaker] if mention.speaker else [])
-            changed_edges[eid] = (head, tail)
-        if not changed_edges:
+            relation = " ".join(t.relation.split())
+            if not (t.head.strip() and t.tail.strip() and relation):
+                continue
+            if not self._has_room_for(t, relation):
+                self.refused += 1
+                continue
+            head, tail = self.resolver.resolve(t.head), self.resolver.resolve(t.tail)
+            eid = _edge_key(head, relation, tail)
+            new_event = self.dedup.observe(eid, now, mention.session_id, mention.segment_id,
+                                           mention.continues_previous)
+            for node in (head, tail):
+                self._touch_node(node, now, new_event)
+            self._touch_edge(head, tail, eid, relation, t.confidence, mention, now, new_event)
+            changed[eid] = (head, tail)
+            touched.update({head: None, tail: None})
+        visible = {eid: ends for eid, ends in changed.items()
+                   if self._visible(self.graph.edges[ends[0], ends[1], eid])}
+        # A fact on a hidden edge still changes its nodes: shown nodes must say so.
+        nodes = [n for n in touched if self._node_visible(n)]
+        if not visible and not nodes:
             return None
         self.version += 1
-        return GraphDelta(self.room, self.version,
-                          [self._node_json(n) for n in changed_nodes],
-                          [self._edge_json(h, t, k) for k, (h, t) in changed_edges.items()])
+        return GraphDelta(self.room, self.version, [self._node_json(n) for n in nodes],
+                          [self._edge_json(h, t, k) for k, (h, t) in visible.items()])
 
-    def _upsert_node(self, label: str, now: float) -> str:
-        key = entity_key(label)
-        if key in self.graph:
-            n = self.graph.nodes[key]
-            n["mentions"] += 1
-            n["last_seen"] = now
+    def _has_room_for(self, t: Triplet, relation: str) -> bool:
+        head, tail = self.resolver.lookup(t.head), self.resolver.lookup(t.tail)
+        new_nodes = {entity_key(s) for s, node in ((t.head, head), (t.tail, tail)) if node is None}
+        if len(self.graph) + len(new_nodes) > self.settings.max_nodes:
+            return False
+        known = head is not None and tail is not None and \
+            _edge_key(head, relation, tail) in self._edge_ends
+        return known or len(self._edge_ends) < self.settings.max_edges
+
+    def _touch_node(self, node: str, now: float, new_event: bool) -> None:
+        if node not in self.graph:
+            self.graph.add_node(node, mentions=0, first_seen=now, last_seen=now)
+        attrs = self.graph.nodes[node]
+        attrs["mentions"] += int(new_event)
+        attrs["first_seen"] = min(attrs["first_seen"], now)
+        attrs["last_seen"] = max(attrs["last_seen"], now)
+
+    def _touch_edge(self, head: str, tail: str, eid: str, relation: str, confidence: float,
+                    mention: Mention, now: float, new_event: bool) -> None:
+        confidence = min(1.0, max(0.0, float(confidence)))
+        if not self.graph.has_edge(head, tail, key=eid):
+            self._edge_ends[eid] = (head, tail)
+            self.graph.add_edge(head, tail, key=eid, relation=relation, mentions=0,
+                                first_seen=now, last_seen=now, segments=[], speakers=[],
+                                _miss=1.0, _current=0.0)
+        e = self.graph.edges[head, tail, eid]
+        if new_event:  # the previous event is closed: fold it into the noisy-or
+            e["_miss"] *= 1 - e["_current"]
+            e["_current"] = confidence
+            e["mentions"] += 1
         else:
-            self.graph.add_node(key, label=" ".join(label.split()), mentions=1, first_seen=now,
-                                last_seen=now)
-        return key
+            e["_current"] = max(e["_current"], confidence)
+        e["confidence"] = 1 - e["_miss"] * (1 - e["_current"])
+        e["first_seen"], e["last_seen"] = min(e["first_seen"], now), max(e["last_seen"], now)
+        if mention.segment_ref not in e["segments"]:
+            e["segments"] = sorted(e["segments"] + [mention.segment_ref], key=_segment_order)
+        if mention.speaker and mention.speaker not in e["speakers"]:
+            e["speakers"] = sorted(e["speakers"] + [mention.speaker])
 
-    def _node_json(self, key: str) -> dict:
-        return {"id": key, **self.graph.nodes[key]}
+    # -- views ------------------------------------------------------------------------------
+
+    def _visible(self, edge: dict) -> bool:
+        return edge["confidence"] >= self.settings.min_confidence
+
+    def _node_visible(self, node: str) -> bool:
+        return any(self._visible(d) for *_, d in self.graph.out_edges(node, data=True)) or \
+            any(self._visible(d) for *_, d in self.graph.in_edges(node, data=True))
+
+    def _visible_nodes(self) -> list[str]:
+        nodes = {n for h, t, d in self.graph.edges(data=True) if self._visible(d) for n in (h, t)}
+        return [n for n in self.graph.nodes if n in nodes]
+
+    def _node_json(self, node: str) -> dict:
+        attrs = self.graph.nodes[node]
+        data = {"id": node, "label": self.resolver.label(node), "aliases":
+                self.resolver.aliases(node), **attrs}
+        entity_type = self.resolver.entity_type(node)
+        if entity_type:
+            data["type"] = entity_type
+        return data
 
     def _edge_json(self, head: str, tail: str, key: str) -> dict:
         e = self.graph.edges[head, tail, key]
-        return {"id": key, "source": head, "target": tail, **{
-            k: (list(v) if isinstance(v, list) else v) for k, v in e.items()}}
+        public = {k: (list(v) if isinstance(v, list) else v)
+                  for k, v in e.items() if not k.startswith("_")}
+        public["confidence"] = round(public["confidence"], 6)
+        return {"id": key, "source": head, "target": tail, **public}
 
     def nodes_json(self) -> list[dict]:
-        return [self._node_json(n) for n in self.graph.nodes]
+        return [self._node_json(n) for n in self._visible_nodes()]
 
     def edges_json(self) -> list[dict]:
-        return [self._edge_json(h, t, k) for h, t, k in self.graph.edges(keys=True)]
+        return [self._edge_json(h, t, k) for h, t, k, d in self.graph.edges(keys=True, data=True)
+                if self._visible(d)]
 
     def snapshot(self) -> dict:
         return {"type": "graph", "op": "snapshot", "room": self.room, "version": self.version,
                 "nodes": self.nodes_json(), "edges": self.edges_json()}
 
     def to_json(self) -> dict:
-        """Node-link JSON for `GET /v1/rooms/{room}/graph`."""
+        """Node-link JSON for `GET /v1/rooms/{room}/graph` and `streamre graph export`."""
         return {"room": self.room, "version": self.version, "directed": True, "multigraph": True,
                 "nodes": self.nodes_json(), "edges": self.edges_json()}
 
     def to_graphml(self) -> str:
         # GraphML holds scalars only: lists become JSON strings.
         flat = nx.MultiDiGraph()
-        for n, attrs in self.graph.nodes(data=True):
-            flat.add_node(n, **_scalars(attrs))
-        for h, t, k, attrs in self.graph.edges(keys=True, data=True):
-            flat.add_edge(h, t, key=k, id=k, **_scalars(attrs))
+        for node in self.nodes_json():
+            flat.add_node(node["id"], **_scalars({k: v for k, v in node.items() if k != "id"}))
+        for edge in self.edges_json():
+            attrs = {k: v for k, v in edge.items() if k not in ("source", "target")}
+            flat.add_edge(edge["source"], edge["target"], key=edge["id"], **_scalars(attrs))
         buffer = BytesIO()
         nx.write_graphml(flat, buffer)
         return buffer.getvalue().decode()

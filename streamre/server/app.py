@@ -28,7 +28,8 @@ from websockets.http11 import Request, Response
 from streamre import WEB_CLIENT_DIR
 from streamre.audio import VadConfig
 from streamre.config import ServeConfig
-from streamre.graph import Mention, RoomGraph
+from streamre.graph import GraphSettings, Mention, RoomGraph
+from streamre.graph.store import DB_NAME, GraphStore
 from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
 from streamre.server.metrics import Metrics
 from streamre.server.outbox import Outbox
@@ -44,13 +45,18 @@ CLOSE_SERVER_FULL = 1013
 
 @dataclass
 class Room:
-    """A room's graph and the outboxes of everyone in it (producers and viewers)."""
+    """A room's graph, its journal, and the outboxes of everyone in it (producers, viewers)."""
     name: str
     graph: RoomGraph
+    store: GraphStore
     members: set[Outbox] = field(default_factory=set)
 
-    def apply(self, triplets: list[Triplet], mention: Mention) -> None:
-        delta = self.graph.apply(triplets, mention)
+    def apply(self, triplets: list[Triplet], mention: Mention, at: float) -> None:
+        """Journal, apply and announce facts heard at meeting time `at` (Unix seconds)."""
+        if not triplets:
+            return
+        self.store.append(self.name, triplets, mention, at)  # durable before announced
+        delta = self.graph.apply(triplets, mention, at)
         if delta is None:
             return
         text = json.dumps(delta.to_message())  # serialised once for every member
@@ -64,6 +70,8 @@ class StreamServer:
         self.config = config
         self.vad_config = VadConfig.from_settings(config)
         self.metrics = Metrics()
+        self.graph_settings = GraphSettings.from_settings(config)
+        self.store: GraphStore | None = None
         self.rooms: dict[str, Room] = {}
         self.sessions: set[Session] = set()
         self.engine = InferenceEngine(
@@ -78,7 +86,12 @@ class StreamServer:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        Path(self.config.data_dir).mkdir(parents=True, exist_ok=True)
+        self.store = GraphStore(Path(self.config.data_dir) / DB_NAME)
+        self.store.save_settings(self.graph_settings)
+        for name in self.store.rooms():  # every room as it was, ids and version included
+            self.rooms[name] = Room(name, self.store.load(name, self.graph_settings), self.store)
+        if self.rooms:
+            log.info("restored %d room(s) from %s", len(self.rooms), self.store.path)
         origins = None
         if self.config.allowed_origins:
             origins = list(self.config.allowed_origins) + [None]  # non-browser clients send none
@@ -104,7 +117,7 @@ class StreamServer:
 
     def room(self, name: str) -> Room:
         if name not in self.rooms:
-            self.rooms[name] = Room(name, RoomGraph(name))
+            self.rooms[name] = Room(name, RoomGraph(name, self.graph_settings), self.store)
         return self.rooms[name]
 
     async def shutdown(self) -> None:
@@ -123,6 +136,8 @@ class StreamServer:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
         await self.engine.close()
+        if self.store is not None:
+            self.store.close()  # every batch was committed as it came; this only lets go
         self.stopped.set()
 
     async def run_until_signal(self) -> int:

@@ -128,6 +128,7 @@ class Session:
             raise ProtocolViolation("bad_speaker", "speaker must be a string of at most 128 chars")
         room = self._room_name(message, ProtocolViolation)
         self.role, self.speaker = "producer", speaker
+        self._started_at = time.time()
         self._audio = AudioInput(rate)
         self._segmenter = VadSegmenter(self.server.vad_config)
         self.server.metrics.sessions_total.labels("producer").inc()
@@ -220,7 +221,11 @@ class Session:
             if result.queue_ms > self.server.config.lag_warning_s * 1000:
                 self._warn_lagging(f"segments wait {result.queue_ms / 1000:.1f} s for the model")
             # The room learns the facts before the client is told about them.
-            self.room.apply(result.triplets, Mention(self.id, segment.index, self.speaker))
+            # Meeting time of the utterance: when the session started plus where in its stream
+            # the segment ends. Live, that is the wall clock; a file sent faster keeps its pace.
+            self.room.apply(result.triplets, Mention(self.id, segment.index, self.speaker,
+                                                     continues_previous=segment.overlap > 0),
+                            self._started_at + segment.end_s)
             metrics.triplets.inc(len(result.triplets))
             message.update(
                 triplets=[t.to_json() for t in result.triplets],

@@ -1,0 +1,77 @@
+"""Canonical entities: one node for every way a name is said or spelled.
+
+`entity_key` folds case, whitespace, punctuation, a leading article and possessives. The
+`EntityResolver` also merges near-identical keys ("david chenn" → "david chen") with rapidfuzz,
+guarded: short names must match exactly, and names of different entity types never merge. A
+node's label is its most frequent surface form; the others are kept as aliases.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+
+from rapidfuzz import fuzz, process
+
+ARTICLES = {"the", "a", "an"}
+_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b|(?<=s)['’](?=\s|$)")
+_PUNCTUATION = re.compile(r"[^\w\s]")
+
+
+def entity_key(text: str) -> str:
+    """Canonical key of a mention: 'The World Bank's' and 'world  bank' give 'world bank'."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    words = _PUNCTUATION.sub(" ", _POSSESSIVE.sub("", folded)).split()
+    if len(words) > 1 and words[0] in ARTICLES:
+        words = words[1:]
+    return " ".join(words) or " ".join(folded.split())
+
+
+class EntityResolver:
+    def __init__(self, fuzzy_threshold: float = 92.0, min_fuzzy_length: int = 6) -> None:
+        self.fuzzy_threshold = fuzzy_threshold
+        self.min_fuzzy_length = min_fuzzy_length
+        self._surfaces: dict[str, Counter] = {}  # node key -> surface form counts
+        self._types: dict[str, str | None] = {}
+        self._aliases: dict[tuple[str, str | None], str] = {}  # (key, type) -> node key
+
+    def lookup(self, surface: str, entity_type: str | None = None) -> str | None:
+        """The existing node a mention would resolve to, or None; records nothing."""
+        key = entity_key(surface)
+        return self._aliases.get((key, entity_type)) or self._fuzzy(key, entity_type)
+
+    def resolve(self, surface: str, entity_type: str | None = None) -> str:
+        """The node key for a mention, creating a node when nothing matches; counts the form.
+
+        A typed entity's key carries its type, so "Boston" the city and "Boston" the team are
+        two nodes.
+        """
+        key = entity_key(surface)
+        node = self.lookup(surface, entity_type) or \
+            (key if entity_type is None else f"{key}#{entity_type.casefold()}")
+        self._aliases[(key, entity_type)] = node
+        self._types.setdefault(node, entity_type)
+        self._surfaces.setdefault(node, Counter())[" ".join(surface.split())] += 1
+        return node
+
+    def _fuzzy(self, key: str, entity_type: str | None) -> str | None:
+        if len(key) < self.min_fuzzy_length:
+            return None  # "Li" and "Lu" are different people
+        candidates = {k: node for (k, t), node in self._aliases.items()
+                      if t == entity_type and len(k) >= self.min_fuzzy_length}
+        match = process.extractOne(key, list(candidates), scorer=fuzz.ratio,
+                                   score_cutoff=self.fuzzy_threshold)
+        return candidates[match[0]] if match else None
+
+    def label(self, node: str) -> str:
+        """Most frequent surface form; ties go to the alphabetically first (order-free)."""
+        counts = self._surfaces[node]
+        return min(counts, key=lambda s: (-counts[s], s))
+
+    def aliases(self, node: str) -> list[str]:
+        label = self.label(node)
+        return sorted(s for s in self._surfaces[node] if s != label)
+
+    def entity_type(self, node: str) -> str | None:
+        return self._types.get(node)
