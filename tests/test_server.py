@@ -137,7 +137,8 @@ def test_http_routes(make_server):
 
     asyncio.run(stream(server.url, np.zeros(0, np.int16), room="empty"))
     rooms = json.loads(http_get(server.http + "/v1/rooms")[2])
-    assert rooms == [{"room": "empty", "nodes": 0, "edges": 0, "version": 0, "clients": 0}]
+    assert rooms == [{"room": "empty", "nodes": 0, "edges": 0, "version": 0, "clients": 0,
+                      "refused_facts": 0}]
     status, headers, body = http_get(server.http + "/v1/rooms/empty/graph?format=graphml")
     assert status == 200 and "graphml" in headers["Content-Type"] and b"<graphml" in body
     assert http_get(server.http + "/v1/rooms/empty/graph?format=csv")[0] == 400
@@ -353,6 +354,25 @@ def test_slow_viewer_never_stalls_producers(make_server, meeting_audio):
     after = seen[snapshots[-1]:]
     assert [m["version"] for m in after] == list(range(after[0]["version"], final + 1))
     assert server.server.metrics.viewer_resyncs._value.get() >= 1
+
+
+def test_full_rooms_refuse_new_facts_and_say_so(make_server, meeting_audio):
+    server = make_server(max_edges=1, dedup_window_s=0)
+    room = server.server.room("full")
+    from streamre.triplets import Triplet
+
+    server.call(lambda: _apply(room, [Triplet("A", "Kill", "B")]))  # the one edge it may hold
+    messages, _ = asyncio.run(stream(server.url, meeting_audio, room="full"))
+    rooms = json.loads(http_get(server.http + "/v1/rooms")[2])
+    assert rooms[0]["edges"] == 1 and rooms[0]["refused_facts"] == 2  # one per utterance
+    assert b"streamre_graph_facts_refused_total 2.0" in http_get(server.http + "/metrics")[2]
+    assert len(of_type(messages, "triplets")) == 2  # the session is answered all the same
+
+
+async def _apply(room, triplets):
+    from streamre.graph import Mention
+
+    room.apply(triplets, Mention("test", 0), time.time())
 
 
 def test_connect_disconnect_cycles_leak_nothing(make_server):

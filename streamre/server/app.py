@@ -49,6 +49,7 @@ class Room:
     name: str
     graph: RoomGraph
     store: GraphStore
+    on_refused: Callable[[int], None] = lambda n: None  # facts refused by the room's caps
     members: set[Outbox] = field(default_factory=set)
 
     def apply(self, triplets: list[Triplet], mention: Mention, at: float) -> None:
@@ -56,7 +57,10 @@ class Room:
         if not triplets:
             return
         self.store.append(self.name, triplets, mention, at)  # durable before announced
+        refused = self.graph.refused
         delta = self.graph.apply(triplets, mention, at)
+        if self.graph.refused > refused:
+            self.on_refused(self.graph.refused - refused)
         if delta is None:
             return
         text = json.dumps(delta.to_message())  # serialised once for every member
@@ -89,7 +93,7 @@ class StreamServer:
         self.store = GraphStore(Path(self.config.data_dir) / DB_NAME)
         self.store.save_settings(self.graph_settings)
         for name in self.store.rooms():  # every room as it was, ids and version included
-            self.rooms[name] = Room(name, self.store.load(name, self.graph_settings), self.store)
+            self.rooms[name] = self._room(name, self.store.load(name, self.graph_settings))
         if self.rooms:
             log.info("restored %d room(s) from %s", len(self.rooms), self.store.path)
         origins = None
@@ -117,8 +121,17 @@ class StreamServer:
 
     def room(self, name: str) -> Room:
         if name not in self.rooms:
-            self.rooms[name] = Room(name, RoomGraph(name, self.graph_settings), self.store)
+            self.rooms[name] = self._room(name, RoomGraph(name, self.graph_settings))
         return self.rooms[name]
+
+    def _room(self, name: str, graph: RoomGraph) -> Room:
+        def refused(count: int) -> None:
+            self.metrics.facts_refused.inc(count)
+            if graph.refused == count or graph.refused % 1000 < count:  # first, then 1 in 1000
+                log.warning("room %s is full (max_nodes=%d, max_edges=%d): %d new fact(s) "
+                            "refused so far", name, self.config.max_nodes, self.config.max_edges,
+                            graph.refused)
+        return Room(name, graph, self.store, refused)
 
     async def shutdown(self) -> None:
         """Stop accepting; finish producers (flush, infer, `done`); close viewers; stop the model."""
@@ -210,7 +223,8 @@ class StreamServer:
         if path == "/v1/rooms":
             return _json(HTTPStatus.OK, [
                 {"room": r.name, "nodes": r.graph.node_count, "edges": r.graph.edge_count,
-                 "version": r.graph.version, "clients": len(r.members)}
+                 "version": r.graph.version, "clients": len(r.members),
+                 "refused_facts": r.graph.refused}
                 for r in sorted(self.rooms.values(), key=lambda r: r.name)])
         if path.startswith("/v1/rooms/") and path.endswith("/graph"):
             return self._room_graph(path[len("/v1/rooms/"):-len("/graph")], request)

@@ -26,6 +26,9 @@ class Metrics:
         self.triplets = Counter("streamre_triplets", "Triplets extracted", registry=r)
         self.errors = Counter("streamre_errors", "Error messages sent to clients", ["code"],
                               registry=r)
+        self.facts_refused = Counter("streamre_graph_facts_refused",
+                                     "New facts refused because a room reached its caps",
+                                     registry=r)
         self.lagging = Counter("streamre_lagging_warnings", "Lagging warnings sent", registry=r)
         self.viewer_resyncs = Counter("streamre_viewer_resyncs",
                                       "Slow clients whose queued graph updates were replaced by a snapshot",
