@@ -30,6 +30,7 @@ def test_resolver_merges_near_names_with_guards():
     assert resolver.resolve("David Chenn") == chen  # a spelling slip
     assert resolver.resolve("the david chen") == chen  # canonical key
     assert resolver.resolve("Li") != resolver.resolve("Lu")  # short names: exact only
+    assert resolver.resolve("Flight 1234") != resolver.resolve("Flight 1235")  # numbers: exact
     assert resolver.resolve("Maria Lopez") != chen
     assert resolver.resolve("Boston", "Loc") != resolver.resolve("Boston", "Org")  # types differ
     resolver.resolve("David Chen")

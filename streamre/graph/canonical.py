@@ -2,7 +2,8 @@
 
 `entity_key` folds case, whitespace, punctuation, a leading article and possessives. The
 `EntityResolver` also merges near-identical keys ("david chenn" → "david chen") with rapidfuzz,
-guarded: short names must match exactly, and names of different entity types never merge. A
+guarded: short names must match exactly, numbers in names must be equal, and names of
+different entity types never merge. A
 node's label is its most frequent surface form; the others are kept as aliases.
 """
 
@@ -17,6 +18,7 @@ from rapidfuzz import fuzz, process
 ARTICLES = {"the", "a", "an"}
 _POSSESSIVE = re.compile(r"(?<=\w)['’]s\b|(?<=s)['’](?=\s|$)")
 _PUNCTUATION = re.compile(r"[^\w\s]")
+_DIGITS = re.compile(r"\d+")
 
 
 def entity_key(text: str) -> str:
@@ -58,8 +60,10 @@ class EntityResolver:
     def _fuzzy(self, key: str, entity_type: str | None) -> str | None:
         if len(key) < self.min_fuzzy_length:
             return None  # "Li" and "Lu" are different people
+        digits = _DIGITS.findall(key)  # "Flight 1234" is never "Flight 1235"
         candidates = {k: node for (k, t), node in self._aliases.items()
-                      if t == entity_type and len(k) >= self.min_fuzzy_length}
+                      if t == entity_type and len(k) >= self.min_fuzzy_length
+                      and _DIGITS.findall(k) == digits}
         match = process.extractOne(key, list(candidates), scorer=fuzz.ratio,
                                    score_cutoff=self.fuzzy_threshold)
         return candidates[match[0]] if match else None
