@@ -42,7 +42,7 @@ case "$cmd" in
     exec "$VENV/bin/streamre" serve "$@"
     ;;
   test)
-    apt_install espeak-ng
+    apt_install espeak-ng mosquitto
     setup "[test]"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -79,6 +79,14 @@ class ServeConfig:
     max_edges: int = _setting(GraphSettings.max_edges, "most edges per room; then new ones are refused")
     fuzzy_threshold: float = _setting(
         GraphSettings.fuzzy_threshold, "rapidfuzz ratio (0-100) at which two names are one entity")
+    # MQTT
+    mqtt: str = _setting("", "broker to publish to: mqtt://[user:pass@]host:port or mqtts://... "
+                             "(empty: no MQTT)")
+    server_id: str = _setting("", "this server's name in MQTT status topics (empty: host name)")
+    mqtt_outbox_max: int = _setting(100000, "messages the persistent MQTT outbox holds while "
+                                            "the broker is away; more are refused and counted")
+    mqtt_snapshot_interval_s: float = _setting(
+        2.0, "a room's retained snapshot is refreshed at most this often")
     # storage and logging
     data_dir: str = _setting("data", "folder for persistent state (the graph journal)")
     log_level: str = _setting("info", "debug, info, warning or error")
@@ -93,7 +101,7 @@ class ServeConfig:
             errors.append(f"vad_trigger_ratio must be in (0, 1], got {self.vad_trigger_ratio}")
         for name in ("max_sessions", "max_message_bytes", "send_queue", "max_batch",
                      "session_queue", "max_new_tokens", "vad_trigger_frames", "max_nodes",
-                     "max_edges"):
+                     "max_edges", "mqtt_outbox_max"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_utterance_s * 1000 <= 2 * self.split_overlap_ms:
@@ -102,6 +110,15 @@ class ServeConfig:
             errors.append("min_confidence must be 0..1 and fuzzy_threshold 0..100")
         if self.dedup_window_s < 0:
             errors.append("dedup_window_s must not be negative")
+        if self.mqtt:
+            from streamre.mqtt.broker import BrokerAddress
+
+            try:
+                BrokerAddress.parse(self.mqtt)
+            except ValueError as e:
+                errors.append(str(e))
+        if any(c in self.server_id for c in "/+#"):
+            errors.append("server_id must not contain '/', '+' or '#'")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             errors.append(f"log_level must be debug, info, warning or error, got {self.log_level!r}")
         if errors:

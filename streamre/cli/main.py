@@ -72,20 +72,33 @@ def _graph_export(args: argparse.Namespace) -> int:
 
     if not Path(args.db).exists():
         raise FileNotFoundError(f"no such database: {args.db}")
+    from streamre.graph.room import graphml
+
     store = GraphStore(args.db)
-    try:
-        if args.room not in store.rooms():
-            known = ", ".join(store.rooms()) or "none"
+    try:  # a server's journal, or a subscriber's mirror
+        if args.room in store.rooms():
+            data = store.load(args.room).to_json()
+        elif args.room in store.mirror_rooms():
+            data = store.load_mirror(args.room).to_json()
+        else:
+            known = ", ".join(sorted(set(store.rooms()) | set(store.mirror_rooms()))) or "none"
             raise ValueError(f"no room {args.room!r} in {args.db} (rooms: {known})")
-        graph = store.load(args.room)
     finally:
         store.close()
-    text = graph.to_graphml() if args.format == "graphml" else json.dumps(graph.to_json(), indent=2)
+    text = graphml(data) if args.format == "graphml" else json.dumps(data, indent=2)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
         print(text)
     return 0
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from streamre.mqtt.subscriber import subscribe
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(subscribe(args.mqtt, args.room, args.db, args.client_id))
 
 
 def _init_model(args: argparse.Namespace) -> int:
@@ -171,11 +184,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(run=_eval)
 
+    sub_ = sub.add_parser("subscribe", help="keep a persistent graph of rooms from MQTT",
+                          description="Follow room graphs on an MQTT broker (retained snapshot "
+                                      "plus deltas) into a SQLite file that `streamre graph "
+                                      "export` reads. Runs until SIGINT/SIGTERM.")
+    sub_.add_argument("--mqtt", required=True, metavar="URL", help="mqtt://[user:pass@]host:port")
+    sub_.add_argument("--room", required=True, help="a room, or + for every room")
+    sub_.add_argument("--db", required=True, metavar="FILE")
+    sub_.add_argument("--client-id", default=None,
+                      help="MQTT client id (default: derived from --db and --room, so a "
+                           "restarted subscriber gets its queued messages)")
+    sub_.add_argument("--log-level", default="info")
+    sub_.set_defaults(run=_subscribe)
+
     graph = sub.add_parser("graph", help="work with a persisted knowledge graph")
     graph_sub = graph.add_subparsers(dest="graph_command", required=True, metavar="ACTION")
     export = graph_sub.add_parser("export", help="write a room's graph as JSON or GraphML")
     export.add_argument("--db", required=True, metavar="FILE",
-                        help="the store: DATA_DIR/streamre.db of a server (or a subscriber's)")
+                        help="a server's DATA_DIR/streamre.db, or a subscriber's --db")
     export.add_argument("--room", required=True)
     export.add_argument("--format", default="json", choices=["json", "graphml"])
     export.add_argument("--out", metavar="FILE", help="write here instead of standard output")

@@ -221,16 +221,20 @@ class RoomGraph:
                 "nodes": self.nodes_json(), "edges": self.edges_json()}
 
     def to_graphml(self) -> str:
-        # GraphML holds scalars only: lists become JSON strings.
-        flat = nx.MultiDiGraph()
-        for node in self.nodes_json():
-            flat.add_node(node["id"], **_scalars({k: v for k, v in node.items() if k != "id"}))
-        for edge in self.edges_json():
-            attrs = {k: v for k, v in edge.items() if k not in ("source", "target")}
-            flat.add_edge(edge["source"], edge["target"], key=edge["id"], **_scalars(attrs))
-        buffer = BytesIO()
-        nx.write_graphml(flat, buffer)
-        return buffer.getvalue().decode()
+        return graphml(self.to_json())
+
+
+def graphml(graph_json: dict) -> str:
+    """Node-link JSON (`to_json`) as GraphML; lists become JSON strings (GraphML has scalars)."""
+    flat = nx.MultiDiGraph()
+    for node in graph_json["nodes"]:
+        flat.add_node(node["id"], **_scalars({k: v for k, v in node.items() if k != "id"}))
+    for edge in graph_json["edges"]:
+        attrs = {k: v for k, v in edge.items() if k not in ("source", "target")}
+        flat.add_edge(edge["source"], edge["target"], key=edge["id"], **_scalars(attrs))
+    buffer = BytesIO()
+    nx.write_graphml(flat, buffer)
+    return buffer.getvalue().decode()
 
 
 def _scalars(attrs: dict) -> dict:

@@ -13,7 +13,9 @@ import hmac
 import json
 import logging
 import mimetypes
+import re
 import signal
+import socket
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -30,6 +32,8 @@ from streamre.audio import VadConfig
 from streamre.config import ServeConfig
 from streamre.graph import GraphSettings, Mention, RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
+from streamre.mqtt.outbox import MqttOutbox
+from streamre.mqtt.publisher import MqttPublisher
 from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
 from streamre.server.metrics import Metrics
 from streamre.server.outbox import Outbox
@@ -39,6 +43,7 @@ from streamre.triplets import Triplet
 log = logging.getLogger("streamre.server")
 
 STREAM_PATH = "/v1/stream"
+OUTBOX_NAME = "mqtt-outbox.db"
 CLOSE_GOING_AWAY = 1001
 CLOSE_SERVER_FULL = 1013
 
@@ -50,6 +55,7 @@ class Room:
     graph: RoomGraph
     store: GraphStore
     on_refused: Callable[[int], None] = lambda n: None  # facts refused by the room's caps
+    on_delta: Callable[[dict], None] = lambda message: None  # after viewers have it (MQTT)
     members: set[Outbox] = field(default_factory=set)
 
     def apply(self, triplets: list[Triplet], mention: Mention, at: float) -> None:
@@ -63,9 +69,11 @@ class Room:
             self.on_refused(self.graph.refused - refused)
         if delta is None:
             return
-        text = json.dumps(delta.to_message())  # serialised once for every member
+        message = delta.to_message()
+        text = json.dumps(message)  # serialised once for every member
         for outbox in list(self.members):
             outbox.send_graph_delta(delta.version, text)
+        self.on_delta(message)
 
 
 class StreamServer:
@@ -76,6 +84,7 @@ class StreamServer:
         self.metrics = Metrics()
         self.graph_settings = GraphSettings.from_settings(config)
         self.store: GraphStore | None = None
+        self.publisher: MqttPublisher | None = None
         self.rooms: dict[str, Room] = {}
         self.sessions: set[Session] = set()
         self.engine = InferenceEngine(
@@ -92,10 +101,19 @@ class StreamServer:
     async def start(self) -> None:
         self.store = GraphStore(Path(self.config.data_dir) / DB_NAME)
         self.store.save_settings(self.graph_settings)
+        if self.config.mqtt:
+            outbox = MqttOutbox(Path(self.config.data_dir) / OUTBOX_NAME,
+                                self.config.mqtt_outbox_max)
+            self.publisher = MqttPublisher(
+                self.config.mqtt, self.config.server_id or _host_id(), outbox,
+                lambda room: self.room(room).graph.snapshot(), self.metrics,
+                self.config.mqtt_snapshot_interval_s)
         for name in self.store.rooms():  # every room as it was, ids and version included
             self.rooms[name] = self._room(name, self.store.load(name, self.graph_settings))
         if self.rooms:
             log.info("restored %d room(s) from %s", len(self.rooms), self.store.path)
+        if self.publisher is not None:
+            self.publisher.start(list(self.rooms))
         origins = None
         if self.config.allowed_origins:
             origins = list(self.config.allowed_origins) + [None]  # non-browser clients send none
@@ -131,7 +149,9 @@ class StreamServer:
                 log.warning("room %s is full (max_nodes=%d, max_edges=%d): %d new fact(s) "
                             "refused so far", name, self.config.max_nodes, self.config.max_edges,
                             graph.refused)
-        return Room(name, graph, self.store, refused)
+        publish = (lambda message: self.publisher.publish_delta(name, message)) \
+            if self.publisher else (lambda message: None)
+        return Room(name, graph, self.store, refused, publish)
 
     async def shutdown(self) -> None:
         """Stop accepting; finish producers (flush, infer, `done`); close viewers; stop the model."""
@@ -149,6 +169,8 @@ class StreamServer:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
         await self.engine.close()
+        if self.publisher is not None:
+            await self.publisher.close()  # queued messages, final snapshots, `offline`
         if self.store is not None:
             self.store.close()  # every batch was committed as it came; this only lets go
         self.stopped.set()
@@ -261,6 +283,10 @@ class StreamServer:
         if kind.startswith("text/") or kind.endswith("javascript"):
             kind += "; charset=utf-8"
         return _response(HTTPStatus.OK, file.read_bytes(), kind)
+
+
+def _host_id() -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "streamre"
 
 
 def _response(status: HTTPStatus, body: bytes, content_type: str,

@@ -29,6 +29,15 @@ class Metrics:
         self.facts_refused = Counter("streamre_graph_facts_refused",
                                      "New facts refused because a room reached its caps",
                                      registry=r)
+        self.mqtt_outbox = Gauge("streamre_mqtt_outbox", "MQTT messages waiting for the broker",
+                                 registry=r)
+        self.mqtt_refused = Counter("streamre_mqtt_refused",
+                                    "MQTT messages refused because the outbox was full",
+                                    registry=r)
+        self.mqtt_published = Counter("streamre_mqtt_published", "MQTT messages acknowledged",
+                                      registry=r)
+        self.mqtt_reconnects = Counter("streamre_mqtt_reconnects",
+                                       "Failed MQTT connection attempts", registry=r)
         self.lagging = Counter("streamre_lagging_warnings", "Lagging warnings sent", registry=r)
         self.viewer_resyncs = Counter("streamre_viewer_resyncs",
                                       "Slow clients whose queued graph updates were replaced by a snapshot",

@@ -236,6 +236,10 @@ class Session:
             self._slots.release()
         metrics.latency.observe(time.monotonic() - closed_at)
         self.outbox.send(message)
+        if self.server.publisher is not None and "error" not in message:
+            self.server.publisher.publish_triplets(self.room.name, {
+                **message, "session_id": self.id, "room": self.room.name,
+                "message_id": f"{self.id}/{segment.index}"})
 
     def _warn_lagging(self, detail: str) -> None:
         now = time.monotonic()

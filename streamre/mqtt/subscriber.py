@@ -1,0 +1,89 @@
+"""`streamre subscribe`: keep a persistent copy of room graphs from the MQTT broker.
+
+A persistent MQTT session (QoS 1, fixed client id) lets the broker queue messages while we are
+away; `GraphMirror` decides what each message changes, and the store writes it in one
+transaction before the next message is taken. Restart-safe: rooms resume from their stored
+version. Runs until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import signal
+from pathlib import Path
+
+import aiomqtt
+
+from streamre.graph.store import GraphStore
+from streamre.mqtt.broker import BrokerAddress, topic, unsupported_protocol
+from streamre.mqtt.mirror import GraphMirror
+
+log = logging.getLogger("streamre.subscribe")
+
+
+async def subscribe(url: str, room: str, db: str, client_id: str | None = None,
+                    stop: asyncio.Event | None = None) -> int:
+    if room != "+" and ("/" in room or "#" in room or "+" in room or not room):
+        raise ValueError("--room is a room name or + for every room")
+    address = BrokerAddress.parse(url)
+    store = GraphStore(Path(db))
+    mirror = GraphMirror()
+    for name in store.mirror_rooms():
+        mirror.restore(store.load_mirror(name))
+    # The same subscriber (same db and rooms) reconnects to the same broker session.
+    client_id = client_id or "streamre-sub-" + hashlib.sha1(
+        f"{Path(db).resolve()}|{room}".encode()).hexdigest()[:12]
+    stop = stop or _stop_on_signals()
+    protocol, backoff = aiomqtt.ProtocolVersion.V5, 0.5
+    try:
+        while not stop.is_set():
+            try:
+                async with address.client(client_id, protocol, persistent_session=True) as client:
+                    log.info("subscribed to %s:%d rooms=%s", address.host, address.port, room)
+                    backoff = 0.5
+                    for kind in ("graph/snapshot", "graph/delta"):
+                        await client.subscribe(topic(room, kind), qos=1)
+                    receiver = asyncio.create_task(_receive(client, mirror, store))
+                    stopper = asyncio.create_task(stop.wait())
+                    await asyncio.wait({receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    stopper.cancel()
+                    receiver.cancel()
+                    if receiver.done() and not receiver.cancelled() and receiver.exception():
+                        raise receiver.exception()
+            except aiomqtt.MqttError as e:
+                if protocol == aiomqtt.ProtocolVersion.V5 and unsupported_protocol(e):
+                    protocol = aiomqtt.ProtocolVersion.V311
+                    continue
+                log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.1f s",
+                            address.host, address.port, e, backoff)
+                try:
+                    await asyncio.wait_for(stop.wait(), backoff)
+                except asyncio.TimeoutError:
+                    pass
+                backoff = min(30.0, backoff * 2)
+    finally:
+        store.close()
+    return 0
+
+
+async def _receive(client: aiomqtt.Client, mirror: GraphMirror, store: GraphStore) -> None:
+    async for message in client.messages:
+        try:
+            change = mirror.apply(json.loads(message.payload))
+        except (ValueError, TypeError, KeyError) as e:
+            log.warning("ignoring a bad message on %s: %s", message.topic, e)
+            continue
+        if change is not None:
+            store.save_mirror(change.room, change.version, change.nodes, change.edges,
+                              change.replace)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
