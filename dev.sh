@@ -33,6 +33,12 @@ setup() {  # $1: "" or "[test]"
   fi
   echo "==> installing streamre$1"
   "${pip[@]}" -e ".$1"
+  # The browser client's third-party code (cytoscape.js), pinned, from the npm registry.
+  command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -d clients/web/node_modules ] || [ clients/web/package-lock.json -nt clients/web/node_modules ]; then
+    echo "==> npm ci (clients/web)"
+    (cd clients/web && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 }
 
 cmd=${1:-}; shift || true
@@ -42,7 +48,7 @@ case "$cmd" in
     exec "$VENV/bin/streamre" serve "$@"
     ;;
   test)
-    apt_install espeak-ng mosquitto
+    apt_install espeak-ng mosquitto chromium
     setup "[test]"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -131,6 +131,10 @@ def test_http_routes(make_server):
     status, headers, _ = http_get(server.http + "/app.js")
     assert status == 200 and "javascript" in headers["Content-Type"]
     assert http_get(server.http + "/../pyproject.toml")[0] == 404
+    status, headers, body = http_get(server.http + "/vendor/cytoscape.min.js")  # from npm ci
+    assert status == 200 and "javascript" in headers["Content-Type"] and len(body) > 100_000
+    assert b"MIT" in http_get(server.http + "/vendor/cytoscape.LICENSE.txt")[2]
+    assert http_get(server.http + "/vendor/../../app.py")[0] == 404
     assert http_get(server.http + "/v1/rooms/nowhere/graph")[0] == 404
     assert http_get(server.http + "/v1/stream")[0] == 426
     assert json.loads(http_get(server.http + "/v1/rooms")[2]) == []

@@ -1,4 +1,4 @@
-// The browser client: microphone to /v1/stream, snapshot + deltas to a live table of facts.
+// The browser client: microphone to /v1/stream; snapshot + deltas into a live cytoscape graph.
 "use strict";
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -8,19 +8,75 @@ const edges = new Map();
 let version = 0;
 let ws = null;
 let audio = null;
+let mode = null;  // "talk" | "view"
+let retryDelay = 1000;
+let lagTimer = null;
 
 if (params.get("room")) $("room").value = params.get("room");
 
-function streamUrl() {
-  const url = new URL("/v1/stream", location.href);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  if (token) url.searchParams.set("token", token);
-  return url;
+// -- the graph view ---------------------------------------------------------------------------
+
+const cy = window.cytoscape ? cytoscape({
+  container: $("graph"),
+  wheelSensitivity: 0.3,
+  maxZoom: 1.5,  // a two-node graph should not fill the screen with giant labels
+  minZoom: 0.05,
+  style: [
+    { selector: "node", style: { label: "data(label)", "font-size": 11, "background-color": "#4a7bd0",
+      width: "mapData(mentions, 1, 10, 16, 40)", height: "mapData(mentions, 1, 10, 16, 40)" } },
+    { selector: "edge", style: { label: "data(caption)", "font-size": 9, "curve-style": "bezier",
+      "target-arrow-shape": "triangle", "line-color": "#999", "target-arrow-color": "#999",
+      width: "mapData(mentions, 1, 10, 1, 6)", opacity: "mapData(confidence, 0, 1, 0.35, 1)",
+      "text-rotation": "autorotate" } },
+    { selector: ".match", style: { "background-color": "#e0731f", "font-weight": "bold" } },
+    { selector: ".faded", style: { opacity: 0.15 } },
+  ],
+}) : null;
+if (!cy) $("graph").textContent = "graph view unavailable (run npm ci in clients/web); the table below still updates";
+
+function caption(e) {
+  return `${e.relation} ${e.confidence.toFixed(2)} ×${e.mentions}`;
 }
 
-function setState(text) { $("state").textContent = text; }
+function drawGraph(changedNodes, changedEdges, reset) {
+  if (!cy) return;
+  if (reset) cy.elements().remove();
+  const added = [];
+  for (const n of changedNodes) {
+    const data = { id: n.id, label: n.label, mentions: n.mentions };
+    const el = cy.getElementById(n.id);
+    if (el.nonempty()) { el.data(data); continue; }
+    // A new node starts beside a neighbour already drawn, so the layout moves little.
+    const near = [...changedEdges].find((e) => e.source === n.id || e.target === n.id);
+    const other = near && cy.getElementById(near.source === n.id ? near.target : near.source);
+    const at = other && other.nonempty() ? other.position() : { x: Math.random() * 300, y: Math.random() * 300 };
+    added.push(cy.add({ group: "nodes", data, position: { x: at.x + 40 * Math.random() - 20, y: at.y + 40 * Math.random() - 20 } }));
+  }
+  for (const e of changedEdges) {
+    const data = { id: e.id, source: e.source, target: e.target, relation: e.relation,
+                   confidence: e.confidence, mentions: e.mentions, caption: caption(e) };
+    const el = cy.getElementById(e.id);
+    if (el.nonempty()) el.data(data); else added.push(cy.add({ group: "edges", data }));
+  }
+  if (added.length) {
+    cy.layout({ name: "cose", randomize: false, animate: false, fit: reset || cy.nodes().length < 30,
+                numIter: 300, nodeDimensionsIncludeLabels: true }).run();
+  }
+  highlight();
+}
 
-function render() {
+function highlight() {
+  if (!cy) return;
+  const q = $("search").value.trim().toLowerCase();
+  cy.elements().removeClass("match faded");
+  if (!q) return;
+  const hits = cy.nodes().filter((n) => n.data("label").toLowerCase().includes(q));
+  hits.addClass("match");
+  cy.elements().difference(hits.closedNeighborhood()).addClass("faded");
+}
+$("search").addEventListener("input", highlight);
+
+function renderTable() {
   const body = $("edges").tBodies[0];
   body.replaceChildren(...[...edges.values()].map((e) => {
     const row = document.createElement("tr");
@@ -40,17 +96,34 @@ function render() {
 }
 
 function onGraph(msg) {
-  if (msg.op === "snapshot") {
+  const reset = msg.op === "snapshot";
+  if (reset) {
     nodes.clear();
     edges.clear();
+  } else if (msg.version <= version) {
+    return;  // already shown
   } else if (msg.version !== version + 1) {
-    ws.send(JSON.stringify({ type: "subscribe", room: $("room").value }));  // gap: resync
+    send({ type: "subscribe", room: currentRoom() });  // a gap: ask for a fresh snapshot
     return;
   }
   for (const n of msg.nodes) nodes.set(n.id, n);
   for (const e of msg.edges) edges.set(e.id, e);
   version = msg.version;
-  render();
+  drawGraph(msg.nodes, msg.edges, reset);
+  renderTable();
+}
+
+// -- the connection -----------------------------------------------------------------------------
+
+function currentRoom() { return $("room").value.trim() || "default"; }
+function setState(text) { $("state").textContent = text; }
+function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
+
+function streamUrl() {
+  const url = new URL("/v1/stream", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  if (token) url.searchParams.set("token", token);
+  return url;
 }
 
 function feed(text, cls) {
@@ -63,7 +136,7 @@ function feed(text, cls) {
 function onMessage(event) {
   const msg = JSON.parse(event.data);
   switch (msg.type) {
-    case "ready": setState(`connected to room ${msg.room}`); break;
+    case "ready": retryDelay = 1000; setState(`${mode === "talk" ? "streaming to" : "viewing"} room ${msg.room}`); break;
     case "graph": onGraph(msg); break;
     case "vad": $("speech").classList.toggle("on", msg.event === "speech_start"); break;
     case "triplets": {
@@ -71,39 +144,87 @@ function onMessage(event) {
       feed(`${msg.start.toFixed(1)}–${msg.end.toFixed(1)} s: ${facts.join("; ") || "no facts"}`);
       break;
     }
-    case "warning": feed(`warning: ${msg.message || msg.code}`, "warning"); break;
+    case "warning":
+      feed(`warning: ${msg.message || msg.code}`, "warning");
+      if (msg.code === "lagging") {
+        $("lag").hidden = false;
+        clearTimeout(lagTimer);
+        lagTimer = setTimeout(() => { $("lag").hidden = true; }, 10000);
+      }
+      break;
     case "error": feed(`error ${msg.code}: ${msg.message}`, "warning"); break;
   }
 }
 
-function connect(first) {
+function firstMessage() {
+  if (mode === "view") return { type: "subscribe", room: currentRoom() };
+  return { type: "start", protocol: 1, room: currentRoom(), sample_rate: audio.context.sampleRate,
+           encoding: "pcm_s16le", channels: 1 };
+}
+
+function connect() {
+  if (ws) { ws.onclose = null; ws.close(); }
+  version = 0;
   ws = new WebSocket(streamUrl());
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => ws.send(JSON.stringify(first));
+  ws.onopen = () => send(firstMessage());
   ws.onmessage = onMessage;
-  ws.onclose = (e) => setState(`disconnected (${e.code})`);
-  return ws;
+  ws.onclose = (e) => {
+    if (e.code === 4400 || e.code === 1008) { setState(`refused (${e.code}): ${e.reason}`); return; }
+    // Lost (server restart, network): back off and come back; the snapshot resyncs the graph.
+    setState(`disconnected (${e.code}); retrying in ${Math.round(retryDelay / 1000)} s`);
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 30000);
+  };
 }
 
 async function talk() {
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1 } });
-  const context = new AudioContext();  // native rate: the server resamples
-  await context.audioWorklet.addModule("pcm-worklet.js");
-  const source = context.createMediaStreamSource(stream);
-  // No outputs: a sink node, so the browser runs it without routing it to the speakers.
-  const framer = new AudioWorkletNode(context, "pcm-framer", { numberOfOutputs: 0 });
-  connect({ type: "start", protocol: 1, room: $("room").value, sample_rate: context.sampleRate,
-            encoding: "pcm_s16le", channels: 1 });
-  framer.port.onmessage = (e) => {
-    if (ws.readyState !== WebSocket.OPEN) return;
-    ws.send(e.data);  // never drop captured audio: a gap would corrupt the utterance
-    // About 30 s of 48 kHz audio waiting: the network cannot keep up; say so.
-    if (ws.bufferedAmount > 3 << 20) setState("connection slow: audio is queued in the browser");
-  };
-  source.connect(framer);
-  audio = { context, stream, source, framer };  // held: unreferenced nodes may be collected
+  if (!audio) {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1 } });
+    const context = new AudioContext();  // the native rate: the server resamples
+    await context.audioWorklet.addModule("pcm-worklet.js");
+    const source = context.createMediaStreamSource(stream);
+    // No outputs: a sink node, so the browser runs it without routing it to the speakers.
+    const framer = new AudioWorkletNode(context, "pcm-framer", { numberOfOutputs: 0 });
+    framer.port.onmessage = (e) => {
+      if (!ws || ws.readyState !== WebSocket.OPEN || mode !== "talk") return;
+      ws.send(e.data);
+      // About 30 s of 48 kHz audio waiting: the network cannot keep up; say so.
+      if (ws.bufferedAmount > 3 << 20) setState("connection slow: audio is queued in the browser");
+    };
+    source.connect(framer);
+    audio = { context, stream, source, framer };  // held: unreferenced nodes may be collected
+  }
+  mode = "talk";
+  connect();
 }
 
+function view() { mode = "view"; connect(); }
+
+// -- exports ------------------------------------------------------------------------------------
+
+async function download(format) {
+  const url = new URL(`/v1/rooms/${encodeURIComponent(currentRoom())}/graph`, location.href);
+  if (format === "graphml") url.searchParams.set("format", "graphml");
+  if (token) url.searchParams.set("token", token);
+  const response = await fetch(url);
+  if (!response.ok) { feed(`export failed: HTTP ${response.status}`, "warning"); return; }
+  save(await response.blob(), `${currentRoom()}.${format === "graphml" ? "graphml" : "json"}`);
+}
+
+function save(blob, name) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+$("export-json").onclick = () => download("json");
+$("export-graphml").onclick = () => download("graphml");
+$("export-png").onclick = () => { if (cy) save(cy.png({ full: true, bg: "#ffffff", output: "blob" }), `${currentRoom()}.png`); };
+
 $("talk").onclick = () => talk().catch((e) => setState(`microphone: ${e.message}`));
-$("view").onclick = () => connect({ type: "subscribe", room: $("room").value });
-if (params.get("autostart") === "1") $("talk").click();
+$("view").onclick = view;
+if (params.get("viewer") === "1") view();
+else if (params.get("autostart") === "1") $("talk").click();

@@ -274,6 +274,8 @@ class StreamServer:
         return _json(HTTPStatus.OK, graph.to_json())
 
     def _static(self, path: str) -> Response:
+        if path.startswith("/vendor/"):
+            return _vendor_response(path[len("/vendor/"):])
         name = "index.html" if path == "/" else path.lstrip("/")
         root = WEB_CLIENT_DIR.resolve()
         file = (root / name).resolve()
@@ -285,8 +287,27 @@ class StreamServer:
         return _response(HTTPStatus.OK, file.read_bytes(), kind)
 
 
+# Third-party browser code, installed from the npm registry by `npm ci` in clients/web.
+VENDOR_FILES = {
+    "cytoscape.min.js": "cytoscape/dist/cytoscape.min.js",
+    "cytoscape.LICENSE.txt": "cytoscape/LICENSE",
+}
+
+
 def _host_id() -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "streamre"
+
+
+def _vendor_response(name: str) -> Response:
+    if name not in VENDOR_FILES:
+        return _json(HTTPStatus.NOT_FOUND, {"error": "not_found", "path": "/vendor/" + name})
+    file = WEB_CLIENT_DIR / "node_modules" / VENDOR_FILES[name]
+    if not file.is_file():
+        return _json(HTTPStatus.NOT_FOUND, {
+            "error": "not_installed",
+            "message": "run `npm ci` in clients/web (./dev.sh serve does) to install " + name})
+    kind = "text/javascript; charset=utf-8" if name.endswith(".js") else "text/plain; charset=utf-8"
+    return _response(HTTPStatus.OK, file.read_bytes(), kind)
 
 
 def _response(status: HTTPStatus, body: bytes, content_type: str,

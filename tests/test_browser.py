@@ -1,0 +1,88 @@
+"""The browser client in a real headless Chromium: a fake microphone plays speech synthesised
+here, segments reach the server, and the page's #stats and drawing match the room graph."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from test_server import http_get
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--use-fake-ui-for-media-stream",
+                  "--use-fake-device-for-media-stream"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def room_graph(server, room: str) -> dict | None:
+    status, _, body = http_get(f"{server.http}/v1/rooms/{room}/graph")
+    return json.loads(body) if status == 200 else None
+
+
+def stats(page) -> tuple[int, int]:
+    return (int(page.get_attribute("#stats", "data-nodes")),
+            int(page.get_attribute("#stats", "data-edges")))
+
+
+def test_microphone_page_and_viewer_match_the_room_graph(make_server, meeting_wav, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed (./dev.sh test installs it)")
+    server = make_server(dedup_window_s=0)
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS + [
+            f"--use-file-for-fake-audio-capture={meeting_wav}"])
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{server.http}/?room=web&autostart=1")
+            viewer = browser.new_page()
+            viewer.on("pageerror", lambda e: errors.append(str(e)))
+            viewer.goto(f"{server.http}/?room=web&viewer=1")
+
+            # Both utterances of the fake microphone reach the server and are answered.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                graph = room_graph(server, "web")
+                if graph and graph["version"] >= 2:
+                    break
+                time.sleep(0.2)
+            else:
+                raise AssertionError("no segments reached the room graph")
+
+            # The page shows exactly the room's graph (polled: the microphone keeps looping).
+            def matches(p) -> bool:
+                graph = room_graph(server, "web")
+                return stats(p) == (len(graph["nodes"]), len(graph["edges"])) and \
+                    int(p.get_attribute("#stats", "data-version")) == graph["version"]
+
+            for p_ in (page, viewer):
+                deadline = time.monotonic() + 20
+                while not matches(p_):
+                    assert time.monotonic() < deadline, "the page never matched the room graph"
+                    time.sleep(0.2)
+            assert page.evaluate("cy.nodes().length") == stats(page)[0]
+            assert page.evaluate("cy.edges().length") == stats(page)[1]
+            assert "World Bank" in page.inner_text("#feed")
+            assert "streaming to room web" in page.inner_text("#state")
+            assert "viewing room web" in viewer.inner_text("#state")
+
+            # Export as JSON: the room graph as the server has it.
+            with page.expect_download() as download:
+                page.click("#export-json")
+            exported = json.loads(Path(download.value.path()).read_text())
+            assert exported["room"] == "web" and exported["edges"]
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "browser.png"))
+        finally:
+            browser.close()
+    assert not errors, errors
