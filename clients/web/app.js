@@ -136,7 +136,11 @@ function feed(text, cls) {
 function onMessage(event) {
   const msg = JSON.parse(event.data);
   switch (msg.type) {
-    case "ready": retryDelay = 1000; setState(`${mode === "talk" ? "streaming to" : "viewing"} room ${msg.room}`); break;
+    case "ready":
+      retryDelay = 1000;
+      if (mode === "talk" && audio && audio.context.state !== "running") break;  // keep the hint
+      setState(`${mode === "talk" ? "streaming to" : "viewing"} room ${msg.room}`);
+      break;
     case "graph": onGraph(msg); break;
     case "vad": $("speech").classList.toggle("on", msg.event === "speech_start"); break;
     case "triplets": {
@@ -197,6 +201,14 @@ async function talk() {
   }
   mode = "talk";
   connect();
+  // Browsers hold audio until the page is clicked (Firefox does even with ?autostart=1);
+  // resume() may stay pending until then, so it is not awaited.
+  audio.context.resume().catch(() => {});
+  setTimeout(() => {
+    if (mode === "talk" && audio.context.state !== "running") {
+      setState("the browser holds the microphone until you click Start microphone");
+    }
+  }, 1000);
 }
 
 function view() { mode = "view"; connect(); }
