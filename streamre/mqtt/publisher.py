@@ -158,6 +158,8 @@ class MqttPublisher:
         try:
             await asyncio.wait_for(self._task, timeout)
         except (asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+        if len(self.outbox):
             log.warning("MQTT publisher stopped with %d message(s) still in the outbox; they "
                         "are sent after the next start", len(self.outbox))
         self.outbox.close()
