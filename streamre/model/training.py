@@ -12,6 +12,7 @@ has one line per logged step and per evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -198,7 +199,8 @@ def train(cfg: TrainConfig) -> dict:
         scheduler.load_state_dict(saved["scheduler"])
 
     collate = Collator(tokenizer, cfg.stage, seed=cfg.seed + state["step"])
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else None
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") \
+        else contextlib.nullcontext()
     log = open(out / "train_log.jsonl", "a", encoding="utf-8")
     bar = tqdm(total=cfg.max_steps, initial=state["step"], desc=f"train {cfg.stage}",
                unit="step", file=sys.stderr, disable=not cfg.progress, dynamic_ncols=True)
@@ -211,7 +213,7 @@ def train(cfg: TrainConfig) -> dict:
             for first in range(0, len(order), cfg.batch_size):
                 chunk = [train_set[i] for i in order[first:first + cfg.batch_size]]
                 batch = collate(chunk).to(device)
-                with amp if amp is not None else _nothing():
+                with amp:
                     losses = mcam_objective(model, batch)
                 optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
@@ -239,14 +241,6 @@ def train(cfg: TrainConfig) -> dict:
         bar.close()
         log.close()
     return {"step": state["step"], "best": state["best"]}
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _evaluate_and_save(model, tokenizer, cfg: TrainConfig, dev_set: list[Example], state: dict,
