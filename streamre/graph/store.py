@@ -41,16 +41,24 @@ CREATE TABLE IF NOT EXISTS mirror_edges (
 """
 
 
+def open_sqlite(path: str | Path, schema: str, synchronous: str) -> sqlite3.Connection:
+    """A WAL-mode SQLite file (made with its folder if new), autocommit, `schema` applied.
+
+    `synchronous`: FULL survives power loss, NORMAL a killed process (both commit per call).
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.executescript(schema)
+    return db
+
+
 class GraphStore:
     def __init__(self, path: str | Path) -> None:
         """Open (or create) the store file at `path`; a server's is DATA_DIR/streamre.db."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self.path = Path(path)
+        self._db = open_sqlite(self.path, SCHEMA, "FULL")
         self._lock = threading.Lock()
         self._next_seq = dict(self._db.execute(
             "SELECT room, MAX(seq) + 1 FROM facts GROUP BY room").fetchall())

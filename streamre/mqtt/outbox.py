@@ -8,8 +8,9 @@ from the next retained snapshot.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+
+from streamre.graph.store import open_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -23,12 +24,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 
 class MqttOutbox:
     def __init__(self, path: str | Path, max_messages: int = 100_000) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.max_messages = max_messages
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process
-        self._db.executescript(SCHEMA)
+        self._db = open_sqlite(path, SCHEMA, "NORMAL")  # survives a killed process
         self._count = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         self.refused = 0
 
