@@ -281,10 +281,7 @@ class StreamServer:
         file = (root / name).resolve()
         if root not in file.parents or not file.is_file():
             return _json(HTTPStatus.NOT_FOUND, {"error": "not_found", "path": path})
-        kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        if kind.startswith("text/") or kind.endswith("javascript"):
-            kind += "; charset=utf-8"
-        return _response(HTTPStatus.OK, file.read_bytes(), kind)
+        return _file_response(file, file.name)
 
 
 # Third-party browser code, installed from the npm registry by `npm ci` in clients/web.
@@ -306,7 +303,14 @@ def _vendor_response(name: str) -> Response:
         return _json(HTTPStatus.NOT_FOUND, {
             "error": "not_installed",
             "message": "run `npm ci` in clients/web (./dev.sh serve does) to install " + name})
-    kind = "text/javascript; charset=utf-8" if name.endswith(".js") else "text/plain; charset=utf-8"
+    return _file_response(file, name)
+
+
+def _file_response(file: Path, name: str) -> Response:
+    """A file's bytes, typed by the name it is served under."""
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if kind.startswith("text/") or kind.endswith("javascript"):
+        kind += "; charset=utf-8"
     return _response(HTTPStatus.OK, file.read_bytes(), kind)
 
 
