@@ -48,7 +48,7 @@ case "$cmd" in
     exec "$VENV/bin/streamre" serve "$@"
     ;;
   test)
-    apt_install espeak-ng mosquitto chromium
+    apt_install espeak-ng flite mosquitto chromium
     setup "[test]"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -42,8 +42,10 @@ def _train(args: argparse.Namespace) -> int:
     from streamre.model.training import TrainConfig, train
 
     result = train(TrainConfig(
-        train=args.train, dev=args.dev, out=args.out, stage=args.stage, preset=args.preset,
-        alignment=args.alignment, init=tuple(args.init), max_steps=args.max_steps,
+        train=tuple(args.train), dev=args.dev, out=args.out, stage=args.stage, preset=args.preset,
+        alignment=args.alignment, speech_frontend=args.speech_frontend,
+        relations=tuple(r for r in args.relations.split(",") if r), init=tuple(args.init),
+        max_steps=args.max_steps,
         batch_size=args.batch_size, lr=args.lr, freeze_ffn=args.freeze_ffn,
         eval_every=args.eval_every, patience=args.patience, seed=args.seed, device=args.device,
         resume=args.resume, progress=not args.no_progress))
@@ -109,8 +111,34 @@ def _init_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth(args: argparse.Namespace) -> int:
+    from streamre.corpus import Augmentation, plan, read_sentences, run
+
+    sentences = [s for path in args.inputs for s in read_sentences(path, args.format)]
+    if args.limit:
+        sentences = sentences[:args.limit]
+    voices = "train" if args.voices == "train" else args.voices.split(",")
+    augmentation = Augmentation(args.augment_fraction, args.speed, args.gain_db, args.snr_db)
+    synth = plan(sentences, args.out, voices, args.copies, args.seed, args.audio, augmentation)
+    manifest = run(synth, args.manifest, args.jobs, progress=not args.no_progress)
+    print(json.dumps({"manifest": str(manifest), "utterances": len(synth.utterances),
+                      "sentences": len(sentences)}))
+    return 0
+
+
+def _float_range(text: str) -> tuple[float, float]:
+    try:
+        parts = [float(x) for x in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected LO,HI or one number, not {text!r}")
+    return (parts[0], parts[-1])
+
+
 def build_parser() -> argparse.ArgumentParser:
     from streamre.config import add_arguments
+    from streamre.model.checkpoint import PRESETS
 
     parser = argparse.ArgumentParser(prog="streamre", description=(
         "Streaming speech to knowledge graph: serve, stream a file, or extract triplets offline."))
@@ -147,14 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model on a manifest (stage asr, then stage re)",
         description="Train MCAM. Manifests are JSON lines: audio, text, triplets. "
                     "The best checkpoint goes to --out; --out/last/ is for --resume.")
-    train.add_argument("--train", required=True, metavar="M.jsonl")
+    train.add_argument("--train", required=True, nargs="+", metavar="M.jsonl",
+                       help="one or more manifests, read as one training set")
     train.add_argument("--dev", metavar="M.jsonl", help="model selection (default: --train)")
     train.add_argument("--out", required=True, metavar="DIR")
     train.add_argument("--stage", default="re", choices=["asr", "re"],
                        help="asr: y = transcript (pre-training); re: y = triplets (default)")
-    train.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
+    train.add_argument("--preset", default="tiny", choices=list(PRESETS))
     train.add_argument("--alignment", default="mcam", choices=["mcam", "none"],
                        help="none: the LNA-ED baseline")
+    train.add_argument("--speech-frontend", default="wav2vec2", choices=["wav2vec2", "logmel"],
+                       help="logmel: log-mel bands + wav2vec 2.0 transformer (cheap from scratch)")
+    train.add_argument("--relations", default="", metavar="R1,R2,...",
+                       help="relation prompts (default: every relation in --train)")
     train.add_argument("--init", nargs="+", default=[], metavar="MODEL",
                        help="folders or hub ids: a wav2vec 2.0 and/or a BART model, "
                             "or an MCAM checkpoint (e.g. the output of --stage asr)")
@@ -207,9 +240,36 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     export.set_defaults(run=_graph_export)
 
+    synth = sub.add_parser(
+        "synth", help="synthesise a speech corpus and manifest from SpERT or CasRel JSON",
+        description="Speak every sentence with espeak-ng and flite voices (16 kHz mono) and write "
+                    "a training manifest. Deterministic by --seed whatever --jobs is; run it "
+                    "again to finish an interrupted corpus. flite's slt voice is never in the "
+                    "training pool: use --voices flite:slt for the unseen-speaker test split.")
+    synth.add_argument("inputs", nargs="+", metavar="SOURCE.json")
+    synth.add_argument("--out", required=True, help="corpus folder (audio/ and the manifest)")
+    synth.add_argument("--manifest", default="manifest.jsonl", help="manifest file name in --out")
+    synth.add_argument("--format", default="auto", choices=["auto", "spert", "casrel"])
+    synth.add_argument("--voices", default="train",
+                       help="'train' (random voice, rate and pitch from the training pool) or "
+                            "comma-separated specs, e.g. flite:slt or espeak:en-us+f3:s160:p60")
+    synth.add_argument("--copies", type=int, default=1, help="utterances per sentence")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--jobs", type=int, default=0, help="worker processes (default: all CPUs)")
+    synth.add_argument("--audio", default="flac", choices=["flac", "wav"])
+    synth.add_argument("--limit", type=int, default=0, help="first N sentences only")
+    synth.add_argument("--augment-fraction", type=float, default=0.0,
+                       help="share of utterances to augment (0 = none)")
+    synth.add_argument("--speed", type=_float_range, default=(1.0, 1.0), metavar="LO,HI")
+    synth.add_argument("--gain-db", type=_float_range, default=(0.0, 0.0), metavar="LO,HI")
+    synth.add_argument("--snr-db", type=_float_range, default=None, metavar="LO,HI",
+                       help="add white noise at an SNR drawn from this range")
+    synth.add_argument("--no-progress", action="store_true")
+    synth.set_defaults(run=_synth)
+
     init = sub.add_parser("init-model", help="write a randomly initialised checkpoint folder")
     init.add_argument("--out", required=True)
-    init.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
+    init.add_argument("--preset", default="tiny", choices=list(PRESETS))
     init.add_argument("--alignment", default="mcam", choices=["mcam", "none"])
     init.add_argument("--seed", type=int, default=0)
     init.set_defaults(run=_init_model)

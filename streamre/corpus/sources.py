@@ -1,0 +1,135 @@
+"""Sentences with facts from the two relation-extraction formats the corpus is built from.
+
+SpERT JSON (CoNLL04): a list of {tokens, entities: [{type, start, end}], relations: [{type,
+head, tail}]}, token spans end-exclusive. CasRel JSON (WebNLG): a list of {text, triple_list}
+over tokenised text. Both become `Sentence`s: readable text (tokens joined the way people write
+them), triplets with the same surface strings, and character spans of every entity.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Penn Treebank escapes and quote tokens, spelled as written text.
+_TOKEN_TEXT = {"-LRB-": "(", "-RRB-": ")", "-LCB-": "{", "-RCB-": "}", "-LSB-": "[",
+               "-RSB-": "]", "``": '"', "''": '"', "`": "'"}
+_NO_SPACE_BEFORE = {".", ",", ":", ";", "?", "!", ")", "}", "]", "%", "'s", "'S", "n't", "'t",
+                    "'re", "'ve", "'ll", "'d", "'m"}
+_NO_SPACE_AFTER = {"(", "{", "[", "$"}
+
+
+class SourceError(ValueError):
+    """A source file that cannot be read; the message names the file and the item."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    text: str
+    start: int  # character offsets into Sentence.text, end-exclusive
+    end: int
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class Sentence:
+    id: str  # "<source>/<split>/<index>": stable, so file names and seeds are too
+    text: str
+    triplets: tuple[tuple[str, str, str], ...]
+    entities: tuple[Entity, ...] = field(default=())
+
+
+def detokenize(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Join tokens into written text; returns the text and each token's character span.
+
+    Quote marks keep their spaces: TTS does not speak them, and a lone " does not say whether
+    it opens or closes."""
+    text, spans, glue = "", [], True
+    for raw in tokens:
+        token = _TOKEN_TEXT.get(raw, raw)
+        if text and not glue and token not in _NO_SPACE_BEFORE:
+            text += " "
+        spans.append((len(text), len(text) + len(token)))
+        text += token
+        glue = token in _NO_SPACE_AFTER
+    return text, spans
+
+
+def read_spert(path: str | Path, source: str | None = None) -> list[Sentence]:
+    path = Path(path)
+    items = _load_list(path)
+    source = source or _source_name(path)
+    sentences = []
+    for index, item in enumerate(items):
+        where = f"{path}: item {index}"
+        try:
+            text, spans = detokenize(item["tokens"])
+            entities = []
+            for e in item["entities"]:
+                start, end = spans[e["start"]][0], spans[e["end"] - 1][1]
+                entities.append(Entity(text[start:end], start, end, e.get("type")))
+            triplets = tuple((entities[r["head"]].text, r["type"], entities[r["tail"]].text)
+                             for r in item["relations"])
+        except (KeyError, IndexError, TypeError) as e:
+            raise SourceError(f"{where}: not a SpERT sentence ({type(e).__name__}: {e})") from None
+        sentences.append(Sentence(f"{source}/{index}", text, triplets, tuple(entities)))
+    return sentences
+
+
+def read_casrel(path: str | Path, source: str | None = None) -> list[Sentence]:
+    path = Path(path)
+    items = _load_list(path)
+    source = source or _source_name(path)
+    sentences = []
+    for index, item in enumerate(items):
+        where = f"{path}: item {index}"
+        try:
+            text, _ = detokenize(item["text"].split())
+            triplets = tuple((detokenize(h.split())[0], r, detokenize(t.split())[0])
+                             for h, r, t in item["triple_list"])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise SourceError(f"{where}: not a CasRel sentence ({type(e).__name__}: {e})") from None
+        entities, folded = [], text.casefold()
+        for name in dict.fromkeys(part for h, _, t in triplets for part in (h, t)):
+            at = folded.find(name.casefold())
+            if at >= 0:  # WebNLG facts may name things the sentence only paraphrases
+                entities.append(Entity(text[at:at + len(name)], at, at + len(name)))
+        sentences.append(Sentence(f"{source}/{index}", text, triplets, tuple(entities)))
+    return sentences
+
+
+def read_sentences(path: str | Path, fmt: str = "auto") -> list[Sentence]:
+    """Read a SpERT or CasRel file; `fmt` "auto" tells them apart by the first item's keys."""
+    path = Path(path)
+    if fmt == "auto":
+        items = _load_list(path)
+        if not items:
+            raise SourceError(f"{path}: no sentences")
+        first = items[0] if isinstance(items[0], dict) else {}
+        fmt = "spert" if "tokens" in first else "casrel" if "triple_list" in first else ""
+        if not fmt:
+            raise SourceError(f"{path}: neither SpERT (tokens, entities, relations) "
+                              "nor CasRel (text, triple_list) JSON")
+    readers = {"spert": read_spert, "casrel": read_casrel}
+    if fmt not in readers:
+        raise SourceError(f"unknown source format {fmt!r}; choose spert, casrel or auto")
+    return readers[fmt](path)
+
+
+def _load_list(path: Path) -> list:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SourceError(f"source not found: {path}") from None
+    except ValueError as e:
+        raise SourceError(f"{path}: not JSON ({e})") from None
+    if not isinstance(data, list):
+        raise SourceError(f"{path}: expected a JSON list of sentences")
+    return data
+
+
+def _source_name(path: Path) -> str:
+    # conll04/conll04_train.json -> conll04/train; webnlg/train_triples.json -> webnlg/train
+    split = path.stem.replace(path.parent.name + "_", "").replace("_triples", "")
+    return f"{path.parent.name}/{split}"
