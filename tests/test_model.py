@@ -83,3 +83,60 @@ def test_beam_search_gives_scored_tokens(tiny_checkpoint):
     values, mask = MCAMModel.prepare_waveforms([noise(0.8, 8), noise(0.5, 9)])
     ids, scores = model.generate_tokens(values, mask, max_new_tokens=6, num_beams=3)
     assert ids.shape == scores.shape and ids.shape[0] == 2 and (scores <= 0).all()
+
+
+# -- the log-mel front end ----------------------------------------------------------------------
+
+def test_mel_filterbank_covers_the_spectrum_with_unit_peaks():
+    from streamre.model.mcam import mel_filterbank
+
+    bank = mel_filterbank(400, 80, 16000)
+    assert bank.shape == (80, 201)
+    peaks = bank.max(dim=1).values
+    # Low filters are narrower than a 40 Hz FFT bin, so they peak between bins, but none is empty.
+    assert (peaks > 0.2).all() and (peaks <= 1).all()
+    centre_hz = bank.argmax(dim=1).float() * 40
+    mel_1k = 2595 * np.log10(1 + 1000 / 700)  # 1 kHz sits 1000/2840 of the way up the mel scale
+    assert abs(int((centre_hz < 1000).sum()) - 80 * mel_1k / (2595 * np.log10(1 + 8000 / 700))) <= 2
+    centres = bank.argmax(dim=1)
+    assert (centres[1:] >= centres[:-1]).all() and centres[-1] > 180  # rising, up to 8 kHz
+    assert (bank.sum(dim=0)[2:-2] > 0).all()  # no gap between filters
+
+
+@pytest.fixture(scope="module")
+def logmel_checkpoint(tmp_path_factory):
+    return create_checkpoint(tmp_path_factory.mktemp("logmel") / "m", preset="tiny",
+                             speech_frontend="logmel")
+
+
+def test_logmel_lengths_match_the_frames_it_produces(logmel_checkpoint):
+    model, _ = load_checkpoint(str(logmel_checkpoint))
+    assert model.config.speech_frontend == "logmel" and model.config.adapter_layers == 1
+    encoder = model.speech_encoder
+    for samples in (399, 400, 560, 16000, 16001, 37123):
+        values, mask = MCAMModel.prepare_waveforms([noise(samples / 16000, samples)])
+        out = encoder(values, mask).last_hidden_state
+        assert out.shape[1] == int(encoder._get_feat_extract_output_lengths(mask.sum(-1))[0])
+
+
+def test_logmel_padding_does_not_change_a_segments_features(logmel_checkpoint):
+    model, _ = load_checkpoint(str(logmel_checkpoint))
+    short = noise(0.9, 5)
+    alone, alone_mask = model.speech_features(*MCAMModel.prepare_waveforms([short]))
+    both, both_mask = model.speech_features(*MCAMModel.prepare_waveforms([noise(3.0, 6), short]))
+    n = int(alone_mask.sum())
+    assert int(both_mask[1].sum()) == n
+    assert torch.allclose(alone[0, :n], both[1, :n], atol=1e-4)
+
+
+def test_spec_augment_masks_only_in_training(logmel_checkpoint):
+    model, _ = load_checkpoint(str(logmel_checkpoint))
+    values, mask = MCAMModel.prepare_waveforms([noise(2.0, 7)])
+    encoder = model.speech_encoder
+    clean = encoder.log_mel(values, mask)
+    assert torch.equal(clean, encoder.log_mel(values, mask))  # eval: deterministic
+    encoder.train()
+    torch.manual_seed(0)
+    masked = [encoder.log_mel(values, mask) for _ in range(5)]
+    zeroed_rows = [int((m[0].abs().sum(dim=1) == 0).sum()) for m in masked]
+    assert max(zeroed_rows) > 0 and all(torch.equal(m[m != 0], clean[m != 0]) for m in masked)

@@ -36,7 +36,18 @@ class Example:
     text: str
     triplets: list[tuple[str, str, str]]
     speaker: str | None = None
+    duration_s: float | None = None  # from the manifest when it says; else read from the file
+    entities: list[tuple[int, int]] | None = None  # character spans, when the manifest has them
     _samples: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def duration(self) -> float:
+        if self.duration_s is None:
+            import soundfile
+
+            info = soundfile.info(str(self.audio))
+            self.duration_s = info.frames / info.samplerate
+        return self.duration_s
 
     @property
     def samples(self) -> np.ndarray:
@@ -54,7 +65,9 @@ class Example:
         return linearize(sorted(self.triplets, key=head_position))
 
     def entity_spans(self) -> list[tuple[int, int]]:
-        """Character spans of every head and tail found in the transcript."""
+        """Character spans of the entities: the manifest's, else every head and tail found."""
+        if self.entities is not None:
+            return list(self.entities)
         spans, folded = [], self.text.casefold()
         for name in {part for h, _, t in self.triplets for part in (h, t)}:
             at = folded.find(name.casefold())
@@ -90,11 +103,26 @@ def read_manifest(path: str | Path) -> list[Example]:
         audio = audio if audio.is_absolute() else path.parent / audio
         if not audio.is_file():
             raise ManifestError(f"{where}: audio file not found: {audio}")
+        duration = item.get("duration_s")
         examples.append(Example(audio, item["text"], [tuple(t) for t in triplets],
-                                item.get("speaker")))
+                                item.get("speaker"),
+                                float(duration) if isinstance(duration, (int, float)) else None,
+                                _entity_spans(item.get("entities"), item["text"], where)))
     if not examples:
         raise ManifestError(f"{path}: no utterances")
     return examples
+
+
+def _entity_spans(entities, text: str, where: str) -> list[tuple[int, int]] | None:
+    if entities is None:
+        return None
+    try:
+        spans = [(int(e["start"]), int(e["end"])) for e in entities]
+    except (TypeError, KeyError, ValueError):
+        raise ManifestError(f"{where}: 'entities' must be a list of {{start, end, ...}}") from None
+    if any(not 0 <= start < end <= len(text) for start, end in spans):
+        raise ManifestError(f"{where}: an entity span lies outside the text")
+    return spans
 
 
 class Collator:

@@ -1,6 +1,7 @@
 """The aligned speech-to-triplet model (MCAM), in the Hugging Face shape.
 
-    waveform (B, T) ──wav2vec 2.0──▶ (B, S, H_w) ──length adapter (Conv1d, stride 2 per layer)──▶
+    waveform (B, T) ──wav2vec 2.0 (or log-mel + its transformer)──▶ (B, S, H_w) ──length adapter
+    (Conv1d, stride 2 per layer)──▶
     (B, S', D) ──R relation queries, one attention layer──▶ R prompt vectors, prepended ──▶
     (B, R + S', D) ──top N BART encoder layers (shared semantic projection)──▶ BART decoder ──▶ text
 
@@ -10,10 +11,15 @@ text. Training runs three paths through the projection and the decoder: text (H_
 and mixed (H_t with entity tokens replaced by their speech features); `streamre.model.objective`
 combines them into the paper's loss. With `alignment="none"` the prompts and the projection are
 skipped: the adapter output goes straight to the decoder (the LNA-ED baseline).
+
+`speech_frontend="logmel"` swaps wav2vec 2.0's waveform CNN for 80 log-mel bands and two stride-2
+convolutions in front of the same wav2vec 2.0 transformer: far cheaper to train from scratch on a
+CPU, and what the bundled default model uses. Pretrained wav2vec 2.0 checkpoints use "wav2vec2".
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -25,6 +31,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import BaseModelOutput
 
 ALIGNMENTS = ("mcam", "none")
+FRONTENDS = ("wav2vec2", "logmel")
 
 
 class MCAMConfig(PretrainedConfig):
@@ -38,11 +45,15 @@ class MCAMConfig(PretrainedConfig):
         relations: list[str] | None = None,
         alignment: str = "mcam",
         text_encoder_layers: int = 0,
+        speech_frontend: str = "wav2vec2",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if alignment not in ALIGNMENTS:
             raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+        if speech_frontend not in FRONTENDS:
+            raise ValueError(f"speech_frontend must be one of {FRONTENDS}, got {speech_frontend!r}")
+        self.speech_frontend = speech_frontend
         self.speech_encoder = dict(speech_encoder or {})
         self.bart = dict(bart or {})
         self.adapter_layers = adapter_layers
@@ -59,6 +70,103 @@ class MCAMConfig(PretrainedConfig):
     @property
     def bart_config(self) -> BartConfig:
         return BartConfig(**self.bart)
+
+
+@functools.lru_cache(maxsize=4)
+def mel_filterbank(n_fft: int, n_mels: int, rate: int) -> torch.Tensor:
+    """Triangular filters on the HTK mel scale, (n_mels, n_fft // 2 + 1), each peaking at 1."""
+    def mel(hz):
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+
+    def hz(m):
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+    edges = hz(np.linspace(mel(0.0), mel(rate / 2), n_mels + 2))
+    bins = np.linspace(0, rate / 2, n_fft // 2 + 1)
+    rising = (bins[None, :] - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None])
+    falling = (edges[2:, None] - bins[None, :]) / (edges[2:, None] - edges[1:-1, None])
+    return torch.tensor(np.clip(np.minimum(rising, falling), 0.0, None), dtype=torch.float32)
+
+
+class LogMelSpeechEncoder(nn.Module):
+    """Waveform to 80 log-mel bands (25 ms windows every 10 ms), normalised per utterance; two
+    stride-2 convolutions (40 ms frames); the wav2vec 2.0 transformer encoder. In training, time
+    and frequency masks (SpecAugment) are applied to the bands."""
+
+    N_FFT, HOP, N_MELS = 400, 160, 80
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        from transformers.models.wav2vec2.modeling_wav2vec2 import (
+            Wav2Vec2Encoder,
+            Wav2Vec2EncoderStableLayerNorm,
+        )
+
+        self.config = config
+        if config._attn_implementation is None:  # no PreTrainedModel here to choose one
+            config._attn_implementation = "sdpa"
+        hidden = config.hidden_size
+        self.convs = nn.ModuleList([nn.Conv1d(self.N_MELS, hidden, 3, stride=2, padding=1),
+                                    nn.Conv1d(hidden, hidden, 3, stride=2, padding=1)])
+        self.norm = nn.LayerNorm(hidden)
+        self.encoder = (Wav2Vec2EncoderStableLayerNorm(config) if config.do_stable_layer_norm
+                        else Wav2Vec2Encoder(config))
+
+    def _get_feat_extract_output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        lengths = torch.div((lengths - self.N_FFT).clamp(min=0), self.HOP, rounding_mode="floor") + 1
+        for _ in self.convs:
+            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+        return lengths
+
+    def log_mel(self, values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) to normalised (B, n_mels, F) bands; frames past an utterance's end are zero."""
+        if values.shape[1] < self.N_FFT:
+            values = nn.functional.pad(values, (0, self.N_FFT - values.shape[1]))
+        # Window and filters are made here, not kept as buffers: from_pretrained leaves
+        # non-persistent buffers uninitialised.
+        window = torch.hann_window(self.N_FFT, device=values.device)
+        spectrum = torch.stft(values.float(), self.N_FFT, self.HOP, window=window,
+                              center=False, return_complex=True).abs().pow(2)
+        mel = mel_filterbank(self.N_FFT, self.N_MELS, 16000).to(values.device)
+        bands = torch.log(torch.matmul(mel, spectrum) + 1e-6)
+        frames = torch.div((attention_mask.sum(-1) - self.N_FFT).clamp(min=0), self.HOP,
+                           rounding_mode="floor") + 1
+        valid = (torch.arange(bands.shape[-1], device=bands.device)[None, :] < frames[:, None])
+        valid = valid[:, None, :].to(bands.dtype)
+        count = valid.sum(-1, keepdim=True)
+        mean = (bands * valid).sum(-1, keepdim=True) / count
+        std = (((bands - mean) ** 2 * valid).sum(-1, keepdim=True) / count).sqrt()
+        bands = (bands - mean) / (std + 1e-5) * valid
+        if self.training:
+            bands = spec_augment(bands, frames)
+        return bands
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> BaseModelOutput:
+        x = self.log_mel(input_values, attention_mask)
+        for conv in self.convs:
+            x = nn.functional.gelu(conv(x))
+        hidden = self.norm(x.transpose(1, 2))
+        lengths = self._get_feat_extract_output_lengths(attention_mask.sum(-1))
+        mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
+        return self.encoder(hidden, attention_mask=mask)
+
+
+def spec_augment(bands: torch.Tensor, frames: torch.Tensor, freq_masks: int = 2,
+                 freq_width: int = 15, time_masks: int = 2, time_share: float = 0.05
+                 ) -> torch.Tensor:
+    """Zero random bands and random stretches of frames in each utterance (SpecAugment)."""
+    bands = bands.clone()
+    for b in range(bands.shape[0]):
+        for _ in range(freq_masks):
+            width = int(torch.randint(0, freq_width + 1, ()))
+            start = int(torch.randint(0, bands.shape[1] - width + 1, ()))
+            bands[b, start:start + width, :] = 0
+        longest = max(1, int(frames[b] * time_share))
+        for _ in range(time_masks):
+            width = int(torch.randint(0, longest + 1, ()))
+            start = int(torch.randint(0, max(1, int(frames[b]) - width + 1), ()))
+            bands[b, :, start:start + width] = 0
+    return bands
 
 
 class LengthAdapter(nn.Module):
@@ -109,7 +217,9 @@ class MCAMModel(PreTrainedModel):
     def __init__(self, config: MCAMConfig) -> None:
         super().__init__(config)
         bart_config = config.bart_config
-        self.speech_encoder = Wav2Vec2Model(config.speech_encoder_config)
+        self.speech_encoder = (LogMelSpeechEncoder(config.speech_encoder_config)
+                               if config.speech_frontend == "logmel"
+                               else Wav2Vec2Model(config.speech_encoder_config))
         self.adapter = LengthAdapter(config.speech_encoder_config.hidden_size, bart_config.d_model,
                                      config.adapter_layers)
         self.prompts = (RelationPrompts(bart_config.d_model, max(1, len(config.relations)),

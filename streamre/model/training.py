@@ -39,12 +39,14 @@ PROJECTION_LAYERS = 3  # top BART encoder layers shared by speech and text (the 
 
 @dataclass
 class TrainConfig:
-    train: str
+    train: str | tuple[str, ...]  # one manifest or several, read as one training set
     out: str
     dev: str | None = None
     stage: str = "re"
     preset: str = "tiny"
     alignment: str = "mcam"
+    speech_frontend: str = "wav2vec2"
+    relations: tuple[str, ...] = ()  # empty: every relation in the training manifest
     init: tuple[str, ...] = ()
     max_steps: int = 2000
     batch_size: int = 8
@@ -116,6 +118,8 @@ def build_model(cfg: TrainConfig, examples: list[Example]):
     from transformers import AutoTokenizer, BartForConditionalGeneration, Wav2Vec2Model
 
     kinds = _init_kinds(cfg.init)
+    if "wav2vec2" in kinds and cfg.speech_frontend != "wav2vec2":
+        raise ValueError("a pretrained wav2vec 2.0 needs --speech-frontend wav2vec2")
     if "mcam" in kinds:
         model, tokenizer = load_checkpoint(kinds["mcam"])
         return model, tokenizer, bool(getattr(model.config, "text_pretrained", False))
@@ -126,10 +130,12 @@ def build_model(cfg: TrainConfig, examples: list[Example]):
     else:
         texts = [e.text for e in examples] + [e.target("re") for e in examples]
         tokenizer = train_bpe_tokenizer(texts, vocab_size=PRESETS[cfg.preset]["vocab"])
-    relations = sorted({r for e in examples for _, r, _ in e.triplets}) or ["relation"]
+    relations = list(cfg.relations) or sorted({r for e in examples for _, r, _ in e.triplets}) \
+        or ["relation"]
     ids = {"pad": tokenizer.pad_token_id, "bos": tokenizer.bos_token_id,
            "eos": tokenizer.eos_token_id}
-    config = model_config(cfg.preset, len(tokenizer), relations, cfg.alignment, ids)
+    config = model_config(cfg.preset, len(tokenizer), relations, cfg.alignment, ids,
+                          cfg.speech_frontend)
     speech = text = None
     if "wav2vec2" in kinds:
         speech = Wav2Vec2Model.from_pretrained(kinds["wav2vec2"])
@@ -173,7 +179,8 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
-    train_set = read_manifest(cfg.train)
+    manifests = (cfg.train,) if isinstance(cfg.train, str) else cfg.train
+    train_set = [example for path in manifests for example in read_manifest(path)]
     dev_set = read_manifest(cfg.dev) if cfg.dev else train_set
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -207,11 +214,9 @@ def train(cfg: TrainConfig) -> dict:
     started, seen, stop = time.monotonic(), 0, False
     try:
         while state["step"] < cfg.max_steps and not stop:
-            order = list(range(len(train_set)))
-            random.Random(cfg.seed + state["epoch"]).shuffle(order)
+            batches = length_grouped_batches(train_set, cfg.batch_size, cfg.seed + state["epoch"])
             state["epoch"] += 1
-            for first in range(0, len(order), cfg.batch_size):
-                chunk = [train_set[i] for i in order[first:first + cfg.batch_size]]
+            for chunk in batches:
                 batch = collate(chunk).to(device)
                 with amp:
                     losses = mcam_objective(model, batch)
@@ -241,6 +246,23 @@ def train(cfg: TrainConfig) -> dict:
         bar.close()
         log.close()
     return {"step": state["step"], "best": state["best"]}
+
+
+def length_grouped_batches(examples: list[Example], batch_size: int, seed: int
+                           ) -> list[list[Example]]:
+    """Shuffled batches of similar length, so little of each batch is padding: a random order
+    is cut into pools of 50 batches, each pool sorted by duration, then the batches shuffled."""
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for first in range(0, len(order), pool):
+        group = sorted(order[first:first + pool], key=lambda i: examples[i].duration)
+        batches += [[examples[i] for i in group[j:j + batch_size]]
+                    for j in range(0, len(group), batch_size)]
+    rng.shuffle(batches)
+    return batches
 
 
 def _evaluate_and_save(model, tokenizer, cfg: TrainConfig, dev_set: list[Example], state: dict,
