@@ -45,6 +45,12 @@ class ServeConfig:
     model: str = _setting("", "checkpoint folder or hub id (empty: the bundled default model)")
     device: str = _setting("auto", "torch device: auto, cpu, cuda, cuda:N")
     threads: int = _setting(0, "CPU threads for inference (0: torch's default)")
+    dtype: str = _setting(
+        "auto", "weights and activations: auto (bfloat16 or float16 on a GPU, float32 on the "
+        "CPU), float32, bfloat16, float16")
+    max_padding: float = _setting(
+        0.5, "most padding one model call may carry, as a share of its audio; a batch of very "
+        "different lengths is split into calls of similar length")
     max_batch: int = _setting(8, "most segments in one model call")
     gather_ms: int = _setting(20, "how long the batcher waits for more segments after the first")
     session_queue: int = _setting(
@@ -108,6 +114,10 @@ class ServeConfig:
             errors.append("max_utterance_s must be longer than twice split_overlap_ms")
         if not 0 <= self.min_confidence <= 1 or not 0 <= self.fuzzy_threshold <= 100:
             errors.append("min_confidence must be 0..1 and fuzzy_threshold 0..100")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            errors.append(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.max_padding < 0:
+            errors.append("max_padding must not be negative")
         if self.dedup_window_s < 0:
             errors.append("dedup_window_s must not be negative")
         if self.mqtt:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streamre.inference import ModelExtractor
+from streamre.inference.extractor import length_groups
 from streamre.model import MCAMModel, create_checkpoint, load_checkpoint
 from streamre.model.linearize import Piece
+
+from conftest import FACT
 
 
 def noise(seconds: float, seed: int) -> np.ndarray:
@@ -140,3 +145,36 @@ def test_spec_augment_masks_only_in_training(logmel_checkpoint):
     masked = [encoder.log_mel(values, mask) for _ in range(5)]
     zeroed_rows = [int((m[0].abs().sum(dim=1) == 0).sum()) for m in masked]
     assert max(zeroed_rows) > 0 and all(torch.equal(m[m != 0], clean[m != 0]) for m in masked)
+
+
+# -- batching by length, and lower precision -----------------------------------------------------
+
+@given(st.lists(st.integers(1, 200_000), min_size=1, max_size=40), st.sampled_from([0.0, 0.25, 1.0]))
+def test_length_groups_cover_every_segment_and_bound_the_padding(lengths, max_padding):
+    groups = length_groups(lengths, max_padding)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for group in groups:
+        real = sum(lengths[i] for i in group)
+        assert max(lengths[i] for i in group) * len(group) <= real * (1 + max_padding) + 1e-9
+    if max_padding == 0.0:
+        assert all(len({lengths[i] for i in g}) == 1 for g in groups)
+
+
+def test_split_batches_answer_in_the_order_asked(fact_checkpoint):
+    waves = [noise(s, i) for i, s in enumerate((2.0, 0.4, 1.1, 0.3, 2.2))]
+    whole = ModelExtractor(str(fact_checkpoint), "cpu", max_padding=float("inf")).extract(waves)
+    split = ModelExtractor(str(fact_checkpoint), "cpu", max_padding=0.0)
+    apart = split.extract(waves)
+    assert [[(t.head, t.relation, t.tail) for t in r] for r in apart] == \
+        [[(t.head, t.relation, t.tail) for t in r] for r in whole]
+    assert [r[0].confidence for r in apart] == pytest.approx([r[0].confidence for r in whole])
+    assert all(r and r[0].head == FACT[0] for r in whole)
+
+
+def test_bfloat16_weights_still_hear_the_fact(fact_checkpoint):
+    extractor = ModelExtractor(str(fact_checkpoint), "cpu", dtype="bfloat16")
+    assert extractor.model.dtype == torch.bfloat16
+    (result,) = extractor.extract([noise(1.0, 11)])
+    assert [(t.head, t.relation, t.tail) for t in result] == [FACT]
+    with pytest.raises(ValueError, match="dtype"):
+        ModelExtractor(str(fact_checkpoint), "cpu", dtype="int8")

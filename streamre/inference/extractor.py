@@ -26,6 +26,36 @@ class TripletExtractor(Protocol):
     def warmup(self) -> None: ...
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_dtype(dtype: str, device: str) -> torch.dtype:
+    """"auto": bfloat16 on a GPU that has it, else float16 on a GPU, float32 on the CPU."""
+    if dtype == "auto":
+        if not device.startswith("cuda"):
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be auto or one of {', '.join(DTYPES)}, not {dtype!r}")
+    return DTYPES[dtype]
+
+
+def length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:
+    """Indices sorted by length, cut wherever padding to the group's longest would exceed
+    `max_padding` of the group's real audio; each group becomes one model call."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        group = groups[-1] if groups else None
+        if group is not None:
+            total = sum(lengths[j] for j in group) + lengths[i]
+            if lengths[i] * (len(group) + 1) <= total * (1 + max_padding):
+                group.append(i)
+                continue
+        groups.append([i])
+    return groups
+
+
 def pick_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -38,11 +68,14 @@ class ModelExtractor:
     """An MCAM checkpoint behind the `TripletExtractor` seam."""
 
     def __init__(self, model: str | None = None, device: str = "auto", threads: int = 0,
-                 max_new_tokens: int = 96, num_beams: int = 1) -> None:
+                 max_new_tokens: int = 96, num_beams: int = 1, dtype: str = "auto",
+                 max_padding: float = 0.5) -> None:
         device = pick_device(device)
         if threads > 0 and device == "cpu":
             torch.set_num_threads(threads)
         loaded, tokenizer = load_checkpoint(model, device)
+        loaded.to(pick_dtype(dtype, device))
+        self.max_padding = max_padding
         self._setup(loaded, tokenizer, resolve_model(model).rstrip("/").split("/")[-1], device,
                     max_new_tokens, num_beams)
 
@@ -51,6 +84,7 @@ class ModelExtractor:
                    num_beams: int = 1) -> "ModelExtractor":
         """Wrap a model already in memory (training evaluates with this)."""
         extractor = cls.__new__(cls)
+        extractor.max_padding = float("inf")  # training's batches are length-grouped already
         extractor._setup(model, tokenizer, name, str(next(model.parameters()).device),
                          max_new_tokens, num_beams)
         return extractor
@@ -65,12 +99,15 @@ class ModelExtractor:
         self._markers = {self.tokenizer.convert_tokens_to_ids(m): m for m in MARKERS}
 
     def extract(self, waveforms: Sequence[np.ndarray]) -> list[list[Triplet]]:
-        if not waveforms:
-            return []
-        values, mask = self.model.prepare_waveforms(list(waveforms), self.device)
-        ids, logprobs = self.model.generate_tokens(values, mask, self.max_new_tokens, self.num_beams)
-        return [parse_pieces(self._pieces(row.tolist(), lp.tolist()))
-                for row, lp in zip(ids, logprobs, strict=True)]
+        results: list[list[Triplet]] = [[] for _ in waveforms]
+        for group in length_groups([len(w) for w in waveforms], self.max_padding):
+            values, mask = self.model.prepare_waveforms([waveforms[i] for i in group], self.device)
+            values = values.to(self.model.dtype)
+            ids, logprobs = self.model.generate_tokens(values, mask, self.max_new_tokens,
+                                                       self.num_beams)
+            for i, row, lp in zip(group, ids, logprobs, strict=True):
+                results[i] = parse_pieces(self._pieces(row.tolist(), lp.float().tolist()))
+        return results
 
     def _pieces(self, ids: list[int], logprobs: list[float]) -> list[Piece]:
         """Token ids to marker pieces and decoded text spans, each span with its summed score."""

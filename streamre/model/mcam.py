@@ -142,7 +142,7 @@ class LogMelSpeechEncoder(nn.Module):
         return bands
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> BaseModelOutput:
-        x = self.log_mel(input_values, attention_mask)
+        x = self.log_mel(input_values, attention_mask).to(self.convs[0].weight.dtype)
         for conv in self.convs:
             x = nn.functional.gelu(conv(x))
         hidden = self.norm(x.transpose(1, 2))

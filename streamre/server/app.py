@@ -88,8 +88,9 @@ class StreamServer:
         self.rooms: dict[str, Room] = {}
         self.sessions: set[Session] = set()
         self.engine = InferenceEngine(
-            load_extractor or (lambda: ModelExtractor(config.model or None, config.device,
-                                                       config.threads, config.max_new_tokens)),
+            load_extractor or (lambda: ModelExtractor(
+                config.model or None, config.device, config.threads, config.max_new_tokens,
+                dtype=config.dtype, max_padding=config.max_padding)),
             max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics)
         self._server: Server | None = None
         self._loading: asyncio.Task | None = None
