@@ -1,11 +1,13 @@
 """Server-level latency: N clients stream synthesised speech in real time over the WebSocket.
 
 For each segment it measures, on the client, the time from the moment the segment's last sample
-was sent to the arrival of its `triplets` message, and compares it with the bare model time for
-the same segment (the extractor alone, one segment per call, no server). Writes JSON and a
-Markdown table.
+was spoken to the arrival of its `triplets` message, and divides it by the bare model time for
+the same segment (the extractor alone, one segment per call, no server): the server's overhead.
+"Flat" means p95 latency within 1.5x of the one-client p95 and under the 1.5 s target; the
+largest N that stays flat is reported. Writes JSON, a Markdown table and a PNG plot.
 
     .venv/bin/python benchmarks/stream_latency.py --clients 1 2 4 8 [--model DIR] [--seconds 30]
+        [--frame-ms 40] [--serve-args "--gather-ms 10"]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,7 +38,7 @@ SENTENCES = [
     "The budget review moves to Thursday after the board meeting.",
     "John Smith was born in London.",
 ]
-FRAME_MS = 100
+FLAT_RATIO, TARGET_P95_MS = 1.5, 1500.0
 
 
 def meeting(seconds: float, seed: int) -> np.ndarray:
@@ -59,7 +62,7 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-async def client(url: str, audio: np.ndarray, room: str) -> list[dict]:
+async def client(url: str, audio: np.ndarray, room: str, frame_ms: int) -> list[dict]:
     """Stream in real time; return each triplets message with its client-side latency."""
     results = []
     async with connect(url, max_size=None) as ws:
@@ -68,10 +71,10 @@ async def client(url: str, audio: np.ndarray, room: str) -> list[dict]:
         began = time.monotonic()
 
         async def send():
-            step = 16000 * FRAME_MS // 1000
+            step = 16000 * frame_ms // 1000
             for i, offset in enumerate(range(0, len(audio), step)):
                 # Like a microphone: a frame leaves once all of its audio has been captured.
-                await asyncio.sleep(max(0.0, began + (i + 1) * FRAME_MS / 1000 - time.monotonic()))
+                await asyncio.sleep(max(0.0, began + (i + 1) * frame_ms / 1000 - time.monotonic()))
                 await ws.send(audio[offset:offset + step].tobytes())
             await ws.send(json.dumps({"type": "stop"}))
 
@@ -89,10 +92,10 @@ async def client(url: str, audio: np.ndarray, room: str) -> list[dict]:
     return results
 
 
-def start_server(model: str, max_sessions: int) -> tuple[subprocess.Popen, int]:
+def start_server(model: str, max_sessions: int, extra: list[str]) -> tuple[subprocess.Popen, int]:
     """`streamre serve` in its own process, as deployed; returns it and its port."""
     command = [sys.executable, "-m", "streamre", "serve", "--port", "0",
-               "--max-sessions", str(max_sessions), "--data-dir", tempfile.mkdtemp()]
+               "--max-sessions", str(max_sessions), "--data-dir", tempfile.mkdtemp(), *extra]
     if model:
         command += ["--model", model]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
@@ -106,27 +109,44 @@ def start_server(model: str, max_sessions: int) -> tuple[subprocess.Popen, int]:
     return process, port
 
 
-async def run_level(model: str, n: int, audio: list[np.ndarray]) -> list[dict]:
-    server, port = start_server(model, n + 4)
+async def run_level(model: str, n: int, audio: list[np.ndarray], frame_ms: int,
+                    extra: list[str]) -> list[dict]:
+    server, port = start_server(model, n + 4, extra)
     url = f"ws://127.0.0.1:{port}/v1/stream"
     try:
-        per_client = await asyncio.gather(*(client(url, audio[i % len(audio)], f"room{i % 4}")
-                                            for i in range(n)))
+        per_client = await asyncio.gather(*(
+            client(url, audio[i % len(audio)], f"room{i % 4}", frame_ms) for i in range(n)))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
+    for i, messages in enumerate(per_client):
+        for m in messages:
+            m["audio_index"] = i % len(audio)
     return [m for c in per_client for m in c]
 
 
-def bare_model_ms(extractor: ModelExtractor, audio: np.ndarray, vad: VadConfig) -> list[float]:
-    segmenter = VadSegmenter(vad)
-    segments = [e for e in segmenter.feed(audio) + segmenter.flush() if isinstance(e, Segment)]
-    times = []
-    for s in segments:
-        started = time.perf_counter()
-        extractor.extract([s.audio])
-        times.append((time.perf_counter() - started) * 1000)
+def bare_model_ms(extractor: ModelExtractor, audio: list[np.ndarray], vad: VadConfig
+                  ) -> dict[tuple[int, float], float]:
+    """Bare model time of every segment the server will cut, by (audio index, start in s)."""
+    times = {}
+    for index, samples in enumerate(audio):
+        segmenter = VadSegmenter(vad)
+        for s in segmenter.feed(samples) + segmenter.flush():
+            if isinstance(s, Segment):
+                started = time.perf_counter()
+                extractor.extract([s.audio])
+                times[(index, round(s.start / 16000, 2))] = (time.perf_counter() - started) * 1000
     return times
+
+
+def flat_up_to(rows: list[dict]) -> int:
+    """The largest N such that every level up to it kept p95 flat and under the target."""
+    base, best = rows[0]["latency_p95_ms"], 0
+    for r in rows:
+        if r["latency_p95_ms"] > min(base * FLAT_RATIO, TARGET_P95_MS):
+            break
+        best = r["clients"]
+    return best
 
 
 def main() -> None:
@@ -134,46 +154,85 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--model", default="")
     parser.add_argument("--seconds", type=float, default=30.0, help="speech per client")
+    parser.add_argument("--frame-ms", type=int, default=40,
+                        help="audio per WebSocket frame (the browser client sends 40 ms)")
+    parser.add_argument("--serve-args", default="", help="more `streamre serve` flags, quoted")
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--tag", default="", help="suffix for the output files")
     args = parser.parse_args()
+    extra = shlex.split(args.serve_args)
 
     audio = [meeting(args.seconds, seed) for seed in range(4)]
     extractor = ModelExtractor(args.model or None, "cpu")
     extractor.warmup()
-    bare = bare_model_ms(extractor, audio[0], VadConfig())
-    bare_p50 = percentile(bare, 50)
+    bare = bare_model_ms(extractor, audio, VadConfig())
+    bare_p50 = percentile(list(bare.values()), 50)
+    del extractor  # the server has the CPUs to itself
     rows = []
     for n in args.clients:
-        messages = asyncio.run(run_level(args.model, n, audio))
+        messages = asyncio.run(run_level(args.model, n, audio, args.frame_ms, extra))
         client_ms = [m["client_latency_ms"] for m in messages]
+        ratios = [m["client_latency_ms"] / bare[key] for m in messages
+                  if (key := (m["audio_index"], round(m["start"], 2))) in bare]
         rows.append({
-            "clients": n, "segments": len(messages),
+            "clients": n, "segments": len(messages), "matched_segments": len(ratios),
             "latency_p50_ms": percentile(client_ms, 50), "latency_p95_ms": percentile(client_ms, 95),
             "server_latency_p95_ms": percentile([m["latency_ms"] for m in messages], 95),
             "queue_p95_ms": percentile([m["queue_ms"] for m in messages], 95),
             "infer_p50_ms": percentile([m["infer_ms"] for m in messages], 50),
+            "batch_p50": percentile([m.get("batch_size", 1) for m in messages], 50),
             "bare_model_p50_ms": bare_p50,
-            "overhead_p50": percentile(client_ms, 50) / bare_p50,
+            "overhead_p50": percentile(ratios, 50), "overhead_p95": percentile(ratios, 95),
         })
         print(json.dumps(rows[-1]), flush=True)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"model": extractor.name, "machine": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "seconds_per_client": args.seconds,
-            "frame_ms": FRAME_MS, "bare_model_segments": len(bare)}
-    (out / "stream_latency.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    name = "stream_latency" + (f"_{args.tag}" if args.tag else "")
+    meta = {"model": resolve_name(args.model), "machine": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "seconds_per_client": args.seconds, "frame_ms": args.frame_ms,
+            "serve_args": extra, "bare_model_segments": len(bare), "flat_up_to": flat_up_to(rows)}
+    (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     header = ("| clients | segments | p50 ms | p95 ms | server p95 ms | queue p95 ms | "
-              "infer p50 ms | bare model p50 ms | overhead p50 |\n|" + "---|" * 9 + "\n")
+              "infer p50 ms | bare model p50 ms | overhead p50 | overhead p95 |\n|"
+              + "---|" * 10 + "\n")
     lines = "".join(
         f"| {r['clients']} | {r['segments']} | {r['latency_p50_ms']:.0f} | "
         f"{r['latency_p95_ms']:.0f} | {r['server_latency_p95_ms']:.0f} | {r['queue_p95_ms']:.0f} | "
-        f"{r['infer_p50_ms']:.0f} | {r['bare_model_p50_ms']:.0f} | {r['overhead_p50']:.2f}x |\n"
-        for r in rows)
-    (out / "stream_latency.md").write_text(
+        f"{r['infer_p50_ms']:.0f} | {r['bare_model_p50_ms']:.0f} | {r['overhead_p50']:.2f}x | "
+        f"{r['overhead_p95']:.2f}x |\n" for r in rows)
+    (out / f"{name}.md").write_text(
         f"Model {meta['model']}, {meta['cpus']} CPUs, {args.seconds:.0f} s of speech per "
-        f"client, real-time pacing in {FRAME_MS} ms frames.\n\n" + header + lines)
-    print((out / "stream_latency.md").read_text())
+        f"client, real-time pacing in {args.frame_ms} ms frames"
+        + (f", serve {' '.join(extra)}" if extra else "") + ". Latency flat up to "
+        f"{meta['flat_up_to']} clients.\n\n" + header + lines)
+    plot(rows, meta, out / f"{name}.png")
+    print((out / f"{name}.md").read_text())
+
+
+def resolve_name(model: str) -> str:
+    from streamre.model.checkpoint import resolve_model
+
+    return resolve_model(model or None).rstrip("/").split("/")[-1]
+
+
+def plot(rows: list[dict], meta: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    clients = [r["clients"] for r in rows]
+    ax.plot(clients, [r["latency_p50_ms"] for r in rows], "o-", label="p50")
+    ax.plot(clients, [r["latency_p95_ms"] for r in rows], "o-", label="p95")
+    ax.plot(clients, [r["bare_model_p50_ms"] for r in rows], "--", label="bare model p50")
+    ax.axhline(TARGET_P95_MS, color="grey", linestyle=":", label="p95 target")
+    ax.set(xlabel="concurrent real-time streams", ylabel="segment end to triplets (ms)",
+           title=f"{meta['model']}, {meta['cpus']} CPUs, {meta['frame_ms']} ms frames")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

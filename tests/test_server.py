@@ -102,7 +102,7 @@ def test_stream_meeting_end_to_end(make_server, meeting_audio, rate):
     assert sorted(t["segment_id"] for t in triplets) == [s["segment_id"] for s in segments]
     for s, t in zip(segments, sorted(triplets, key=lambda t: t["segment_id"]), strict=True):
         assert (t["start"], t["end"]) == (s["start"], s["end"])
-        assert {"latency_ms", "queue_ms", "infer_ms"} <= set(t)
+        assert {"latency_ms", "queue_ms", "infer_ms"} <= set(t) and 1 <= t["batch_size"] <= 8
         assert [(x["head"], x["relation"], x["tail"]) for x in t["triplets"]] == [FACT]
         assert 0 < t["triplets"][0]["confidence"] <= 1
     vad = of_type(messages, "vad")

@@ -230,7 +230,8 @@ class Session:
             message.update(
                 triplets=[t.to_json() for t in result.triplets],
                 latency_ms=round((time.monotonic() - closed_at) * 1000, 1),
-                queue_ms=round(result.queue_ms, 1), infer_ms=round(result.infer_ms, 1))
+                queue_ms=round(result.queue_ms, 1), infer_ms=round(result.infer_ms, 1),
+                batch_size=result.batch_size)
         finally:
             self._waiting -= 1
             self._slots.release()
