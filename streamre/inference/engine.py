@@ -2,7 +2,9 @@
 
 Segments are queued per session; the worker takes them round-robin across sessions (a busy
 session cannot starve a quiet one), waits `gather_ms` for a batch to fill, and runs the blocking
-extractor on its own thread so the event loop never waits on the model.
+extractor on its own thread so the event loop never waits on the model. The wait is skipped when
+every live producer already has a segment queued: nobody else could join the batch, so waiting
+would only add latency (a single stream never waits).
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ class _Job:
 
 class InferenceEngine:
     def __init__(self, load: Callable[[], TripletExtractor], max_batch: int = 8,
-                 gather_ms: int = 20, metrics=None) -> None:
+                 gather_ms: int = 20, metrics=None,
+                 live_producers: Callable[[], int] | None = None) -> None:
         self._load = load
+        self._live_producers = live_producers
         self.max_batch = max_batch
         self.gather_s = gather_ms / 1000
         self.metrics = metrics
@@ -85,6 +89,12 @@ class InferenceEngine:
         self._wakeup.set()
         return await future
 
+    def _worth_gathering(self) -> bool:
+        if self.pending >= self.max_batch or self.gather_s <= 0 or self._closing:
+            return False
+        # Unknown producers (no counter given): assume someone may still join.
+        return self._live_producers is None or self._live_producers() > len(self._queues)
+
     def _take_batch(self) -> list[_Job]:
         batch: list[_Job] = []
         while len(batch) < self.max_batch and self._queues:
@@ -104,7 +114,7 @@ class InferenceEngine:
             if not self.ready.is_set():
                 continue
             while self._queues:
-                if self.pending < self.max_batch and self.gather_s > 0 and not self._closing:
+                if self._worth_gathering():
                     await asyncio.sleep(self.gather_s)
                 batch = self._take_batch()
                 started = time.monotonic()

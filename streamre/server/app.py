@@ -91,7 +91,8 @@ class StreamServer:
             load_extractor or (lambda: ModelExtractor(
                 config.model or None, config.device, config.threads, config.max_new_tokens,
                 dtype=config.dtype, max_padding=config.max_padding)),
-            max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics)
+            max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics,
+            live_producers=lambda: sum(1 for s in self.sessions if s.role == "producer"))
         self._server: Server | None = None
         self._loading: asyncio.Task | None = None
         self._accepting = True

@@ -1,0 +1,79 @@
+"""The batching engine: round-robin fairness, when it waits to gather a batch, and when not.
+
+The extractor here is a real `ModelExtractor` on the trained fact checkpoint, wrapped to record
+the batches the engine hands it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+
+from streamre.inference import ModelExtractor
+from streamre.inference.engine import InferenceEngine
+
+from conftest import FACT
+
+
+class Recording(ModelExtractor):
+    def __init__(self, path) -> None:
+        super().__init__(str(path), "cpu")
+        self.calls: list[list[int]] = []  # segment lengths per model call
+
+    def extract(self, waveforms):
+        self.calls.append([len(w) for w in waveforms])
+        return super().extract(waveforms)
+
+
+def wave(seconds: float, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(int(16000 * seconds)) * 2000).astype(np.int16)
+
+
+async def run_engine(path, producers, jobs, gather_ms=300, max_batch=8):
+    extractor = Recording(path)
+    engine = InferenceEngine(lambda: extractor, max_batch=max_batch, gather_ms=gather_ms,
+                             live_producers=(lambda: producers) if producers is not None else None)
+    await engine.start()
+    began = time.monotonic()
+    try:
+        results = await asyncio.gather(*(engine.submit(session, audio) for session, audio in jobs))
+    finally:
+        await engine.close()
+    return extractor, results, time.monotonic() - began
+
+
+def test_a_lone_producer_never_waits_for_a_batch(fact_checkpoint):
+    _, (result,), _ = asyncio.run(
+        run_engine(fact_checkpoint, producers=1, jobs=[("a", wave(0.5, 0))]))
+    assert [(t.head, t.relation, t.tail) for t in result.triplets] == [FACT]
+    assert result.queue_ms < 150  # the gather window is 300 ms: it did not wait
+
+
+def test_other_live_producers_make_it_wait_and_batch(fact_checkpoint):
+    async def scenario():
+        extractor = Recording(fact_checkpoint)
+        engine = InferenceEngine(lambda: extractor, max_batch=8, gather_ms=300,
+                                 live_producers=lambda: 3)
+        await engine.start()
+        first = asyncio.create_task(engine.submit("a", wave(0.5, 1)))
+        await asyncio.sleep(0.1)  # b and c speak a moment later, within the gather window
+        rest = [engine.submit("b", wave(0.6, 2)), engine.submit("c", wave(0.4, 3))]
+        results = await asyncio.gather(first, *rest)
+        await engine.close()
+        return extractor, results
+
+    extractor, results = asyncio.run(scenario())
+    assert extractor.calls[-1] and len(extractor.calls[-1]) == 3  # one call for all three
+    assert [r.batch_size for r in results] == [3, 3, 3]
+    assert results[0].queue_ms >= 250  # it waited for the others
+
+
+def test_round_robin_takes_one_segment_per_session_in_turn(fact_checkpoint):
+    # Session a queues four segments before b queues one: b's still rides in the first batch.
+    jobs = [("a", wave(0.3 + i / 10, i)) for i in range(4)] + [("b", wave(0.35, 9))]
+    extractor, results, _ = asyncio.run(
+        run_engine(fact_checkpoint, producers=None, jobs=jobs, gather_ms=50, max_batch=2))
+    assert extractor.calls[1:3] == [[len(jobs[0][1]), len(jobs[4][1])],
+                                    [len(jobs[1][1]), len(jobs[2][1])]]
+    assert all(r.triplets for r in results)
