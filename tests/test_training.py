@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from dataclasses import replace
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from conftest import synthesize
-from streamre.model.data import Collator, ManifestError, read_manifest
+from streamre.model.data import Collator, Example, ManifestError, read_manifest
 from streamre.model.metrics import score
 from streamre.model.training import TrainConfig, build_model, tri_stage
 
@@ -121,12 +122,27 @@ def test_pretrained_submodels_from_local_folders(manifest, tmp_path, monkeypatch
     ('{"audio": "u0.wav"}', "needs string fields"),
     ('{"audio": "missing.wav", "text": "x"}', "audio file not found"),
     ('{"audio": "u0.wav", "text": "x", "triplets": [["a", "b"]]}', "triplets"),
+    ('{"audio": "u0.wav", "text": "xy", "entities": [{"start": 1, "end": 5}]}', "outside the text"),
+    ('{"audio": "u0.wav", "text": "xy", "entities": [{"begin": 0}]}', "'entities' must be"),
 ])
 def test_bad_manifests_are_named_by_line(manifest, line, needle):
     bad = manifest.parent / "bad.jsonl"
     bad.write_text(line + "\n")
     with pytest.raises(ManifestError, match=needle):
         read_manifest(bad)
+
+
+def test_length_grouped_batches_use_every_example_once_with_little_padding(tmp_path):
+    from streamre.model.training import length_grouped_batches
+
+    rng = random.Random(0)
+    examples = [Example(tmp_path / f"{i}.wav", "t", [], duration_s=rng.uniform(1, 20))
+                for i in range(1000)]
+    batches = length_grouped_batches(examples, 8, seed=3)
+    assert sorted(id(e) for b in batches for e in b) == sorted(id(e) for e in examples)
+    padding = sum(max(e.duration for e in b) * len(b) - sum(e.duration for e in b) for b in batches)
+    assert padding / sum(e.duration for e in examples) < 0.05  # random batches: about 70 %
+    assert batches != length_grouped_batches(examples, 8, seed=4)  # a new order each epoch
 
 
 def test_scores_by_hand():
