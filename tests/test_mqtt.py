@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -77,7 +78,17 @@ class Subscriber:
         self.args = [sys.executable, "-m", "streamre", "subscribe", "--mqtt", url, "--room", room,
                      "--db", str(db)]
         self.db = db
-        self.process = subprocess.Popen(self.args, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(self.args, stderr=subprocess.PIPE, text=True)
+        self.subscribed = threading.Event()
+        threading.Thread(target=self._read_log, daemon=True).start()
+
+    def _read_log(self) -> None:  # also keeps the pipe drained
+        for line in self.process.stderr:
+            if "subscribed to" in line:
+                self.subscribed.set()
+
+    def wait_subscribed(self, timeout: float = 30.0) -> None:
+        assert self.subscribed.wait(timeout), "the subscriber never subscribed"
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -198,7 +209,7 @@ def test_duplicate_and_out_of_order_deliveries(broker, tmp_path):
     # Through the broker, to a real subscriber process.
     subscriber = Subscriber(broker.url, "r", tmp_path / "sub.db")
     try:
-        time.sleep(2)  # let it subscribe
+        subscriber.wait_subscribed()  # deliveries before that are not for it
 
         async def publish():
             async with aiomqtt.Client("127.0.0.1", broker.port) as client:
