@@ -184,3 +184,5 @@ def test_synth_cli_renders_the_held_out_voice_and_reports_errors(sources, tmp_pa
     assert "source not found" in capsys.readouterr().err
     assert main(["synth", str(spert), "--out", str(tmp_path / "x"), "--voices", "festival:kal"]) == 2
     assert "bad voice" in capsys.readouterr().err
+    assert main(["synth", str(spert), "--out", str(tmp_path / "x"), "--snr-db", "20,30"]) == 2
+    assert "--augment-fraction" in capsys.readouterr().err

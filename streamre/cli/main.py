@@ -106,7 +106,8 @@ def _subscribe(args: argparse.Namespace) -> int:
 def _init_model(args: argparse.Namespace) -> int:
     from streamre.model import create_checkpoint
 
-    out = create_checkpoint(args.out, preset=args.preset, alignment=args.alignment, seed=args.seed)
+    out = create_checkpoint(args.out, preset=args.preset, alignment=args.alignment, seed=args.seed,
+                            speech_frontend=args.speech_frontend)
     print(out)
     return 0
 
@@ -118,6 +119,10 @@ def _synth(args: argparse.Namespace) -> int:
     if args.limit:
         sentences = sentences[:args.limit]
     voices = "train" if args.voices == "train" else args.voices.split(",")
+    asked = args.speed != (1.0, 1.0) or args.gain_db != (0.0, 0.0) or args.snr_db is not None
+    if asked and args.augment_fraction == 0:
+        raise ValueError("--speed, --gain-db and --snr-db act on --augment-fraction of the "
+                         "utterances; give it (e.g. --augment-fraction 0.3)")
     augmentation = Augmentation(args.augment_fraction, args.speed, args.gain_db, args.snr_db)
     synth = plan(sentences, args.out, voices, args.copies, args.seed, args.audio, augmentation)
     manifest = run(synth, args.manifest, args.jobs, progress=not args.no_progress)
@@ -261,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--augment-fraction", type=float, default=0.0,
                        help="share of utterances to augment (0 = none)")
     synth.add_argument("--speed", type=_float_range, default=(1.0, 1.0), metavar="LO,HI")
-    synth.add_argument("--gain-db", type=_float_range, default=(0.0, 0.0), metavar="LO,HI")
+    synth.add_argument("--gain-db", type=_float_range, default=(0.0, 0.0), metavar="LO,HI",
+                       help="gain range in dB (write --gain-db=-6,6 when LO is negative)")
     synth.add_argument("--snr-db", type=_float_range, default=None, metavar="LO,HI",
                        help="add white noise at an SNR drawn from this range")
     synth.add_argument("--no-progress", action="store_true")
@@ -271,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--out", required=True)
     init.add_argument("--preset", default="tiny", choices=list(PRESETS))
     init.add_argument("--alignment", default="mcam", choices=["mcam", "none"])
+    init.add_argument("--speech-frontend", default="wav2vec2", choices=["wav2vec2", "logmel"])
     init.add_argument("--seed", type=int, default=0)
     init.set_defaults(run=_init_model)
     return parser

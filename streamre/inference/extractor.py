@@ -30,7 +30,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def pick_dtype(dtype: str, device: str) -> torch.dtype:
-    """"auto": bfloat16 on a GPU that has it, else float16 on a GPU, float32 on the CPU."""
+    """The weights' type; auto: bfloat16 on a GPU that has it, else float16; float32 on a CPU."""
     if dtype == "auto":
         if not device.startswith("cuda"):
             return torch.float32

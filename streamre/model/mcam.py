@@ -13,8 +13,8 @@ combines them into the paper's loss. With `alignment="none"` the prompts and the
 skipped: the adapter output goes straight to the decoder (the LNA-ED baseline).
 
 `speech_frontend="logmel"` swaps wav2vec 2.0's waveform CNN for 80 log-mel bands and two stride-2
-convolutions in front of the same wav2vec 2.0 transformer: far cheaper to train from scratch on a
-CPU, and what the bundled default model uses. Pretrained wav2vec 2.0 checkpoints use "wav2vec2".
+convolutions in front of the same wav2vec 2.0 transformer: several times cheaper to train from
+scratch on a CPU. Pretrained wav2vec 2.0 checkpoints use "wav2vec2".
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class MCAMConfig(PretrainedConfig):
 
 @functools.lru_cache(maxsize=4)
 def mel_filterbank(n_fft: int, n_mels: int, rate: int) -> torch.Tensor:
-    """Triangular filters on the HTK mel scale, (n_mels, n_fft // 2 + 1), each peaking at 1."""
+    """Triangular filters on the HTK mel scale, (n_mels, n_fft // 2 + 1), 1 at their centres
+    (low filters, narrower than an FFT bin, peak lower where their centre falls between bins)."""
     def mel(hz):
         return 2595.0 * np.log10(1.0 + hz / 700.0)
 
