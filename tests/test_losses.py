@@ -115,3 +115,30 @@ def test_baseline_objective_is_speech_ce_only(tmp_path):
     model, tokenizer = load_checkpoint(str(create_checkpoint(tmp_path / "lna", alignment="none")))
     out = mcam_objective(model, tiny_batch(tokenizer))
     assert set(out) == {"loss", "ce_speech"} and torch.isfinite(out["loss"])
+
+
+def test_transcript_ctc_by_hand():
+    from streamre.model.losses import transcript_ctc
+
+    # Two frames, uniform over {blank, a}: "a" comes from (a,a), (a,-), (-,a): P = 3/4.
+    logits = torch.zeros(1, 2, 2)
+    loss = transcript_ctc(logits, torch.ones(1, 2, dtype=torch.bool), torch.tensor([[1, 7]]),
+                          torch.tensor([[True, False]]), blank=0)
+    assert loss.item() == pytest.approx(-math.log(0.75))
+
+
+@pytest.mark.parametrize("alignment", ["mcam", "none"])
+def test_the_asr_head_adds_its_weighted_ctc_in_both_alignments(tmp_path, alignment):
+    from streamre.model import create_checkpoint
+
+    loaded, tokenizer = load_checkpoint(str(create_checkpoint(tmp_path / alignment,
+                                                              alignment=alignment)))
+    loaded.config.asr_ctc_weight = 0.3
+    model = MCAMModel(loaded.config).train()
+    out = mcam_objective(model, tiny_batch(tokenizer))
+    assert torch.isfinite(out["asr_ctc"]) and out["asr_ctc"] > 0
+    rest = sum(v for k, v in out.items() if k not in ("loss", "asr_ctc", "contrastive", "ctc"))
+    rest = rest + (0.8 * out["contrastive"] + 0.2 * out["ctc"] if alignment == "mcam" else 0)
+    assert out["loss"].item() == pytest.approx((rest + 0.3 * out["asr_ctc"]).item(), rel=1e-5)
+    out["loss"].backward()
+    assert model.asr_ctc.weight.grad.abs().sum() > 0

@@ -44,7 +44,8 @@ def _train(args: argparse.Namespace) -> int:
     result = train(TrainConfig(
         train=tuple(args.train), dev=args.dev, out=args.out, stage=args.stage, preset=args.preset,
         alignment=args.alignment, speech_frontend=args.speech_frontend,
-        relations=tuple(r for r in args.relations.split(",") if r), init=tuple(args.init),
+        relations=tuple(r for r in args.relations.split(",") if r),
+        asr_ctc_weight=args.asr_ctc_weight, init=tuple(args.init),
         max_steps=args.max_steps,
         batch_size=args.batch_size, lr=args.lr, freeze_ffn=args.freeze_ffn,
         eval_every=args.eval_every, patience=args.patience, seed=args.seed, device=args.device,
@@ -193,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="logmel: log-mel bands + wav2vec 2.0 transformer (cheap from scratch)")
     train.add_argument("--relations", default="", metavar="R1,R2,...",
                        help="relation prompts (default: every relation in --train)")
+    train.add_argument("--asr-ctc-weight", type=float, default=0.0, metavar="W",
+                       help="a new model gets an ASR head trained with CTC on the transcript, "
+                            "at this weight (helps training from scratch listen)")
     train.add_argument("--init", nargs="+", default=[], metavar="MODEL",
                        help="folders or hub ids: a wav2vec 2.0 and/or a BART model, "
                             "or an MCAM checkpoint (e.g. the output of --stage asr)")

@@ -46,6 +46,7 @@ class MCAMConfig(PretrainedConfig):
         alignment: str = "mcam",
         text_encoder_layers: int = 0,
         speech_frontend: str = "wav2vec2",
+        asr_ctc_weight: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,6 +55,7 @@ class MCAMConfig(PretrainedConfig):
         if speech_frontend not in FRONTENDS:
             raise ValueError(f"speech_frontend must be one of {FRONTENDS}, got {speech_frontend!r}")
         self.speech_frontend = speech_frontend
+        self.asr_ctc_weight = asr_ctc_weight
         self.speech_encoder = dict(speech_encoder or {})
         self.bart = dict(bart or {})
         self.adapter_layers = adapter_layers
@@ -229,6 +231,9 @@ class MCAMModel(PreTrainedModel):
         # The CTC "blank" entry beside the batch's text token features (training only).
         self.ctc_blank = (nn.Parameter(torch.randn(bart_config.d_model) * 0.02)
                           if config.alignment == "mcam" else None)
+        # An ASR head on the adapter output, CTC against the transcript (training only).
+        self.asr_ctc = (nn.Linear(bart_config.d_model, bart_config.vocab_size)
+                        if config.asr_ctc_weight > 0 else None)
         # BART: lower encoder layers = text encoder, upper = shared projection; its decoder.
         self.bart = BartForConditionalGeneration(bart_config)
         self.post_init()

@@ -4,7 +4,9 @@
 
 t: the transcript through the text encoder; s: speech; m: the transcript with its entity tokens
 replaced by their speech features (window attention). The LNA-ED baseline (`alignment: none`)
-has the speech path's CE only.
+has the speech path's CE only. A model built with `asr_ctc_weight` > 0 (not the paper's; for
+training from scratch) adds that weight times a CTC loss of an ASR head on the adapter output
+against the transcript's tokens, in both alignments, so the speech encoder must listen early.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from streamre.model.losses import (
-    ctc_alignment, mix_entities, prompt_contrastive, token_kl, window_attention)
+    ctc_alignment, mix_entities, prompt_contrastive, token_kl, transcript_ctc, window_attention)
 
 ALPHA = 0.8  # weight of the prompt contrastive loss
 BETA = 0.2  # weight of the CTC alignment loss
@@ -37,9 +39,17 @@ def mcam_objective(model, batch: Batch, alpha: float = ALPHA, beta: float = BETA
                    ) -> dict[str, torch.Tensor]:
     """Every loss term (detached, for logging) and `loss`, the weighted sum to minimise."""
     speech, speech_mask = model.speech_features(batch.input_values, batch.attention_mask)
+    asr = {}
+    if model.asr_ctc is not None:
+        specials = batch.text_mask & (batch.text_ids != model.config.bart["bos_token_id"]) \
+            & (batch.text_ids != model.config.bart["eos_token_id"])
+        asr = {"asr_ctc": transcript_ctc(model.asr_ctc(speech), speech_mask, batch.text_ids,
+                                         specials, model.config.bart["pad_token_id"])}
+    asr_weight = {"asr_ctc": model.config.asr_ctc_weight}
     if model.prompts is None:  # LNA-ED: the adapter output straight into the decoder
-        ce = model.decode(speech, speech_mask, batch.labels).loss
-        return {"loss": ce, "ce_speech": ce.detach()}
+        terms = {"ce_speech": model.decode(speech, speech_mask, batch.labels).loss, **asr}
+        loss = sum(asr_weight.get(k, 1.0) * v for k, v in terms.items())
+        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 
     text = model.text_features(batch.text_ids, batch.text_mask)
     mixed = mix_entities(text, window_attention(text, batch.text_mask, speech, speech_mask),
@@ -56,7 +66,8 @@ def mcam_objective(model, batch: Batch, alpha: float = ALPHA, beta: float = BETA
         "kl_speech": token_kl(out_t.logits, out_s.logits, batch.labels),
         "contrastive": prompt_contrastive(prompts_s, prompts_t),
         "ctc": ctc_alignment(speech, speech_mask, text, batch.text_mask, model.ctc_blank),
+        **asr,
     }
-    weights = {"contrastive": alpha, "ctc": beta}
+    weights = {"contrastive": alpha, "ctc": beta, **asr_weight}
     loss = sum(weights.get(k, 1.0) * v for k, v in terms.items())
     return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}

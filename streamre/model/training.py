@@ -47,6 +47,7 @@ class TrainConfig:
     alignment: str = "mcam"
     speech_frontend: str = "wav2vec2"
     relations: tuple[str, ...] = ()  # empty: every relation in the training manifest
+    asr_ctc_weight: float = 0.0  # > 0: a new model gets a CTC ASR head on its adapter output
     init: tuple[str, ...] = ()
     max_steps: int = 2000
     batch_size: int = 8
@@ -136,6 +137,7 @@ def build_model(cfg: TrainConfig, examples: list[Example]):
            "eos": tokenizer.eos_token_id}
     config = model_config(cfg.preset, len(tokenizer), relations, cfg.alignment, ids,
                           cfg.speech_frontend)
+    config.asr_ctc_weight = cfg.asr_ctc_weight
     speech = text = None
     if "wav2vec2" in kinds:
         speech = Wav2Vec2Model.from_pretrained(kinds["wav2vec2"])
