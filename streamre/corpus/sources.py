@@ -56,54 +56,43 @@ def detokenize(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
     return text, spans
 
 
-def read_spert(path: str | Path, source: str | None = None) -> list[Sentence]:
-    path = Path(path)
-    items = _load_list(path)
-    source = source or _source_name(path)
-    sentences = []
-    for index, item in enumerate(items):
-        where = f"{path}: item {index}"
-        try:
-            text, spans = detokenize(item["tokens"])
-            entities = []
-            for e in item["entities"]:
-                start, end = spans[e["start"]][0], spans[e["end"] - 1][1]
-                entities.append(Entity(text[start:end], start, end, e.get("type")))
-            triplets = tuple((entities[r["head"]].text, r["type"], entities[r["tail"]].text)
-                             for r in item["relations"])
-        except (KeyError, IndexError, TypeError) as e:
-            raise SourceError(f"{where}: not a SpERT sentence ({type(e).__name__}: {e})") from None
-        sentences.append(Sentence(f"{source}/{index}", text, triplets, tuple(entities)))
-    return sentences
+def _spert_sentence(item: dict) -> tuple[str, tuple, list[Entity]]:
+    text, spans = detokenize(item["tokens"])
+    entities = []
+    for e in item["entities"]:
+        start, end = spans[e["start"]][0], spans[e["end"] - 1][1]
+        entities.append(Entity(text[start:end], start, end, e.get("type")))
+    triplets = tuple((entities[r["head"]].text, r["type"], entities[r["tail"]].text)
+                     for r in item["relations"])
+    return text, triplets, entities
 
 
-def read_casrel(path: str | Path, source: str | None = None) -> list[Sentence]:
-    path = Path(path)
-    items = _load_list(path)
-    source = source or _source_name(path)
-    sentences = []
-    for index, item in enumerate(items):
-        where = f"{path}: item {index}"
-        try:
-            text, _ = detokenize(item["text"].split())
-            triplets = tuple((detokenize(h.split())[0], r, detokenize(t.split())[0])
-                             for h, r, t in item["triple_list"])
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise SourceError(f"{where}: not a CasRel sentence ({type(e).__name__}: {e})") from None
-        entities, folded = [], text.casefold()
-        for name in dict.fromkeys(part for h, _, t in triplets for part in (h, t)):
-            at = folded.find(name.casefold())
-            if at >= 0:  # WebNLG facts may name things the sentence only paraphrases
-                entities.append(Entity(text[at:at + len(name)], at, at + len(name)))
-        sentences.append(Sentence(f"{source}/{index}", text, triplets, tuple(entities)))
-    return sentences
+def _casrel_sentence(item: dict) -> tuple[str, tuple, list[Entity]]:
+    text, _ = detokenize(item["text"].split())
+    triplets = tuple((detokenize(h.split())[0], r, detokenize(t.split())[0])
+                     for h, r, t in item["triple_list"])
+    entities, folded = [], text.casefold()
+    for name in dict.fromkeys(part for h, _, t in triplets for part in (h, t)):
+        at = folded.find(name.casefold())
+        if at >= 0:  # WebNLG facts may name things the sentence only paraphrases
+            entities.append(Entity(text[at:at + len(name)], at, at + len(name)))
+    return text, triplets, entities
+
+
+# format: (one item to a sentence's parts, its name in errors, what a malformed item raises)
+_FORMATS = {
+    "spert": (_spert_sentence, "SpERT", (KeyError, IndexError, TypeError)),
+    "casrel": (_casrel_sentence, "CasRel", (KeyError, TypeError, ValueError, AttributeError)),
+}
 
 
 def read_sentences(path: str | Path, fmt: str = "auto") -> list[Sentence]:
     """Read a SpERT or CasRel file; `fmt` "auto" tells them apart by the first item's keys."""
     path = Path(path)
+    if fmt != "auto" and fmt not in _FORMATS:
+        raise SourceError(f"unknown source format {fmt!r}; choose spert, casrel or auto")
+    items = _load_list(path)
     if fmt == "auto":
-        items = _load_list(path)
         if not items:
             raise SourceError(f"{path}: no sentences")
         first = items[0] if isinstance(items[0], dict) else {}
@@ -111,10 +100,17 @@ def read_sentences(path: str | Path, fmt: str = "auto") -> list[Sentence]:
         if not fmt:
             raise SourceError(f"{path}: neither SpERT (tokens, entities, relations) "
                               "nor CasRel (text, triple_list) JSON")
-    readers = {"spert": read_spert, "casrel": read_casrel}
-    if fmt not in readers:
-        raise SourceError(f"unknown source format {fmt!r}; choose spert, casrel or auto")
-    return readers[fmt](path)
+    parse, name, malformed = _FORMATS[fmt]
+    source = _source_name(path)
+    sentences = []
+    for index, item in enumerate(items):
+        try:
+            text, triplets, entities = parse(item)
+        except malformed as e:
+            raise SourceError(f"{path}: item {index}: not a {name} sentence "
+                              f"({type(e).__name__}: {e})") from None
+        sentences.append(Sentence(f"{source}/{index}", text, triplets, tuple(entities)))
+    return sentences
 
 
 def _load_list(path: Path) -> list:
