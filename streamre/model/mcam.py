@@ -115,8 +115,12 @@ class LogMelSpeechEncoder(nn.Module):
         self.encoder = (Wav2Vec2EncoderStableLayerNorm(config) if config.do_stable_layer_norm
                         else Wav2Vec2Encoder(config))
 
+    def band_frames(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Samples to log-mel frames (windows wholly inside the audio; at least one)."""
+        return torch.div((lengths - self.N_FFT).clamp(min=0), self.HOP, rounding_mode="floor") + 1
+
     def _get_feat_extract_output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        lengths = torch.div((lengths - self.N_FFT).clamp(min=0), self.HOP, rounding_mode="floor") + 1
+        lengths = self.band_frames(lengths)
         for _ in self.convs:
             lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
         return lengths
@@ -132,8 +136,7 @@ class LogMelSpeechEncoder(nn.Module):
                               center=False, return_complex=True).abs().pow(2)
         mel = mel_filterbank(self.N_FFT, self.N_MELS, 16000).to(values.device)
         bands = torch.log(torch.matmul(mel, spectrum) + 1e-6)
-        frames = torch.div((attention_mask.sum(-1) - self.N_FFT).clamp(min=0), self.HOP,
-                           rounding_mode="floor") + 1
+        frames = self.band_frames(attention_mask.sum(-1))
         valid = (torch.arange(bands.shape[-1], device=bands.device)[None, :] < frames[:, None])
         valid = valid[:, None, :].to(bands.dtype)
         count = valid.sum(-1, keepdim=True)
