@@ -79,12 +79,14 @@ def render(utterance: Utterance, out: Path, augmentation: Augmentation) -> dict:
     path = out / utterance.audio
     rng = np.random.default_rng(utterance.seed)
     params = augmentation.draw(rng)
-    if not path.exists():  # else rendered by an earlier, interrupted run
+    if path.exists():  # rendered by an earlier, interrupted run
+        frames = soundfile.info(str(path)).frames
+    else:
         samples = augment(utterance.voice.render(utterance.sentence.text), params, rng)
         tmp = path.with_name(path.stem + ".partial" + path.suffix)
         soundfile.write(str(tmp), samples, 16000, subtype="PCM_16")
         os.replace(tmp, path)
-    frames = soundfile.info(str(path)).frames
+        frames = len(samples)
     s = utterance.sentence
     return {
         "audio": utterance.audio, "text": s.text, "triplets": [list(t) for t in s.triplets],
