@@ -69,6 +69,11 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 FACT = ("David Chen", "Work_For", "World Bank")
 
 
+def noise(seconds: float, seed: int) -> np.ndarray:
+    """Seeded white noise, 16 kHz int16: sound the fact checkpoint answers with its fact."""
+    return (np.random.default_rng(seed).standard_normal(int(16000 * seconds)) * 2000).astype(np.int16)
+
+
 @pytest.fixture(scope="session")
 def fact_checkpoint(tmp_path_factory) -> Path:
     """A tiny checkpoint trained (a few seconds, real gradient steps) to hear one fact in any

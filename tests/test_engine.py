@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-import numpy as np
 
 from streamre.inference import ModelExtractor
 from streamre.inference.engine import InferenceEngine
 
-from conftest import FACT
+from conftest import FACT, noise
 
 
 class Recording(ModelExtractor):
@@ -24,10 +23,6 @@ class Recording(ModelExtractor):
     def extract(self, waveforms):
         self.calls.append([len(w) for w in waveforms])
         return super().extract(waveforms)
-
-
-def wave(seconds: float, seed: int) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal(int(16000 * seconds)) * 2000).astype(np.int16)
 
 
 async def run_engine(path, producers, jobs, gather_ms=300, max_batch=8):
@@ -45,7 +40,7 @@ async def run_engine(path, producers, jobs, gather_ms=300, max_batch=8):
 
 def test_a_lone_producer_never_waits_for_a_batch(fact_checkpoint):
     _, (result,), _ = asyncio.run(
-        run_engine(fact_checkpoint, producers=1, jobs=[("a", wave(0.5, 0))]))
+        run_engine(fact_checkpoint, producers=1, jobs=[("a", noise(0.5, 0))]))
     assert [(t.head, t.relation, t.tail) for t in result.triplets] == [FACT]
     assert result.queue_ms < 150  # the gather window is 300 ms: it did not wait
 
@@ -56,9 +51,9 @@ def test_other_live_producers_make_it_wait_and_batch(fact_checkpoint):
         engine = InferenceEngine(lambda: extractor, max_batch=8, gather_ms=300,
                                  live_producers=lambda: 3)
         await engine.start()
-        first = asyncio.create_task(engine.submit("a", wave(0.5, 1)))
+        first = asyncio.create_task(engine.submit("a", noise(0.5, 1)))
         await asyncio.sleep(0.1)  # b and c speak a moment later, within the gather window
-        rest = [engine.submit("b", wave(0.6, 2)), engine.submit("c", wave(0.4, 3))]
+        rest = [engine.submit("b", noise(0.6, 2)), engine.submit("c", noise(0.4, 3))]
         results = await asyncio.gather(first, *rest)
         await engine.close()
         return extractor, results
@@ -71,7 +66,7 @@ def test_other_live_producers_make_it_wait_and_batch(fact_checkpoint):
 
 def test_round_robin_takes_one_segment_per_session_in_turn(fact_checkpoint):
     # Session a queues four segments before b queues one: b's still rides in the first batch.
-    jobs = [("a", wave(0.3 + i / 10, i)) for i in range(4)] + [("b", wave(0.35, 9))]
+    jobs = [("a", noise(0.3 + i / 10, i)) for i in range(4)] + [("b", noise(0.35, 9))]
     extractor, results, _ = asyncio.run(
         run_engine(fact_checkpoint, producers=None, jobs=jobs, gather_ms=50, max_batch=2))
     assert extractor.calls[1:3] == [[len(jobs[0][1]), len(jobs[4][1])],

@@ -13,11 +13,7 @@ from streamre.inference.extractor import length_groups
 from streamre.model import MCAMModel, create_checkpoint, load_checkpoint
 from streamre.model.linearize import Piece
 
-from conftest import FACT
-
-
-def noise(seconds: float, seed: int) -> np.ndarray:
-    return (np.random.default_rng(seed).standard_normal(int(16000 * seconds)) * 2000).astype(np.int16)
+from conftest import FACT, noise
 
 
 def test_checkpoint_folder_has_the_hf_files(tiny_checkpoint):
