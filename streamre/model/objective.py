@@ -41,16 +41,22 @@ def mcam_objective(model, batch: Batch, alpha: float = ALPHA, beta: float = BETA
     speech, speech_mask = model.speech_features(batch.input_values, batch.attention_mask)
     asr = {}
     if model.asr_ctc is not None:
-        specials = batch.text_mask & (batch.text_ids != model.config.bart["bos_token_id"]) \
+        spelt = batch.text_mask & (batch.text_ids != model.config.bart["bos_token_id"]) \
             & (batch.text_ids != model.config.bart["eos_token_id"])
         asr = {"asr_ctc": transcript_ctc(model.asr_ctc(speech), speech_mask, batch.text_ids,
-                                         specials, model.config.bart["pad_token_id"])}
-    asr_weight = {"asr_ctc": model.config.asr_ctc_weight}
+                                         spelt, model.config.bart["pad_token_id"])}
     if model.prompts is None:  # LNA-ED: the adapter output straight into the decoder
         terms = {"ce_speech": model.decode(speech, speech_mask, batch.labels).loss, **asr}
-        loss = sum(asr_weight.get(k, 1.0) * v for k, v in terms.items())
-        return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
+    else:
+        terms = {**_aligned_terms(model, batch, speech, speech_mask), **asr}
+    weights = {"contrastive": alpha, "ctc": beta, "asr_ctc": model.config.asr_ctc_weight}
+    loss = sum(weights.get(k, 1.0) * v for k, v in terms.items())
+    return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 
+
+def _aligned_terms(model, batch: Batch, speech: torch.Tensor, speech_mask: torch.Tensor
+                   ) -> dict[str, torch.Tensor]:
+    """MCAM's terms: the text, mixed and speech paths, their KLs, the prompts' CL and the CTC."""
     text = model.text_features(batch.text_ids, batch.text_mask)
     mixed = mix_entities(text, window_attention(text, batch.text_mask, speech, speech_mask),
                          batch.entity_mask)
@@ -60,14 +66,10 @@ def mcam_objective(model, batch: Batch, alpha: float = ALPHA, beta: float = BETA
     out_t = model.decode(*model.project(text, batch.text_mask, prompts_t), batch.labels)
     out_m = model.decode(*model.project(mixed, batch.text_mask, prompts_m), batch.labels)
     out_s = model.decode(*model.project(speech, speech_mask, prompts_s), batch.labels)
-    terms = {
+    return {
         "ce_text": out_t.loss, "ce_mixed": out_m.loss, "ce_speech": out_s.loss,
         "kl_mixed": token_kl(out_t.logits, out_m.logits, batch.labels),
         "kl_speech": token_kl(out_t.logits, out_s.logits, batch.labels),
         "contrastive": prompt_contrastive(prompts_s, prompts_t),
         "ctc": ctc_alignment(speech, speech_mask, text, batch.text_mask, model.ctc_blank),
-        **asr,
     }
-    weights = {"contrastive": alpha, "ctc": beta, **asr_weight}
-    loss = sum(weights.get(k, 1.0) * v for k, v in terms.items())
-    return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
