@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from streamre.audio import read_audio
 from streamre.inference import ModelExtractor
@@ -75,8 +76,6 @@ def main() -> None:
                 began = time.perf_counter()
                 extractor.extract(segments)
                 if args.device.startswith("cuda"):
-                    import torch
-
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - began)
             p50 = percentile(times, 50)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from streamre import SAMPLE_RATE
+from streamre.config import DTYPES
 from streamre.model.checkpoint import load_checkpoint, resolve_model
 from streamre.model.linearize import MARKERS, Piece, parse_pieces
 from streamre.triplets import Triplet
@@ -26,9 +27,6 @@ class TripletExtractor(Protocol):
     def warmup(self) -> None: ...
 
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
 def pick_dtype(dtype: str, device: str) -> torch.dtype:
     """The weights' type; auto: bfloat16 on a GPU that has it, else float16; float32 on a CPU."""
     if dtype == "auto":
@@ -37,7 +35,7 @@ def pick_dtype(dtype: str, device: str) -> torch.dtype:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be auto or one of {', '.join(DTYPES)}, not {dtype!r}")
-    return DTYPES[dtype]
+    return getattr(torch, dtype)
 
 
 def length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:
@@ -84,7 +82,7 @@ class ModelExtractor:
                    num_beams: int = 1) -> "ModelExtractor":
         """Wrap a model already in memory (training evaluates with this)."""
         extractor = cls.__new__(cls)
-        extractor.max_padding = float("inf")  # training's batches are length-grouped already
+        extractor.max_padding = float("inf")  # one model call per batch the caller hands over
         extractor._setup(model, tokenizer, name, str(next(model.parameters()).device),
                          max_new_tokens, num_beams)
         return extractor
