@@ -14,7 +14,7 @@ import torch
 
 from conftest import synthesize
 from streamre.model.data import Collator, Example, ManifestError, read_manifest
-from streamre.model.metrics import score
+from streamre.model.metrics import character_error_rate, edit_distance, score
 from streamre.model.training import TrainConfig, build_model, tri_stage
 
 UTTERANCES = [
@@ -156,6 +156,36 @@ def test_scores_by_hand():
     # RP: {Kill} vs {Kill}; {Live_In} vs {Live_In, Work_For}: 2 right, 2 predicted, 3 gold.
     assert s["RP"]["p"] == 1.0 and s["RP"]["r"] == round(2 / 3, 4)
     assert s["n"] == 2
+
+
+def test_character_error_rate_by_hand():
+    assert edit_distance("kitten", "sitting") == 3  # two substitutions and an insertion
+    assert edit_distance("", "abc") == 3 and edit_distance("abc", "abc") == 0
+    # One edit in each reference of 3 characters: 2 of 6.
+    assert character_error_rate(["abd", "xy"], ["abc", "xyz"]) == pytest.approx(2 / 6)
+    with pytest.raises(ValueError):
+        character_error_rate(["a"], [])
+
+
+def test_asr_stage_reports_the_dev_character_error_rate(manifest, tmp_path):
+    out = tmp_path / "asr"
+    trained = streamre("train", "--stage", "asr", "--train", str(manifest), "--out", str(out),
+                       "--preset", "tiny", "--max-steps", "150", "--batch-size", "4",
+                       "--lr", "3e-3", "--warmup", "0.05", "--hold", "0.6", "--eval-every", "75",
+                       "--no-progress")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    evals = [json.loads(line)["eval"] for line in (out / "train_log.jsonl").read_text()
+             .splitlines() if "eval" in line]
+    assert len(evals) == 2 and {s["ref"] for s in evals[-1]["dev_samples"]} <= \
+        {text for text, _ in UTTERANCES}
+    # Four utterances memorised: the greedy transcripts are (nearly) the references.
+    assert evals[-1]["dev_cer"] < 0.1
+
+
+def test_train_refuses_a_schedule_longer_than_its_steps(manifest, tmp_path):
+    failed = streamre("train", "--train", str(manifest), "--out", str(tmp_path / "m"),
+                      "--warmup", "0.7", "--hold", "0.5")
+    assert failed.returncode == 2 and "--warmup and --hold" in failed.stderr
 
 
 def test_tri_stage_schedule():

@@ -46,7 +46,7 @@ def _train(args: argparse.Namespace) -> int:
         alignment=args.alignment, speech_frontend=args.speech_frontend,
         relations=tuple(r for r in args.relations.split(",") if r),
         asr_ctc_weight=args.asr_ctc_weight, init=tuple(args.init),
-        max_steps=args.max_steps,
+        max_steps=args.max_steps, warmup=args.warmup, hold=args.hold,
         batch_size=args.batch_size, lr=args.lr, freeze_ffn=args.freeze_ffn,
         eval_every=args.eval_every, patience=args.patience, seed=args.seed, device=args.device,
         resume=args.resume, progress=not args.no_progress))
@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, default=2000)
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
+    train.add_argument("--warmup", type=float, default=0.1, metavar="SHARE",
+                       help="share of --max-steps warming up to the peak learning rate")
+    train.add_argument("--hold", type=float, default=0.4, metavar="SHARE",
+                       help="share of --max-steps held at the peak before the decay")
     train.add_argument("--freeze-ffn", action="store_true",
                        help="freeze the feed-forward layers (when starting from pretrained)")
     train.add_argument("--eval-every", type=int, default=200, metavar="STEPS")

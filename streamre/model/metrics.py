@@ -1,7 +1,8 @@
 """SpeechRE scores as in the paper's code: micro precision, recall and F1 over the split.
 
 Per sample: ER compares the sets of head and tail strings (no types), RP the sets of relation
-labels, RTE the sets of exact (head, relation, tail).
+labels, RTE the sets of exact (head, relation, tail). For ASR pre-training, the character error
+rate of transcripts.
 """
 
 from __future__ import annotations
@@ -37,3 +38,22 @@ def score(predictions: list[Iterable[Sequence[str]]], golds: list[Iterable[Seque
         result[k] = {"p": round(precision, 4), "r": round(recall, 4), "f1": round(f1, 4)}
     result["n"] = len(golds)
     return result
+
+
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance: the fewest insertions, deletions and substitutions from a to b."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def character_error_rate(hypotheses: list[str], references: list[str]) -> float:
+    """Character edits over reference characters, summed over the split (micro CER)."""
+    if len(hypotheses) != len(references):
+        raise ValueError("one hypothesis per reference")
+    edits = sum(edit_distance(h, r) for h, r in zip(hypotheses, references, strict=True))
+    return edits / max(1, sum(len(r) for r in references))

@@ -28,7 +28,7 @@ from streamre.inference.extractor import ModelExtractor, pick_device
 from streamre.model.checkpoint import (
     PRESETS, configure_generation, load_checkpoint, model_config)
 from streamre.model.data import STAGES, Collator, Example, read_manifest
-from streamre.model.evaluate import evaluate
+from streamre.model.evaluate import evaluate, transcript_scores
 from streamre.model.linearize import MARKERS
 from streamre.model.mcam import MCAMModel
 from streamre.model.objective import mcam_objective
@@ -72,8 +72,9 @@ class TrainConfig:
             raise ValueError(f"--preset must be one of {', '.join(PRESETS)}")
         if self.max_steps < 1 or self.batch_size < 1 or self.eval_every < 1:
             raise ValueError("--max-steps, --batch-size and --eval-every must be positive")
-        if not 0 <= self.warmup + self.hold <= 1:
-            raise ValueError("warmup + hold must be a share of the steps (0 to 1)")
+        if self.warmup < 0 or self.hold < 0 or self.warmup + self.hold > 1:
+            raise ValueError("--warmup and --hold are shares of the steps: each at least 0, "
+                             "together at most 1")
 
 
 def tri_stage(step: int, total: int, warmup: float, hold: float, final: float) -> float:
@@ -275,13 +276,15 @@ def _evaluate_and_save(model, tokenizer, cfg: TrainConfig, dev_set: list[Example
         extractor = ModelExtractor.from_model(model, tokenizer)
         scores = evaluate(extractor, dev_set, batch_size=cfg.batch_size, progress=cfg.progress)
         value = scores["RTE"]["f1"]
-    else:  # transcripts: the speech path's loss on dev, lower is better
+    else:  # transcripts: the speech path's loss on dev, lower is better; CER to read
         collate = Collator(tokenizer, "asr", seed=0)
         with torch.no_grad():
             losses = [mcam_objective(model, collate(dev_set[i:i + cfg.batch_size]).to(
                 next(model.parameters()).device))["ce_speech"].item()
                 for i in range(0, len(dev_set), cfg.batch_size)]
-        scores = {"dev_ce_speech": round(sum(losses) / len(losses), 5)}
+        transcripts = transcript_scores(model, tokenizer, dev_set, cfg.batch_size)
+        scores = {"dev_ce_speech": round(sum(losses) / len(losses), 5),
+                  "dev_cer": transcripts["cer"], "dev_samples": transcripts["samples"]}
         value = -scores["dev_ce_speech"]
     improved = state["best"] is None or value > state["best"]
     if improved:
