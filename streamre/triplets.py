@@ -16,3 +16,10 @@ class Triplet:
         d = asdict(self)
         d["confidence"] = round(float(self.confidence), 4)
         return d
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What the model made of one segment: the transcript it heard and the triplets it found."""
+    text: str
+    triplets: list[Triplet]

@@ -63,10 +63,11 @@ def meeting_wav(speech_dir, meeting_audio) -> Path:
 def tiny_checkpoint(tmp_path_factory) -> Path:
     from streamre.model import create_checkpoint
 
-    return create_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", preset="tiny", seed=1)
+    return create_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", seed=1)
 
 
 FACT = ("David Chen", "Work_For", "World Bank")
+FACT_TEXT = "David Chen works for the World Bank."
 
 
 def noise(seconds: float, seed: int) -> np.ndarray:
@@ -76,24 +77,24 @@ def noise(seconds: float, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def fact_checkpoint(tmp_path_factory) -> Path:
-    """A tiny checkpoint trained (a few seconds, real gradient steps) to hear one fact in any
-    sound, so tests can watch triplets travel from a forward pass to the room graph."""
+    """A tiny checkpoint trained (a few seconds, real gradient steps) to hear one sentence and
+    its fact in any sound, so tests can watch transcripts and triplets travel from a forward
+    pass to the room graph."""
     import torch
 
-    from streamre.model import MCAMModel, create_checkpoint, load_checkpoint
-    from streamre.model.linearize import linearize
+    from streamre.model import MCAMModel, create_checkpoint, load_checkpoint, target_text
 
-    path = create_checkpoint(tmp_path_factory.mktemp("ckpt") / "fact", preset="tiny", seed=1)
+    path = create_checkpoint(tmp_path_factory.mktemp("ckpt") / "fact", seed=1)
     model, tokenizer = load_checkpoint(str(path))
     model.train()
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    labels = tokenizer([linearize([FACT])] * 3, return_tensors="pt").input_ids[:, 1:].contiguous()
-    for _ in range(60):
+    ids = tokenizer([target_text(FACT_TEXT, [FACT])] * 3, return_tensors="pt").input_ids
+    for _ in range(80):
         waves = [(rng.standard_normal(int(16000 * rng.uniform(0.3, 1.5))) * rng.uniform(100, 5000)
                   ).astype(np.int16) for _ in range(3)]
-        loss = model(*MCAMModel.prepare_waveforms(waves), labels=labels).loss
+        loss = model(*MCAMModel.prepare_waveforms(waves), ids[:, :-1], ids[:, 1:]).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FACT, FACT_TEXT
 from test_server import http_get
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -71,7 +72,13 @@ def test_microphone_page_and_viewer_match_the_room_graph(make_server, meeting_wa
                     time.sleep(0.2)
             assert page.evaluate("cy.nodes().length") == stats(page)[0]
             assert page.evaluate("cy.edges().length") == stats(page)[1]
-            assert "World Bank" in page.inner_text("#feed")
+            # The live transcript: each line the sentence heard, marked with its fact; the
+            # viewer's lines come from the evidence on the graph's edges.
+            for p_ in (page, viewer):
+                line = p_.locator("#transcript li").first
+                assert line.locator(".text").inner_text() == FACT_TEXT
+                assert line.locator(".fact").all_inner_texts() == [" · ".join(FACT)]
+            assert "s" in page.locator("#transcript li .when").first.inner_text()
             assert "streaming to room web" in page.inner_text("#state")
             assert "viewing room web" in viewer.inner_text("#state")
 

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 
-from conftest import FACT
+from conftest import FACT, FACT_TEXT
 
 STREAMRE = [sys.executable, "-m", "streamre"]
 
@@ -51,6 +51,7 @@ def test_extract_prints_one_json_line_per_segment(fact_checkpoint, meeting_wav, 
     for line in lines:
         assert line["file"] == str(meeting_wav) and line["start"] < line["end"]
         assert [(t["head"], t["relation"], t["tail"]) for t in line["triplets"]] == [FACT]
+        assert line["text"] == FACT_TEXT
 
     (tmp_path / "junk.wav").write_bytes(b"not audio")
     bad = run("extract", str(tmp_path / "junk.wav"), "--model", str(fact_checkpoint))

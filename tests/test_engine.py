@@ -12,7 +12,7 @@ import time
 from streamre.inference import ModelExtractor
 from streamre.inference.engine import InferenceEngine
 
-from conftest import FACT, noise
+from conftest import FACT, FACT_TEXT, noise
 
 
 class Recording(ModelExtractor):
@@ -42,6 +42,7 @@ def test_a_lone_producer_never_waits_for_a_batch(fact_checkpoint):
     _, (result,), _ = asyncio.run(
         run_engine(fact_checkpoint, producers=1, jobs=[("a", noise(0.5, 0))]))
     assert [(t.head, t.relation, t.tail) for t in result.triplets] == [FACT]
+    assert result.text == FACT_TEXT
     assert result.queue_ms < 150  # the gather window is 300 ms: it did not wait
 
 

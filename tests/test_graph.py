@@ -173,3 +173,20 @@ def test_exports_are_valid_json_and_graphml():
     ns = {"g": "http://graphml.graphdrawing.org/xmlns"}
     assert len(tree.findall(".//g:node", ns)) == 2 and len(tree.findall(".//g:edge", ns)) == 1
     assert '["s/0"]' in graphml  # lists encoded as JSON strings
+
+
+def test_an_edge_keeps_the_latest_sentences_that_stated_it(tmp_path):
+    store = GraphStore(tmp_path / "graph.db")
+    room = RoomGraph("r", GraphSettings(dedup_window_s=0))
+    fact = Triplet("David Chen", "Work_For", "World Bank", 0.9)
+    for i in range(5):
+        mention = Mention("s", i, text=f"sentence {i}")
+        store.append("r", [fact], mention, float(i))
+        delta = room.apply([fact, Triplet("david chen", "Work_For", "the World Bank")], mention,
+                           float(i))
+    (edge,) = delta.edges
+    assert edge["evidence"] == [{"session_id": "s", "segment_id": i, "text": f"sentence {i}"}
+                                for i in (2, 3, 4)]  # one entry per sentence, the latest three
+    assert store.load("r").edges_json()[0]["evidence"] == edge["evidence"]  # journaled with it
+    assert RoomGraph("q").apply([fact], Mention("s", 0), 0.0).edges[0]["evidence"] == []
+    store.close()

@@ -1,11 +1,12 @@
-"""REBEL target text: round trip, and a parser that never raises on what a model may emit."""
+"""The target text (transcript, then REBEL triplets): round trip, and a parser that never raises
+on what a model may emit."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamre.model.linearize import MARKERS, linearize, parse
+from streamre.model.linearize import FACTS, MARKERS, linearize, parse, target_text
 
 words = st.text(st.characters(codec="utf-8", exclude_characters="<>"), min_size=1, max_size=12) \
     .map(lambda s: " ".join(s.split())).filter(bool)
@@ -14,8 +15,8 @@ words = st.text(st.characters(codec="utf-8", exclude_characters="<>"), min_size=
 def test_shared_heads_are_chained():
     text = linearize([("David Chen", "Work_For", "World Bank"),
                       ("David Chen", "Live_In", "Boston"), ("Maria", "Live_In", "Paris")])
-    assert text == ("<triplet> David Chen <subj> World Bank <obj> Work_For <subj> Boston <obj> "
-                    "Live_In <triplet> Maria <subj> Paris <obj> Live_In")
+    assert text == ("<triplet> David Chen<subj> World Bank<obj> Work_For<subj> Boston<obj> "
+                    "Live_In<triplet> Maria<subj> Paris<obj> Live_In")
     assert [(t.head, t.relation, t.tail) for t in parse(text)] == [
         ("David Chen", "Work_For", "World Bank"), ("David Chen", "Live_In", "Boston"),
         ("Maria", "Live_In", "Paris")]
@@ -39,3 +40,11 @@ def test_parser_never_raises_and_yields_only_complete_triplets(pieces):
 def test_truncated_output_keeps_the_complete_triplets():
     text = linearize([("A", "Kill", "B"), ("C", "Live_In", "D")])
     assert [t.head for t in parse(text[: text.rindex("<obj>") + 6])] == ["A"]
+
+
+def test_target_is_the_transcript_then_the_triplets():
+    target = target_text("David  Chen works for\nthe World Bank.", [("David Chen", "Work_For",
+                                                                      "World Bank")])
+    assert target == (" David Chen works for the World Bank." + FACTS +
+                      "<triplet> David Chen<subj> World Bank<obj> Work_For")
+    assert target_text("Nothing here.", []) == " Nothing here." + FACTS

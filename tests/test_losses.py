@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from streamre.model import MCAMModel, load_checkpoint
+from streamre.model import load_checkpoint
 from streamre.model.losses import (
     ctc_alignment, mix_entities, prompt_contrastive, token_kl, window_attention)
 from streamre.model.objective import Batch, mcam_objective
@@ -79,19 +79,16 @@ def test_mix_entities_swaps_only_entity_tokens():
 
 
 def tiny_batch(tokenizer) -> Batch:
+    from streamre.model.data import Collator, Example
+
     rng = np.random.default_rng(0)
-    values, mask = MCAMModel.prepare_waveforms(
-        [(rng.standard_normal(16000) * 3000).astype(np.int16),
-         (rng.standard_normal(12000) * 3000).astype(np.int16)])
-    text = tokenizer(["David Chen works for the World Bank.", "Maria lives in Boston."],
-                     return_tensors="pt", padding=True)
-    labels = tokenizer(["<triplet> David Chen <subj> World Bank <obj> Work_For",
-                        "<triplet> Maria <subj> Boston <obj> Live_In"],
-                       return_tensors="pt", padding=True).input_ids[:, 1:].clone()
-    labels[labels == tokenizer.pad_token_id] = -100
-    entity = torch.zeros_like(text.input_ids, dtype=torch.bool)
-    entity[:, 1:3] = True
-    return Batch(values, mask, text.input_ids, text.attention_mask.bool(), entity, labels)
+    examples = [
+        Example(None, "David Chen works for the World Bank.",
+                [("David Chen", "Work_For", "World Bank")],
+                _samples=(rng.standard_normal(16000) * 3000).astype(np.int16)),
+        Example(None, "Maria lives in Boston.", [("Maria", "Live_In", "Boston")],
+                _samples=(rng.standard_normal(12000) * 3000).astype(np.int16))]
+    return Collator(tokenizer)(examples)
 
 
 def test_objective_combines_every_term_and_trains_every_part(tiny_checkpoint):
@@ -103,8 +100,8 @@ def test_objective_combines_every_term_and_trains_every_part(tiny_checkpoint):
     expected = sum(out[k] for k in terms) - 0.2 * out["contrastive"] - 0.8 * out["ctc"]
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     out["loss"].backward()
-    for part in (model.speech_encoder, model.adapter, model.prompts, model.bart.model.decoder,
-                 model.bart.model.encoder.layers[0]):
+    for part in (model.encoder, model.prompts, model.text_encoder, model.projection,
+                 model.decoder):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
     assert model.ctc_blank.grad.abs().sum() > 0
 
@@ -115,30 +112,3 @@ def test_baseline_objective_is_speech_ce_only(tmp_path):
     model, tokenizer = load_checkpoint(str(create_checkpoint(tmp_path / "lna", alignment="none")))
     out = mcam_objective(model, tiny_batch(tokenizer))
     assert set(out) == {"loss", "ce_speech"} and torch.isfinite(out["loss"])
-
-
-def test_transcript_ctc_by_hand():
-    from streamre.model.losses import transcript_ctc
-
-    # Two frames, uniform over {blank, a}: "a" comes from (a,a), (a,-), (-,a): P = 3/4.
-    logits = torch.zeros(1, 2, 2)
-    loss = transcript_ctc(logits, torch.ones(1, 2, dtype=torch.bool), torch.tensor([[1, 7]]),
-                          torch.tensor([[True, False]]), blank=0)
-    assert loss.item() == pytest.approx(-math.log(0.75))
-
-
-@pytest.mark.parametrize("alignment", ["mcam", "none"])
-def test_the_asr_head_adds_its_weighted_ctc_in_both_alignments(tmp_path, alignment):
-    from streamre.model import create_checkpoint
-
-    loaded, tokenizer = load_checkpoint(str(create_checkpoint(tmp_path / alignment,
-                                                              alignment=alignment)))
-    loaded.config.asr_ctc_weight = 0.3
-    model = MCAMModel(loaded.config).train()
-    out = mcam_objective(model, tiny_batch(tokenizer))
-    assert torch.isfinite(out["asr_ctc"]) and out["asr_ctc"] > 0
-    rest = sum(v for k, v in out.items() if k not in ("loss", "asr_ctc", "contrastive", "ctc"))
-    rest = rest + (0.8 * out["contrastive"] + 0.2 * out["ctc"] if alignment == "mcam" else 0)
-    assert out["loss"].item() == pytest.approx((rest + 0.3 * out["asr_ctc"]).item(), rel=1e-5)
-    out["loss"].backward()
-    assert model.asr_ctc.weight.grad.abs().sum() > 0

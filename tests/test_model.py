@@ -1,4 +1,5 @@
-"""The MCAM-shaped model: real forward passes, save/load, loading errors, the extractor seam."""
+"""The model on a tiny Whisper-shaped backbone: real forward passes, save/load, padding, the
+decoding guards, loading errors, the extractor seam."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from hypothesis import strategies as st
 
 from streamre.inference import ModelExtractor
 from streamre.inference.extractor import length_groups
-from streamre.model import MCAMModel, create_checkpoint, load_checkpoint
-from streamre.model.linearize import Piece
+from streamre.model import MCAMModel, create_checkpoint, load_checkpoint, target_text
+from streamre.model.mcam import log_mel, repeating_tail
 
-from conftest import FACT, noise
+from conftest import FACT, FACT_TEXT, noise
 
 
 def test_checkpoint_folder_has_the_hf_files(tiny_checkpoint):
@@ -21,39 +22,95 @@ def test_checkpoint_folder_has_the_hf_files(tiny_checkpoint):
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= names
 
 
+def teacher_forced(model, tokenizer, waves):
+    ids = tokenizer([target_text(FACT_TEXT, [FACT])] * len(waves), return_tensors="pt").input_ids
+    return model(*MCAMModel.prepare_waveforms(waves), ids[:, :-1], ids[:, 1:])
+
+
 def test_save_then_load_gives_identical_outputs(tiny_checkpoint, tmp_path):
     model, tokenizer = load_checkpoint(str(tiny_checkpoint))
-    values, mask = MCAMModel.prepare_waveforms([noise(1.0, 0), noise(0.6, 1)])
-    labels = tokenizer(["<triplet> a <subj> b <obj> Kill"] * 2, return_tensors="pt").input_ids
+    waves = [noise(1.0, 0), noise(0.6, 1)]
     with torch.no_grad():
-        loss = model(values, mask, labels=labels).loss
+        loss = teacher_forced(model, tokenizer, waves).loss
     model.save_pretrained(tmp_path / "again")
     tokenizer.save_pretrained(tmp_path / "again")
     reloaded, _ = load_checkpoint(str(tmp_path / "again"))
+    values, mask = MCAMModel.prepare_waveforms(waves)
     with torch.no_grad():
-        assert torch.equal(reloaded(values, mask, labels=labels).loss, loss)
-        a = model.generate_tokens(values, mask, max_new_tokens=8)
-        b = reloaded.generate_tokens(values, mask, max_new_tokens=8)
-    assert torch.equal(a[0], b[0]) and torch.allclose(a[1], b[1])
+        assert torch.equal(teacher_forced(reloaded, tokenizer, waves).loss, loss)
+    assert model.generate_tokens(values, mask, 8) == reloaded.generate_tokens(values, mask, 8)
     assert torch.isfinite(loss) and loss > 0
+
+
+def test_log_mel_matches_whispers_feature_extractor():
+    from transformers import WhisperFeatureExtractor
+
+    wave = noise(1.3, 4).astype(np.float32) / 32768
+    ours, frames = log_mel(torch.tensor(wave)[None], torch.tensor([len(wave)]))
+    # Whisper's own, unpadded: the same bands frame for frame.
+    theirs = WhisperFeatureExtractor(feature_size=80)(
+        wave, sampling_rate=16000, padding="do_not_pad", return_tensors="np").input_features[0]
+    assert int(frames[0]) == len(wave) // 160 == ours.shape[-1]
+    assert np.allclose(ours[0].numpy(), theirs[:, : ours.shape[-1]], atol=2e-4)
 
 
 def test_padding_does_not_change_a_segments_output(tiny_checkpoint):
     model, _ = load_checkpoint(str(tiny_checkpoint))
-    short = noise(0.7, 2)
-    alone = model.generate_tokens(*MCAMModel.prepare_waveforms([short]), max_new_tokens=6)
-    batched = model.generate_tokens(*MCAMModel.prepare_waveforms([noise(2.0, 3), short]),
-                                    max_new_tokens=6)
-    assert torch.equal(alone[0][0], batched[0][1])
+    short, long = noise(0.7, 2), noise(2.0, 3)
+    with torch.no_grad():
+        alone, alone_mask = model.encode(*MCAMModel.prepare_waveforms([short]))
+        both, both_mask = model.encode(*MCAMModel.prepare_waveforms([long, short]))
+    n = int(alone_mask.sum())
+    assert int(both_mask[1].sum()) == n and both_mask.shape[1] > n
+    assert torch.allclose(alone[0, :n], both[1, :n], atol=1e-5)
+    alone_tokens = model.generate_tokens(*MCAMModel.prepare_waveforms([short]), 6)
+    batched = model.generate_tokens(*MCAMModel.prepare_waveforms([long, short]), 6)
+    assert alone_tokens[0][0] == batched[0][1]
 
 
 def test_baseline_without_alignment_runs(tmp_path):
     path = create_checkpoint(tmp_path / "lna", alignment="none")
     model, _ = load_checkpoint(str(path))
-    assert model.prompts is None
-    ids, scores = model.generate_tokens(*MCAMModel.prepare_waveforms([noise(0.5, 4)]),
-                                        max_new_tokens=4)
-    assert ids.shape == scores.shape and (scores <= 0).all()
+    assert model.prompts is None and model.projection is None
+    ids, scores = model.generate_tokens(*MCAMModel.prepare_waveforms([noise(0.5, 4)]), 4)
+    assert len(ids[0]) == len(scores[0]) <= 4 and all(s <= 0 for s in scores[0])
+
+
+def test_audio_beyond_the_window_is_refused_by_the_model_and_split_by_the_extractor(
+        fact_checkpoint):
+    extractor = ModelExtractor(str(fact_checkpoint), "cpu")
+    window = extractor.model.window_samples
+    long = noise(window / 16000 + 1, 5)
+    with pytest.raises(ValueError, match="longer than the model's 30 s window"):
+        extractor.model.encode(*MCAMModel.prepare_waveforms([long]))
+    (answer,) = extractor.extract([long])  # heard in two halves, their answers joined
+    assert answer.text == f"{FACT_TEXT} {FACT_TEXT}"
+    assert [(t.head, t.relation, t.tail) for t in answer.triplets] == [FACT]
+
+
+@pytest.mark.parametrize("tokens, cut", [
+    ([1, 2, 3, 4], 0),
+    ([5, 1, 2, 3, 1, 2, 3, 1, 2, 3], 6),  # a 3-token block said three times: keep one
+    ([1, 2, 3, 1, 2, 3], 0),  # twice is not yet a loop
+    ([9] + [7] * 8, 7),  # one token: eight in a row
+    ([9] + [7] * 7, 0),
+    ([4, 5] * 4, 6),  # two tokens: four times
+])
+def test_repeating_tail(tokens, cut):
+    assert repeating_tail(tokens) == cut
+
+
+def test_decoding_stops_a_loop_and_keeps_its_first_copy(tiny_checkpoint):
+    model, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    # Make the decoder write one token forever: every hidden state all ones, that token's
+    # row of the output table all large.
+    loop = tokenizer.convert_tokens_to_ids("<subj>")
+    with torch.no_grad():
+        model.decoder.embed_tokens.weight[loop] = 50.0
+        model.decoder.layer_norm.weight.zero_()
+        model.decoder.layer_norm.bias.fill_(1.0)
+    ids, _ = model.generate_tokens(*MCAMModel.prepare_waveforms([noise(3.0, 6)]), 100)
+    assert ids[0] == [loop]  # eight in a row were written, seven cut
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
@@ -61,86 +118,20 @@ def test_missing_model_is_a_clear_error(tmp_path):
         load_checkpoint(str(tmp_path / "nothing-here"))
 
 
-def test_extractor_maps_tokens_to_scored_triplets(tiny_checkpoint):
+def test_extractor_splits_transcript_from_scored_triplets(tiny_checkpoint):
     extractor = ModelExtractor(str(tiny_checkpoint), device="cpu", max_new_tokens=12)
     tok = extractor.tokenizer
-    ids = tok("<triplet> David Chen <subj> World Bank <obj> Work_For", add_special_tokens=False
-              ).input_ids + [tok.eos_token_id, 5, 6]
-    pieces = extractor._pieces(ids, [-0.1] * len(ids))
-    assert [p.text for p in pieces if p.text.startswith("<")] == ["<triplet>", "<subj>", "<obj>"]
-    from streamre.model.linearize import parse_pieces
-
-    (triplet,) = parse_pieces(pieces)
-    assert (triplet.head, triplet.relation, triplet.tail) == ("David Chen", "Work_For", "World Bank")
+    ids = tok(target_text(FACT_TEXT, [FACT]), add_special_tokens=False).input_ids
+    answer = extractor.read(ids, [-0.1] * len(ids))
+    assert answer.text == FACT_TEXT
+    (triplet,) = answer.triplets
+    assert (triplet.head, triplet.relation, triplet.tail) == FACT
     assert triplet.confidence == pytest.approx(np.exp(-0.1))
+    # No <facts>: all of it is transcript, and there are no triplets.
+    assert extractor.read(ids[:3], [0.0] * 3).triplets == []
     # And a real batched forward pass through the seam gives one answer per waveform.
     results = extractor.extract([noise(1.0, 5), noise(0.3, 6), noise(2.0, 7)])
-    assert len(results) == 3 and all(isinstance(r, list) for r in results)
-    assert Piece("x").logprob == 0.0
-
-
-def test_beam_search_gives_scored_tokens(tiny_checkpoint):
-    model, _ = load_checkpoint(str(tiny_checkpoint))
-    values, mask = MCAMModel.prepare_waveforms([noise(0.8, 8), noise(0.5, 9)])
-    ids, scores = model.generate_tokens(values, mask, max_new_tokens=6, num_beams=3)
-    assert ids.shape == scores.shape and ids.shape[0] == 2 and (scores <= 0).all()
-
-
-# -- the log-mel front end ----------------------------------------------------------------------
-
-def test_mel_filterbank_covers_the_spectrum_with_unit_peaks():
-    from streamre.model.mcam import mel_filterbank
-
-    bank = mel_filterbank(400, 80, 16000)
-    assert bank.shape == (80, 201)
-    peaks = bank.max(dim=1).values
-    # Low filters are narrower than a 40 Hz FFT bin, so they peak between bins, but none is empty.
-    assert (peaks > 0.2).all() and (peaks <= 1).all()
-    centre_hz = bank.argmax(dim=1).float() * 40
-    mel_1k = 2595 * np.log10(1 + 1000 / 700)  # 1 kHz sits 1000/2840 of the way up the mel scale
-    assert abs(int((centre_hz < 1000).sum()) - 80 * mel_1k / (2595 * np.log10(1 + 8000 / 700))) <= 2
-    centres = bank.argmax(dim=1)
-    assert (centres[1:] >= centres[:-1]).all() and centres[-1] > 180  # rising, up to 8 kHz
-    assert (bank.sum(dim=0)[2:-2] > 0).all()  # no gap between filters
-
-
-@pytest.fixture(scope="module")
-def logmel_checkpoint(tmp_path_factory):
-    return create_checkpoint(tmp_path_factory.mktemp("logmel") / "m", preset="tiny",
-                             speech_frontend="logmel")
-
-
-def test_logmel_lengths_match_the_frames_it_produces(logmel_checkpoint):
-    model, _ = load_checkpoint(str(logmel_checkpoint))
-    assert model.config.speech_frontend == "logmel" and model.config.adapter_layers == 1
-    encoder = model.speech_encoder
-    for samples in (399, 400, 560, 16000, 16001, 37123):
-        values, mask = MCAMModel.prepare_waveforms([noise(samples / 16000, samples)])
-        out = encoder(values, mask).last_hidden_state
-        assert out.shape[1] == int(encoder._get_feat_extract_output_lengths(mask.sum(-1))[0])
-
-
-def test_logmel_padding_does_not_change_a_segments_features(logmel_checkpoint):
-    model, _ = load_checkpoint(str(logmel_checkpoint))
-    short = noise(0.9, 5)
-    alone, alone_mask = model.speech_features(*MCAMModel.prepare_waveforms([short]))
-    both, both_mask = model.speech_features(*MCAMModel.prepare_waveforms([noise(3.0, 6), short]))
-    n = int(alone_mask.sum())
-    assert int(both_mask[1].sum()) == n
-    assert torch.allclose(alone[0, :n], both[1, :n], atol=1e-4)
-
-
-def test_spec_augment_masks_only_in_training(logmel_checkpoint):
-    model, _ = load_checkpoint(str(logmel_checkpoint))
-    values, mask = MCAMModel.prepare_waveforms([noise(2.0, 7)])
-    encoder = model.speech_encoder
-    clean = encoder.log_mel(values, mask)
-    assert torch.equal(clean, encoder.log_mel(values, mask))  # eval: deterministic
-    encoder.train()
-    torch.manual_seed(0)
-    masked = [encoder.log_mel(values, mask) for _ in range(5)]
-    zeroed_rows = [int((m[0].abs().sum(dim=1) == 0).sum()) for m in masked]
-    assert max(zeroed_rows) > 0 and all(torch.equal(m[m != 0], clean[m != 0]) for m in masked)
+    assert len(results) == 3 and all(isinstance(r.triplets, list) for r in results)
 
 
 # -- batching by length, and lower precision -----------------------------------------------------
@@ -159,18 +150,31 @@ def test_length_groups_cover_every_segment_and_bound_the_padding(lengths, max_pa
 def test_split_batches_answer_in_the_order_asked(fact_checkpoint):
     waves = [noise(s, i) for i, s in enumerate((2.0, 0.4, 1.1, 0.3, 2.2))]
     whole = ModelExtractor(str(fact_checkpoint), "cpu", max_padding=float("inf")).extract(waves)
-    split = ModelExtractor(str(fact_checkpoint), "cpu", max_padding=0.0)
-    apart = split.extract(waves)
-    assert [[(t.head, t.relation, t.tail) for t in r] for r in apart] == \
-        [[(t.head, t.relation, t.tail) for t in r] for r in whole]
-    assert [r[0].confidence for r in apart] == pytest.approx([r[0].confidence for r in whole])
-    assert all(r and r[0].head == FACT[0] for r in whole)
+    apart = ModelExtractor(str(fact_checkpoint), "cpu", max_padding=0.0).extract(waves)
+    assert [[(t.head, t.relation, t.tail) for t in r.triplets] for r in apart] == \
+        [[(t.head, t.relation, t.tail) for t in r.triplets] for r in whole]
+    assert [r.triplets[0].confidence for r in apart] == \
+        pytest.approx([r.triplets[0].confidence for r in whole], abs=1e-4)
+    assert all(r.triplets and r.triplets[0].head == FACT[0] and r.text == FACT_TEXT
+               for r in whole)
 
 
 def test_bfloat16_weights_still_hear_the_fact(fact_checkpoint):
     extractor = ModelExtractor(str(fact_checkpoint), "cpu", dtype="bfloat16")
     assert extractor.model.dtype == torch.bfloat16
     (result,) = extractor.extract([noise(1.0, 11)])
-    assert [(t.head, t.relation, t.tail) for t in result] == [FACT]
+    assert [(t.head, t.relation, t.tail) for t in result.triplets] == [FACT]
     with pytest.raises(ValueError, match="dtype"):
         ModelExtractor(str(fact_checkpoint), "cpu", dtype="int8")
+
+
+def test_float16_checkpoints_load_as_float32(fact_checkpoint, tmp_path):
+    model, tokenizer = load_checkpoint(str(fact_checkpoint))
+    model.half().save_pretrained(tmp_path / "half")
+    tokenizer.save_pretrained(tmp_path / "half")
+    size = (tmp_path / "half" / "model.safetensors").stat().st_size
+    assert size < (fact_checkpoint / "model.safetensors").stat().st_size * 0.6
+    reloaded, _ = load_checkpoint(str(tmp_path / "half"))
+    assert reloaded.dtype == torch.float32
+    (result,) = ModelExtractor.from_model(reloaded, tokenizer).extract([noise(1.0, 12)])
+    assert [(t.head, t.relation, t.tail) for t in result.triplets] == [FACT]

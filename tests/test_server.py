@@ -16,7 +16,7 @@ import soxr
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import FACT
+from conftest import FACT, FACT_TEXT
 from streamre.graph import edge_id
 from streamre.server.session import Session
 
@@ -105,6 +105,7 @@ def test_stream_meeting_end_to_end(make_server, meeting_audio, rate):
         assert {"latency_ms", "queue_ms", "infer_ms"} <= set(t) and 1 <= t["batch_size"] <= 8
         assert [(x["head"], x["relation"], x["tail"]) for x in t["triplets"]] == [FACT]
         assert 0 < t["triplets"][0]["confidence"] <= 1
+        assert t["text"] == FACT_TEXT and t["source"] == "speech"
     vad = of_type(messages, "vad")
     assert [v["event"] for v in vad] == ["speech_start", "speech_end"] * 2
     assert [v["t"] for v in vad] == sorted(v["t"] for v in vad)
@@ -113,6 +114,10 @@ def test_stream_meeting_end_to_end(make_server, meeting_audio, rate):
 
     deltas = [m for m in of_type(messages, "graph") if m["op"] == "delta"]
     assert [d["version"] for d in deltas] == [1, 2]
+    # The edge keeps the sentences that stated it.
+    assert deltas[-1]["edges"][0]["evidence"] == [
+        {"session_id": ready["session_id"], "segment_id": s["segment_id"], "text": FACT_TEXT}
+        for s in segments]
     assert deltas[-1]["edges"][0]["id"] == FACT_ID and deltas[-1]["edges"][0]["mentions"] == 2
 
     status, _, body = http_get(server.http + "/v1/rooms/standup/graph")
@@ -295,7 +300,7 @@ def test_a_failed_model_call_is_answered_and_the_session_goes_on(make_server, fa
     server = make_server(lambda: FailsOnce(str(fact_checkpoint), "cpu"), max_batch=1)
     messages, code = asyncio.run(stream(server.url, meeting_audio))
     first, second = sorted(of_type(messages, "triplets"), key=lambda m: m["segment_id"])
-    assert first["triplets"] == [] and first["error"] == "inference_failed"
+    assert first["triplets"] == [] and first["error"] == "inference_failed" and first["text"] == ""
     assert "out of memory" in first["message"]
     assert second["triplets"][0]["head"] == FACT[0] and "error" not in second
     assert messages[-1] == {"type": "done"} and code == 1000

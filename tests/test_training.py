@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from conftest import synthesize
+from streamre.model import load_checkpoint
 from streamre.model.data import Collator, Example, ManifestError, read_manifest
-from streamre.model.metrics import character_error_rate, edit_distance, score
-from streamre.model.training import TrainConfig, build_model, tri_stage
+from streamre.model.metrics import edit_distance, score, word_error_rate
+from streamre.model.training import TrainConfig, build_model, parameter_groups, tri_stage
 
 UTTERANCES = [
     ("David Chen works for the World Bank.", [["David Chen", "Work_For", "World Bank"]]),
@@ -42,79 +43,102 @@ def streamre(*args: str) -> subprocess.CompletedProcess:
 
 def test_tiny_model_memorises_four_utterances(manifest, tmp_path):
     out = tmp_path / "model"
-    trained = streamre("train", "--train", str(manifest), "--out", str(out), "--preset", "tiny",
-                       "--max-steps", "100", "--batch-size", "4", "--lr", "3e-3",
-                       "--eval-every", "50")
+    trained = streamre("train", "--train", str(manifest), "--out", str(out), "--max-steps", "120",
+                       "--batch-size", "4", "--lr", "3e-3", "--eval-every", "60")
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     steps = [r for r in log if "loss" in r]
     assert {"loss", "lr", "utt_per_s", "ce_speech", "kl_speech", "contrastive", "ctc"} <= set(steps[0])
     assert steps[-1]["loss"] < steps[0]["loss"]
-    assert "train re" in trained.stderr  # the progress bar
+    assert "train" in trained.stderr  # the progress bar
+    assert json.loads((out / "training.json").read_text())["dev"]["WER"] < 0.2
 
     evaluated = streamre("eval", "--model", str(out), "--data", str(manifest),
                          "--predictions", str(tmp_path / "p.jsonl"))
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
-    assert summary["n"] == 4 and summary["RTE"]["f1"] >= 0.9
+    assert summary["n"] == 4 and summary["RTE"]["f1"] >= 0.9 and summary["WER"] < 0.2
     predictions = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
-    assert len(predictions) == 4 and all("predicted" in p and "gold" in p for p in predictions)
+    assert len(predictions) == 4
+    assert all({"predicted", "gold", "transcript"} <= set(p) for p in predictions)
 
 
 def test_resume_goes_on_from_the_last_step(manifest, tmp_path):
     from streamre.model.training import train
 
-    cfg = TrainConfig(train=str(manifest), out=str(tmp_path / "m"), max_steps=4, batch_size=2,
-                      eval_every=2, log_every=1, progress=False)
+    cfg = TrainConfig(train=str(manifest), out=str(tmp_path / "m"), max_steps=4, batch_size=1,
+                      eval_every=3, log_every=1, progress=False)
     train(cfg)
-    assert json.loads((tmp_path / "m" / "last" / "state.json").read_text())["step"] == 4
-    result = train(replace(cfg, max_steps=6, resume=True))
-    assert result["step"] == 6
+    state = json.loads((tmp_path / "m" / "last" / "state.json").read_text())
+    assert state["step"] == 4 and state["done"] == 0 and state["epoch"] == 1
+    train(replace(cfg, max_steps=6, eval_every=5))  # not resumed: starts again at 1
+    result = train(replace(cfg, max_steps=9, resume=True, eval_every=2))
+    assert result["step"] == 9
     steps = [json.loads(line)["step"] for line in
              (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]
-    assert steps == [1, 2, 3, 4, 5, 6]  # not restarted from 1
+    assert steps == [1, 2, 3, 4] + [1, 2, 3, 4, 5, 6] + [7, 8, 9]
+    # In the middle of an epoch (4 utterances, batches of 1) it goes on with the next batch.
+    assert json.loads((tmp_path / "m" / "last" / "state.json").read_text())["done"] == 1
 
 
-def test_pretrained_submodels_from_local_folders(manifest, tmp_path, monkeypatch):
-    from transformers import BartConfig, BartForConditionalGeneration, Wav2Vec2Config, Wav2Vec2Model
+def test_whisper_init_from_an_imported_folder(manifest, tmp_path, monkeypatch):
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
 
+    from streamre.model.checkpoint import SEED_TEXTS
     from streamre.model.tokenizer import train_bpe_tokenizer
     from streamre.model.training import train
+    from streamre.model.whisper_import import import_whisper
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network: local folders only
-    speech = Wav2Vec2Model(Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(32,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
-        feat_extract_norm="layer"))
-    speech.save_pretrained(tmp_path / "w2v")
-    tokenizer = train_bpe_tokenizer([t for t, _ in UTTERANCES], vocab_size=300)
-    text = BartForConditionalGeneration(BartConfig(
-        vocab_size=len(tokenizer), d_model=32, encoder_layers=4, decoder_layers=1,
+    tokenizer = train_bpe_tokenizer(SEED_TEXTS + [t for t, _ in UTTERANCES], vocab_size=300)
+    # Its table lacks the four markers, which come last in the tokenizer, as they would be new.
+    whisper = WhisperForConditionalGeneration(WhisperConfig(
+        vocab_size=len(tokenizer) - 4, d_model=32, encoder_layers=2, decoder_layers=2,
         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
-        decoder_ffn_dim=64, max_position_embeddings=256))
-    text.save_pretrained(tmp_path / "bart")
-    tokenizer.save_pretrained(tmp_path / "bart")
+        decoder_ffn_dim=64, max_source_positions=1500, max_target_positions=448,
+        pad_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>")))
+    whisper.save_pretrained(tmp_path / "hf")
+    tokenizer.save_pretrained(tmp_path / "hf")
+    imported = import_whisper(str(tmp_path / "hf"), tmp_path / "whisper")
 
-    cfg = TrainConfig(train=str(manifest), out=str(tmp_path / "asr"), stage="asr",
-                      init=(str(tmp_path / "w2v"), str(tmp_path / "bart")), max_steps=2,
-                      batch_size=2, eval_every=2, progress=False)
-    model, _, text_pretrained = build_model(cfg, read_manifest(manifest))
-    assert text_pretrained and model.config.text_encoder_layers == 1  # 4 - 3 projection layers
-    for name, p in speech.state_dict().items():
-        assert torch.equal(model.speech_encoder.state_dict()[name], p)
-    assert torch.equal(model.bart.model.decoder.layers[0].fc1.weight,
-                       text.model.decoder.layers[0].fc1.weight)
-
-    # Stage asr trains speech to meet the frozen pretrained text side.
+    cfg = TrainConfig(train=str(manifest), out=str(tmp_path / "m"), init=str(imported),
+                      alignment="none", encoder_layers_tuned=0, max_steps=2, batch_size=2,
+                      eval_every=2, progress=False)
+    model, tok = build_model(cfg, read_manifest(manifest), tmp_path / "scratch")
+    for name, p in whisper.model.encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[name], p)
+    table = model.decoder.embed_tokens.weight
+    assert len(tok) == table.shape[0] and torch.equal(table[:-4], whisper.proj_out.weight)
+    assert tok.convert_tokens_to_ids("<facts>") >= whisper.config.vocab_size
+    # A frozen encoder stays as imported; the decoder learns.
     train(cfg)
-    from streamre.model import load_checkpoint
+    after, _ = load_checkpoint(str(tmp_path / "m" / "last"))
+    assert torch.equal(after.encoder.layers[1].fc1.weight, whisper.model.encoder.layers[1].fc1.weight)
+    assert not torch.equal(after.decoder.layers[0].fc1.weight,
+                           whisper.model.decoder.layers[0].fc1.weight)
 
-    after, _ = load_checkpoint(str(tmp_path / "asr"))
-    assert torch.equal(after.bart.model.decoder.layers[0].fc1.weight,
-                       text.model.decoder.layers[0].fc1.weight)
-    assert not torch.equal(after.adapter.convs[0].weight, model.adapter.convs[0].weight)
+
+def test_encoder_tuning_choices(manifest, tmp_path):
+    model, _ = build_model(TrainConfig(train=str(manifest), out=str(tmp_path)),
+                           read_manifest(manifest), tmp_path / "scratch")
+    encoder = {id(p) for p in model.encoder.parameters()}
+
+    def grouped(**choice):
+        groups = parameter_groups(model, TrainConfig(train=str(manifest), out=str(tmp_path),
+                                                     lr=1e-3, **choice))
+        return [(g["lr"], {id(p) for p in g["params"]}) for g in groups]
+
+    (rest_lr, rest), = grouped(encoder_layers_tuned=0)  # frozen: one group, no encoder
+    assert rest_lr == 1e-3 and not rest & encoder
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    (_, rest), (top_lr, top) = grouped(encoder_layers_tuned=1, encoder_lr_scale=0.1)
+    assert top_lr == pytest.approx(1e-4) and top == {id(p) for p in model.encoder.layers[-1].parameters()}
+    (_, _), (_, whole) = grouped()  # the default: all of it, at the peak rate
+    assert whole == encoder
 
 
 @pytest.mark.parametrize("line, needle", [
@@ -158,28 +182,15 @@ def test_scores_by_hand():
     assert s["n"] == 2
 
 
-def test_character_error_rate_by_hand():
+def test_word_error_rate_by_hand():
     assert edit_distance("kitten", "sitting") == 3  # two substitutions and an insertion
     assert edit_distance("", "abc") == 3 and edit_distance("abc", "abc") == 0
-    # One edit in each reference of 3 characters: 2 of 6.
-    assert character_error_rate(["abd", "xy"], ["abc", "xyz"]) == pytest.approx(2 / 6)
+    # Case and punctuation do not count; one wrong word of four, one missing of two: 2 of 6.
+    assert word_error_rate(["David chen works, for", "at"], ["David Chen works for", "at IBM."]) \
+        == pytest.approx(1 / 6)
+    assert word_error_rate(["a b x d", "y"], ["a b c d", "y z"]) == pytest.approx(2 / 6)
     with pytest.raises(ValueError):
-        character_error_rate(["a"], [])
-
-
-def test_asr_stage_reports_the_dev_character_error_rate(manifest, tmp_path):
-    out = tmp_path / "asr"
-    trained = streamre("train", "--stage", "asr", "--train", str(manifest), "--out", str(out),
-                       "--preset", "tiny", "--max-steps", "150", "--batch-size", "4",
-                       "--lr", "3e-3", "--warmup", "0.05", "--hold", "0.6", "--eval-every", "75",
-                       "--no-progress")
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    evals = [json.loads(line)["eval"] for line in (out / "train_log.jsonl").read_text()
-             .splitlines() if "eval" in line]
-    assert len(evals) == 2 and {s["ref"] for s in evals[-1]["dev_samples"]} <= \
-        {text for text, _ in UTTERANCES}
-    # Four utterances memorised: the greedy transcripts are (nearly) the references.
-    assert evals[-1]["dev_cer"] < 0.1
+        word_error_rate(["a"], [])
 
 
 def test_train_refuses_a_schedule_longer_than_its_steps(manifest, tmp_path):
@@ -195,19 +206,21 @@ def test_tri_stage_schedule():
     assert all(a >= b for a, b in zip(values[50:], values[51:], strict=False))
 
 
-def test_collator_marks_entity_tokens(manifest, tiny_checkpoint):
-    from streamre.model import load_checkpoint
-
+def test_collator_marks_entity_tokens_and_learns_no_prompt(manifest, tiny_checkpoint):
     _, tokenizer = load_checkpoint(str(tiny_checkpoint))
     examples = read_manifest(manifest)
-    batch = Collator(tokenizer, "re")(examples[:1])
+    batch = Collator(tokenizer)(examples[:2])
     marked = tokenizer.decode(batch.text_ids[0][batch.entity_mask[0]])
     assert "David" in marked and "Bank" in marked and "works" not in marked
     target = tokenizer.decode(batch.labels[0][batch.labels[0] != -100])
-    assert "<triplet>" in target and "Work_For" in target
-    asr = Collator(tokenizer, "asr", seed=3)(examples)
-    share = asr.entity_mask.sum().item() / asr.text_mask.sum().item()
-    assert 0.1 < share < 0.4
+    assert target.startswith(" David Chen works") and "<facts>" in target
+    assert target.endswith("Work_For<|endoftext|>")
+    # The decoder is given its prompt (<|startoftranscript|><|notimestamps|>), never taught it.
+    assert tokenizer.convert_ids_to_tokens(batch.decoder_ids[0, :2].tolist()) == \
+        ["<|startoftranscript|>", "<|notimestamps|>"]
+    assert batch.labels[0, 0] == -100 and batch.labels[0, 1] != -100
+    assert torch.equal(batch.decoder_ids[:, 1:][batch.labels[:, :-1] != -100],
+                       batch.labels[:, :-1][batch.labels[:, :-1] != -100])
 
 
 def test_early_stopping_when_dev_stops_improving(manifest, tmp_path):
@@ -217,14 +230,3 @@ def test_early_stopping_when_dev_stops_improving(manifest, tmp_path):
     result = train(TrainConfig(train=str(manifest), out=str(tmp_path / "m"), max_steps=50,
                                batch_size=4, lr=0.0, eval_every=1, patience=2, progress=False))
     assert result["step"] == 3
-
-
-def test_freeze_ffn_freezes_only_feed_forward_layers(manifest, tmp_path):
-    from streamre.model.training import _freeze
-
-    cfg = TrainConfig(train=str(manifest), out=str(tmp_path), freeze_ffn=True)
-    model, _, pretrained = build_model(cfg, read_manifest(manifest))
-    _freeze(model, cfg, pretrained)
-    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-    assert frozen and all(".fc1." in n or ".fc2." in n or ".feed_forward." in n for n in frozen)
-    assert model.bart.model.decoder.layers[0].self_attn.q_proj.weight.requires_grad

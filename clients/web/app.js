@@ -11,6 +11,7 @@ let audio = null;
 let mode = null;  // "talk" | "view"
 let retryDelay = 1000;
 let lagTimer = null;
+let sessionId = "";  // this connection's, from "ready": the key of our transcript lines
 
 if (params.get("room")) $("room").value = params.get("room");
 
@@ -95,6 +96,75 @@ function renderTable() {
   stats.textContent = `${nodes.size} nodes · ${edges.size} edges`;
 }
 
+// -- the live transcript: one line per segment, marked with the facts it gave --------------------
+// A producer's lines come from its `triplets` messages; a viewer's from the evidence that graph
+// edges carry (the sentences that stated them).
+
+const lines = new Map();  // "session/segment" -> {item, facts: Set}
+
+function transcriptLine(key, when, text) {
+  let line = lines.get(key);
+  if (!line) {
+    const item = document.createElement("li");
+    item.dataset.segment = key;
+    const stamp = document.createElement("span");
+    stamp.className = "when";
+    const words = document.createElement("span");
+    words.className = "text";
+    const facts = document.createElement("div");
+    facts.className = "facts";
+    item.append(stamp, words, facts);
+    line = { item, facts: new Set() };
+    lines.set(key, line);
+    const list = $("transcript");
+    list.append(item);
+    while (list.children.length > 200) { lines.delete(list.firstChild.dataset.segment); list.firstChild.remove(); }
+    list.scrollTop = list.scrollHeight;
+  }
+  if (when) line.item.querySelector(".when").textContent = when;
+  if (text) line.item.querySelector(".text").textContent = text;
+  return line;
+}
+
+function markFacts(line, facts) {
+  const box = line.item.querySelector(".facts");
+  box.querySelector(".none")?.remove();
+  for (const f of facts) {
+    const label = `${f.head} · ${f.relation} · ${f.tail}`;
+    if (line.facts.has(label)) continue;
+    line.facts.add(label);
+    const chip = document.createElement("span");
+    chip.className = "fact";
+    chip.textContent = label;
+    box.append(chip);
+  }
+  if (!line.facts.size) {
+    const none = document.createElement("span");
+    none.className = "none";
+    none.textContent = "no facts";
+    box.append(none);
+  }
+}
+
+function onTriplets(msg) {
+  const when = msg.start === undefined ? "" : `${msg.start.toFixed(1)}–${msg.end.toFixed(1)} s`;
+  const line = transcriptLine(`${sessionId}/${msg.segment_id}`, when,
+                              msg.text || "(nothing heard)");
+  markFacts(line, msg.triplets);
+  if (msg.error) feed(`segment ${msg.segment_id}: ${msg.message}`, "warning");
+}
+
+function evidenceLines(changedEdges) {
+  if (mode === "talk") return;  // a producer has its own lines, from its triplets messages
+  for (const e of changedEdges) {
+    for (const ev of e.evidence || []) {
+      const line = transcriptLine(`${ev.session_id}/${ev.segment_id}`, "", ev.text);
+      markFacts(line, [{ head: nodes.get(e.source)?.label ?? e.source, relation: e.relation,
+                         tail: nodes.get(e.target)?.label ?? e.target }]);
+    }
+  }
+}
+
 function onGraph(msg) {
   const reset = msg.op === "snapshot";
   if (reset) {
@@ -111,6 +181,7 @@ function onGraph(msg) {
   version = msg.version;
   drawGraph(msg.nodes, msg.edges, reset);
   renderTable();
+  evidenceLines(msg.edges);
 }
 
 // -- the connection -----------------------------------------------------------------------------
@@ -138,16 +209,13 @@ function onMessage(event) {
   switch (msg.type) {
     case "ready":
       retryDelay = 1000;
+      sessionId = msg.session_id;
       if (mode === "talk" && audio && audio.context.state !== "running") break;  // keep the hint
       setState(`${mode === "talk" ? "streaming to" : "viewing"} room ${msg.room}`);
       break;
     case "graph": onGraph(msg); break;
     case "vad": $("speech").classList.toggle("on", msg.event === "speech_start"); break;
-    case "triplets": {
-      const facts = msg.triplets.map((t) => `${t.head} —${t.relation}→ ${t.tail} (${t.confidence.toFixed(2)})`);
-      feed(`${msg.start.toFixed(1)}–${msg.end.toFixed(1)} s: ${facts.join("; ") || "no facts"}`);
-      break;
-    }
+    case "triplets": onTriplets(msg); break;
     case "warning":
       feed(`warning: ${msg.message || msg.code}`, "warning");
       if (msg.code === "lagging") {

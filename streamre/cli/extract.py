@@ -32,9 +32,10 @@ def extract_files(files: list[str], model: str = "", device: str = "auto", batch
         for first in range(0, len(segments), batch_size):
             batch = segments[first:first + batch_size]
             answers = extractor.extract([s.audio for s in batch])
-            for segment, triplets in zip(batch, answers, strict=True):
+            for segment, answer in zip(batch, answers, strict=True):
                 print(json.dumps({
                     "file": path, "segment_id": segment.index, "start": round(segment.start_s, 3),
                     "end": round(segment.end_s, 3), "forced_split": segment.forced_split,
-                    "triplets": [t.to_json() for t in triplets]}), file=out, flush=True)
+                    "text": answer.text, "triplets": [t.to_json() for t in answer.triplets]}),
+                    file=out, flush=True)
     return status

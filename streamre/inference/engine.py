@@ -25,6 +25,7 @@ from streamre.triplets import Triplet
 
 @dataclass
 class InferenceResult:
+    text: str  # the segment's transcript
     triplets: list[Triplet]
     queue_ms: float  # from submit to the start of the model call
     infer_ms: float  # the model call (shared by the whole batch)
@@ -130,10 +131,11 @@ class InferenceEngine:
                     continue
                 infer_ms = (time.monotonic() - started) * 1000
                 self._record(batch, started, infer_ms)
-                for job, triplets in zip(batch, results, strict=True):
+                for job, answer in zip(batch, results, strict=True):
                     if not job.future.done():
                         job.future.set_result(InferenceResult(
-                            triplets, (started - job.submitted) * 1000, infer_ms, len(batch)))
+                            answer.text, answer.triplets, (started - job.submitted) * 1000,
+                            infer_ms, len(batch)))
             if self._closing:
                 return
 

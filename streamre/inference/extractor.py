@@ -1,4 +1,5 @@
-"""The seam between segments and triplets: a batch of 16 kHz waveforms in, triplets out.
+"""The seam between segments and triplets: a batch of 16 kHz waveforms in; for each, its
+transcript and triplets out.
 
 Anything with `extract` and `warmup` can sit behind the engine; `ModelExtractor` runs an MCAM
 checkpoint. Calls are blocking and belong on a worker thread, never on the event loop.
@@ -14,15 +15,15 @@ import torch
 from streamre import SAMPLE_RATE
 from streamre.config import DTYPES
 from streamre.model.checkpoint import load_checkpoint, resolve_model
-from streamre.model.linearize import MARKERS, Piece, parse_pieces
-from streamre.triplets import Triplet
+from streamre.model.linearize import FACTS, MARKERS, Piece, parse_pieces
+from streamre.triplets import Extraction
 
 
 class TripletExtractor(Protocol):
     name: str
     device: str
 
-    def extract(self, waveforms: Sequence[np.ndarray]) -> list[list[Triplet]]: ...
+    def extract(self, waveforms: Sequence[np.ndarray]) -> list[Extraction]: ...
 
     def warmup(self) -> None: ...
 
@@ -63,11 +64,10 @@ def pick_device(device: str) -> str:
 
 
 class ModelExtractor:
-    """An MCAM checkpoint behind the `TripletExtractor` seam."""
+    """A checkpoint of the model behind the `TripletExtractor` seam."""
 
     def __init__(self, model: str | None = None, device: str = "auto", threads: int = 0,
-                 max_new_tokens: int = 96, num_beams: int = 1, dtype: str = "auto",
-                 max_padding: float = 0.5) -> None:
+                 max_new_tokens: int = 192, dtype: str = "auto", max_padding: float = 0.5) -> None:
         device = pick_device(device)
         if threads > 0 and device == "cpu":
             torch.set_num_threads(threads)
@@ -75,37 +75,57 @@ class ModelExtractor:
         loaded.to(pick_dtype(dtype, device))
         self.max_padding = max_padding
         self._setup(loaded, tokenizer, resolve_model(model).rstrip("/").split("/")[-1], device,
-                    max_new_tokens, num_beams)
+                    max_new_tokens)
 
     @classmethod
-    def from_model(cls, model, tokenizer, name: str = "in-memory", max_new_tokens: int = 96,
-                   num_beams: int = 1) -> "ModelExtractor":
+    def from_model(cls, model, tokenizer, name: str = "in-memory", max_new_tokens: int = 192
+                   ) -> "ModelExtractor":
         """Wrap a model already in memory (training evaluates with this)."""
         extractor = cls.__new__(cls)
         extractor.max_padding = float("inf")  # one model call per batch the caller hands over
         extractor._setup(model, tokenizer, name, str(next(model.parameters()).device),
-                         max_new_tokens, num_beams)
+                         max_new_tokens)
         return extractor
 
-    def _setup(self, model, tokenizer, name: str, device: str, max_new_tokens: int,
-               num_beams: int) -> None:
+    def _setup(self, model, tokenizer, name: str, device: str, max_new_tokens: int) -> None:
         self.model, self.tokenizer, self.name, self.device = model, tokenizer, name, device
         self.max_new_tokens = max_new_tokens
-        self.num_beams = num_beams
-        self._specials = set(self.tokenizer.all_special_ids) - {
-            self.tokenizer.convert_tokens_to_ids(m) for m in MARKERS}
+        self._facts = self.tokenizer.convert_tokens_to_ids(FACTS)
         self._markers = {self.tokenizer.convert_tokens_to_ids(m): m for m in MARKERS}
+        self._specials = set(self.tokenizer.all_special_ids) - set(self._markers)
 
-    def extract(self, waveforms: Sequence[np.ndarray]) -> list[list[Triplet]]:
-        results: list[list[Triplet]] = [[] for _ in waveforms]
-        for group in length_groups([len(w) for w in waveforms], self.max_padding):
-            values, mask = self.model.prepare_waveforms([waveforms[i] for i in group], self.device)
+    def extract(self, waveforms: Sequence[np.ndarray]) -> list[Extraction]:
+        # Audio longer than the model's window is heard in equal parts, and their answers joined.
+        window = self.model.window_samples
+        parts: list[np.ndarray] = []
+        owners: list[int] = []
+        for i, w in enumerate(waveforms):
+            pieces = max(1, -(-len(w) // window))
+            for k in range(pieces):
+                parts.append(w[k * len(w) // pieces:(k + 1) * len(w) // pieces])
+                owners.append(i)
+        answers: list[Extraction] = [Extraction("", []) for _ in parts]
+        for group in length_groups([len(p) for p in parts], self.max_padding):
+            values, mask = self.model.prepare_waveforms([parts[i] for i in group], self.device)
             values = values.to(self.model.dtype)
-            ids, logprobs = self.model.generate_tokens(values, mask, self.max_new_tokens,
-                                                       self.num_beams)
+            ids, logprobs = self.model.generate_tokens(values, mask, self.max_new_tokens)
             for i, row, lp in zip(group, ids, logprobs, strict=True):
-                results[i] = parse_pieces(self._pieces(row.tolist(), lp.float().tolist()))
+                answers[i] = self.read(row, lp)
+        results = []
+        for i in range(len(waveforms)):
+            mine = [a for a, owner in zip(answers, owners, strict=True) if owner == i]
+            triplets = list({(t.head, t.relation, t.tail): t
+                             for a in reversed(mine) for t in a.triplets}.values())[::-1]
+            results.append(Extraction(" ".join(a.text for a in mine if a.text), triplets))
         return results
+
+    def read(self, ids: list[int], logprobs: list[float]) -> Extraction:
+        """Decoded tokens (no prompt, no end token) to the transcript and scored triplets:
+        everything before `<facts>` is the transcript, the triplets come after it."""
+        cut = ids.index(self._facts) if self._facts in ids else len(ids)
+        text = self.tokenizer.decode([t for t in ids[:cut] if t not in self._specials
+                                      and t not in self._markers]).strip()
+        return Extraction(text, parse_pieces(self._pieces(ids[cut + 1:], logprobs[cut + 1:])))
 
     def _pieces(self, ids: list[int], logprobs: list[float]) -> list[Piece]:
         """Token ids to marker pieces and decoded text spans, each span with its summed score."""
@@ -120,8 +140,6 @@ class ModelExtractor:
             span, span_logprob = [], 0.0
 
         for token, logprob in zip(ids, logprobs, strict=True):
-            if token == self.tokenizer.eos_token_id:
-                break
             if token in self._markers:
                 close_span()
                 pieces.append(Piece(self._markers[token]))

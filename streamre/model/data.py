@@ -1,9 +1,9 @@
 """Training data: JSON-lines manifests (PROTOCOL.md) to batches for `mcam_objective`.
 
 One line per utterance: `{"audio": "path.wav", "text": "...", "triplets": [[h, r, t], ...]}`;
-`audio` is relative to the manifest's folder or absolute. Stage `asr` learns y = x (the
-transcript) and aligns a random 30 % of tokens; stage `re` learns the linearised triplets and
-aligns the tokens of the entity mentions.
+`audio` is relative to the manifest's folder or absolute. The decoder learns to write the
+transcript and then the triplets (`target_text`); the MCAM text path reads the transcript, and
+the tokens of its entity mentions are the ones swapped for speech in the mixed path.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ import numpy as np
 import torch
 
 from streamre.audio import read_audio
-from streamre.model.linearize import linearize
+from streamre.model.linearize import target_text
 from streamre.model.losses import IGNORE
 from streamre.model.mcam import MCAMModel
 from streamre.model.objective import Batch
-
-STAGES = ("asr", "re")
-ASR_ALIGNED_FRACTION = 0.3
+from streamre.model.tokenizer import prompt_ids
 
 
 class ManifestError(ValueError):
@@ -55,14 +53,12 @@ class Example:
             self._samples = read_audio(self.audio)
         return self._samples
 
-    def target(self, stage: str) -> str:
-        if stage == "asr":
-            return self.text
+    def target(self) -> str:
         # Triplets ordered by where their head is said (REBEL order); unknown heads last.
         def head_position(t):
             at = self.text.casefold().find(t[0].casefold())
             return at if at >= 0 else len(self.text)
-        return linearize(sorted(self.triplets, key=head_position))
+        return target_text(self.text, sorted(self.triplets, key=head_position))
 
     def entity_spans(self) -> list[tuple[int, int]]:
         """Character spans of the entities: the manifest's, else every head and tail found."""
@@ -126,34 +122,31 @@ def _entity_spans(entities, text: str, where: str) -> list[tuple[int, int]] | No
 
 
 class Collator:
-    """Examples to a padded `Batch` for one training stage."""
+    """Examples to a padded `Batch`: waveforms, the decoder's input and labels (the prompt is
+    given, not learnt), and the transcript's tokens with their entity mask."""
 
-    def __init__(self, tokenizer, stage: str, seed: int = 0) -> None:
-        if stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}")
-        self.tokenizer, self.stage = tokenizer, stage
-        self.rng = random.Random(seed)
+    def __init__(self, tokenizer, max_target_tokens: int = 448) -> None:
+        self.tokenizer = tokenizer
+        self.prompt = len(prompt_ids(tokenizer))
+        self.max_target_tokens = max_target_tokens
 
     def __call__(self, examples: list[Example]) -> Batch:
         tok = self.tokenizer
         values, audio_mask = MCAMModel.prepare_waveforms([e.samples for e in examples])
-        text = tok([e.text for e in examples], return_tensors="pt", padding=True,
-                   return_offsets_mapping=True, return_special_tokens_mask=True)
-        targets = tok([e.target(self.stage) for e in examples], return_tensors="pt",
-                      padding=True)
-        # Decoder labels: the target without its leading <s> (the decoder start token).
+        targets = tok([e.target() for e in examples], return_tensors="pt", padding=True,
+                      truncation=True, max_length=self.max_target_tokens + 1)
+        decoder_ids = targets.input_ids[:, :-1]
         labels = targets.input_ids[:, 1:].clone()
         labels[targets.attention_mask[:, 1:] == 0] = IGNORE
+        labels[:, : self.prompt - 1] = IGNORE
+        # The text path reads the transcript as the decoder writes it: after a space.
+        text = tok([" " + e.text for e in examples], return_tensors="pt", padding=True,
+                   add_special_tokens=False, return_offsets_mapping=True)
         text_mask = text.attention_mask.bool()
-        ordinary = text_mask & ~text.special_tokens_mask.bool()
         entity = torch.zeros_like(text_mask)
         for b, example in enumerate(examples):
-            if self.stage == "asr":
-                for i in ordinary[b].nonzero().flatten().tolist():
-                    entity[b, i] = self.rng.random() < ASR_ALIGNED_FRACTION
-                continue
             for start, end in example.entity_spans():
                 for i, (a, z) in enumerate(text.offset_mapping[b].tolist()):
-                    if ordinary[b, i] and a < end and z > start:
+                    if text_mask[b, i] and a < end + 1 and z > start + 1:
                         entity[b, i] = True
-        return Batch(values, audio_mask, text.input_ids, text_mask, entity, labels)
+        return Batch(values, audio_mask, text.input_ids, text_mask, entity, decoder_ids, labels)

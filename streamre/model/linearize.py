@@ -1,9 +1,11 @@
-"""REBEL-style target text and its parser.
+"""The decoder's target text, and the parser of what it writes.
 
-`<triplet> HEAD <subj> TAIL <obj> RELATION`; triplets that share a head are chained as
-`<subj> TAIL2 <obj> REL2` after the first. The parser takes pieces (marker or text, each with a
-log-probability) so the same code serves decoded strings and scored token sequences; it never
-raises, whatever the model emits.
+The model writes the transcript, then `<facts>`, then the triplets REBEL-style:
+`<triplet> HEAD<subj> TAIL<obj> RELATION`; triplets that share a head are chained as
+`<subj> TAIL2<obj> REL2` after the first. Each field starts with a space and none ends with one,
+so it tokenizes as the same words inside a sentence would. The parser takes pieces (marker or
+text, each with a log-probability) so the same code serves decoded strings and scored token
+sequences; it never raises, whatever the model emits.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Iterable, Sequence
 
 from streamre.triplets import Triplet
 
+FACTS = "<facts>"  # ends the transcript; the triplets follow
 TRIPLET, SUBJ, OBJ = "<triplet>", "<subj>", "<obj>"
 MARKERS = (TRIPLET, SUBJ, OBJ)
+TARGET_MARKERS = (FACTS,) + MARKERS  # the tokens a tokenizer must have for these targets
 _MARKER_RE = re.compile("(" + "|".join(re.escape(m) for m in MARKERS) + ")")
 
 
@@ -26,10 +30,15 @@ def linearize(triplets: Iterable[tuple[str, str, str]]) -> str:
     previous_head = None
     for head, relation, tail in triplets:
         if head != previous_head:
-            parts.append(f"{TRIPLET} {head}")
+            parts.append(f"{TRIPLET} {head.strip()}")
             previous_head = head
-        parts.append(f"{SUBJ} {tail} {OBJ} {relation}")
-    return " ".join(parts)
+        parts.append(f"{SUBJ} {tail.strip()}{OBJ} {relation.strip()}")
+    return "".join(parts)
+
+
+def target_text(transcript: str, triplets: Iterable[tuple[str, str, str]]) -> str:
+    """What the decoder learns to write after its prompt (ordered triplets, see linearize)."""
+    return " " + " ".join(transcript.split()) + FACTS + linearize(triplets)
 
 
 @dataclass(frozen=True)

@@ -58,18 +58,6 @@ def ctc_alignment(speech: torch.Tensor, speech_mask: torch.Tensor, text: torch.T
                       blank=0, reduction="mean", zero_infinity=True)
 
 
-def transcript_ctc(logits: torch.Tensor, frame_mask: torch.Tensor, tokens: torch.Tensor,
-                   token_mask: torch.Tensor, blank: int) -> torch.Tensor:
-    """CTC of speech frames against the transcript's token ids (an ASR head's loss).
-
-    logits (B, S, V) over the tokenizer's vocabulary with `blank` as the blank; tokens (B, T)
-    with `token_mask` marking the ones to spell (no padding, no sentence markers).
-    """
-    log_probs = F.log_softmax(logits.float(), dim=-1)
-    return F.ctc_loss(log_probs.transpose(0, 1), tokens[token_mask], frame_mask.sum(-1),
-                      token_mask.sum(-1), blank=blank, reduction="mean", zero_infinity=True)
-
-
 def window_attention(text: torch.Tensor, text_mask: torch.Tensor, speech: torch.Tensor,
                      speech_mask: torch.Tensor) -> torch.Tensor:
     """The speech feature of every text token, (B, T, D): token i of a text of l_t tokens attends

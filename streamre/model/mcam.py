@@ -1,37 +1,40 @@
-"""The aligned speech-to-triplet model (MCAM), in the Hugging Face shape.
+"""The aligned speech-to-triplet model (MCAM) on a Whisper backbone, in the Hugging Face shape.
 
-    waveform (B, T) ──wav2vec 2.0 (or log-mel + its transformer)──▶ (B, S, H_w) ──length adapter
-    (Conv1d, stride 2 per layer)──▶
-    (B, S', D) ──R relation queries, one attention layer──▶ R prompt vectors, prepended ──▶
-    (B, R + S', D) ──top N BART encoder layers (shared semantic projection)──▶ BART decoder ──▶ text
+    waveform (B, T) ──log-mel (80 bands, 10 ms)──▶ (B, 80, F) ──Whisper encoder, on the
+    segment's own length──▶ H (B, S, D), S = F / 2 ──alignment──▶ memory ──Whisper decoder──▶
+    PROMPT transcript <facts> <triplet> HEAD<subj> TAIL<obj> RELATION … <|endoftext|>
 
-The BART encoder holds `text_encoder_layers` lower layers (the text encoder, used in training
-only: its input is the transcript) and, above them, the N projection layers shared by speech and
-text. Training runs three paths through the projection and the decoder: text (H_t), speech (H_s)
-and mixed (H_t with entity tokens replaced by their speech features); `streamre.model.objective`
-combines them into the paper's loss. With `alignment="none"` the prompts and the projection are
-skipped: the adapter output goes straight to the decoder (the LNA-ED baseline).
+`alignment="none"` (the LNA-ED baseline): the decoder reads the encoder output, as in Whisper.
+`alignment="mcam"` (the paper's adapter): a length adapter, R relation queries whose outputs are
+prepended as a soft prompt, and shared projection layers that read speech as well as text.
+Training adds a text path (the transcript's tokens, embedded with the decoder's own table,
+through a small text encoder) and a mixed path; `streamre.model.objective` combines them. The
+adapter starts as the identity (residual branches zeroed, convolutions skipped), so a model
+fresh from Whisper decodes like Whisper and training moves it from there.
 
-`speech_frontend="logmel"` swaps wav2vec 2.0's waveform CNN for 80 log-mel bands and two stride-2
-convolutions in front of the same wav2vec 2.0 transformer: several times cheaper to train from
-scratch on a CPU. Pretrained wav2vec 2.0 checkpoints use "wav2vec2".
+Whisper is trained on 30 s windows; here the encoder runs on each segment's own frames
+(positions sliced), with padding masked in every attention, so batching never changes a
+segment's output.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from transformers import BartConfig, BartForConditionalGeneration, PretrainedConfig, PreTrainedModel
-from transformers import Wav2Vec2Config, Wav2Vec2Model
-from transformers.masking_utils import create_bidirectional_mask
-from transformers.modeling_outputs import BaseModelOutput
+from transformers import PretrainedConfig, PreTrainedModel, WhisperConfig
+from transformers.models.whisper.modeling_whisper import (
+    WhisperDecoder, WhisperEncoder, WhisperEncoderLayer)
+
+from streamre import SAMPLE_RATE
 
 ALIGNMENTS = ("mcam", "none")
-FRONTENDS = ("wav2vec2", "logmel")
+N_FFT, HOP = 400, 160  # Whisper's 25 ms windows every 10 ms
+MAX_TOKENS_PER_SECOND = 10  # decoding budget: generous for speech, a cap for a looping decoder
 
 
 class MCAMConfig(PretrainedConfig):
@@ -39,155 +42,89 @@ class MCAMConfig(PretrainedConfig):
 
     def __init__(
         self,
-        speech_encoder: dict[str, Any] | None = None,
-        bart: dict[str, Any] | None = None,
-        adapter_layers: int = 2,
-        relations: list[str] | None = None,
+        whisper: dict[str, Any] | None = None,
         alignment: str = "mcam",
-        text_encoder_layers: int = 0,
-        speech_frontend: str = "wav2vec2",
-        asr_ctc_weight: float = 0.0,
+        relations: list[str] | None = None,
+        adapter_layers: int = 0,
+        text_encoder_layers: int = 2,
+        projection_layers: int = 1,
+        decoder_prompt: list[int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if alignment not in ALIGNMENTS:
             raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
-        if speech_frontend not in FRONTENDS:
-            raise ValueError(f"speech_frontend must be one of {FRONTENDS}, got {speech_frontend!r}")
-        self.speech_frontend = speech_frontend
-        self.asr_ctc_weight = asr_ctc_weight
-        self.speech_encoder = dict(speech_encoder or {})
-        self.bart = dict(bart or {})
-        self.adapter_layers = adapter_layers
-        self.relations = list(relations or [])
+        self.whisper = dict(whisper or {})
         self.alignment = alignment
+        self.relations = list(relations or [])
+        self.adapter_layers = adapter_layers
         self.text_encoder_layers = text_encoder_layers
-        if self.bart and text_encoder_layers >= self.bart.get("encoder_layers", 12):
-            raise ValueError("text_encoder_layers must leave at least one projection layer")
+        self.projection_layers = projection_layers
+        # Token ids the decoder is given before it writes (Whisper's start of transcript, ...).
+        self.decoder_prompt = list(decoder_prompt or [])
 
     @property
-    def speech_encoder_config(self) -> Wav2Vec2Config:
-        return Wav2Vec2Config(**self.speech_encoder)
-
-    @property
-    def bart_config(self) -> BartConfig:
-        return BartConfig(**self.bart)
+    def whisper_config(self) -> WhisperConfig:
+        config = WhisperConfig(**self.whisper)
+        config._attn_implementation = "sdpa"
+        return config
 
 
-@functools.lru_cache(maxsize=4)
-def mel_filterbank(n_fft: int, n_mels: int, rate: int) -> torch.Tensor:
-    """Triangular filters on the HTK mel scale, (n_mels, n_fft // 2 + 1), 1 at their centres
-    (low filters, narrower than an FFT bin, peak lower where their centre falls between bins)."""
-    def mel(hz):
-        return 2595.0 * np.log10(1.0 + hz / 700.0)
+@functools.lru_cache(maxsize=2)
+def mel_filters(n_mels: int) -> torch.Tensor:
+    """Whisper's filters: Slaney-scale, Slaney-normalised triangles, (n_mels, N_FFT // 2 + 1)."""
+    from transformers.audio_utils import mel_filter_bank
 
-    def hz(m):
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
-    edges = hz(np.linspace(mel(0.0), mel(rate / 2), n_mels + 2))
-    bins = np.linspace(0, rate / 2, n_fft // 2 + 1)
-    rising = (bins[None, :] - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None])
-    falling = (edges[2:, None] - bins[None, :]) / (edges[2:, None] - edges[1:-1, None])
-    return torch.tensor(np.clip(np.minimum(rising, falling), 0.0, None), dtype=torch.float32)
+    bank = mel_filter_bank(N_FFT // 2 + 1, n_mels, 0.0, SAMPLE_RATE / 2, SAMPLE_RATE,
+                           norm="slaney", mel_scale="slaney")
+    return torch.tensor(bank.T, dtype=torch.float32)
 
 
-class LogMelSpeechEncoder(nn.Module):
-    """Waveform to 80 log-mel bands (25 ms windows every 10 ms), normalised per utterance; two
-    stride-2 convolutions (40 ms frames); the wav2vec 2.0 transformer encoder. In training, time
-    and frequency masks (SpecAugment) are applied to the bands."""
-
-    N_FFT, HOP, N_MELS = 400, 160, 80
-
-    def __init__(self, config: Wav2Vec2Config) -> None:
-        super().__init__()
-        from transformers.models.wav2vec2.modeling_wav2vec2 import (
-            Wav2Vec2Encoder,
-            Wav2Vec2EncoderStableLayerNorm,
-        )
-
-        self.config = config
-        if config._attn_implementation is None:  # no PreTrainedModel here to choose one
-            config._attn_implementation = "sdpa"
-        hidden = config.hidden_size
-        self.convs = nn.ModuleList([nn.Conv1d(self.N_MELS, hidden, 3, stride=2, padding=1),
-                                    nn.Conv1d(hidden, hidden, 3, stride=2, padding=1)])
-        self.norm = nn.LayerNorm(hidden)
-        self.encoder = (Wav2Vec2EncoderStableLayerNorm(config) if config.do_stable_layer_norm
-                        else Wav2Vec2Encoder(config))
-
-    def band_frames(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Samples to log-mel frames (windows wholly inside the audio; at least one)."""
-        return torch.div((lengths - self.N_FFT).clamp(min=0), self.HOP, rounding_mode="floor") + 1
-
-    def _get_feat_extract_output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        lengths = self.band_frames(lengths)
-        for _ in self.convs:
-            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
-        return lengths
-
-    def log_mel(self, values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) to normalised (B, n_mels, F) bands; frames past an utterance's end are zero."""
-        if values.shape[1] < self.N_FFT:
-            values = nn.functional.pad(values, (0, self.N_FFT - values.shape[1]))
-        # Window and filters are made here, not kept as buffers: from_pretrained leaves
-        # non-persistent buffers uninitialised.
-        window = torch.hann_window(self.N_FFT, device=values.device)
-        spectrum = torch.stft(values.float(), self.N_FFT, self.HOP, window=window,
-                              center=False, return_complex=True).abs().pow(2)
-        mel = mel_filterbank(self.N_FFT, self.N_MELS, 16000).to(values.device)
-        bands = torch.log(torch.matmul(mel, spectrum) + 1e-6)
-        frames = self.band_frames(attention_mask.sum(-1))
-        valid = (torch.arange(bands.shape[-1], device=bands.device)[None, :] < frames[:, None])
-        valid = valid[:, None, :].to(bands.dtype)
-        count = valid.sum(-1, keepdim=True)
-        mean = (bands * valid).sum(-1, keepdim=True) / count
-        std = (((bands - mean) ** 2 * valid).sum(-1, keepdim=True) / count).sqrt()
-        bands = (bands - mean) / (std + 1e-5) * valid
-        if self.training:
-            bands = spec_augment(bands, frames)
-        return bands
-
-    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> BaseModelOutput:
-        x = self.log_mel(input_values, attention_mask).to(self.convs[0].weight.dtype)
-        for conv in self.convs:
-            x = nn.functional.gelu(conv(x))
-        hidden = self.norm(x.transpose(1, 2))
-        lengths = self._get_feat_extract_output_lengths(attention_mask.sum(-1))
-        mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
-        return self.encoder(hidden, attention_mask=mask)
+def log_mel(values: torch.Tensor, lengths: torch.Tensor, n_mels: int = 80
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) waveforms in [-1, 1] with their lengths in samples to Whisper's log-mel bands,
+    each segment on its own samples: (B, n_mels, F) with zeros past a segment's end, and (B,)
+    frame counts (one per 10 ms)."""
+    window = torch.hann_window(N_FFT, device=values.device)
+    filters = mel_filters(n_mels).to(values.device)
+    frames = torch.div(lengths.clamp(min=N_FFT), HOP, rounding_mode="floor")
+    out = torch.zeros(values.shape[0], n_mels, int(frames.max()), device=values.device)
+    for b in range(values.shape[0]):
+        x = values[b, : int(lengths[b])].float()
+        if x.shape[0] < N_FFT:  # shorter than a window: pad with silence
+            x = nn.functional.pad(x, (0, N_FFT - x.shape[0]))
+        spectrum = torch.stft(x, N_FFT, HOP, window=window, return_complex=True)[:, :-1]
+        bands = torch.clamp(filters @ spectrum.abs().pow(2), min=1e-10).log10()
+        bands = torch.maximum(bands, bands.max() - 8.0)
+        out[b, :, : bands.shape[1]] = (bands + 4.0) / 4.0
+    return out, frames
 
 
-def spec_augment(bands: torch.Tensor, frames: torch.Tensor, freq_masks: int = 2,
-                 freq_width: int = 15, time_masks: int = 2, time_share: float = 0.05
-                 ) -> torch.Tensor:
-    """Zero random bands and random stretches of frames in each utterance (SpecAugment)."""
-    bands = bands.clone()
-    for b in range(bands.shape[0]):
-        for _ in range(freq_masks):
-            width = int(torch.randint(0, freq_width + 1, ()))
-            start = int(torch.randint(0, bands.shape[1] - width + 1, ()))
-            bands[b, start:start + width, :] = 0
-        longest = max(1, int(frames[b] * time_share))
-        for _ in range(time_masks):
-            width = int(torch.randint(0, longest + 1, ()))
-            start = int(torch.randint(0, max(1, int(frames[b]) - width + 1), ()))
-            bands[b, :, start:start + width] = 0
-    return bands
+def padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, S) True-where-real to an additive attention bias (B, 1, 1, S)."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+        ~mask.bool(), torch.finfo(dtype).min)[:, None, None, :]
+
+
+def causal_bias(length: int, past: int, dtype: torch.dtype, device) -> torch.Tensor | None:
+    """(1, 1, L, past + L): each new token sees the past and itself; None for one token."""
+    if length == 1:
+        return None
+    future = torch.ones(length, past + length, dtype=torch.bool, device=device).triu(past + 1)
+    return torch.zeros(future.shape, dtype=dtype, device=device).masked_fill(
+        future, torch.finfo(dtype).min)[None, None]
 
 
 class LengthAdapter(nn.Module):
-    """Conv1d stack, stride 2 per layer: (B, S, in_dim) to (B, ceil(S / 2**layers), out_dim)."""
+    """Conv1d stack, stride 2 per layer: (B, S, D) to (B, ceil(S / 2**layers), D); the identity
+    with no layers (Whisper's 20 ms frames already suit the decoder)."""
 
-    def __init__(self, in_dim: int, out_dim: int, layers: int) -> None:
+    def __init__(self, dim: int, layers: int) -> None:
         super().__init__()
-        dims = [in_dim] + [out_dim] * layers
         self.convs = nn.ModuleList(
-            nn.Conv1d(dims[i], dims[i + 1], kernel_size=3, stride=2, padding=1) for i in range(layers))
-        self.proj = nn.Linear(in_dim, out_dim) if layers == 0 else None
+            nn.Conv1d(dim, dim, kernel_size=3, stride=2, padding=1) for _ in range(layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.proj is not None:
-            return self.proj(x)
         x = x.transpose(1, 2)
         for conv in self.convs:
             x = nn.functional.gelu(conv(x))
@@ -200,7 +137,7 @@ class LengthAdapter(nn.Module):
 
 
 class RelationPrompts(nn.Module):
-    """R learnable relation queries attend over the speech sequence: (B, S, D) to (B, R, D)."""
+    """R learnable relation queries attend over a sequence: (B, S, D) to (B, R, D)."""
 
     def __init__(self, dim: int, relations: int, heads: int) -> None:
         super().__init__()
@@ -208,79 +145,117 @@ class RelationPrompts(nn.Module):
         self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, speech: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
-        queries = self.queries.unsqueeze(0).expand(speech.shape[0], -1, -1)
-        prompts, _ = self.attention(queries, speech, speech, key_padding_mask=padding,
+    def forward(self, hidden: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        queries = self.queries.unsqueeze(0).expand(hidden.shape[0], -1, -1).to(hidden.dtype)
+        prompts, _ = self.attention(queries, hidden, hidden, key_padding_mask=padding,
                                     need_weights=False)
         return self.norm(prompts + queries)
+
+
+@dataclass
+class DecoderOutput:
+    logits: torch.Tensor  # (B, L, V)
+    loss: torch.Tensor | None  # mean cross-entropy over the labelled tokens
 
 
 class MCAMModel(PreTrainedModel):
     config_class = MCAMConfig
     base_model_prefix = "mcam"
     main_input_name = "input_values"
+    _supports_sdpa = True
 
     def __init__(self, config: MCAMConfig) -> None:
         super().__init__(config)
-        bart_config = config.bart_config
-        self.speech_encoder = (LogMelSpeechEncoder(config.speech_encoder_config)
-                               if config.speech_frontend == "logmel"
-                               else Wav2Vec2Model(config.speech_encoder_config))
-        self.adapter = LengthAdapter(config.speech_encoder_config.hidden_size, bart_config.d_model,
-                                     config.adapter_layers)
-        self.prompts = (RelationPrompts(bart_config.d_model, max(1, len(config.relations)),
-                                        bart_config.encoder_attention_heads)
-                        if config.alignment == "mcam" else None)
-        # The CTC "blank" entry beside the batch's text token features (training only).
-        self.ctc_blank = (nn.Parameter(torch.randn(bart_config.d_model) * 0.02)
-                          if config.alignment == "mcam" else None)
-        # An ASR head on the adapter output, CTC against the transcript (training only).
-        self.asr_ctc = (nn.Linear(bart_config.d_model, bart_config.vocab_size)
-                        if config.asr_ctc_weight > 0 else None)
-        # BART: lower encoder layers = text encoder, upper = shared projection; its decoder.
-        self.bart = BartForConditionalGeneration(bart_config)
+        whisper = config.whisper_config
+        self.encoder = WhisperEncoder(whisper)
+        self.decoder = WhisperDecoder(whisper)  # its token table is also the output layer
+        d_model = whisper.d_model
+        self.adapter = self.prompts = self.text_encoder = self.projection = self.ctc_blank = None
+        if config.alignment == "mcam":
+            self.adapter = LengthAdapter(d_model, config.adapter_layers)
+            self.prompts = RelationPrompts(d_model, max(1, len(config.relations)),
+                                           whisper.encoder_attention_heads)
+            self.text_encoder = nn.ModuleList(
+                WhisperEncoderLayer(whisper) for _ in range(config.text_encoder_layers))
+            self.projection = nn.ModuleList(
+                WhisperEncoderLayer(whisper) for _ in range(config.projection_layers))
+            for layer in self.projection:  # residual branches at zero: starts as the identity
+                for linear in (layer.self_attn.out_proj, layer.fc2):
+                    nn.init.zeros_(linear.weight)
+                    nn.init.zeros_(linear.bias)
+            # The CTC "blank" entry beside the batch's text token features (training only).
+            self.ctc_blank = nn.Parameter(torch.randn(d_model) * 0.02)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
-        # Sub-models initialise themselves; the adapter and prompts keep torch's defaults.
+        # Whisper's parts initialise themselves; the adapter keeps what __init__ gave it.
         pass
+
+    @property
+    def window_samples(self) -> int:
+        """The longest audio the encoder takes in one piece (Whisper's 30 s)."""
+        return self.encoder.max_source_positions * 2 * HOP
 
     @staticmethod
     def prepare_waveforms(waveforms: list[np.ndarray], device: torch.device | str = "cpu"
                           ) -> tuple[torch.Tensor, torch.Tensor]:
-        """int16 or float waveforms at 16 kHz to normalised, padded (B, T) values and mask."""
+        """int16 or float waveforms at 16 kHz to padded (B, T) values in [-1, 1] and a mask."""
         longest = max(len(w) for w in waveforms)
         values = torch.zeros(len(waveforms), longest)
         mask = torch.zeros(len(waveforms), longest, dtype=torch.long)
         for i, w in enumerate(waveforms):
-            x = torch.as_tensor(np.asarray(w), dtype=torch.float32)
-            if np.asarray(w).dtype == np.int16:
+            w = np.asarray(w)
+            x = torch.as_tensor(w, dtype=torch.float32)
+            if w.dtype == np.int16:
                 x = x / 32768.0
-            x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
             values[i, : len(x)] = x
             mask[i, : len(x)] = 1
         return values.to(device), mask.to(device)
 
     # -- the parts of every path ------------------------------------------------------------
 
+    def encode_speech(self, input_values: torch.Tensor, attention_mask: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whisper's encoder on each segment's own length: (B, S, D) and the (B, S) mask."""
+        encoder = self.encoder
+        features, frames = log_mel(input_values, attention_mask.sum(-1), encoder.num_mel_bins)
+        dtype = encoder.conv1.weight.dtype
+        real = torch.arange(features.shape[-1], device=features.device)[None, :] < frames[:, None]
+        # Zero what lies past each end after the first convolution too, so the second one sees
+        # the same zeros there as a segment alone would: batching never changes a segment.
+        x = nn.functional.gelu(encoder.conv1(features.to(dtype))) * real[:, None, :]
+        x = nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)
+        if x.shape[1] > encoder.max_source_positions:
+            raise ValueError(f"a segment of {x.shape[1] * 2 * HOP / SAMPLE_RATE:.1f} s is longer "
+                             f"than the model's {self.window_samples / SAMPLE_RATE:.0f} s window")
+        lengths = torch.div(frames - 1, 2, rounding_mode="floor") + 1
+        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+        hidden = x + encoder.embed_positions.weight[: x.shape[1]]
+        bias = padding_bias(mask, hidden.dtype)
+        for layer in encoder.layers:
+            hidden = layer(hidden, bias)
+        return encoder.layer_norm(hidden), mask
+
     def speech_features(self, input_values: torch.Tensor, attention_mask: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) waveforms to adapter output H_s (B, S, D) and its (B, S) boolean mask."""
-        speech = self.speech_encoder(input_values, attention_mask=attention_mask).last_hidden_state
-        lengths = self.speech_encoder._get_feat_extract_output_lengths(attention_mask.sum(-1))
-        hidden = self.adapter(speech)
-        lengths = self.adapter.output_lengths(lengths).clamp(min=1, max=hidden.shape[1])
-        mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
-        return hidden, mask
+        """H_s: the encoder output, through the length adapter when aligned; and its mask."""
+        hidden, mask = self.encode_speech(input_values, attention_mask)
+        if self.adapter is None or not len(self.adapter.convs):
+            return hidden, mask
+        hidden = self.adapter(hidden)
+        lengths = self.adapter.output_lengths(mask.sum(-1)).clamp(min=1, max=hidden.shape[1])
+        return hidden, torch.arange(hidden.shape[1], device=hidden.device)[None, :] < \
+            lengths[:, None]
 
     def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Transcript tokens through the lower BART encoder layers: H_t (B, T, D)."""
-        encoder = self.bart.model.encoder
-        embeds = encoder.embed_tokens(input_ids)
-        hidden = encoder.layernorm_embedding(embeds + encoder.embed_positions(embeds[:, :, -1]))
-        hidden = nn.functional.dropout(hidden, p=encoder.dropout, training=self.training)
-        return self._run_layers(encoder.layers[: self.config.text_encoder_layers], hidden,
-                                attention_mask)
+        """H_t: transcript tokens, embedded with the decoder's table and positions, through the
+        text encoder: (B, T, D)."""
+        hidden = self.decoder.embed_tokens(input_ids) + \
+            self.decoder.embed_positions.weight[: input_ids.shape[1]]
+        bias = padding_bias(attention_mask, hidden.dtype)
+        for layer in self.text_encoder:
+            hidden = layer(hidden, bias)
+        return hidden
 
     def relation_prompts(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.prompts(hidden, ~mask.bool())
@@ -288,60 +263,118 @@ class MCAMModel(PreTrainedModel):
     def project(self, hidden: torch.Tensor, mask: torch.Tensor, prompts: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prepend the R prompts, run the shared projection layers: the decoder's memory."""
-        mask = mask.long()
+        mask = mask.bool()
         if prompts is not None:
             hidden = torch.cat([prompts, hidden], dim=1)
-            mask = torch.cat([torch.ones(mask.shape[0], prompts.shape[1], dtype=mask.dtype,
+            mask = torch.cat([torch.ones(mask.shape[0], prompts.shape[1], dtype=torch.bool,
                                          device=mask.device), mask], dim=1)
-        layers = self.bart.model.encoder.layers[self.config.text_encoder_layers:]
-        return self._run_layers(layers, hidden, mask), mask
+        bias = padding_bias(mask, hidden.dtype)
+        for layer in self.projection:
+            hidden = layer(hidden, bias)
+        return hidden, mask
 
-    def _run_layers(self, layers, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if len(layers) == 0:
-            return hidden
-        attention = create_bidirectional_mask(config=self.bart.config, inputs_embeds=hidden,
-                                              attention_mask=mask.long())
-        for layer in layers:
-            hidden = layer(hidden, attention)
-        return hidden
+    def decoder_hidden(self, input_ids: torch.Tensor, memory: torch.Tensor,
+                       memory_mask: torch.Tensor, cache=None) -> torch.Tensor:
+        """Whisper's decoder over (B, L) tokens reading the memory; with `cache` (an
+        `EncoderDecoderCache`), only the new tokens are given and the cache grows."""
+        decoder = self.decoder
+        past = cache.get_seq_length() if cache is not None else 0
+        hidden = decoder.embed_tokens(input_ids) + \
+            decoder.embed_positions.weight[past: past + input_ids.shape[1]]
+        causal = causal_bias(input_ids.shape[1], past, hidden.dtype, hidden.device)
+        cross = padding_bias(memory_mask, hidden.dtype)
+        for layer in decoder.layers:
+            hidden = layer(hidden, causal, memory, cross, past_key_values=cache,
+                           use_cache=cache is not None)
+        return decoder.layer_norm(hidden)
 
-    def decode(self, memory: torch.Tensor, memory_mask: torch.Tensor, labels: torch.Tensor):
-        """Teacher-forced decoder pass; `.logits` (B, L, V) and `.loss` (mean CE)."""
-        return self.bart(encoder_outputs=BaseModelOutput(last_hidden_state=memory),
-                         attention_mask=memory_mask.long(), labels=labels)
+    def decode(self, memory: torch.Tensor, memory_mask: torch.Tensor,
+               decoder_input_ids: torch.Tensor, labels: torch.Tensor | None = None
+               ) -> DecoderOutput:
+        """Teacher-forced decoder pass: logits (B, L, V) and, given labels, the mean CE."""
+        hidden = self.decoder_hidden(decoder_input_ids, memory, memory_mask)
+        logits = hidden @ self.decoder.embed_tokens.weight.T
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
+        return DecoderOutput(logits, loss)
 
     # -- the speech path (inference) --------------------------------------------------------
 
     def encode(self, input_values: torch.Tensor, attention_mask: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Speech to the decoder's memory: (B, T) to (B, L, D) hidden states and (B, L) mask."""
+        """Speech to the decoder's memory: (B, T) to (B, M, D) hidden states and (B, M) mask."""
         hidden, mask = self.speech_features(input_values, attention_mask)
         if self.prompts is None:
-            return hidden, mask.long()
+            return hidden, mask
         return self.project(hidden, mask, self.relation_prompts(hidden, mask))
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor,
-                labels: torch.Tensor | None = None,
-                decoder_input_ids: torch.Tensor | None = None):
+                decoder_input_ids: torch.Tensor, labels: torch.Tensor | None = None
+                ) -> DecoderOutput:
         memory, memory_mask = self.encode(input_values, attention_mask)
-        return self.bart(encoder_outputs=BaseModelOutput(last_hidden_state=memory),
-                         attention_mask=memory_mask, labels=labels,
-                         decoder_input_ids=decoder_input_ids)
+        return self.decode(memory, memory_mask, decoder_input_ids, labels)
 
     @torch.inference_mode()
     def generate_tokens(self, input_values: torch.Tensor, attention_mask: torch.Tensor,
-                        max_new_tokens: int = 96, num_beams: int = 1
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batched decoding with the KV cache: (B, N) token ids and (B, N) log-probabilities."""
+                        max_new_tokens: int = 192) -> tuple[list[list[int]], list[list[float]]]:
+        """Greedy, batched decoding with a key/value cache, after the decoder prompt.
+
+        Each segment may write at most `MAX_TOKENS_PER_SECOND` per second of its audio (and
+        `max_new_tokens` in all), and a segment whose output starts repeating itself stops, the
+        repeats cut off (`repeating_tail`). Returns each segment's tokens up to, not including,
+        the end token, and their log-probabilities.
+        """
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
         memory, memory_mask = self.encode(input_values, attention_mask)
-        out = self.bart.generate(
-            encoder_outputs=BaseModelOutput(last_hidden_state=memory),
-            attention_mask=memory_mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
-            do_sample=False, output_scores=True, return_dict_in_generate=True)
-        scores = self.bart.compute_transition_scores(
-            out.sequences, out.scores, getattr(out, "beam_indices", None), normalize_logits=True)
-        generated = out.sequences[:, -scores.shape[1]:]
-        return generated, scores
+        batch = memory.shape[0]
+        eos = self.config.whisper["eos_token_id"]
+        seconds = attention_mask.sum(-1).float() / SAMPLE_RATE
+        budgets = [min(max_new_tokens, int(24 + MAX_TOKENS_PER_SECOND * s)) for s in seconds.tolist()]
+        prompt = torch.tensor([self.config.decoder_prompt] * batch, device=memory.device)
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        tokens: list[list[int]] = [[] for _ in range(batch)]
+        scores: list[list[float]] = [[] for _ in range(batch)]
+        live = list(range(batch))
+        step_input = prompt
+        while live:
+            hidden = self.decoder_hidden(step_input, memory, memory_mask, cache)[:, -1]
+            logprobs = (hidden @ self.decoder.embed_tokens.weight.T).float().log_softmax(-1)
+            best, chosen = logprobs.max(-1)
+            for b in list(live):
+                token = int(chosen[b])
+                if token == eos:
+                    live.remove(b)
+                    continue
+                tokens[b].append(token)
+                scores[b].append(float(best[b]))
+                cut = repeating_tail(tokens[b])
+                if cut or len(tokens[b]) >= budgets[b]:
+                    del tokens[b][len(tokens[b]) - cut:], scores[b][len(scores[b]) - cut:]
+                    live.remove(b)
+            # Finished segments keep being fed their end token; their outputs are not read.
+            step_input = torch.where(
+                torch.tensor([b in live for b in range(batch)], device=chosen.device),
+                chosen, torch.full_like(chosen, eos))[:, None]
+        return tokens, scores
+
+
+def repeating_tail(tokens: list[int], max_period: int = 32) -> int:
+    """How many tokens to cut when the sequence ends in a block said again and again (3 times
+    for blocks of 3 or more tokens; at least 8 tokens of repeats for shorter ones); else 0.
+
+    The cut keeps the first copy of the block.
+    """
+    n = len(tokens)
+    for period in range(1, min(max_period, n // 3) + 1):
+        copies = max(3, -(-8 // period))
+        if copies * period > n:
+            continue
+        block = tokens[n - period:]
+        if all(tokens[n - (k + 1) * period: n - k * period] == block for k in range(1, copies)):
+            return (copies - 1) * period
+    return 0
 
 
 # So AutoConfig/AutoModel (and AutoTokenizer, which reads config.json) know the model type.

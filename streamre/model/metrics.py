@@ -1,12 +1,13 @@
 """SpeechRE scores as in the paper's code: micro precision, recall and F1 over the split.
 
 Per sample: ER compares the sets of head and tail strings (no types), RP the sets of relation
-labels, RTE the sets of exact (head, relation, tail). For ASR pre-training, the character error
-rate of transcripts.
+labels, RTE the sets of exact (head, relation, tail). For transcripts, the word error rate
+(and the character error rate) after a light normalisation: case, punctuation, spacing.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Sequence
 
 Triple = tuple[str, str, str]
@@ -51,9 +52,17 @@ def edit_distance(a: Sequence, b: Sequence) -> int:
     return previous[-1]
 
 
-def character_error_rate(hypotheses: list[str], references: list[str]) -> float:
-    """Character edits over reference characters, summed over the split (micro CER)."""
+def normalise_transcript(text: str) -> str:
+    """Lower case, punctuation to spaces (apostrophes inside words kept), single spaces."""
+    text = re.sub(r"[^\w\s']|(?<!\w)'|'(?!\w)", " ", text.casefold())
+    return " ".join(text.split())
+
+
+def word_error_rate(hypotheses: list[str], references: list[str]) -> float:
+    """Word edits over reference words, summed over the split (micro WER), normalised text."""
     if len(hypotheses) != len(references):
         raise ValueError("one hypothesis per reference")
-    edits = sum(edit_distance(h, r) for h, r in zip(hypotheses, references, strict=True))
-    return edits / max(1, sum(len(r) for r in references))
+    hyps = [normalise_transcript(h).split() for h in hypotheses]
+    refs = [normalise_transcript(r).split() for r in references]
+    edits = sum(edit_distance(h, r) for h, r in zip(hyps, refs, strict=True))
+    return edits / max(1, sum(len(r) for r in refs))

@@ -4,9 +4,7 @@
 
 t: the transcript through the text encoder; s: speech; m: the transcript with its entity tokens
 replaced by their speech features (window attention). The LNA-ED baseline (`alignment: none`)
-has the speech path's CE only. A model built with `asr_ctc_weight` > 0 (not the paper's; for
-training from scratch) adds that weight times a CTC loss of an ASR head on the adapter output
-against the transcript's tokens, in both alignments, so the speech encoder must listen early.
+has the speech path's CE only. Every path decodes the same target: transcript, then triplets.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from streamre.model.losses import (
-    ctc_alignment, mix_entities, prompt_contrastive, token_kl, transcript_ctc, window_attention)
+    ctc_alignment, mix_entities, prompt_contrastive, token_kl, window_attention)
 
 ALPHA = 0.8  # weight of the prompt contrastive loss
 BETA = 0.2  # weight of the CTC alignment loss
@@ -29,7 +27,8 @@ class Batch:
     text_ids: torch.Tensor  # (B, T) transcript tokens, the text encoder's input
     text_mask: torch.Tensor  # (B, T) bool
     entity_mask: torch.Tensor  # (B, T) bool: tokens whose features are swapped for speech
-    labels: torch.Tensor  # (B, L) target tokens, -100 where padded
+    decoder_ids: torch.Tensor  # (B, L) the decoder's input: prompt and target, shifted right
+    labels: torch.Tensor  # (B, L) target tokens, -100 where not learnt (prompt, padding)
 
     def to(self, device) -> "Batch":
         return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -39,17 +38,12 @@ def mcam_objective(model, batch: Batch, alpha: float = ALPHA, beta: float = BETA
                    ) -> dict[str, torch.Tensor]:
     """Every loss term (detached, for logging) and `loss`, the weighted sum to minimise."""
     speech, speech_mask = model.speech_features(batch.input_values, batch.attention_mask)
-    asr = {}
-    if model.asr_ctc is not None:
-        spelt = batch.text_mask & (batch.text_ids != model.config.bart["bos_token_id"]) \
-            & (batch.text_ids != model.config.bart["eos_token_id"])
-        asr = {"asr_ctc": transcript_ctc(model.asr_ctc(speech), speech_mask, batch.text_ids,
-                                         spelt, model.config.bart["pad_token_id"])}
-    if model.prompts is None:  # LNA-ED: the adapter output straight into the decoder
-        terms = {"ce_speech": model.decode(speech, speech_mask, batch.labels).loss, **asr}
+    if model.prompts is None:  # LNA-ED: the encoder output straight into the decoder
+        terms = {"ce_speech": model.decode(speech, speech_mask, batch.decoder_ids,
+                                           batch.labels).loss}
     else:
-        terms = {**_aligned_terms(model, batch, speech, speech_mask), **asr}
-    weights = {"contrastive": alpha, "ctc": beta, "asr_ctc": model.config.asr_ctc_weight}
+        terms = _aligned_terms(model, batch, speech, speech_mask)
+    weights = {"contrastive": alpha, "ctc": beta}
     loss = sum(weights.get(k, 1.0) * v for k, v in terms.items())
     return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 
@@ -63,9 +57,14 @@ def _aligned_terms(model, batch: Batch, speech: torch.Tensor, speech_mask: torch
     prompts_s = model.relation_prompts(speech, speech_mask)
     prompts_t = model.relation_prompts(text, batch.text_mask)
     prompts_m = model.relation_prompts(mixed, batch.text_mask)
-    out_t = model.decode(*model.project(text, batch.text_mask, prompts_t), batch.labels)
-    out_m = model.decode(*model.project(mixed, batch.text_mask, prompts_m), batch.labels)
-    out_s = model.decode(*model.project(speech, speech_mask, prompts_s), batch.labels)
+
+    def decode(hidden, mask, prompts):
+        return model.decode(*model.project(hidden, mask, prompts), batch.decoder_ids,
+                            batch.labels)
+
+    out_t = decode(text, batch.text_mask, prompts_t)
+    out_m = decode(mixed, batch.text_mask, prompts_m)
+    out_s = decode(speech, speech_mask, prompts_s)
     return {
         "ce_text": out_t.loss, "ce_mixed": out_m.loss, "ce_speech": out_s.loss,
         "kl_mixed": token_kl(out_t.logits, out_m.logits, batch.labels),

@@ -1,39 +1,46 @@
-"""Tokenizers for the decoder: a byte-level BPE trained on the target text, or a pretrained one.
+"""The decoder's tokenizer: Whisper's byte-level BPE with the target markers added.
 
-Either way the REBEL markers are added tokens, and the result is a `PreTrainedTokenizerFast`
-that saves as `tokenizer.json` inside the checkpoint folder.
+A pretrained Whisper brings its own (`streamre import-whisper`); a model made from scratch (the
+tests' tiny ones) gets a small BPE of the same shape trained on its text: Whisper's special
+tokens, no prefix space, and a template that wraps text in the decoder prompt. Either way the
+result is a `PreTrainedTokenizerFast` saved as `tokenizer.json` inside the checkpoint folder.
 """
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from transformers import PreTrainedTokenizerFast
-
-from streamre.model.linearize import MARKERS
-
-SPECIAL_TOKENS = {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+from streamre.model.linearize import TARGET_MARKERS
+from streamre.model.whisper_import import ENDOFTEXT, NOTIMESTAMPS, START, prompted_tokenizer
 
 
-def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 1000) -> PreTrainedTokenizerFast:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 1000):
+    """A Whisper-shaped tokenizer learnt from `texts`, markers included."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    special = list(SPECIAL_TOKENS.values()) + list(MARKERS)
-    tok = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS["unk_token"]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=special, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        vocab_size=vocab_size, special_tokens=[ENDOFTEXT, START, NOTIMESTAMPS],
+        show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer)
-    bos, eos = SPECIAL_TOKENS["bos_token"], SPECIAL_TOKENS["eos_token"]
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}",
-        special_tokens=[(bos, tok.token_to_id(bos)), (eos, tok.token_to_id(eos))])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
-    fast.add_special_tokens({"additional_special_tokens": list(MARKERS)})
-    return fast
+    return with_markers(prompted_tokenizer(tok, [START, NOTIMESTAMPS]))
+
+
+def with_markers(tokenizer):
+    """The tokenizer with the target markers as added special tokens (kept if present)."""
+    missing = [m for m in TARGET_MARKERS if m not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing})
+    return tokenizer
+
+
+def prompt_ids(tokenizer) -> list[int]:
+    """The decoder prompt the tokenizer's template puts before text (without its end token)."""
+    ids = tokenizer("").input_ids
+    return ids[:-1] if ids and ids[-1] == tokenizer.eos_token_id else ids
 
 
 def marker_ids(tokenizer) -> dict[int, str]:
-    return {tokenizer.convert_tokens_to_ids(m): m for m in MARKERS}
+    return {tokenizer.convert_tokens_to_ids(m): m for m in TARGET_MARKERS}

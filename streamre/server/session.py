@@ -216,7 +216,8 @@ class Session:
         except Exception as e:
             log.exception("inference failed for %s/%s", self.id, segment.index)
             metrics.errors.labels("inference_failed").inc()
-            message.update(triplets=[], error="inference_failed", message=str(e))
+            message.update(source="speech", text="", triplets=[], error="inference_failed",
+                           message=str(e))
         else:
             if result.queue_ms > self.server.config.lag_warning_s * 1000:
                 self._warn_lagging(f"segments wait {result.queue_ms / 1000:.1f} s for the model")
@@ -224,10 +225,12 @@ class Session:
             # Meeting time of the utterance: when the session started plus where in its stream
             # the segment ends. Live, that is the wall clock; a file sent faster keeps its pace.
             self.room.apply(result.triplets, Mention(self.id, segment.index, self.speaker,
-                                                     continues_previous=segment.overlap > 0),
+                                                     continues_previous=segment.overlap > 0,
+                                                     text=result.text),
                             self._started_at + segment.end_s)
             metrics.triplets.inc(len(result.triplets))
             message.update(
+                source="speech", text=result.text,
                 triplets=[t.to_json() for t in result.triplets],
                 latency_ms=round((time.monotonic() - closed_at) * 1000, 1),
                 queue_ms=round(result.queue_ms, 1), infer_ms=round(result.infer_ms, 1),
