@@ -20,6 +20,7 @@ from streamre.corpus import (
     plan,
     read_sentences,
     run,
+    swap_entities,
     training_voice,
 )
 from streamre.corpus.augment import add_noise
@@ -186,3 +187,30 @@ def test_synth_cli_renders_the_held_out_voice_and_reports_errors(sources, tmp_pa
     assert "bad voice" in capsys.readouterr().err
     assert main(["synth", str(spert), "--out", str(tmp_path / "x"), "--snr-db", "20,30"]) == 2
     assert "--augment-fraction" in capsys.readouterr().err
+
+
+def test_entity_swaps_keep_the_sentence_and_move_the_facts(sources):
+    spert, casrel = sources
+    sentences = read_sentences(spert)
+    swapped = swap_entities(sentences, 3, seed=1)
+    assert len(swapped) == 6 and swapped == swap_entities(sentences, 3, seed=1)
+    assert swap_entities(read_sentences(casrel), 2) == []  # untyped entities: nothing to swap
+    # An entity in no fact keeps its name.
+    unnamed = [(o, s) for o in sentences for s in swapped if s.id.startswith(o.id + "/")]
+    assert all(len(o.entities) == len(s.entities) for o, s in unnamed)
+    for s in swapped:
+        original = next(o for o in sentences if s.id.startswith(o.id + "/swap"))
+        named = {x for o in sentences for h, _, t in o.triplets for x in (h, t)}
+        for e in s.entities:  # spans still name the entities, each from its type's pool
+            assert s.text[e.start:e.end] == e.text
+            assert e.text in {x.text for o in sentences for x in o.entities if x.type == e.type
+                              and x.text in named}
+        names = {o.text: n.text for o, n in zip(original.entities, s.entities, strict=True)}
+        assert s.triplets == tuple((names[h], r, names[t]) for h, r, t in original.triplets)
+        # Only the names change: the words between them are the original's.
+        rest = [original.text[a.end:b.start] for a, b in zip(original.entities,
+                                                                original.entities[1:])]
+        assert rest == [s.text[a.end:b.start] for a, b in zip(s.entities, s.entities[1:])]
+    # Both people of "Oswald killed Kennedy" are drawn from the other people of the source.
+    assert {s.entities[0].text for s in swapped if s.id.startswith("conll04/dev/0/")} <= \
+        {"Kennedy", "Maria Lopez"}

@@ -112,3 +112,21 @@ def test_baseline_objective_is_speech_ce_only(tmp_path):
     model, tokenizer = load_checkpoint(str(create_checkpoint(tmp_path / "lna", alignment="none")))
     out = mcam_objective(model, tiny_batch(tokenizer))
     assert set(out) == {"loss", "ce_speech"} and torch.isfinite(out["loss"])
+
+
+def test_keeping_whisper_adds_its_weighted_kl_on_transcript_tokens_only(tmp_path):
+    from streamre.model import create_checkpoint
+
+    model, tokenizer = load_checkpoint(str(create_checkpoint(tmp_path / "s", alignment="none")))
+    teacher, _ = load_checkpoint(str(create_checkpoint(tmp_path / "t", alignment="none", seed=3)))
+    batch = tiny_batch(tokenizer)
+    facts = tokenizer.convert_tokens_to_ids("<facts>")
+    words = batch.labels[batch.transcript]
+    assert words.numel() and facts not in words.tolist() and (words != -100).all()
+    out = mcam_objective(model, batch, teacher=teacher, keep=0.5)
+    assert out["keep_whisper"] > 0
+    assert out["loss"].item() == pytest.approx(
+        (out["ce_speech"] + 0.5 * out["keep_whisper"]).item(), rel=1e-5)
+    # Its own teacher: nothing to keep.
+    assert mcam_objective(model, batch, teacher=model, keep=0.5)["keep_whisper"].item() == \
+        pytest.approx(0.0, abs=1e-5)

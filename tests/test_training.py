@@ -230,3 +230,19 @@ def test_early_stopping_when_dev_stops_improving(manifest, tmp_path):
     result = train(TrainConfig(train=str(manifest), out=str(tmp_path / "m"), max_steps=50,
                                batch_size=4, lr=0.0, eval_every=1, patience=2, progress=False))
     assert result["step"] == 3
+
+
+def test_a_baseline_checkpoint_goes_on_with_a_fresh_mcam_adapter(manifest, tmp_path):
+    from streamre.model import create_checkpoint
+
+    baseline, _ = load_checkpoint(str(create_checkpoint(tmp_path / "none", alignment="none")))
+    cfg = TrainConfig(train=str(manifest), out=str(tmp_path / "m"), init=str(tmp_path / "none"),
+                      alignment="mcam")
+    model, _ = build_model(cfg, read_manifest(manifest), tmp_path / "scratch")
+    assert model.config.alignment == "mcam" and model.prompts is not None
+    assert model.config.relations == ["Kill", "Live_In", "OrgBased_In", "Work_For"]
+    assert all(torch.equal(a, b) for a, b in zip(model.decoder.state_dict().values(),
+                                                 baseline.decoder.state_dict().values()))
+    hidden = torch.randn(1, 5, model.config.whisper["d_model"])
+    projected, _ = model.project(hidden, torch.ones(1, 5, dtype=torch.bool), None)
+    assert torch.equal(projected, hidden)  # the projection starts as the identity

@@ -45,6 +45,7 @@ def _train(args: argparse.Namespace) -> int:
         train=tuple(args.train), dev=args.dev, out=args.out, alignment=args.alignment,
         relations=tuple(r for r in args.relations.split(",") if r), init=args.init,
         encoder_layers_tuned=args.encoder_layers_tuned, encoder_lr_scale=args.encoder_lr_scale,
+        keep_whisper=args.keep_whisper, teacher=args.teacher,
         max_steps=args.max_steps, warmup=args.warmup, hold=args.hold,
         batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
         patience=args.patience, seed=args.seed, device=args.device, resume=args.resume,
@@ -117,11 +118,18 @@ def _import_whisper(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from streamre.corpus import Augmentation, plan, read_sentences, run
+    from streamre.corpus import Augmentation, plan, read_sentences, run, swap_entities
 
     sentences = [s for path in args.inputs for s in read_sentences(path, args.format)]
     if args.limit:
         sentences = sentences[:args.limit]
+    if args.swap_entities:
+        swapped = swap_entities(sentences, args.swap_entities, args.seed)
+        if not swapped:
+            raise ValueError("--swap-entities needs sentences with typed entities (SpERT)")
+        sentences = swapped if args.only_swapped else sentences + swapped
+    elif args.only_swapped:
+        raise ValueError("--only-swapped goes with --swap-entities")
     voices = "train" if args.voices == "train" else args.voices.split(",")
     asked = args.speed != (1.0, 1.0) or args.gain_db != (0.0, 0.0) or args.snr_db is not None
     if asked and args.augment_fraction == 0:
@@ -200,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train only the encoder's top K layers (0: frozen; -1: all)")
     train.add_argument("--encoder-lr-scale", type=float, default=1.0, metavar="S",
                        help="the tuned encoder layers learn at S times --lr")
+    train.add_argument("--keep-whisper", type=float, default=0.0, metavar="W",
+                       help="add W times the KL from the original Whisper to the model on the "
+                            "transcript's tokens (keeps its hearing; 0: off)")
+    train.add_argument("--teacher", default="", metavar="WHISPER",
+                       help="the original Whisper for --keep-whisper (default: --init)")
     train.add_argument("--max-steps", type=int, default=2000)
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
@@ -275,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="gain range in dB (write --gain-db=-6,6 when LO is negative)")
     synth.add_argument("--snr-db", type=_float_range, default=None, metavar="LO,HI",
                        help="add white noise at an SNR drawn from this range")
+    synth.add_argument("--swap-entities", type=int, default=0, metavar="K",
+                       help="add K variants of each sentence with every entity replaced by "
+                            "another of its type from the sources (SpERT: typed entities)")
+    synth.add_argument("--only-swapped", action="store_true",
+                       help="speak only the swapped variants, not the sentences themselves")
     synth.add_argument("--no-progress", action="store_true")
     synth.set_defaults(run=_synth)
 

@@ -84,6 +84,19 @@ def from_whisper(where: str, relations: list[str], alignment: str):
     return model, tokenizer
 
 
+def with_alignment(model: MCAMModel, alignment: str, relations: list[str]) -> MCAMModel:
+    """The same Whisper encoder and decoder under another alignment: a baseline given a fresh
+    MCAM adapter (its projection the identity at start), or MCAM without its adapter."""
+    if model.config.alignment == alignment:
+        return model
+    config = MCAMConfig(**{**model.config.to_dict(), "alignment": alignment,
+                           "relations": relations or model.config.relations})
+    other = MCAMModel(config)
+    other.encoder.load_state_dict(model.encoder.state_dict())
+    other.decoder.load_state_dict(model.decoder.state_dict())
+    return other
+
+
 def resolve_model(name_or_path: str | None) -> str:
     """'' means the bundled default; a bare name found under models/ is that folder."""
     name = name_or_path or DEFAULT_MODEL_NAME

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from streamre.audio import read_audio
-from streamre.model.linearize import target_text
+from streamre.model.linearize import FACTS, target_text
 from streamre.model.losses import IGNORE
 from streamre.model.mcam import MCAMModel
 from streamre.model.objective import Batch
@@ -128,6 +128,7 @@ class Collator:
     def __init__(self, tokenizer, max_target_tokens: int = 448) -> None:
         self.tokenizer = tokenizer
         self.prompt = len(prompt_ids(tokenizer))
+        self.facts = tokenizer.convert_tokens_to_ids(FACTS)
         self.max_target_tokens = max_target_tokens
 
     def __call__(self, examples: list[Example]) -> Batch:
@@ -139,6 +140,9 @@ class Collator:
         labels = targets.input_ids[:, 1:].clone()
         labels[targets.attention_mask[:, 1:] == 0] = IGNORE
         labels[:, : self.prompt - 1] = IGNORE
+        # The transcript's words: labelled tokens before the first <facts>.
+        facts = (labels == self.facts).long().cumsum(-1) > 0
+        transcript = (labels != IGNORE) & ~facts
         # The text path reads the transcript as the decoder writes it: after a space.
         text = tok([" " + e.text for e in examples], return_tensors="pt", padding=True,
                    add_special_tokens=False, return_offsets_mapping=True)
@@ -149,4 +153,5 @@ class Collator:
                 for i, (a, z) in enumerate(text.offset_mapping[b].tolist()):
                     if text_mask[b, i] and a < end + 1 and z > start + 1:
                         entity[b, i] = True
-        return Batch(values, audio_mask, text.input_ids, text_mask, entity, decoder_ids, labels)
+        return Batch(values, audio_mask, text.input_ids, text_mask, entity, decoder_ids, labels,
+                     transcript)

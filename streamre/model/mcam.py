@@ -9,8 +9,9 @@
 prepended as a soft prompt, and shared projection layers that read speech as well as text.
 Training adds a text path (the transcript's tokens, embedded with the decoder's own table,
 through a small text encoder) and a mixed path; `streamre.model.objective` combines them. The
-adapter starts as the identity (residual branches zeroed, convolutions skipped), so a model
-fresh from Whisper decodes like Whisper and training moves it from there.
+projection starts as the identity (residual branches zeroed) and the length adapter has no
+layers by default, so at first the decoder reads Whisper's encoder output with only the R prompt
+vectors before it, and training moves it from there.
 
 Whisper is trained on 30 s windows; here the encoder runs on each segment's own frames
 (positions sliced), with padding masked in every attention, so batching never changes a

@@ -5,6 +5,10 @@
 t: the transcript through the text encoder; s: speech; m: the transcript with its entity tokens
 replaced by their speech features (window attention). The LNA-ED baseline (`alignment: none`)
 has the speech path's CE only. Every path decodes the same target: transcript, then triplets.
+
+Not the paper's: given the original Whisper as a `teacher`, `keep` times KL(teacher → speech
+path) on the transcript's tokens keeps the decoder's hearing close to Whisper's while it
+learns the facts (the training text is small and its voices synthetic; users are neither).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from streamre.model.linearize import TARGET_MARKERS
 from streamre.model.losses import (
-    ctc_alignment, mix_entities, prompt_contrastive, token_kl, window_attention)
+    IGNORE, ctc_alignment, mix_entities, prompt_contrastive, token_kl, window_attention)
 
 ALPHA = 0.8  # weight of the prompt contrastive loss
 BETA = 0.2  # weight of the CTC alignment loss
@@ -29,28 +34,47 @@ class Batch:
     entity_mask: torch.Tensor  # (B, T) bool: tokens whose features are swapped for speech
     decoder_ids: torch.Tensor  # (B, L) the decoder's input: prompt and target, shifted right
     labels: torch.Tensor  # (B, L) target tokens, -100 where not learnt (prompt, padding)
+    transcript: torch.Tensor  # (B, L) bool: labels that are the transcript's words
 
     def to(self, device) -> "Batch":
         return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
-def mcam_objective(model, batch: Batch, alpha: float = ALPHA, beta: float = BETA
-                   ) -> dict[str, torch.Tensor]:
+def mcam_objective(model, batch: Batch, alpha: float = ALPHA, beta: float = BETA,
+                   teacher=None, keep: float = 0.0) -> dict[str, torch.Tensor]:
     """Every loss term (detached, for logging) and `loss`, the weighted sum to minimise."""
     speech, speech_mask = model.speech_features(batch.input_values, batch.attention_mask)
     if model.prompts is None:  # LNA-ED: the encoder output straight into the decoder
-        terms = {"ce_speech": model.decode(speech, speech_mask, batch.decoder_ids,
-                                           batch.labels).loss}
+        out = model.decode(speech, speech_mask, batch.decoder_ids, batch.labels)
+        terms = {"ce_speech": out.loss}
     else:
-        terms = _aligned_terms(model, batch, speech, speech_mask)
-    weights = {"contrastive": alpha, "ctc": beta}
+        terms, out = _aligned_terms(model, batch, speech, speech_mask)
+    if teacher is not None and keep > 0:
+        terms["keep_whisper"] = _whisper_kl(model, teacher, batch, out.logits,
+                                            speech if model.adapter is None else None,
+                                            speech_mask)
+    weights = {"contrastive": alpha, "ctc": beta, "keep_whisper": keep}
     loss = sum(weights.get(k, 1.0) * v for k, v in terms.items())
     return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 
 
-def _aligned_terms(model, batch: Batch, speech: torch.Tensor, speech_mask: torch.Tensor
-                   ) -> dict[str, torch.Tensor]:
-    """MCAM's terms: the text, mixed and speech paths, their KLs, the prompts' CL and the CTC."""
+def _whisper_kl(model, teacher, batch: Batch, logits: torch.Tensor,
+                encoded: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    """KL from the teacher's next-token distribution to the speech path's, on the transcript's
+    tokens, over the teacher's own words (the markers, added last, are not among them).
+    `encoded` is the student's encoder output, which a frozen encoder shares with the teacher."""
+    with torch.no_grad():
+        if encoded is None or any(p.requires_grad for p in model.encoder.parameters()):
+            encoded, mask = teacher.encode_speech(batch.input_values, batch.attention_mask)
+        taught = teacher.decode(encoded.detach(), mask, batch.decoder_ids).logits
+    words = taught.shape[-1] - len(TARGET_MARKERS)
+    labels = batch.labels.masked_fill(~batch.transcript, IGNORE)
+    return token_kl(taught[..., :words], logits[..., :words], labels)
+
+
+def _aligned_terms(model, batch: Batch, speech: torch.Tensor, speech_mask: torch.Tensor):
+    """MCAM's terms (the text, mixed and speech paths, their KLs, the prompts' CL and the CTC),
+    and the speech path's output."""
     text = model.text_features(batch.text_ids, batch.text_mask)
     mixed = mix_entities(text, window_attention(text, batch.text_mask, speech, speech_mask),
                          batch.entity_mask)
@@ -71,4 +95,4 @@ def _aligned_terms(model, batch: Batch, speech: torch.Tensor, speech_mask: torch
         "kl_speech": token_kl(out_t.logits, out_s.logits, batch.labels),
         "contrastive": prompt_contrastive(prompts_s, prompts_t),
         "ctc": ctc_alignment(speech, speech_mask, text, batch.text_mask, model.ctc_blank),
-    }
+    }, out_s

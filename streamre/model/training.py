@@ -2,12 +2,16 @@
 
 `--init` names where the weights start: a transformers Whisper folder or hub id (`streamre
 import-whisper` writes one; the markers are added to its tokens and the adapter is new), or a
-checkpoint of this model to go on from. Without `--init` a tiny model is made from scratch, with
+checkpoint of this model to go on from (a baseline checkpoint trained on with `--alignment mcam`
+gets a fresh adapter whose projection starts as the identity). Without `--init` a tiny model is made from scratch, with
 a tokenizer learnt from the training text (the tests train such models).
 
 Whisper's encoder learnt from real speech and the training voices are synthetic, so how much
 of it moves is a choice: `--encoder-layers-tuned K` trains only its top K layers (0: frozen;
-the default, -1, trains all) at `--encoder-lr-scale` times the learning rate.
+the default, -1, trains all) at `--encoder-lr-scale` times the learning rate; and
+`--keep-whisper W` adds W times the KL from the original Whisper's next-token distribution to
+the model's on the transcript's tokens, so the decoder learns the facts without unlearning how
+to transcribe.
 
 The best checkpoint by dev RTE F1 is written to `--out` as a model folder, with the dev scores
 and the transcripts' WER in `training.json`; `--out/last/` holds what `--resume` needs;
@@ -30,7 +34,7 @@ from tqdm import tqdm
 
 from streamre.inference.extractor import ModelExtractor, pick_device
 from streamre.model.checkpoint import (
-    create_checkpoint, from_whisper, load_checkpoint, resolve_model)
+    create_checkpoint, from_whisper, load_checkpoint, resolve_model, with_alignment)
 from streamre.model.data import Collator, Example, read_manifest
 from streamre.model.evaluate import evaluate
 from streamre.model.mcam import ALIGNMENTS
@@ -47,6 +51,8 @@ class TrainConfig:
     init: str = ""  # a Whisper folder or hub id, or a checkpoint of this model
     encoder_layers_tuned: int = -1  # top encoder layers trained; 0 frozen, -1 all
     encoder_lr_scale: float = 1.0
+    keep_whisper: float = 0.0  # weight of the KL to the original Whisper's transcript tokens
+    teacher: str = ""  # that Whisper (default: --init, when it is one)
     max_steps: int = 2000
     batch_size: int = 8
     lr: float = 1e-4
@@ -70,6 +76,8 @@ class TrainConfig:
         if self.warmup < 0 or self.hold < 0 or self.warmup + self.hold > 1:
             raise ValueError("--warmup and --hold are shares of the steps: each at least 0, "
                              "together at most 1")
+        if self.keep_whisper < 0:
+            raise ValueError("--keep-whisper is a weight, at least 0")
         if self.encoder_layers_tuned < -1 or self.encoder_lr_scale < 0:
             raise ValueError("--encoder-layers-tuned is -1 (all), 0 (frozen) or a layer count; "
                              "--encoder-lr-scale is at least 0")
@@ -113,11 +121,23 @@ def build_model(cfg: TrainConfig, examples: list[Example], scratch: Path):
                                                      cfg.seed)))
     if _init_kind(cfg.init) == "mcam":
         model, tokenizer = load_checkpoint(cfg.init)
-        if model.config.alignment != cfg.alignment:
-            raise ValueError(f"--init {cfg.init} has alignment {model.config.alignment}; "
-                             f"--alignment says {cfg.alignment}")
-        return model, tokenizer
+        return with_alignment(model, cfg.alignment, relations), tokenizer
     return from_whisper(resolve_model(cfg.init), relations, cfg.alignment)
+
+
+def load_teacher(cfg: TrainConfig):
+    """The original Whisper that --keep-whisper keeps the transcripts close to, or None."""
+    if cfg.keep_whisper == 0:
+        return None
+    source = cfg.teacher or (cfg.init if cfg.init and _init_kind(cfg.init) == "whisper" else "")
+    if not source:
+        raise ValueError("--keep-whisper needs --teacher: the Whisper folder the model came from")
+    if _init_kind(source) != "whisper":
+        raise ValueError(f"--teacher {source}: not a Whisper folder (see streamre import-whisper)")
+    teacher, _ = from_whisper(resolve_model(source), [], "none")
+    for p in teacher.parameters():
+        p.requires_grad = False
+    return teacher.eval()
 
 
 def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
@@ -170,6 +190,9 @@ def train(cfg: TrainConfig) -> dict:
     else:
         model, tokenizer = build_model(cfg, train_set, out / "scratch")
     model.to(device).train()
+    teacher = load_teacher(cfg)
+    if teacher is not None:
+        teacher.to(device)
     groups = parameter_groups(model, cfg)
     trainable = [p for group in groups for p in group["params"]]
     optimizer = torch.optim.Adam(groups, betas=(0.9, 0.98), eps=1e-8)
@@ -198,7 +221,8 @@ def train(cfg: TrainConfig) -> dict:
             for chunk in batches[state["done"]:]:
                 batch = collate(chunk).to(device)
                 with amp:
-                    losses = mcam_objective(model, batch)
+                    losses = mcam_objective(model, batch, teacher=teacher,
+                                            keep=cfg.keep_whisper)
                 optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.clip_norm)
