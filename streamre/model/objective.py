@@ -2,6 +2,9 @@
 
     L = CE(t) + CE(m) + CE(s) + KL(t→m) + KL(t→s) + α·CL + β·CTC     (α = 0.8, β = 0.2)
 
+The KL terms count only in batches where the text path's CE is below the speech path's (the
+paper's text side is a pretrained BART; ours starts untrained beside a pretrained Whisper).
+
 t: the transcript through the text encoder; s: speech; m: the transcript with its entity tokens
 replaced by their speech features (window attention). The LNA-ED baseline (`alignment: none`)
 has the speech path's CE only. Every path decodes the same target: transcript, then triplets.
@@ -89,10 +92,13 @@ def _aligned_terms(model, batch: Batch, speech: torch.Tensor, speech_mask: torch
     out_t = decode(text, batch.text_mask, prompts_t)
     out_m = decode(mixed, batch.text_mask, prompts_m)
     out_s = decode(speech, speech_mask, prompts_s)
+    # The text path teaches only while it knows more than the speech path: a text encoder new
+    # beside a pretrained Whisper starts far behind it, and would only pull it back.
+    teaching = (out_t.loss.detach() < out_s.loss.detach()).float()
     return {
         "ce_text": out_t.loss, "ce_mixed": out_m.loss, "ce_speech": out_s.loss,
-        "kl_mixed": token_kl(out_t.logits, out_m.logits, batch.labels),
-        "kl_speech": token_kl(out_t.logits, out_s.logits, batch.labels),
+        "kl_mixed": teaching * token_kl(out_t.logits, out_m.logits, batch.labels),
+        "kl_speech": teaching * token_kl(out_t.logits, out_s.logits, batch.labels),
         "contrastive": prompt_contrastive(prompts_s, prompts_t),
         "ctc": ctc_alignment(speech, speech_mask, text, batch.text_mask, model.ctc_blank),
     }, out_s
