@@ -61,7 +61,9 @@ class ServeConfig:
     lag_warning_s: float = _setting(
         3.0, "queue wait after which a session is sent a 'lagging' warning"
     )
-    max_new_tokens: int = _setting(96, "longest decoded output per segment, in tokens")
+    max_new_tokens: int = _setting(
+        192, "longest decoded output per segment (transcript and facts), in tokens; a segment "
+        "also stops at 24 plus 10 per second of its audio")
     # voice activity detection (defaults are the segmenter's own)
     vad_aggressiveness: int = _setting(
         VadConfig.aggressiveness, "webrtcvad aggressiveness, 0 (least) to 3 (most)")

@@ -332,7 +332,10 @@ class MCAMModel(PreTrainedModel):
         batch = memory.shape[0]
         eos = self.config.whisper["eos_token_id"]
         seconds = attention_mask.sum(-1).float() / SAMPLE_RATE
-        budgets = [min(max_new_tokens, int(24 + MAX_TOKENS_PER_SECOND * s)) for s in seconds.tolist()]
+        # The decoder has positions for its prompt and this many tokens after it.
+        room = self.decoder.max_target_positions - len(self.config.decoder_prompt)
+        budgets = [min(max_new_tokens, room, int(24 + MAX_TOKENS_PER_SECOND * s))
+                   for s in seconds.tolist()]
         prompt = torch.tensor([self.config.decoder_prompt] * batch, device=memory.device)
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         tokens: list[list[int]] = [[] for _ in range(batch)]
