@@ -111,13 +111,15 @@ class ModelExtractor:
             ids, logprobs = self.model.generate_tokens(values, mask, self.max_new_tokens)
             for i, row, lp in zip(group, ids, logprobs, strict=True):
                 answers[i] = self.read(row, lp)
-        results = []
-        for i in range(len(waveforms)):
-            mine = [a for a, owner in zip(answers, owners, strict=True) if owner == i]
-            triplets = list({(t.head, t.relation, t.tail): t
-                             for a in reversed(mine) for t in a.triplets}.values())[::-1]
-            results.append(Extraction(" ".join(a.text for a in mine if a.text), triplets))
-        return results
+        texts: list[list[str]] = [[] for _ in waveforms]
+        facts: list[dict] = [{} for _ in waveforms]  # a fact said in two parts counts once
+        for answer, owner in zip(answers, owners, strict=True):
+            if answer.text:
+                texts[owner].append(answer.text)
+            for t in answer.triplets:
+                facts[owner].setdefault((t.head, t.relation, t.tail), t)
+        return [Extraction(" ".join(text), list(found.values()))
+                for text, found in zip(texts, facts, strict=True)]
 
     def read(self, ids: list[int], logprobs: list[float]) -> Extraction:
         """Decoded tokens (no prompt, no end token) to the transcript and scored triplets:

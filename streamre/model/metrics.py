@@ -2,7 +2,7 @@
 
 Per sample: ER compares the sets of head and tail strings (no types), RP the sets of relation
 labels, RTE the sets of exact (head, relation, tail). For transcripts, the word error rate
-(and the character error rate) after a light normalisation: case, punctuation, spacing.
+after a light normalisation: case, punctuation, spacing.
 """
 
 from __future__ import annotations
