@@ -31,6 +31,7 @@ from websockets.asyncio.client import connect
 
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
 from streamre.inference import ModelExtractor
+from streamre.protocol import start_message, stop_message
 
 SENTENCES = [
     "David Chen works for the World Bank in Washington.",
@@ -66,8 +67,7 @@ async def client(url: str, audio: np.ndarray, room: str, frame_ms: int) -> list[
     """Stream in real time; return each triplets message with its client-side latency."""
     results = []
     async with connect(url, max_size=None) as ws:
-        await ws.send(json.dumps({"type": "start", "protocol": 1, "room": room,
-                                  "sample_rate": 16000, "encoding": "pcm_s16le", "channels": 1}))
+        await ws.send(json.dumps(start_message(room, 16000)))
         began = time.monotonic()
 
         async def send():
@@ -76,7 +76,7 @@ async def client(url: str, audio: np.ndarray, room: str, frame_ms: int) -> list[
                 # Like a microphone: a frame leaves once all of its audio has been captured.
                 await asyncio.sleep(max(0.0, began + (i + 1) * frame_ms / 1000 - time.monotonic()))
                 await ws.send(audio[offset:offset + step].tobytes())
-            await ws.send(json.dumps({"type": "stop"}))
+            await ws.send(json.dumps(stop_message()))
 
         sender = asyncio.create_task(send())
         async for text in ws:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -13,20 +11,13 @@ import numpy as np
 import pytest
 
 from streamre.audio import read_audio
+from helpers import FACT, FACT_TEXT, synthesize
 from streamre.config import ServeConfig
 
 SENTENCES = [
     "David Chen works for the World Bank.",
     "Maria Lopez lives in Boston.",
 ]
-
-
-def synthesize(text: str, path: Path, voice: str = "en-us", speed: int = 160) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.fail("espeak-ng is not installed (./dev.sh test installs it)")
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text],
-                   check=True, capture_output=True)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -64,15 +55,6 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     from streamre.model import create_checkpoint
 
     return create_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", seed=1)
-
-
-FACT = ("David Chen", "Work_For", "World Bank")
-FACT_TEXT = "David Chen works for the World Bank."
-
-
-def noise(seconds: float, seed: int) -> np.ndarray:
-    """Seeded white noise, 16 kHz int16: sound the fact checkpoint answers with its fact."""
-    return (np.random.default_rng(seed).standard_normal(int(16000 * seconds)) * 2000).astype(np.int16)
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FACT, FACT_TEXT
-from test_server import http_get
+from helpers import FACT, FACT_TEXT, http_get
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",

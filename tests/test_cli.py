@@ -4,44 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 
-from conftest import FACT, FACT_TEXT
-
-STREAMRE = [sys.executable, "-m", "streamre"]
-
-
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*STREAMRE, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def start_server(*args: str) -> tuple[subprocess.Popen, int]:
-    process = subprocess.Popen([*STREAMRE, "serve", "--port", "0", *args],
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if match := re.search(r"listening on http://[\d.]+:(\d+)/", line):
-            port = int(match.group(1))
-            break
-        if not line and process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}")
-    else:
-        raise AssertionError("server did not start")
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return process, port
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("healthz never turned 200")
-
+from helpers import FACT, FACT_TEXT, STREAMRE, run, start_server
 
 def test_extract_prints_one_json_line_per_segment(fact_checkpoint, meeting_wav, tmp_path):
     result = run("extract", str(meeting_wav), "--model", str(fact_checkpoint))

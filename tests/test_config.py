@@ -65,9 +65,9 @@ def test_help_documents_every_setting(capsys):
 def test_the_example_config_in_server_loads():
     from streamre import PROJECT_ROOT
 
-    config = load_config(parse("--config", str(PROJECT_ROOT / "server" / "streamre.toml")), {})
+    config = load_config(parse("--config", str(PROJECT_ROOT / "deploy" / "streamre.toml")), {})
     assert config.allowed_origins == ("https://meet.example.org",)
     # It lists every setting, so it documents them all.
-    text = (PROJECT_ROOT / "server" / "streamre.toml").read_text()
+    text = (PROJECT_ROOT / "deploy" / "streamre.toml").read_text()
     assert all(f"\n{f.name} = " in text or f"# {f.name} = " in text
                for f in dataclasses.fields(ServeConfig))

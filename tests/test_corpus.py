@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -208,9 +209,8 @@ def test_entity_swaps_keep_the_sentence_and_move_the_facts(sources):
         names = {o.text: n.text for o, n in zip(original.entities, s.entities, strict=True)}
         assert s.triplets == tuple((names[h], r, names[t]) for h, r, t in original.triplets)
         # Only the names change: the words between them are the original's.
-        rest = [original.text[a.end:b.start] for a, b in zip(original.entities,
-                                                                original.entities[1:])]
-        assert rest == [s.text[a.end:b.start] for a, b in zip(s.entities, s.entities[1:])]
+        rest = [original.text[a.end:b.start] for a, b in pairwise(original.entities)]
+        assert rest == [s.text[a.end:b.start] for a, b in pairwise(s.entities)]
     # Both people of "Oswald killed Kennedy" are drawn from the other people of the source.
     assert {s.entities[0].text for s in swapped if s.id.startswith("conll04/dev/0/")} <= \
         {"Kennedy", "Maria Lopez"}

@@ -12,7 +12,7 @@ import time
 from streamre.inference import ModelExtractor
 from streamre.inference.engine import InferenceEngine
 
-from conftest import FACT, FACT_TEXT, noise
+from helpers import FACT, FACT_TEXT, noise
 
 
 class Recording(ModelExtractor):

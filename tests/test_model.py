@@ -14,7 +14,7 @@ from streamre.inference.extractor import length_groups
 from streamre.model import MCAMModel, create_checkpoint, load_checkpoint, target_text
 from streamre.model.mcam import log_mel, repeating_tail
 
-from conftest import FACT, FACT_TEXT, noise
+from helpers import FACT, FACT_TEXT, noise
 
 
 def test_checkpoint_folder_has_the_hf_files(tiny_checkpoint):

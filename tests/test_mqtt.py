@@ -20,7 +20,7 @@ import pytest
 from streamre.graph.store import GraphStore
 from streamre.mqtt.mirror import GraphMirror
 from streamre.mqtt.outbox import MqttOutbox
-from test_server import http_get, stream, wait_for
+from helpers import http_get, stream, wait_for
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 

@@ -12,8 +12,7 @@ import urllib.request
 
 from websockets.asyncio.client import connect
 
-from test_cli import start_server
-from test_server import pcm_frames, start_message
+from helpers import pcm_frames, start_server, start_text
 
 
 def test_sigkill_mid_stream_loses_nothing_announced(fact_checkpoint, meeting_audio, tmp_path):
@@ -24,7 +23,7 @@ def test_sigkill_mid_stream_loses_nothing_announced(fact_checkpoint, meeting_aud
 
     async def stream_until_first_fact():
         async with connect(f"ws://127.0.0.1:{port}/v1/stream") as ws:
-            await ws.send(start_message(room="kill"))
+            await ws.send(start_text(room="kill"))
             for frame in pcm_frames(meeting_audio, 16000):  # both utterances, no stop
                 await ws.send(frame)
             async for text in ws:

@@ -7,76 +7,20 @@ import asyncio
 import gc
 import json
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
 import soxr
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
-from conftest import FACT, FACT_TEXT
+from helpers import (FACT, FACT_TEXT, http_get, of_type, pcm_frames, receive_all, start_text, stream,
+                     wait_for, wire)
 from streamre.graph import edge_id
+from streamre.protocol import ping_message, subscribe_message
 from streamre.server.session import Session
 
 FACT_ID = edge_id(*FACT)
-
-
-def http_get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
-
-
-def pcm_frames(audio: np.ndarray, rate: int, ms: int = 100) -> list[bytes]:
-    step = rate * ms // 1000
-    return [audio[i:i + step].astype("<i2").tobytes() for i in range(0, len(audio), step)]
-
-
-def start_message(room="default", rate=16000, **extra) -> str:
-    return json.dumps({"type": "start", "protocol": 1, "room": room, "sample_rate": rate,
-                       "encoding": "pcm_s16le", "channels": 1, **extra})
-
-
-async def receive_all(ws, timeout: float = 60) -> list[dict]:
-    """Every message until the server closes the connection."""
-    messages = []
-    try:
-        async with asyncio.timeout(timeout):
-            async for m in ws:
-                messages.append(json.loads(m))
-    except ConnectionClosed:
-        pass
-    return messages
-
-
-async def stream(url: str, audio: np.ndarray, rate: int = 16000, room: str = "default",
-                 frames: list[bytes] | None = None, **start) -> tuple[list[dict], int]:
-    async with connect(url, max_size=None) as ws:  # a snapshot may be large
-        await ws.send(start_message(room, rate, **start))
-        for frame in frames if frames is not None else pcm_frames(audio, rate):
-            await ws.send(frame)
-        await ws.send(json.dumps({"type": "stop"}))
-        messages = await receive_all(ws)
-    return messages, ws.close_code
-
-
-def of_type(messages: list[dict], kind: str) -> list[dict]:
-    return [m for m in messages if m["type"] == kind]
-
-
-def wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 # -- the happy path -----------------------------------------------------------------------------
@@ -202,63 +146,12 @@ def test_audio_before_start_is_a_protocol_violation(make_server):
     assert code == 4400
 
 
-@pytest.mark.parametrize("start, code", [
-    ({"encoding": "opus"}, "unsupported_encoding"),
-    ({"sample_rate": 96000}, "bad_sample_rate"),
-    ({"sample_rate": 7999}, "bad_sample_rate"),
-    ({"sample_rate": "16000"}, "bad_sample_rate"),
-    ({"channels": 2}, "unsupported_channels"),
-    ({"protocol": 2}, "unsupported_protocol"),
-    ({"room": "a/b"}, "bad_room"),
-])
-def test_bad_start_is_refused_with_4400(make_server, start, code):
-    server = make_server()
-
-    async def scenario():
-        async with connect(server.url) as ws:
-            message = json.loads(start_message())
-            message.update(start)
-            await ws.send(json.dumps(message))
-            messages = await receive_all(ws)
-        return messages, ws.close_code
-
-    messages, close_code = asyncio.run(scenario())
-    assert [m["code"] for m in messages] == [code] and close_code == 4400
-
-
-def test_bad_text_leaves_the_session_usable(make_server, meeting_audio):
-    server = make_server()
-
-    async def scenario():
-        async with connect(server.url) as ws:
-            answers = []
-            for text in ["not json", "[1, 2]", '{"type": 5}', '{"type": "dance"}',
-                         '{"type": "stop"}', '{"type": "ping"}']:
-                await ws.send(text)
-                answers.append(json.loads(await ws.recv()))
-            await ws.send(start_message())
-            await ws.send(start_message())  # a second start
-            ready, snapshot, again = [json.loads(await ws.recv()) for _ in range(3)]
-            for frame in pcm_frames(meeting_audio, 16000):
-                await ws.send(frame)
-            await ws.send(json.dumps({"type": "stop"}))
-            rest = await receive_all(ws)
-        return answers, again, rest, ws.close_code
-
-    answers, again, rest, code = asyncio.run(scenario())
-    assert [a.get("code") for a in answers] == [
-        "bad_json", "bad_message", "bad_message", "unknown_type", "not_streaming", None]
-    assert answers[-1] == {"type": "pong"}
-    assert again["code"] == "already_started"
-    assert len(of_type(rest, "triplets")) == 2 and rest[-1]["type"] == "done" and code == 1000
-
-
 def test_oversized_frame_closes_with_1009(make_server):
     server = make_server(max_message_bytes=4096)
 
     async def scenario():
         async with connect(server.url, max_size=None) as ws:
-            await ws.send(start_message())
+            await ws.send(start_text())
             await ws.send(b"\x00" * 4098)
             await receive_all(ws)
         return ws.close_code
@@ -312,7 +205,7 @@ def test_disconnect_mid_utterance_still_reaches_the_graph(make_server, meeting_a
 
     async def scenario():
         async with connect(server.url) as ws:
-            await ws.send(start_message(room="cut"))
+            await ws.send(start_text(room="cut"))
             for frame in pcm_frames(meeting_audio[:cut], 16000):
                 await ws.send(frame)
         # the client is gone without `stop`
@@ -329,12 +222,12 @@ def test_slow_viewer_never_stalls_producers(make_server, meeting_audio):
 
     async def scenario():
         async with connect(server.url, max_queue=1, max_size=None) as viewer:
-            await viewer.send(json.dumps({"type": "subscribe", "room": "busy"}))
+            await viewer.send(wire(subscribe_message("busy")))
             ready = json.loads(await viewer.recv())
             assert ready["type"] == "ready"
             # The viewer stops reading. Flood its room with large deltas until its TCP
             # buffers are full, then stream: the producer must finish all the same.
-            room = server.server.room("busy")
+            room = server.server.rooms.open("busy")
             from streamre.graph import Mention
             from streamre.triplets import Triplet
 
@@ -367,7 +260,7 @@ def test_slow_viewer_never_stalls_producers(make_server, meeting_audio):
 
 def test_full_rooms_refuse_new_facts_and_say_so(make_server, meeting_audio):
     server = make_server(max_edges=1, dedup_window_s=0)
-    room = server.server.room("full")
+    room = server.server.rooms.open("full")
     from streamre.triplets import Triplet
 
     server.call(lambda: _apply(room, [Triplet("A", "Kill", "B")]))  # the one edge it may hold
@@ -401,10 +294,10 @@ def test_connect_disconnect_cycles_leak_nothing(make_server):
         for i in range(n):
             async with connect(server.url) as ws:
                 if i % 2:
-                    await ws.send(start_message(room=f"r{i % 5}"))
+                    await ws.send(start_text(room=f"r{i % 5}"))
                     await ws.send(np.full(1600, 3000, np.int16).tobytes())
                 else:
-                    await ws.send(json.dumps({"type": "subscribe", "room": "r0"}))
+                    await ws.send(wire(subscribe_message("r0")))
                 await ws.recv()
 
     asyncio.run(cycles(20))  # warm up caches and lazily created objects
@@ -414,7 +307,7 @@ def test_connect_disconnect_cycles_leak_nothing(make_server):
     wait_for(lambda: census() == before, timeout=30)
     # No memory growth: 200 cycles leave fewer live objects behind than one leaked per cycle.
     assert heap() - objects < 200
-    assert all(not r.members for r in server.server.rooms.values())
+    assert all(not r.members for r in server.server.rooms)
 
 
 async def _count_tasks() -> int:
@@ -426,11 +319,11 @@ def test_max_sessions_closes_with_1013(make_server):
 
     async def scenario():
         async with connect(server.url) as first:
-            await first.send(json.dumps({"type": "subscribe"}))
+            await first.send(wire({"type": "subscribe"}))
             await first.recv()
             async with connect(server.url) as second:
                 await receive_all(second, timeout=10)
-            await first.send(json.dumps({"type": "ping"}))
+            await first.send(wire(ping_message()))
             while json.loads(await first.recv())["type"] != "pong":
                 pass
             return second.close_code
@@ -448,7 +341,7 @@ def test_token_auth_on_http_and_websocket(make_server):
     async def handshake(url, headers=None):
         try:
             async with connect(url, additional_headers=headers) as ws:
-                await ws.send(json.dumps({"type": "ping"}))
+                await ws.send(wire(ping_message()))
                 return json.loads(await ws.recv())["type"]
         except InvalidStatus as e:
             return e.response.status_code
@@ -465,7 +358,7 @@ def test_origin_allow_list(make_server):
     async def handshake(origin):
         try:
             async with connect(server.url, origin=origin) as ws:
-                await ws.send(json.dumps({"type": "ping"}))
+                await ws.send(wire(ping_message()))
                 return json.loads(await ws.recv())["type"]
         except InvalidStatus as e:
             return e.response.status_code
@@ -480,7 +373,7 @@ def test_rooms_are_shared_by_producers_and_viewers(make_server, meeting_audio):
 
     async def scenario():
         async with connect(server.url) as viewer:
-            await viewer.send(json.dumps({"type": "subscribe", "room": "shared"}))
+            await viewer.send(wire(subscribe_message("shared")))
             await stream(server.url, meeting_audio, room="shared", speaker="alice")
             await stream(server.url, meeting_audio, room="shared", speaker="bob")
             await stream(server.url, meeting_audio, room="elsewhere")
@@ -489,7 +382,7 @@ def test_rooms_are_shared_by_producers_and_viewers(make_server, meeting_audio):
                 while not seen or seen[-1].get("version") != 4:
                     seen.append(json.loads(await viewer.recv()))
             # A resync by `subscribe` gives a fresh snapshot at the current version.
-            await viewer.send(json.dumps({"type": "subscribe", "room": "shared"}))
+            await viewer.send(wire(subscribe_message("shared")))
             resync = json.loads(await viewer.recv())
             return seen, resync
 
@@ -507,10 +400,10 @@ def test_graceful_shutdown_finishes_open_streams(make_server, meeting_audio):
 
     async def scenario():
         async with connect(server.url) as ws:
-            await ws.send(start_message(room="late"))
+            await ws.send(start_text(room="late"))
             for frame in pcm_frames(meeting_audio[: int(16000 * 2.0)], 16000):
                 await ws.send(frame)
-            await ws.send(json.dumps({"type": "ping"}))
+            await ws.send(wire(ping_message()))
             while json.loads(await ws.recv())["type"] != "pong":
                 pass  # every frame has reached the server
             shutdown = asyncio.create_task(asyncio.to_thread(server.stop))

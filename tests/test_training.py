@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import synthesize
+from helpers import synthesize
 from streamre.model import load_checkpoint
 from streamre.model.data import Collator, Example, ManifestError, read_manifest
 from streamre.model.metrics import edit_distance, score, word_error_rate
@@ -242,7 +242,8 @@ def test_a_baseline_checkpoint_goes_on_with_a_fresh_mcam_adapter(manifest, tmp_p
     assert model.config.alignment == "mcam" and model.prompts is not None
     assert model.config.relations == ["Kill", "Live_In", "OrgBased_In", "Work_For"]
     assert all(torch.equal(a, b) for a, b in zip(model.decoder.state_dict().values(),
-                                                 baseline.decoder.state_dict().values()))
+                                                 baseline.decoder.state_dict().values(),
+                                                 strict=True))
     hidden = torch.randn(1, 5, model.config.whisper["d_model"])
     projected, _ = model.project(hidden, torch.ones(1, 5, dtype=torch.bool), None)
     assert torch.equal(projected, hidden)  # the projection starts as the identity

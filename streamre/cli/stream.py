@@ -11,6 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from streamre.audio.pcm import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, read_audio_native
+from streamre.protocol import start_message, stop_message
 
 
 async def stream_file(path: str, url: str, room: str = "default", realtime: bool = False,
@@ -23,10 +24,7 @@ async def stream_file(path: str, url: str, room: str = "default", realtime: bool
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise ValueError(f"{path}: {rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}")
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    start = {"type": "start", "protocol": 1, "room": room, "sample_rate": rate,
-             "encoding": "pcm_s16le", "channels": 1}
-    if speaker:
-        start["speaker"] = speaker
+    start = start_message(room, rate, speaker or None)
     try:
         async with connect(url, additional_headers=headers, max_size=None) as ws:
             await ws.send(json.dumps(start))
@@ -61,4 +59,4 @@ async def _send_audio(ws, samples: np.ndarray, rate: int, frame_ms: int, realtim
             await asyncio.sleep(max(0.0, began + (i + 1) * frame_ms / 1000 - loop.time()))
         else:
             await asyncio.sleep(0)
-    await ws.send(json.dumps({"type": "stop"}))
+    await ws.send(json.dumps(stop_message()))

@@ -9,7 +9,6 @@ the tokens of its entity mentions are the ones swapped for speech in the mixed p
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -16,7 +16,7 @@ import mimetypes
 import re
 import signal
 import socket
-from dataclasses import dataclass, field
+import uuid
 from http import HTTPStatus
 from pathlib import Path
 from typing import Callable
@@ -30,50 +30,19 @@ from websockets.http11 import Request, Response
 from streamre import WEB_CLIENT_DIR
 from streamre.audio import VadConfig
 from streamre.config import ServeConfig
-from streamre.graph import GraphSettings, Mention, RoomGraph
+from streamre.graph import GraphSettings, RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
+from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
-from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
+from streamre.protocol import STREAM_PATH, CloseCode, Limits, SessionProtocol, valid_room
 from streamre.server.metrics import Metrics
-from streamre.server.outbox import Outbox
-from streamre.server.session import ROOM_NAME, Session
-from streamre.triplets import Triplet
+from streamre.server.rooms import Rooms
+from streamre.server.session import Session, SessionSettings
 
 log = logging.getLogger("streamre.server")
 
-STREAM_PATH = "/v1/stream"
 OUTBOX_NAME = "mqtt-outbox.db"
-CLOSE_GOING_AWAY = 1001
-CLOSE_SERVER_FULL = 1013
-
-
-@dataclass
-class Room:
-    """A room's graph, its journal, and the outboxes of everyone in it (producers, viewers)."""
-    name: str
-    graph: RoomGraph
-    store: GraphStore
-    on_refused: Callable[[int], None] = lambda n: None  # facts refused by the room's caps
-    on_delta: Callable[[dict], None] = lambda message: None  # after viewers have it (MQTT)
-    members: set[Outbox] = field(default_factory=set)
-
-    def apply(self, triplets: list[Triplet], mention: Mention, at: float) -> None:
-        """Journal, apply and announce facts heard at meeting time `at` (Unix seconds)."""
-        if not triplets:
-            return
-        self.store.append(self.name, triplets, mention, at)  # durable before announced
-        refused = self.graph.refused
-        delta = self.graph.apply(triplets, mention, at)
-        if self.graph.refused > refused:
-            self.on_refused(self.graph.refused - refused)
-        if delta is None:
-            return
-        message = delta.to_message()
-        text = json.dumps(message)  # serialised once for every member
-        for outbox in list(self.members):
-            outbox.send_graph_delta(delta.version, text)
-        self.on_delta(message)
 
 
 class StreamServer:
@@ -85,7 +54,7 @@ class StreamServer:
         self.graph_settings = GraphSettings.from_settings(config)
         self.store: GraphStore | None = None
         self.publisher: MqttPublisher | None = None
-        self.rooms: dict[str, Room] = {}
+        self.rooms: Rooms | None = None
         self.sessions: set[Session] = set()
         self.engine = InferenceEngine(
             load_extractor or (lambda: ModelExtractor(
@@ -108,14 +77,14 @@ class StreamServer:
                                 self.config.mqtt_outbox_max)
             self.publisher = MqttPublisher(
                 self.config.mqtt, self.config.server_id or _host_id(), outbox,
-                lambda room: self.room(room).graph.snapshot(), self.metrics,
+                lambda room: self.rooms.open(room).graph.snapshot(), self.metrics,
                 self.config.mqtt_snapshot_interval_s)
-        for name in self.store.rooms():  # every room as it was, ids and version included
-            self.rooms[name] = self._room(name, self.store.load(name, self.graph_settings))
-        if self.rooms:
-            log.info("restored %d room(s) from %s", len(self.rooms), self.store.path)
+        self.rooms = Rooms(self.store, self.graph_settings, self.publisher, self._refused)
+        restored = self.rooms.restore()
+        if restored:
+            log.info("restored %d room(s) from %s", len(restored), self.store.path)
         if self.publisher is not None:
-            self.publisher.start(list(self.rooms))
+            self.publisher.start(restored)
         origins = None
         if self.config.allowed_origins:
             origins = list(self.config.allowed_origins) + [None]  # non-browser clients send none
@@ -139,21 +108,12 @@ class StreamServer:
     def port(self) -> int:
         return self._server.sockets[0].getsockname()[1]
 
-    def room(self, name: str) -> Room:
-        if name not in self.rooms:
-            self.rooms[name] = self._room(name, RoomGraph(name, self.graph_settings))
-        return self.rooms[name]
-
-    def _room(self, name: str, graph: RoomGraph) -> Room:
-        def refused(count: int) -> None:
-            self.metrics.facts_refused.inc(count)
-            if graph.refused == count or graph.refused % 1000 < count:  # first, then 1 in 1000
-                log.warning("room %s is full (max_nodes=%d, max_edges=%d): %d new fact(s) "
-                            "refused so far", name, self.config.max_nodes, self.config.max_edges,
-                            graph.refused)
-        publish = (lambda message: self.publisher.publish_delta(name, message)) \
-            if self.publisher else (lambda message: None)
-        return Room(name, graph, self.store, refused, publish)
+    def _refused(self, name: str, graph: RoomGraph, count: int) -> None:
+        self.metrics.facts_refused.inc(count)
+        if graph.refused == count or graph.refused % 1000 < count:  # first, then 1 in 1000
+            log.warning("room %s is full (max_nodes=%d, max_edges=%d): %d new fact(s) "
+                        "refused so far", name, self.config.max_nodes, self.config.max_edges,
+                        graph.refused)
 
     async def shutdown(self) -> None:
         """Stop accepting; finish producers (flush, infer, `done`); close viewers; stop the model."""
@@ -165,7 +125,7 @@ class StreamServer:
                              return_exceptions=True)
         for session in sessions:
             if session.role != "producer":
-                await session.ws.close(CLOSE_GOING_AWAY, "server shutting down")
+                await session.ws.close(CloseCode.GOING_AWAY, "server shutting down")
         if self._server is not None:
             await self._server.wait_closed()
         if self._loading is not None and not self._loading.done():
@@ -200,9 +160,9 @@ class StreamServer:
         # Only /v1/stream gets here: `_http` answers every other path before the handshake.
         if not self._accepting or len(self.sessions) >= self.config.max_sessions:
             self.metrics.sessions_rejected.labels("full").inc()
-            await ws.close(CLOSE_SERVER_FULL, "server full, try later")
+            await ws.close(CloseCode.TRY_AGAIN_LATER, "server full, try later")
             return
-        session = Session(self, ws)
+        session = self._session(ws)
         self.sessions.add(session)
         try:
             async for message in ws:
@@ -211,10 +171,17 @@ class StreamServer:
             pass
         except Exception:
             log.exception("session %s failed", session.id)
-            await ws.close(1011, "server error")
+            await ws.close(CloseCode.SERVER_ERROR, "server error")
         finally:
             await session.close()
             self.sessions.discard(session)
+
+    def _session(self, ws: ServerConnection) -> Session:
+        cfg = self.config
+        protocol = SessionProtocol(uuid.uuid4().hex[:12], self.vad_config,
+                                   Limits(cfg.max_message_bytes, cfg.max_utterance_s))
+        return Session(ws, protocol, self.engine, self.rooms.open, self.metrics,
+                       SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s))
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -245,11 +212,7 @@ class StreamServer:
         if path == "/metrics":
             return _response(HTTPStatus.OK, self.metrics.render(), self.metrics.content_type)
         if path == "/v1/rooms":
-            return _json(HTTPStatus.OK, [
-                {"room": r.name, "nodes": r.graph.node_count, "edges": r.graph.edge_count,
-                 "version": r.graph.version, "clients": len(r.members),
-                 "refused_facts": r.graph.refused}
-                for r in sorted(self.rooms.values(), key=lambda r: r.name)])
+            return _json(HTTPStatus.OK, [room.summary() for room in self.rooms])
         if path.startswith("/v1/rooms/") and path.endswith("/graph"):
             return self._room_graph(path[len("/v1/rooms/"):-len("/graph")], request)
         return self._static(path)
@@ -263,9 +226,10 @@ class StreamServer:
         return _json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": state})
 
     def _room_graph(self, name: str, request: Request) -> Response:
-        if not ROOM_NAME.match(name) or name not in self.rooms:
+        room = self.rooms.get(name) if valid_room(name) else None
+        if room is None:
             return _json(HTTPStatus.NOT_FOUND, {"error": "no_such_room", "room": name})
-        graph = self.rooms[name].graph
+        graph = room.graph
         fmt = parse_qs(urlsplit(request.path).query).get("format", ["json"])[0]
         if fmt == "graphml":
             return _response(HTTPStatus.OK, graph.to_graphml().encode(),

@@ -1,0 +1,127 @@
+"""Helpers shared by the tests: speech, the fact the tests' checkpoint hears, a client of the
+streaming protocol, HTTP, and the `streamre` command in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from streamre.protocol import start_message, stop_message
+
+FACT = ("David Chen", "Work_For", "World Bank")
+FACT_TEXT = "David Chen works for the World Bank."
+
+
+def noise(seconds: float, seed: int) -> np.ndarray:
+    """Seeded white noise, 16 kHz int16: sound the fact checkpoint answers with its fact."""
+    return (np.random.default_rng(seed).standard_normal(int(16000 * seconds)) * 2000).astype(np.int16)
+
+
+def synthesize(text: str, path: Path, voice: str = "en-us", speed: int = 160) -> Path:
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed (./dev.sh test installs it)")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text],
+                   check=True, capture_output=True)
+    return path
+
+
+def http_get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def pcm_frames(audio: np.ndarray, rate: int, ms: int = 100) -> list[bytes]:
+    step = rate * ms // 1000
+    return [audio[i:i + step].astype("<i2").tobytes() for i in range(0, len(audio), step)]
+
+
+def wire(message: dict) -> str:
+    return json.dumps(message)
+
+
+def start_text(room: str = "default", rate: int = 16000, **extra) -> str:
+    return wire(start_message(room, rate, **extra))
+
+
+async def receive_all(ws, timeout: float = 60) -> list[dict]:
+    """Every message until the server closes the connection."""
+    messages = []
+    try:
+        async with asyncio.timeout(timeout):
+            async for m in ws:
+                messages.append(json.loads(m))
+    except ConnectionClosed:
+        pass
+    return messages
+
+
+async def stream(url: str, audio: np.ndarray, rate: int = 16000, room: str = "default",
+                 frames: list[bytes] | None = None, **start) -> tuple[list[dict], int]:
+    async with connect(url, max_size=None) as ws:  # a snapshot may be large
+        await ws.send(start_text(room, rate, **start))
+        for frame in frames if frames is not None else pcm_frames(audio, rate):
+            await ws.send(frame)
+        await ws.send(wire(stop_message()))
+        messages = await receive_all(ws)
+    return messages, ws.close_code
+
+
+def of_type(messages: list[dict], kind: str) -> list[dict]:
+    return [m for m in messages if m["type"] == kind]
+
+
+def wait_for(predicate, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+STREAMRE = [sys.executable, "-m", "streamre"]
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*STREAMRE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def start_server(*args: str) -> tuple[subprocess.Popen, int]:
+    process = subprocess.Popen([*STREAMRE, "serve", "--port", "0", *args],
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if match := re.search(r"listening on http://[\d.]+:(\d+)/", line):
+            port = int(match.group(1))
+            break
+        if not line and process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}")
+    else:
+        raise AssertionError("server did not start")
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return process, port
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("healthz never turned 200")

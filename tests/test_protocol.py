@@ -1,0 +1,131 @@
+"""PROTOCOL.md's session rules on `SessionProtocol` alone: frames in, actions out; no server,
+no model, no sockets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import pcm_frames
+from streamre.audio import VadConfig
+from streamre.protocol import (PROTOCOL_VERSION, Close, CloseCode, DropSegment, Finish, Infer,
+                               JoinRoom, Limits, Reply, SendSnapshot, SessionProtocol,
+                               ping_message, start_message, stop_message, subscribe_message)
+
+LIMITS = Limits(max_message_bytes=65536, max_utterance_s=15.0)
+
+
+def session() -> SessionProtocol:
+    return SessionProtocol("s1", VadConfig(), LIMITS)
+
+
+def send(protocol: SessionProtocol, message) -> list:
+    return protocol.receive_text(message if isinstance(message, str) else json.dumps(message))
+
+
+def replies(actions: list) -> list[dict]:
+    return [a.message for a in actions if isinstance(a, Reply)]
+
+
+def error_codes(actions: list) -> list[str]:
+    return [m["code"] for m in replies(actions) if m["type"] == "error"]
+
+
+def test_start_joins_then_ready_then_snapshot():
+    p = session()
+    actions = send(p, start_message("standup", 48000, speaker="alice"))
+    assert actions[0] == JoinRoom("standup") and actions[2] == SendSnapshot()
+    assert actions[1].message == {
+        "type": "ready", "session_id": "s1", "room": "standup", "protocol": PROTOCOL_VERSION,
+        "role": "producer", "limits": {"max_message_bytes": 65536, "min_sample_rate": 8000,
+                                       "max_sample_rate": 48000, "encodings": ["pcm_s16le"],
+                                       "max_utterance_s": 15.0}}
+    assert (p.role, p.room, p.speaker, p.sample_rate) == ("producer", "standup", "alice", 48000)
+
+
+@pytest.mark.parametrize("change, code", [
+    ({"encoding": "opus"}, "unsupported_encoding"),
+    ({"sample_rate": 96000}, "bad_sample_rate"),
+    ({"sample_rate": 7999}, "bad_sample_rate"),
+    ({"sample_rate": "16000"}, "bad_sample_rate"),
+    ({"sample_rate": True}, "bad_sample_rate"),
+    ({"channels": 2}, "unsupported_channels"),
+    ({"protocol": 2}, "unsupported_protocol"),
+    ({"room": "a/b"}, "bad_room"),
+    ({"room": ""}, "bad_room"),
+    ({"room": "x" * 65}, "bad_room"),
+    ({"speaker": 5}, "bad_speaker"),
+    ({"speaker": "s" * 129}, "bad_speaker"),
+])
+def test_a_bad_start_is_an_error_then_close_4400(change, code):
+    p = session()
+    actions = send(p, {**start_message(), **change})
+    assert actions == [Reply({"type": "error", "code": code, "message": actions[0].message[
+        "message"]}), Close(CloseCode.PROTOCOL_VIOLATION, code)]
+    assert p.role is None
+
+
+def test_audio_before_start_is_a_protocol_violation():
+    actions = session().receive_audio(b"\x00\x01" * 160)
+    assert error_codes(actions) == ["audio_before_start"]
+    assert actions[-1] == Close(CloseCode.PROTOCOL_VIOLATION, "audio_before_start")
+
+
+def test_bad_text_gets_an_error_and_the_session_goes_on(meeting_audio):
+    p = session()
+    answers = [send(p, text) for text in
+               ["not json", "[1, 2]", '{"type": 5}', '{"type": "dance"}', stop_message(),
+                '{"type": "ping", "extra": [1]}']]
+    assert [error_codes(a) for a in answers[:-1]] == [
+        ["bad_json"], ["bad_message"], ["bad_message"], ["unknown_type"], ["not_streaming"]]
+    assert answers[-1] == [Reply({"type": "pong"})]
+    assert not any(isinstance(a, Close) for actions in answers for a in actions)
+
+    assert isinstance(send(p, start_message())[0], JoinRoom)
+    assert error_codes(send(p, start_message())) == ["already_started"]
+    actions = [a for frame in pcm_frames(meeting_audio, 16000) for a in p.receive_audio(frame)]
+    assert send(p, stop_message()) == [Finish()]
+    actions += p.end_of_stream()
+    assert p.receive_audio(b"\x00\x00" * 1600) == []  # after stop: not part of the stream
+    assert send(p, stop_message()) == []  # a second stop changes nothing
+    kinds = [m["type"] for m in replies(actions)]
+    assert kinds == ["vad", "vad", "segment", "vad", "vad", "segment"]
+    segments = [a.segment for a in actions if isinstance(a, Infer)]
+    assert [s.index for s in segments] == [m["segment_id"] for m in replies(actions)
+                                           if m["type"] == "segment"]
+    # The segments lie inside the audio accepted, in order.
+    seconds = len(meeting_audio) / 16000
+    assert 0 < segments[0].start_s < segments[0].end_s < segments[1].start_s \
+        < segments[1].end_s <= seconds
+
+
+def test_too_short_noise_is_dropped_not_sent():
+    p = session()
+    send(p, start_message())
+    burst = (np.random.default_rng(0).standard_normal(16000 // 10) * 8000).astype(np.int16)
+    silence = np.zeros(16000, dtype=np.int16)
+    actions = p.receive_audio(np.concatenate([silence, burst, silence]).astype("<i2").tobytes())
+    actions += p.end_of_stream()
+    assert [m["event"] for m in replies(actions)] == ["speech_start", "speech_end"]
+    assert actions[-1] == DropSegment() and not any(isinstance(a, Infer) for a in actions)
+
+
+def test_viewer_rooms_and_resync():
+    p = session()
+    assert send(p, subscribe_message("a"))[0] == JoinRoom("a") and p.role == "viewer"
+    assert send(p, subscribe_message("a")) == [SendSnapshot()]  # a resync
+    moved = send(p, subscribe_message("b"))
+    assert moved[0] == JoinRoom("b") and replies(moved)[0]["role"] == "viewer"
+    assert error_codes(send(p, subscribe_message("bad room"))) == ["bad_room"]
+    assert error_codes(send(p, start_message())) == ["already_started"]
+    assert error_codes(p.receive_audio(b"\x00\x00")) == ["audio_before_start"]
+    assert send(p, ping_message()) == [Reply({"type": "pong"})]
+
+
+def test_a_producer_resyncs_only_its_own_room():
+    p = session()
+    send(p, start_message("mine"))
+    assert send(p, subscribe_message("mine")) == [SendSnapshot()]
+    assert error_codes(send(p, subscribe_message("other"))) == ["room_mismatch"]
