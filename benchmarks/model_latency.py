@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix for the output files (e.g. h100)")
     args = parser.parse_args()
 
-    extractor = ModelExtractor(args.model or None, args.device, args.threads, dtype=args.dtype)
+    extractor = ModelExtractor.load(args.model or None, args.device, args.threads, dtype=args.dtype)
     extractor.warmup()
     source = speech(max(args.lengths) * max(args.batch_sizes) / 4 + max(args.lengths))
     rng = np.random.default_rng(0)

@@ -163,7 +163,7 @@ def main() -> None:
     extra = shlex.split(args.serve_args)
 
     audio = [meeting(args.seconds, seed) for seed in range(4)]
-    extractor = ModelExtractor(args.model or None, "cpu")
+    extractor = ModelExtractor.load(args.model or None, "cpu")
     extractor.warmup()
     bare = bare_model_ms(extractor, audio, VadConfig())
     bare_p50 = percentile(list(bare.values()), 50)

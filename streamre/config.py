@@ -18,7 +18,6 @@ from typing import Any, Mapping
 from streamre.audio.vad import VadConfig
 from streamre.graph.room import GraphSettings
 
-DTYPES = ("float32", "bfloat16", "float16")  # torch's names; "auto" picks one per device
 
 ENV_PREFIX = "STREAMRE_"
 
@@ -118,6 +117,8 @@ class ServeConfig:
             errors.append("max_utterance_s must be longer than twice split_overlap_ms")
         if not 0 <= self.min_confidence <= 1 or not 0 <= self.fuzzy_threshold <= 100:
             errors.append("min_confidence must be 0..1 and fuzzy_threshold 0..100")
+        from streamre.inference.extractor import DTYPES
+
         if self.dtype != "auto" and self.dtype not in DTYPES:
             errors.append(f"dtype must be auto, {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.max_padding < 0:

@@ -26,7 +26,7 @@ from streamre.corpus import (
 )
 from streamre.corpus.augment import add_noise
 from streamre.corpus.sources import detokenize
-from streamre.model.data import read_manifest
+from streamre.training.data import read_manifest
 
 SPERT = [
     {"tokens": ["Oswald", "killed", "Kennedy", "in", "Dallas", ",", "Texas", "."],

@@ -15,7 +15,7 @@ import pytest
 
 from streamre.audio import read_audio
 from streamre.graph.canonical import entity_key
-from streamre.model.metrics import word_error_rate
+from streamre.training.scores import word_error_rate
 
 # Sentences written for this test, in CoNLL04's relations; none is in its data.
 SPOKEN = [
@@ -34,7 +34,7 @@ SPOKEN = [
 def extractor():
     from streamre.inference import ModelExtractor
 
-    return ModelExtractor(None, "cpu")  # the default: the bundled model
+    return ModelExtractor.load(None, "cpu")  # the default: the bundled model
 
 
 def test_the_bundled_default_model_is_the_shipped_one(extractor):

@@ -16,8 +16,8 @@ from helpers import FACT, FACT_TEXT, noise
 
 
 class Recording(ModelExtractor):
-    def __init__(self, path) -> None:
-        super().__init__(str(path), "cpu")
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.calls: list[list[int]] = []  # segment lengths per model call
 
     def extract(self, waveforms):
@@ -26,7 +26,7 @@ class Recording(ModelExtractor):
 
 
 async def run_engine(path, producers, jobs, gather_ms=300, max_batch=8):
-    extractor = Recording(path)
+    extractor = Recording.load(str(path), "cpu")
     engine = InferenceEngine(lambda: extractor, max_batch=max_batch, gather_ms=gather_ms,
                              live_producers=(lambda: producers) if producers is not None else None)
     await engine.start()
@@ -48,7 +48,7 @@ def test_a_lone_producer_never_waits_for_a_batch(fact_checkpoint):
 
 def test_other_live_producers_make_it_wait_and_batch(fact_checkpoint):
     async def scenario():
-        extractor = Recording(fact_checkpoint)
+        extractor = Recording.load(str(fact_checkpoint), "cpu")
         engine = InferenceEngine(lambda: extractor, max_batch=8, gather_ms=300,
                                  live_producers=lambda: 3)
         await engine.start()

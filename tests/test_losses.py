@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from streamre.model import load_checkpoint
-from streamre.model.losses import (
+from streamre.training.losses import (
     ctc_alignment, mix_entities, prompt_contrastive, token_kl, window_attention)
-from streamre.model.objective import Batch, mcam_objective
+from streamre.training.objective import Batch, mcam_objective
 
 
 def test_token_kl_by_hand_and_padding_ignored():
@@ -79,7 +79,7 @@ def test_mix_entities_swaps_only_entity_tokens():
 
 
 def tiny_batch(tokenizer) -> Batch:
-    from streamre.model.data import Collator, Example
+    from streamre.training.data import Collator, Example
 
     rng = np.random.default_rng(0)
     examples = [

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from streamre.inference import ModelExtractor
 from streamre.inference.extractor import length_groups
 from streamre.model import MCAMModel, create_checkpoint, load_checkpoint, target_text
-from streamre.model.mcam import log_mel, repeating_tail
+from streamre.model.features import log_mel
+from streamre.model.mcam import repeating_tail
 
 from helpers import FACT, FACT_TEXT, noise
 
@@ -78,7 +79,7 @@ def test_baseline_without_alignment_runs(tmp_path):
 
 def test_audio_beyond_the_window_is_refused_by_the_model_and_split_by_the_extractor(
         fact_checkpoint):
-    extractor = ModelExtractor(str(fact_checkpoint), "cpu")
+    extractor = ModelExtractor.load(str(fact_checkpoint), "cpu")
     window = extractor.model.window_samples
     long = noise(window / 16000 + 1, 5)
     with pytest.raises(ValueError, match="longer than the model's 30 s window"):
@@ -119,7 +120,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 
 def test_extractor_splits_transcript_from_scored_triplets(tiny_checkpoint):
-    extractor = ModelExtractor(str(tiny_checkpoint), device="cpu", max_new_tokens=12)
+    extractor = ModelExtractor.load(str(tiny_checkpoint), device="cpu", max_new_tokens=12)
     tok = extractor.tokenizer
     ids = tok(target_text(FACT_TEXT, [FACT]), add_special_tokens=False).input_ids
     answer = extractor.read(ids, [-0.1] * len(ids))
@@ -149,8 +150,8 @@ def test_length_groups_cover_every_segment_and_bound_the_padding(lengths, max_pa
 
 def test_split_batches_answer_in_the_order_asked(fact_checkpoint):
     waves = [noise(s, i) for i, s in enumerate((2.0, 0.4, 1.1, 0.3, 2.2))]
-    whole = ModelExtractor(str(fact_checkpoint), "cpu", max_padding=float("inf")).extract(waves)
-    apart = ModelExtractor(str(fact_checkpoint), "cpu", max_padding=0.0).extract(waves)
+    whole = ModelExtractor.load(str(fact_checkpoint), "cpu", max_padding=float("inf")).extract(waves)
+    apart = ModelExtractor.load(str(fact_checkpoint), "cpu", max_padding=0.0).extract(waves)
     assert [[(t.head, t.relation, t.tail) for t in r.triplets] for r in apart] == \
         [[(t.head, t.relation, t.tail) for t in r.triplets] for r in whole]
     assert [r.triplets[0].confidence for r in apart] == \
@@ -160,12 +161,12 @@ def test_split_batches_answer_in_the_order_asked(fact_checkpoint):
 
 
 def test_bfloat16_weights_still_hear_the_fact(fact_checkpoint):
-    extractor = ModelExtractor(str(fact_checkpoint), "cpu", dtype="bfloat16")
+    extractor = ModelExtractor.load(str(fact_checkpoint), "cpu", dtype="bfloat16")
     assert extractor.model.dtype == torch.bfloat16
     (result,) = extractor.extract([noise(1.0, 11)])
     assert [(t.head, t.relation, t.tail) for t in result.triplets] == [FACT]
     with pytest.raises(ValueError, match="dtype"):
-        ModelExtractor(str(fact_checkpoint), "cpu", dtype="int8")
+        ModelExtractor.load(str(fact_checkpoint), "cpu", dtype="int8")
 
 
 def test_float16_checkpoints_load_as_float32(fact_checkpoint, tmp_path):
@@ -176,5 +177,5 @@ def test_float16_checkpoints_load_as_float32(fact_checkpoint, tmp_path):
     assert size < (fact_checkpoint / "model.safetensors").stat().st_size * 0.6
     reloaded, _ = load_checkpoint(str(tmp_path / "half"))
     assert reloaded.dtype == torch.float32
-    (result,) = ModelExtractor.from_model(reloaded, tokenizer).extract([noise(1.0, 12)])
+    (result,) = ModelExtractor(reloaded, tokenizer).extract([noise(1.0, 12)])
     assert [(t.head, t.relation, t.tail) for t in result.triplets] == [FACT]

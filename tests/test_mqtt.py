@@ -17,8 +17,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from streamre.graph.store import GraphStore
 from streamre.mqtt.mirror import GraphMirror
+from streamre.mqtt.mirror_store import MirrorStore
 from streamre.mqtt.outbox import MqttOutbox
 from helpers import http_get, stream, wait_for
 
@@ -97,9 +97,9 @@ class Subscriber:
     def graph(self, room: str) -> dict | None:
         if not self.db.exists():
             return None
-        store = GraphStore(self.db)
+        store = MirrorStore(self.db)
         try:
-            return store.load_mirror(room).to_json() if room in store.mirror_rooms() else None
+            return store.load(room).to_json() if room in store.rooms() else None
         finally:
             store.close()
 

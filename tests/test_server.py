@@ -113,7 +113,7 @@ def test_healthz_waits_for_the_model(tiny_checkpoint, tmp_path):
 
         def slow_load():
             asyncio.run_coroutine_threadsafe(release.wait(), loop).result(30)
-            return ModelExtractor(str(tiny_checkpoint), "cpu")
+            return ModelExtractor.load(str(tiny_checkpoint), "cpu")
 
         server = StreamServer(ServeConfig(port=0, data_dir=str(tmp_path)), slow_load)
         await server.start()

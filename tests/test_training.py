@@ -14,9 +14,9 @@ import torch
 
 from helpers import synthesize
 from streamre.model import load_checkpoint
-from streamre.model.data import Collator, Example, ManifestError, read_manifest
-from streamre.model.metrics import edit_distance, score, word_error_rate
-from streamre.model.training import TrainConfig, build_model, parameter_groups, tri_stage
+from streamre.training.data import Collator, Example, ManifestError, read_manifest
+from streamre.training.scores import edit_distance, score, word_error_rate
+from streamre.training.loop import TrainConfig, build_model, parameter_groups, tri_stage
 
 UTTERANCES = [
     ("David Chen works for the World Bank.", [["David Chen", "Work_For", "World Bank"]]),
@@ -65,7 +65,7 @@ def test_tiny_model_memorises_four_utterances(manifest, tmp_path):
 
 
 def test_resume_goes_on_from_the_last_step(manifest, tmp_path):
-    from streamre.model.training import train
+    from streamre.training.loop import train
 
     cfg = TrainConfig(train=str(manifest), out=str(tmp_path / "m"), max_steps=4, batch_size=1,
                       eval_every=3, log_every=1, progress=False)
@@ -88,7 +88,7 @@ def test_whisper_init_from_an_imported_folder(manifest, tmp_path, monkeypatch):
 
     from streamre.model.checkpoint import SEED_TEXTS
     from streamre.model.tokenizer import train_bpe_tokenizer
-    from streamre.model.training import train
+    from streamre.training.loop import train
     from streamre.model.whisper_import import import_whisper
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network: local folders only
@@ -157,7 +157,7 @@ def test_bad_manifests_are_named_by_line(manifest, line, needle):
 
 
 def test_length_grouped_batches_use_every_example_once_with_little_padding(tmp_path):
-    from streamre.model.training import length_grouped_batches
+    from streamre.training.loop import length_grouped_batches
 
     rng = random.Random(0)
     examples = [Example(tmp_path / f"{i}.wav", "t", [], duration_s=rng.uniform(1, 20))
@@ -224,7 +224,7 @@ def test_collator_marks_entity_tokens_and_learns_no_prompt(manifest, tiny_checkp
 
 
 def test_early_stopping_when_dev_stops_improving(manifest, tmp_path):
-    from streamre.model.training import train
+    from streamre.training.loop import train
 
     # With a zero learning rate the dev score never changes: patience 2 stops after 3 evals.
     result = train(TrainConfig(train=str(manifest), out=str(tmp_path / "m"), max_steps=50,

@@ -14,7 +14,7 @@ CHUNK = 16000  # feed the segmenter a second at a time, as a live stream would
 def extract_files(files: list[str], model: str = "", device: str = "auto", batch_size: int = 8,
                   out=None) -> int:
     out = out or sys.stdout
-    extractor = ModelExtractor(model or None, device)
+    extractor = ModelExtractor.load(model or None, device)
     vad = VadConfig()
     status = 0
     for path in files:

@@ -39,7 +39,7 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from streamre.model.training import TrainConfig, train
+    from streamre.training.loop import TrainConfig, train
 
     result = train(TrainConfig(
         train=tuple(args.train), dev=args.dev, out=args.out, alignment=args.alignment,
@@ -56,11 +56,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from streamre.inference import ModelExtractor
-    from streamre.model.data import read_manifest
-    from streamre.model.evaluate import evaluate
+    from streamre.training.data import read_manifest
+    from streamre.training.evaluate import evaluate
 
     examples = read_manifest(args.data)
-    extractor = ModelExtractor(args.model or None, args.device, max_new_tokens=args.max_new_tokens)
+    extractor = ModelExtractor.load(args.model or None, args.device, max_new_tokens=args.max_new_tokens)
     summary = evaluate(extractor, examples, args.batch_size, args.predictions,
                        progress=not args.no_progress)
     print(json.dumps(summary))
@@ -70,23 +70,24 @@ def _eval(args: argparse.Namespace) -> int:
 def _graph_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from streamre.graph.room import graphml
     from streamre.graph.store import GraphStore
+    from streamre.mqtt.mirror_store import MirrorStore
 
     if not Path(args.db).exists():
         raise FileNotFoundError(f"no such database: {args.db}")
-    from streamre.graph.room import graphml
-
-    store = GraphStore(args.db)
+    journal, mirror = GraphStore(args.db), MirrorStore(args.db)
     try:  # a server's journal, or a subscriber's mirror
-        if args.room in store.rooms():
-            data = store.load(args.room).to_json()
-        elif args.room in store.mirror_rooms():
-            data = store.load_mirror(args.room).to_json()
+        if args.room in journal.rooms():
+            data = journal.load(args.room).to_json()
+        elif args.room in mirror.rooms():
+            data = mirror.load(args.room).to_json()
         else:
-            known = ", ".join(sorted(set(store.rooms()) | set(store.mirror_rooms()))) or "none"
+            known = ", ".join(sorted(set(journal.rooms()) | set(mirror.rooms()))) or "none"
             raise ValueError(f"no room {args.room!r} in {args.db} (rooms: {known})")
     finally:
-        store.close()
+        journal.close()
+        mirror.close()
     text = graphml(data) if args.format == "graphml" else json.dumps(data, indent=2)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

@@ -1,9 +1,6 @@
 """Persistence: every batch of facts a room takes in is journaled in SQLite before it is applied
 and announced; replaying the journal rebuilds each room exactly (ids, mentions, version).
 
-The same file format keeps an MQTT subscriber's mirrored rooms (`mirror_*` tables): the graph
-as announced, updated in one transaction per snapshot or delta.
-
 One file (`streamre.db` in the data dir), WAL mode, `synchronous=FULL`, one transaction per
 batch: a process killed at any moment leaves either the whole batch or none of it, and nothing
 that was announced is lost. The graph settings the journal was written with are kept beside
@@ -13,13 +10,13 @@ it, so `streamre graph export` replays with the same ones.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
 from streamre.graph.room import GraphSettings, Mention, RoomGraph
+from streamre.storage import open_sqlite
 from streamre.triplets import Triplet
 
 DB_NAME = "streamre.db"
@@ -33,25 +30,7 @@ CREATE TABLE IF NOT EXISTS facts (
     PRIMARY KEY (room, seq)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS mirror_rooms (room TEXT PRIMARY KEY, version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS mirror_nodes (
-    room TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (room, id));
-CREATE TABLE IF NOT EXISTS mirror_edges (
-    room TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (room, id));
 """
-
-
-def open_sqlite(path: str | Path, schema: str, synchronous: str) -> sqlite3.Connection:
-    """A WAL-mode SQLite file (made with its folder if new), autocommit, `schema` applied.
-
-    `synchronous`: FULL survives power loss, NORMAL a killed process (both commit per call).
-    """
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA synchronous={synchronous}")
-    db.executescript(schema)
-    return db
 
 
 class GraphStore:
@@ -103,35 +82,6 @@ class GraphStore:
         for triplets, mention, t in self.entries(room):
             graph.apply(triplets, mention, t)
         return graph
-
-    # -- mirrored rooms (the MQTT subscriber) -----------------------------------------------
-
-    def save_mirror(self, room: str, version: int, nodes: list[dict], edges: list[dict],
-                    replace: bool) -> None:
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            if replace:
-                self._db.execute("DELETE FROM mirror_nodes WHERE room = ?", (room,))
-                self._db.execute("DELETE FROM mirror_edges WHERE room = ?", (room,))
-            self._db.executemany("INSERT OR REPLACE INTO mirror_nodes VALUES (?, ?, ?)",
-                                 [(room, n["id"], json.dumps(n)) for n in nodes])
-            self._db.executemany("INSERT OR REPLACE INTO mirror_edges VALUES (?, ?, ?)",
-                                 [(room, e["id"], json.dumps(e)) for e in edges])
-            self._db.execute("INSERT OR REPLACE INTO mirror_rooms VALUES (?, ?)", (room, version))
-
-    def mirror_rooms(self) -> list[str]:
-        return [r for (r,) in self._db.execute("SELECT room FROM mirror_rooms ORDER BY room")]
-
-    def load_mirror(self, room: str):
-        from streamre.mqtt.mirror import MirroredRoom
-
-        (version,) = self._db.execute("SELECT version FROM mirror_rooms WHERE room = ?",
-                                      (room,)).fetchone()
-        nodes = {i: json.loads(d) for i, d in self._db.execute(
-            "SELECT id, data FROM mirror_nodes WHERE room = ?", (room,))}
-        edges = {i: json.loads(d) for i, d in self._db.execute(
-            "SELECT id, data FROM mirror_edges WHERE room = ?", (room,))}
-        return MirroredRoom(room, version, nodes, edges, synced=True)
 
     def close(self) -> None:
         self._db.close()

@@ -13,10 +13,12 @@ import numpy as np
 import torch
 
 from streamre import SAMPLE_RATE
-from streamre.config import DTYPES
 from streamre.model.checkpoint import load_checkpoint, resolve_model
 from streamre.model.linearize import FACTS, MARKERS, Piece, parse_pieces
 from streamre.triplets import Extraction
+
+
+DTYPES = ("float32", "bfloat16", "float16")  # torch's names; "auto" picks one per device
 
 
 class TripletExtractor(Protocol):
@@ -64,35 +66,39 @@ def pick_device(device: str) -> str:
 
 
 class ModelExtractor:
-    """A checkpoint of the model behind the `TripletExtractor` seam."""
+    """A model of this project behind the `TripletExtractor` seam.
 
-    def __init__(self, model: str | None = None, device: str = "auto", threads: int = 0,
-                 max_new_tokens: int = 192, dtype: str = "auto", max_padding: float = 0.5) -> None:
+    Args:
+        model: an `MCAMModel`, on its device and in its dtype.
+        tokenizer: its tokenizer (with the triplet markers).
+        name: what `/healthz` and the logs call it.
+        max_new_tokens: the most tokens one segment may be answered with.
+        max_padding: how much padding a batched model call may add, as a share of the real
+            audio, before segments are split into calls of similar lengths (`length_groups`);
+            infinite: one call per batch handed over (training evaluates this way).
+    """
+
+    def __init__(self, model, tokenizer, name: str = "in-memory", max_new_tokens: int = 192,
+                 max_padding: float = float("inf")) -> None:
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.device = str(next(model.parameters()).device)
+        self.max_new_tokens, self.max_padding = max_new_tokens, max_padding
+        self._facts = tokenizer.convert_tokens_to_ids(FACTS)
+        self._markers = {tokenizer.convert_tokens_to_ids(m): m for m in MARKERS}
+        self._specials = set(tokenizer.all_special_ids) - set(self._markers)
+
+    @classmethod
+    def load(cls, model: str | None = None, device: str = "auto", threads: int = 0,
+             max_new_tokens: int = 192, dtype: str = "auto", max_padding: float = 0.5
+             ) -> "ModelExtractor":
+        """A checkpoint folder or hub id (None: the bundled default model), ready to serve."""
         device = pick_device(device)
         if threads > 0 and device == "cpu":
             torch.set_num_threads(threads)
         loaded, tokenizer = load_checkpoint(model, device)
         loaded.to(pick_dtype(dtype, device))
-        self.max_padding = max_padding
-        self._setup(loaded, tokenizer, resolve_model(model).rstrip("/").split("/")[-1], device,
-                    max_new_tokens)
-
-    @classmethod
-    def from_model(cls, model, tokenizer, name: str = "in-memory", max_new_tokens: int = 192
-                   ) -> "ModelExtractor":
-        """Wrap a model already in memory (training evaluates with this)."""
-        extractor = cls.__new__(cls)
-        extractor.max_padding = float("inf")  # one model call per batch the caller hands over
-        extractor._setup(model, tokenizer, name, str(next(model.parameters()).device),
-                         max_new_tokens)
-        return extractor
-
-    def _setup(self, model, tokenizer, name: str, device: str, max_new_tokens: int) -> None:
-        self.model, self.tokenizer, self.name, self.device = model, tokenizer, name, device
-        self.max_new_tokens = max_new_tokens
-        self._facts = self.tokenizer.convert_tokens_to_ids(FACTS)
-        self._markers = {self.tokenizer.convert_tokens_to_ids(m): m for m in MARKERS}
-        self._specials = set(self.tokenizer.all_special_ids) - set(self._markers)
+        return cls(loaded, tokenizer, resolve_model(model).rstrip("/").split("/")[-1],
+                   max_new_tokens, max_padding)
 
     def extract(self, waveforms: Sequence[np.ndarray]) -> list[Extraction]:
         # Audio longer than the model's window is heard in equal parts, and their answers joined.

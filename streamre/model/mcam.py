@@ -8,7 +8,7 @@
 `alignment="mcam"` (the paper's adapter): a length adapter, R relation queries whose outputs are
 prepended as a soft prompt, and shared projection layers that read speech as well as text.
 Training adds a text path (the transcript's tokens, embedded with the decoder's own table,
-through a small text encoder) and a mixed path; `streamre.model.objective` combines them. The
+through a small text encoder) and a mixed path; `streamre.training.objective` combines them. The
 projection starts as the identity (residual branches zeroed) and the length adapter has no
 layers by default, so at first the decoder reads Whisper's encoder output with only the R prompt
 vectors before it, and training moves it from there.
@@ -20,11 +20,9 @@ segment's output.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel, WhisperConfig
@@ -32,9 +30,9 @@ from transformers.models.whisper.modeling_whisper import (
     WhisperDecoder, WhisperEncoder, WhisperEncoderLayer)
 
 from streamre import SAMPLE_RATE
+from streamre.model.features import HOP, log_mel, prepare_waveforms
 
 ALIGNMENTS = ("mcam", "none")
-N_FFT, HOP = 400, 160  # Whisper's 25 ms windows every 10 ms
 MAX_TOKENS_PER_SECOND = 10  # decoding budget: generous for speech, a cap for a looping decoder
 
 
@@ -69,36 +67,6 @@ class MCAMConfig(PretrainedConfig):
         config = WhisperConfig(**self.whisper)
         config._attn_implementation = "sdpa"
         return config
-
-
-@functools.lru_cache(maxsize=2)
-def mel_filters(n_mels: int) -> torch.Tensor:
-    """Whisper's filters: Slaney-scale, Slaney-normalised triangles, (n_mels, N_FFT // 2 + 1)."""
-    from transformers.audio_utils import mel_filter_bank
-
-    bank = mel_filter_bank(N_FFT // 2 + 1, n_mels, 0.0, SAMPLE_RATE / 2, SAMPLE_RATE,
-                           norm="slaney", mel_scale="slaney")
-    return torch.tensor(bank.T, dtype=torch.float32)
-
-
-def log_mel(values: torch.Tensor, lengths: torch.Tensor, n_mels: int = 80
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) waveforms in [-1, 1] with their lengths in samples to Whisper's log-mel bands,
-    each segment on its own samples: (B, n_mels, F) with zeros past a segment's end, and (B,)
-    frame counts (one per 10 ms)."""
-    window = torch.hann_window(N_FFT, device=values.device)
-    filters = mel_filters(n_mels).to(values.device)
-    frames = torch.div(lengths.clamp(min=N_FFT), HOP, rounding_mode="floor")
-    out = torch.zeros(values.shape[0], n_mels, int(frames.max()), device=values.device)
-    for b in range(values.shape[0]):
-        x = values[b, : int(lengths[b])].float()
-        if x.shape[0] < N_FFT:  # shorter than a window: pad with silence
-            x = nn.functional.pad(x, (0, N_FFT - x.shape[0]))
-        spectrum = torch.stft(x, N_FFT, HOP, window=window, return_complex=True)[:, :-1]
-        bands = torch.clamp(filters @ spectrum.abs().pow(2), min=1e-10).log10()
-        bands = torch.maximum(bands, bands.max() - 8.0)
-        out[b, :, : bands.shape[1]] = (bands + 4.0) / 4.0
-    return out, frames
 
 
 def padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -197,21 +165,7 @@ class MCAMModel(PreTrainedModel):
         """The longest audio the encoder takes in one piece (Whisper's 30 s)."""
         return self.encoder.max_source_positions * 2 * HOP
 
-    @staticmethod
-    def prepare_waveforms(waveforms: list[np.ndarray], device: torch.device | str = "cpu"
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-        """int16 or float waveforms at 16 kHz to padded (B, T) values in [-1, 1] and a mask."""
-        longest = max(len(w) for w in waveforms)
-        values = torch.zeros(len(waveforms), longest)
-        mask = torch.zeros(len(waveforms), longest, dtype=torch.long)
-        for i, w in enumerate(waveforms):
-            w = np.asarray(w)
-            x = torch.as_tensor(w, dtype=torch.float32)
-            if w.dtype == np.int16:
-                x = x / 32768.0
-            values[i, : len(x)] = x
-            mask[i, : len(x)] = 1
-        return values.to(device), mask.to(device)
+    prepare_waveforms = staticmethod(prepare_waveforms)
 
     # -- the parts of every path ------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -12,6 +14,9 @@ from paho.mqtt.properties import Properties
 
 TOPIC_ROOT = "streamre/v1"
 SESSION_EXPIRY_S = 24 * 3600  # how long the broker keeps a subscriber's queued messages
+BACKOFF_MAX_S = 30.0
+
+log = logging.getLogger("streamre.mqtt")
 
 
 def topic(room: str, kind: str) -> str:
@@ -68,6 +73,37 @@ def unsupported_protocol(error: aiomqtt.MqttError) -> bool:
     """The broker refused MQTT 5: try again with 3.1.1."""
     text = str(error).lower()
     return "unsupported protocol" in text or "protocol version" in text
+
+
+async def stay_connected(
+        address: BrokerAddress, identifier: str,
+        session: Callable[[aiomqtt.Client, aiomqtt.ProtocolVersion], Awaitable[None]],
+        stopped: Callable[[], bool], pause: Callable[[float], Awaitable[None]],
+        will: Callable[[], aiomqtt.Will | None] = lambda: None, persistent_session: bool = False,
+        on_unavailable: Callable[[Exception], None] = lambda e: None) -> None:
+    """Connect and run `session(client, protocol)`; after a broker error, connect again with
+    backoff (0.5 s, doubling up to 30 s; `pause` waits) until `session` returns or `stopped()`.
+    A broker that refuses MQTT 5 is spoken to in 3.1.1 from then on. Both the publisher and the
+    subscriber live in this loop."""
+    protocol, backoff = aiomqtt.ProtocolVersion.V5, 0.5
+    while not stopped():
+        try:
+            async with address.client(identifier, protocol, will(), persistent_session) as client:
+                backoff = 0.5
+                await session(client, protocol)
+                return
+        except aiomqtt.MqttError as e:
+            if protocol == aiomqtt.ProtocolVersion.V5 and unsupported_protocol(e):
+                log.info("broker refuses MQTT 5; using 3.1.1")
+                protocol = aiomqtt.ProtocolVersion.V311
+                continue
+            if stopped():
+                return
+            log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.1f s",
+                        address.host, address.port, e, backoff)
+            on_unavailable(e)
+            await pause(backoff)
+            backoff = min(BACKOFF_MAX_S, backoff * 2)
 
 
 def publish_properties(room: str) -> Properties:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamre.graph.store import open_sqlite
+from streamre.storage import open_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

@@ -19,12 +19,11 @@ from typing import Callable
 import aiomqtt
 
 from streamre.mqtt.broker import (
-    BrokerAddress, publish_properties, status_topic, topic, unsupported_protocol)
+    BrokerAddress, publish_properties, status_topic, stay_connected, topic)
 from streamre.mqtt.outbox import MqttOutbox
 
 log = logging.getLogger("streamre.mqtt")
 
-BACKOFF_MAX_S = 30.0
 
 
 class MqttPublisher:
@@ -73,35 +72,28 @@ class MqttPublisher:
         self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
 
     async def _run(self) -> None:
-        backoff = 0.5
-        while not self._closing:
-            will = aiomqtt.Will(status_topic(self.server_id), b'{"state":"offline"}', 1, True)
-            try:
-                async with self.address.client(f"streamre-{self.server_id}", self._protocol,
-                                               will) as client:
-                    log.info("MQTT connected to %s:%d (MQTT %s)", self.address.host,
-                             self.address.port, "5" if self._v5 else "3.1.1")
-                    backoff = 0.5
-                    self.connected.set()
-                    await self._send(client, status_topic(self.server_id),
-                                     b'{"state":"online"}', True, None)
-                    self._dirty.update(self._last_snapshot)  # the broker may have lost them
-                    await self._drain_forever(client)
-                    return
-            except aiomqtt.MqttError as e:
-                self.connected.clear()
-                if self._v5 and unsupported_protocol(e):
-                    log.info("broker refuses MQTT 5; using 3.1.1")
-                    self._protocol = aiomqtt.ProtocolVersion.V311
-                    continue
-                if self._closing:
-                    return
-                log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.1f s",
-                            self.address.host, self.address.port, e, backoff)
-                if self.metrics:
-                    self.metrics.mqtt_reconnects.inc()
-                await asyncio.sleep(backoff)
-                backoff = min(BACKOFF_MAX_S, backoff * 2)
+        await stay_connected(
+            self.address, f"streamre-{self.server_id}", self._session, lambda: self._closing,
+            asyncio.sleep, will=lambda: aiomqtt.Will(status_topic(self.server_id),
+                                                     b'{"state":"offline"}', 1, True),
+            on_unavailable=self._unavailable)
+
+    async def _session(self, client: aiomqtt.Client, protocol: aiomqtt.ProtocolVersion) -> None:
+        self._protocol = protocol
+        log.info("MQTT connected to %s:%d (MQTT %s)", self.address.host, self.address.port,
+                 "5" if self._v5 else "3.1.1")
+        self.connected.set()
+        try:
+            await self._send(client, status_topic(self.server_id), b'{"state":"online"}', True,
+                             None)
+            self._dirty.update(self._last_snapshot)  # the broker may have lost them
+            await self._drain_forever(client)
+        finally:
+            self.connected.clear()
+
+    def _unavailable(self, error: Exception) -> None:
+        if self.metrics:
+            self.metrics.mqtt_reconnects.inc()
 
     @property
     def _v5(self) -> bool:

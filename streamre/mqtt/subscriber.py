@@ -17,9 +17,9 @@ from pathlib import Path
 
 import aiomqtt
 
-from streamre.graph.store import GraphStore
-from streamre.mqtt.broker import BrokerAddress, topic, unsupported_protocol
+from streamre.mqtt.broker import BrokerAddress, stay_connected, topic
 from streamre.mqtt.mirror import GraphMirror
+from streamre.mqtt.mirror_store import MirrorStore
 
 log = logging.getLogger("streamre.subscribe")
 
@@ -29,47 +29,42 @@ async def subscribe(url: str, room: str, db: str, client_id: str | None = None,
     if room != "+" and ("/" in room or "#" in room or "+" in room or not room):
         raise ValueError("--room is a room name or + for every room")
     address = BrokerAddress.parse(url)
-    store = GraphStore(Path(db))
+    store = MirrorStore(Path(db))
     mirror = GraphMirror()
-    for name in store.mirror_rooms():
-        mirror.restore(store.load_mirror(name))
+    for name in store.rooms():
+        mirror.restore(store.load(name))
     # The same subscriber (same db and rooms) reconnects to the same broker session.
     client_id = client_id or "streamre-sub-" + hashlib.sha1(
         f"{Path(db).resolve()}|{room}".encode()).hexdigest()[:12]
     stop = stop or _stop_on_signals()
-    protocol, backoff = aiomqtt.ProtocolVersion.V5, 0.5
+
+    async def session(client: aiomqtt.Client, protocol: aiomqtt.ProtocolVersion) -> None:
+        log.info("subscribed to %s:%d rooms=%s", address.host, address.port, room)
+        for kind in ("graph/snapshot", "graph/delta"):
+            await client.subscribe(topic(room, kind), qos=1)
+        receiver = asyncio.create_task(_receive(client, mirror, store))
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        receiver.cancel()
+        if receiver.done() and not receiver.cancelled() and receiver.exception():
+            raise receiver.exception()
+
+    async def pause(seconds: float) -> None:
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
     try:
-        while not stop.is_set():
-            try:
-                async with address.client(client_id, protocol, persistent_session=True) as client:
-                    log.info("subscribed to %s:%d rooms=%s", address.host, address.port, room)
-                    backoff = 0.5
-                    for kind in ("graph/snapshot", "graph/delta"):
-                        await client.subscribe(topic(room, kind), qos=1)
-                    receiver = asyncio.create_task(_receive(client, mirror, store))
-                    stopper = asyncio.create_task(stop.wait())
-                    await asyncio.wait({receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    stopper.cancel()
-                    receiver.cancel()
-                    if receiver.done() and not receiver.cancelled() and receiver.exception():
-                        raise receiver.exception()
-            except aiomqtt.MqttError as e:
-                if protocol == aiomqtt.ProtocolVersion.V5 and unsupported_protocol(e):
-                    protocol = aiomqtt.ProtocolVersion.V311
-                    continue
-                log.warning("MQTT broker %s:%d unavailable (%s); retrying in %.1f s",
-                            address.host, address.port, e, backoff)
-                try:
-                    await asyncio.wait_for(stop.wait(), backoff)
-                except asyncio.TimeoutError:
-                    pass
-                backoff = min(30.0, backoff * 2)
+        await stay_connected(address, client_id, session, stop.is_set, pause,
+                             persistent_session=True)
     finally:
         store.close()
     return 0
 
 
-async def _receive(client: aiomqtt.Client, mirror: GraphMirror, store: GraphStore) -> None:
+async def _receive(client: aiomqtt.Client, mirror: GraphMirror, store: MirrorStore) -> None:
     async for message in client.messages:
         try:
             change = mirror.apply(json.loads(message.payload))
@@ -77,7 +72,7 @@ async def _receive(client: aiomqtt.Client, mirror: GraphMirror, store: GraphStor
             log.warning("ignoring a bad message on %s: %s", message.topic, e)
             continue
         if change is not None:
-            store.save_mirror(change.room, change.version, change.nodes, change.edges,
+            store.save(change.room, change.version, change.nodes, change.edges,
                               change.replace)
 
 

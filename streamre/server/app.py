@@ -57,7 +57,7 @@ class StreamServer:
         self.rooms: Rooms | None = None
         self.sessions: set[Session] = set()
         self.engine = InferenceEngine(
-            load_extractor or (lambda: ModelExtractor(
+            load_extractor or (lambda: ModelExtractor.load(
                 config.model or None, config.device, config.threads, config.max_new_tokens,
                 dtype=config.dtype, max_padding=config.max_padding)),
             max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics,

@@ -3,8 +3,9 @@
 `--init` names where the weights start: a transformers Whisper folder or hub id (`streamre
 import-whisper` writes one; the markers are added to its tokens and the adapter is new), or a
 checkpoint of this model to go on from (a baseline checkpoint trained on with `--alignment mcam`
-gets a fresh adapter whose projection starts as the identity). Without `--init` a tiny model is made from scratch, with
-a tokenizer learnt from the training text (the tests train such models).
+gets a fresh adapter whose projection starts as the identity). Without `--init` a tiny model
+is made from scratch, with a tokenizer learnt from the training text (the tests train such
+models).
 
 Whisper's encoder learnt from real speech and the training voices are synthetic, so how much
 of it moves is a choice: `--encoder-layers-tuned K` trains only its top K layers (0: frozen;
@@ -35,10 +36,10 @@ from tqdm import tqdm
 from streamre.inference.extractor import ModelExtractor, pick_device
 from streamre.model.checkpoint import (
     create_checkpoint, from_whisper, load_checkpoint, resolve_model, with_alignment)
-from streamre.model.data import Collator, Example, read_manifest
-from streamre.model.evaluate import evaluate
 from streamre.model.mcam import ALIGNMENTS
-from streamre.model.objective import mcam_objective
+from streamre.training.data import Collator, Example, read_manifest
+from streamre.training.evaluate import evaluate
+from streamre.training.objective import mcam_objective
 
 
 @dataclass
@@ -274,7 +275,7 @@ def _evaluate_and_save(model, tokenizer, cfg: TrainConfig, dev_set: list[Example
     """Score on dev; keep the best checkpoint (float16 weights) in `out`; True when patience
     has run out."""
     model.eval()
-    extractor = ModelExtractor.from_model(model, tokenizer)
+    extractor = ModelExtractor(model, tokenizer)
     scores = evaluate(extractor, dev_set, batch_size=cfg.batch_size, progress=cfg.progress)
     value = scores["RTE"]["f1"]
     improved = state["best"] is None or value > state["best"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from streamre.model.data import Example
-from streamre.model.metrics import score, word_error_rate
+from streamre.training.data import Example
+from streamre.training.scores import score, word_error_rate
 from streamre.triplets import Extraction
 
 

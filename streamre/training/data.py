@@ -17,9 +17,9 @@ import torch
 
 from streamre.audio import read_audio
 from streamre.model.linearize import FACTS, target_text
-from streamre.model.losses import IGNORE
+from streamre.training.losses import IGNORE
 from streamre.model.mcam import MCAMModel
-from streamre.model.objective import Batch
+from streamre.training.objective import Batch
 from streamre.model.tokenizer import prompt_ids
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from streamre.model.linearize import TARGET_MARKERS
-from streamre.model.losses import (
+from streamre.training.losses import (
     IGNORE, ctc_alignment, mix_entities, prompt_contrastive, token_kl, window_attention)
 
 ALPHA = 0.8  # weight of the prompt contrastive loss

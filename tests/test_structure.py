@@ -1,0 +1,97 @@
+"""The package's shape, read from its source: layers import only downwards, no import cycles,
+and no file or function too long to take in at once."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import streamre
+
+PACKAGE = Path(streamre.__file__).parent
+# Lowest first. A module may import its own part and any part of a lower layer.
+LAYERS = [
+    {"streamre", "triplets"},
+    {"audio", "graph", "model", "storage"},
+    {"inference", "corpus", "mqtt"},
+    {"training", "protocol"},
+    {"config"},
+    {"server"},
+    {"cli"},
+    {"__main__"},
+]
+MAX_FILE_LINES = 300
+MAX_FUNCTION_LINES = 60
+
+
+def modules() -> dict[str, ast.Module]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = ("streamre", *path.relative_to(PACKAGE).with_suffix("").parts)
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = ast.parse(path.read_text(), str(path))
+    return found
+
+
+def imports(tree: ast.Module) -> set[str]:
+    """Every streamre module this one imports, at the top or inside a function."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {n for n in names if n == "streamre" or n.startswith("streamre.")}
+
+
+def part(module: str) -> str:
+    """The top-level part a module belongs to: `streamre.server.app` -> `server`."""
+    pieces = module.split(".")
+    return pieces[1] if len(pieces) > 1 else "streamre"
+
+
+def layer(module: str) -> int:
+    for rank, parts in enumerate(LAYERS):
+        if part(module) in parts:
+            return rank
+    raise AssertionError(f"{module} is in no layer of LAYERS")
+
+
+def test_layers_import_only_downwards():
+    wrong = [f"{m} imports {i}" for m, tree in modules().items() for i in imports(tree)
+             if part(i) != part(m) and layer(i) >= layer(m)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_cycles():
+    found = modules()
+    graph = {m: {i for i in imports(tree) if i in found} for m, tree in found.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in graph[module]:
+            if state.get(target) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(
+                    path[path.index(target):] + [module, target]))
+            if target not in state:
+                visit(target, path + [module])
+        state[module] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [])
+
+
+def test_files_and_functions_are_short():
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > MAX_FILE_LINES:
+            long.append(f"{path.relative_to(PACKAGE)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE)}: {node.name} is {length} lines")
+    assert not long, "\n".join(long)
