@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import FACT, FACT_TEXT, http_get
+from streamre.graph import GraphSettings
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
@@ -35,7 +36,7 @@ def test_microphone_page_and_viewer_match_the_room_graph(make_server, meeting_wa
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("chromium is not installed (./dev.sh test installs it)")
-    server = make_server(dedup_window_s=0)
+    server = make_server(graph=GraphSettings(dedup_window_s=0))
     errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS + [

@@ -7,7 +7,10 @@ import dataclasses
 import pytest
 
 from streamre.cli.main import build_parser
+from streamre.audio import VadConfig
 from streamre.config import ConfigError, ServeConfig, load_config
+from streamre.graph import GraphSettings
+from streamre.settings import leaves
 
 
 def parse(*argv: str):
@@ -16,22 +19,27 @@ def parse(*argv: str):
 
 def test_precedence_flag_over_env_over_file_over_default(tmp_path):
     toml = tmp_path / "s.toml"
-    toml.write_text('port = 9001\nmax_sessions = 3\nhangover_ms = 400\n'
-                    'allowed_origins = ["https://a.example"]\n')
-    env = {"STREAMRE_MAX_SESSIONS": "5", "STREAMRE_HANGOVER_MS": "450"}
-    config = load_config(parse("--config", str(toml), "--hangover-ms", "600"), env)
+    toml.write_text('port = 9001\nmax_sessions = 3\nallowed_origins = ["https://a.example"]\n'
+                    '[vad]\nhangover_ms = 400\nmin_utterance_ms = 200\n'
+                    '[graph]\nmax_nodes = 7\n')
+    env = {"STREAMRE_MAX_SESSIONS": "5", "STREAMRE_VAD_HANGOVER_MS": "450",
+           "STREAMRE_GRAPH_MAX_NODES": "8"}
+    config = load_config(parse("--config", str(toml), "--vad-hangover-ms", "600"), env)
     assert config.port == 9001  # file
     assert config.max_sessions == 5  # env beats file
-    assert config.hangover_ms == 600  # flag beats env
+    assert config.vad.hangover_ms == 600  # flag beats env
+    assert config.vad.min_utterance_ms == 200  # a nested key from the file
+    assert config.graph.max_nodes == 8  # env beats file, nested too
     assert config.allowed_origins == ("https://a.example",)
-    assert config.pre_roll_ms == ServeConfig().pre_roll_ms  # default
+    assert config.vad.pre_roll_ms == ServeConfig().vad.pre_roll_ms  # default
 
 
 def test_config_file_from_environment_and_serve_table(tmp_path):
     toml = tmp_path / "s.toml"
-    toml.write_text('[serve]\nmax_utterance_s = 12.5\nallowed_origins = "https://b, https://c"\n')
+    toml.write_text('[serve]\nallowed_origins = "https://b, https://c"\n'
+                    '[serve.vad]\nmax_utterance_s = 12.5\n')
     config = load_config(parse(), {"STREAMRE_CONFIG": str(toml)})
-    assert config.max_utterance_s == 12.5
+    assert config.vad.max_utterance_s == 12.5
     assert config.allowed_origins == ("https://b", "https://c")
 
 
@@ -41,7 +49,11 @@ def test_config_file_from_environment_and_serve_table(tmp_path):
     ([], {}, "no_such_setting = 1\n", "no_such_setting"),
     ([], {}, "port = [\n", "not valid TOML"),
     ([], {}, 'port = "8000"\n', "port"),
-    (["--vad-aggressiveness", "4"], {}, "", "vad_aggressiveness"),
+    (["--vad-aggressiveness", "4"], {}, "", "vad: aggressiveness"),
+    ([], {"STREAMRE_VAD_HANGOVER_MS": "soon"}, "", "STREAMRE_VAD_HANGOVER_MS"),
+    ([], {}, "[vad]\nno_such_key = 1\n", "vad.no_such_key"),
+    ([], {}, "[graph]\nmax_edges = 0\n", "graph: max_nodes and max_edges"),
+    ([], {}, "[vad]\nmax_utterance_s = 0.5\nsplit_overlap_ms = 300\n", "max_utterance_s"),
 ])
 def test_bad_settings_are_named(tmp_path, argv, env, toml, needle):
     args = parse(*argv)
@@ -56,18 +68,22 @@ def test_help_documents_every_setting(capsys):
     with pytest.raises(SystemExit):
         parse("--help")
     text = " ".join(capsys.readouterr().out.split())
-    for f in dataclasses.fields(ServeConfig):
-        assert "--" + f.name.replace("_", "-") in text
-        assert "STREAMRE_" + f.name.upper() in text
-        assert f"TOML key {f.name}" in text
+    assert len(leaves(ServeConfig)) == len(dataclasses.fields(ServeConfig)) - 2 + len(
+        dataclasses.fields(VadConfig)) + len(dataclasses.fields(GraphSettings))
+    for leaf in leaves(ServeConfig):
+        assert leaf.flag in text and leaf.env in text and f"TOML key {leaf.toml}" in text
+    assert "--vad-hangover-ms" in text and "TOML key graph.max_nodes" in text
 
 
-def test_the_example_config_in_server_loads():
+def test_the_example_config_in_deploy_loads():
     from streamre import PROJECT_ROOT
 
     config = load_config(parse("--config", str(PROJECT_ROOT / "deploy" / "streamre.toml")), {})
     assert config.allowed_origins == ("https://meet.example.org",)
     # It lists every setting, so it documents them all.
     text = (PROJECT_ROOT / "deploy" / "streamre.toml").read_text()
-    assert all(f"\n{f.name} = " in text or f"# {f.name} = " in text
-               for f in dataclasses.fields(ServeConfig))
+    tables = {(): text.split("\n[")[0]}
+    tables.update({(t.split("]")[0],): t for t in text.split("\n[")[1:]})
+    assert all(f"\n{leaf.path[-1]} = " in tables[leaf.path[:-1]]
+               or f"# {leaf.path[-1]} = " in tables[leaf.path[:-1]]
+               for leaf in leaves(ServeConfig))

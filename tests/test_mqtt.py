@@ -21,6 +21,7 @@ from streamre.mqtt.mirror import GraphMirror
 from streamre.mqtt.mirror_store import MirrorStore
 from streamre.mqtt.outbox import MqttOutbox
 from helpers import http_get, stream, wait_for
+from streamre.graph import GraphSettings
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 
@@ -118,7 +119,8 @@ def converged(subscriber: Subscriber, server, room: str) -> dict:
 
 
 def test_broker_restart_mid_meeting_loses_nothing(make_server, broker, meeting_audio, tmp_path):
-    server = make_server(mqtt=broker.url, dedup_window_s=0, mqtt_snapshot_interval_s=0.5)
+    server = make_server(mqtt=broker.url, graph=GraphSettings(dedup_window_s=0),
+                         mqtt_snapshot_interval_s=0.5)
     subscriber = Subscriber(broker.url, "standup", tmp_path / "sub.db")
     try:
         asyncio.run(stream(server.url, meeting_audio, room="standup"))
@@ -137,7 +139,8 @@ def test_broker_restart_mid_meeting_loses_nothing(make_server, broker, meeting_a
 
 
 def test_subscriber_restart_mid_meeting(make_server, broker, meeting_audio, tmp_path):
-    server = make_server(mqtt=broker.url, dedup_window_s=0, mqtt_snapshot_interval_s=0.5)
+    server = make_server(mqtt=broker.url, graph=GraphSettings(dedup_window_s=0),
+                         mqtt_snapshot_interval_s=0.5)
     subscriber = Subscriber(broker.url, "+", tmp_path / "sub.db")
     asyncio.run(stream(server.url, meeting_audio, room="a"))
     converged(subscriber, server, "a")
@@ -155,7 +158,8 @@ def test_subscriber_restart_mid_meeting(make_server, broker, meeting_audio, tmp_
 def test_absent_broker_never_stalls_and_the_outbox_drains_in_order(make_server, meeting_audio,
                                                                   tmp_path):
     broker = Broker(tmp_path)  # not started yet
-    server = make_server(mqtt=broker.url, dedup_window_s=0, mqtt_snapshot_interval_s=0.5)
+    server = make_server(mqtt=broker.url, graph=GraphSettings(dedup_window_s=0),
+                         mqtt_snapshot_interval_s=0.5)
     started = time.monotonic()
     messages, code = asyncio.run(stream(server.url, meeting_audio, room="late"))
     assert code == 1000 and time.monotonic() - started < 20  # answered without a broker

@@ -13,11 +13,12 @@ import urllib.request
 from websockets.asyncio.client import connect
 
 from helpers import pcm_frames, start_server, start_text
+from streamre.graph import GraphSettings
 
 
 def test_sigkill_mid_stream_loses_nothing_announced(fact_checkpoint, meeting_audio, tmp_path):
     data = tmp_path / "data"
-    args = ("--model", str(fact_checkpoint), "--data-dir", str(data), "--dedup-window-s", "0")
+    args = ("--model", str(fact_checkpoint), "--data-dir", str(data), "--graph-dedup-window-s", "0")
     server, port = start_server(*args)
     announced: dict[str, dict] = {}
 
@@ -70,11 +71,11 @@ def test_sigkill_mid_stream_loses_nothing_announced(fact_checkpoint, meeting_aud
 def test_a_restart_keeps_ids_versions_and_counts(make_server, meeting_audio, tmp_path):
     from test_server import http_get, stream
 
-    first = make_server(dedup_window_s=0, data_dir=str(tmp_path / "d"))
+    first = make_server(graph=GraphSettings(dedup_window_s=0), data_dir=str(tmp_path / "d"))
     asyncio.run(stream(first.url, meeting_audio, room="standup"))
     before = json.loads(http_get(first.http + "/v1/rooms/standup/graph")[2])
     first.stop()
-    second = make_server(dedup_window_s=0, data_dir=str(tmp_path / "d"))
+    second = make_server(graph=GraphSettings(dedup_window_s=0), data_dir=str(tmp_path / "d"))
     after = json.loads(http_get(second.http + "/v1/rooms/standup/graph")[2])
     assert after == before and before["version"] == 2
     # The graph goes on from where it was: the next fact is version 3, same edge id.

@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 
 from helpers import (FACT, FACT_TEXT, http_get, of_type, pcm_frames, receive_all, start_text, stream,
                      wait_for, wire)
-from streamre.graph import edge_id
+from streamre.graph import GraphSettings, edge_id
 from streamre.protocol import ping_message, subscribe_message
 from streamre.server.session import Session
 
@@ -28,7 +28,7 @@ FACT_ID = edge_id(*FACT)
 @pytest.mark.parametrize("rate", [16000, 8000, 22050, 48000])
 def test_stream_meeting_end_to_end(make_server, meeting_audio, rate):
     # The meeting says the fact twice, 2.5 s apart: with a 1 s window, two mentions of one edge.
-    server = make_server(dedup_window_s=1.0)
+    server = make_server(graph=GraphSettings(dedup_window_s=1.0))
     audio = meeting_audio if rate == 16000 else soxr.resample(meeting_audio, 16000, rate)
     messages, code = asyncio.run(stream(server.url, audio, rate, room="standup", speaker="alice"))
 
@@ -190,7 +190,7 @@ def test_a_failed_model_call_is_answered_and_the_session_goes_on(make_server, fa
             return super().extract(waveforms)
 
     # One segment per call, so the failure hits exactly the first segment.
-    server = make_server(lambda: FailsOnce(str(fact_checkpoint), "cpu"), max_batch=1)
+    server = make_server(lambda: FailsOnce.load(str(fact_checkpoint), "cpu"), max_batch=1)
     messages, code = asyncio.run(stream(server.url, meeting_audio))
     first, second = sorted(of_type(messages, "triplets"), key=lambda m: m["segment_id"])
     assert first["triplets"] == [] and first["error"] == "inference_failed" and first["text"] == ""
@@ -259,7 +259,7 @@ def test_slow_viewer_never_stalls_producers(make_server, meeting_audio):
 
 
 def test_full_rooms_refuse_new_facts_and_say_so(make_server, meeting_audio):
-    server = make_server(max_edges=1, dedup_window_s=0)
+    server = make_server(graph=GraphSettings(max_edges=1, dedup_window_s=0))
     room = server.server.rooms.open("full")
     from streamre.triplets import Triplet
 
@@ -369,7 +369,7 @@ def test_origin_allow_list(make_server):
 
 
 def test_rooms_are_shared_by_producers_and_viewers(make_server, meeting_audio):
-    server = make_server(dedup_window_s=0)  # every sighting its own mention
+    server = make_server(graph=GraphSettings(dedup_window_s=0))  # every sighting its own mention
 
     async def scenario():
         async with connect(server.url) as viewer:

@@ -11,8 +11,8 @@ import streamre
 PACKAGE = Path(streamre.__file__).parent
 # Lowest first. A module may import its own part and any part of a lower layer.
 LAYERS = [
-    {"streamre", "triplets"},
-    {"audio", "graph", "model", "storage"},
+    {"streamre", "triplets", "settings", "storage"},
+    {"audio", "graph", "model"},
     {"inference", "corpus", "mqtt"},
     {"training", "protocol"},
     {"config"},

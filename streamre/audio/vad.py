@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable, Union
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from streamre import SAMPLE_RATE
+from streamre.settings import setting
+from streamre.audio.events import Dropped, Event, Segment, SpeechEnd, SpeechStart
 
 FRAME_MS = 30
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 480
@@ -31,34 +33,28 @@ SPLIT_SEARCH_MS = 2000  # where the quietest frame for a forced split is looked 
 
 @dataclass(frozen=True)
 class VadConfig:
-    aggressiveness: int = 2
-    trigger_frames: int = 5
-    trigger_ratio: float = 0.6
-    pre_roll_ms: int = 300
-    hangover_ms: int = 500
-    min_utterance_ms: int = 250
-    max_utterance_s: float = 15.0
-    split_overlap_ms: int = 300
+    """How the segmenter hears speech: webrtcvad's aggressiveness, the trigger that starts an
+    utterance, the hangover that ends it, and the bounds on a segment's length."""
+    aggressiveness: int = setting(2, "webrtcvad aggressiveness, 0 (least) to 3 (most)")
+    trigger_frames: int = setting(5, "frames in the trigger ring (30 ms each)")
+    trigger_ratio: float = setting(0.6, "voiced share of the ring that starts speech")
+    pre_roll_ms: int = setting(300, "audio kept before the detected start of speech")
+    hangover_ms: int = setting(500, "silence that ends an utterance")
+    min_utterance_ms: int = setting(250, "voiced span below which an utterance is dropped")
+    max_utterance_s: float = setting(15.0, "longest segment; longer speech is force-split")
+    split_overlap_ms: int = setting(300, "overlap between the two halves of a forced split")
 
     def __post_init__(self) -> None:
-        if self.max_samples <= 2 * self.overlap_samples + FRAME_SAMPLES:
-            raise ValueError("max_utterance_s must exceed twice split_overlap_ms plus one frame")
+        if not 0 <= self.aggressiveness <= 3:
+            raise ValueError(f"aggressiveness must be 0..3, got {self.aggressiveness}")
         if self.trigger_frames < 1 or not 0 < self.trigger_ratio <= 1:
             raise ValueError("trigger_frames must be >= 1 and trigger_ratio in (0, 1]")
-
-    @classmethod
-    def from_settings(cls, settings) -> "VadConfig":
-        """Take the `vad_*`/utterance fields of a `ServeConfig` (or anything with them)."""
-        return cls(
-            aggressiveness=settings.vad_aggressiveness,
-            trigger_frames=settings.vad_trigger_frames,
-            trigger_ratio=settings.vad_trigger_ratio,
-            pre_roll_ms=settings.pre_roll_ms,
-            hangover_ms=settings.hangover_ms,
-            min_utterance_ms=settings.min_utterance_ms,
-            max_utterance_s=settings.max_utterance_s,
-            split_overlap_ms=settings.split_overlap_ms,
-        )
+        if min(self.pre_roll_ms, self.hangover_ms, self.min_utterance_ms,
+               self.split_overlap_ms) < 0:
+            raise ValueError("pre_roll_ms, hangover_ms, min_utterance_ms and split_overlap_ms "
+                             "must not be negative")
+        if self.max_samples <= 2 * self.overlap_samples + FRAME_SAMPLES:
+            raise ValueError("max_utterance_s must exceed twice split_overlap_ms plus one frame")
 
     @property
     def max_samples(self) -> int:
@@ -85,48 +81,6 @@ class VadConfig:
         return max(1, math.ceil(self.trigger_ratio * self.trigger_frames))
 
 
-@dataclass(frozen=True)
-class _SpeechMark:
-    sample: int  # stream position, in samples at 16 kHz
-
-    @property
-    def t(self) -> float:
-        return self.sample / SAMPLE_RATE
-
-
-class SpeechStart(_SpeechMark):
-    """The trigger fired; `sample` is the first voiced frame."""
-
-
-class SpeechEnd(_SpeechMark):
-    """The hangover ran out; `sample` is the end of the last voiced frame."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    index: int
-    start: int  # first sample, in stream samples at 16 kHz
-    end: int  # one past the last sample
-    audio: np.ndarray = field(repr=False)  # int16, shape (end - start,)
-    forced_split: bool = False  # begins or ends at a forced split
-    overlap: int = 0  # leading samples shared with the previous segment
-
-    @property
-    def start_s(self) -> float:
-        return self.start / SAMPLE_RATE
-
-    @property
-    def end_s(self) -> float:
-        return self.end / SAMPLE_RATE
-
-
-@dataclass(frozen=True)
-class Dropped:
-    start: int
-    end: int
-
-
-Event = Union[SpeechStart, SpeechEnd, Segment, Dropped]
 SpeechClassifier = Callable[[np.ndarray], bool]
 
 

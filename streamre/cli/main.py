@@ -3,145 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import logging
 import sys
 
 from streamre import __version__
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from streamre.config import load_config
-    from streamre.server.app import StreamServer
-
-    config = load_config(args)
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if config.log_level.lower() != "debug":  # one line per HTTP request is debug detail
-        logging.getLogger("streamre.websockets").setLevel(logging.WARNING)
-    return asyncio.run(StreamServer(config).run_until_signal())
-
-
-def _stream(args: argparse.Namespace) -> int:
-    from streamre.cli.stream import stream_file
-
-    return asyncio.run(stream_file(args.file, args.url, room=args.room, realtime=args.realtime,
-                                   token=args.token, speaker=args.speaker,
-                                   frame_ms=args.frame_ms))
-
-
-def _extract(args: argparse.Namespace) -> int:
-    from streamre.cli.extract import extract_files
-
-    return extract_files(args.files, model=args.model, device=args.device,
-                         batch_size=args.batch_size)
-
-
-def _train(args: argparse.Namespace) -> int:
-    from streamre.training.loop import TrainConfig, train
-
-    result = train(TrainConfig(
-        train=tuple(args.train), dev=args.dev, out=args.out, alignment=args.alignment,
-        relations=tuple(r for r in args.relations.split(",") if r), init=args.init,
-        encoder_layers_tuned=args.encoder_layers_tuned, encoder_lr_scale=args.encoder_lr_scale,
-        keep_whisper=args.keep_whisper, teacher=args.teacher,
-        max_steps=args.max_steps, warmup=args.warmup, hold=args.hold,
-        batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
-        patience=args.patience, seed=args.seed, device=args.device, resume=args.resume,
-        progress=not args.no_progress))
-    print(json.dumps({"out": args.out, **result}))
-    return 0
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from streamre.inference import ModelExtractor
-    from streamre.training.data import read_manifest
-    from streamre.training.evaluate import evaluate
-
-    examples = read_manifest(args.data)
-    extractor = ModelExtractor.load(args.model or None, args.device, max_new_tokens=args.max_new_tokens)
-    summary = evaluate(extractor, examples, args.batch_size, args.predictions,
-                       progress=not args.no_progress)
-    print(json.dumps(summary))
-    return 0
-
-
-def _graph_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from streamre.graph.room import graphml
-    from streamre.graph.store import GraphStore
-    from streamre.mqtt.mirror_store import MirrorStore
-
-    if not Path(args.db).exists():
-        raise FileNotFoundError(f"no such database: {args.db}")
-    journal, mirror = GraphStore(args.db), MirrorStore(args.db)
-    try:  # a server's journal, or a subscriber's mirror
-        if args.room in journal.rooms():
-            data = journal.load(args.room).to_json()
-        elif args.room in mirror.rooms():
-            data = mirror.load(args.room).to_json()
-        else:
-            known = ", ".join(sorted(set(journal.rooms()) | set(mirror.rooms()))) or "none"
-            raise ValueError(f"no room {args.room!r} in {args.db} (rooms: {known})")
-    finally:
-        journal.close()
-        mirror.close()
-    text = graphml(data) if args.format == "graphml" else json.dumps(data, indent=2)
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-    else:
-        print(text)
-    return 0
-
-
-def _subscribe(args: argparse.Namespace) -> int:
-    from streamre.mqtt.subscriber import subscribe
-
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(subscribe(args.mqtt, args.room, args.db, args.client_id))
-
-
-def _init_model(args: argparse.Namespace) -> int:
-    from streamre.model import create_checkpoint
-
-    print(create_checkpoint(args.out, alignment=args.alignment, seed=args.seed))
-    return 0
-
-
-def _import_whisper(args: argparse.Namespace) -> int:
-    from streamre.model.whisper_import import import_whisper
-
-    print(import_whisper(args.source, args.out))
-    return 0
-
-
-def _synth(args: argparse.Namespace) -> int:
-    from streamre.corpus import Augmentation, plan, read_sentences, run, swap_entities
-
-    sentences = [s for path in args.inputs for s in read_sentences(path, args.format)]
-    if args.limit:
-        sentences = sentences[:args.limit]
-    if args.swap_entities:
-        swapped = swap_entities(sentences, args.swap_entities, args.seed)
-        if not swapped:
-            raise ValueError("--swap-entities needs sentences with typed entities (SpERT)")
-        sentences = swapped if args.only_swapped else sentences + swapped
-    elif args.only_swapped:
-        raise ValueError("--only-swapped goes with --swap-entities")
-    voices = "train" if args.voices == "train" else args.voices.split(",")
-    asked = args.speed != (1.0, 1.0) or args.gain_db != (0.0, 0.0) or args.snr_db is not None
-    if asked and args.augment_fraction == 0:
-        raise ValueError("--speed, --gain-db and --snr-db act on --augment-fraction of the "
-                         "utterances; give it (e.g. --augment-fraction 0.3)")
-    augmentation = Augmentation(args.augment_fraction, args.speed, args.gain_db, args.snr_db)
-    synth = plan(sentences, args.out, voices, args.copies, args.seed, args.audio, augmentation)
-    manifest = run(synth, args.manifest, args.jobs, progress=not args.no_progress)
-    print(json.dumps({"manifest": str(manifest), "utterances": len(synth.utterances),
-                      "sentences": len(sentences)}))
-    return 0
+from streamre.cli import commands
 
 
 def _float_range(text: str) -> tuple[float, float]:
@@ -155,13 +20,25 @@ def _float_range(text: str) -> tuple[float, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from streamre.config import add_arguments
-    from streamre.model.mcam import ALIGNMENTS
-
     parser = argparse.ArgumentParser(prog="streamre", description=(
         "Streaming speech to knowledge graph: serve, stream a file, or extract triplets offline."))
     parser.add_argument("--version", action="version", version=f"streamre {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(sub)
+    _stream_parser(sub)
+    _extract_parser(sub)
+    _train_parser(sub)
+    _eval_parser(sub)
+    _subscribe_parser(sub)
+    _graph_parser(sub)
+    _synth_parser(sub)
+    _init_model_parser(sub)
+    _import_whisper_parser(sub)
+    return parser
+
+
+def _serve_parser(sub) -> None:
+    from streamre.config import add_arguments
 
     serve = sub.add_parser(
         "serve", help="run the HTTP + WebSocket server",
@@ -169,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "variable and TOML key named beside it; precedence: flag, environment, "
                     "file, default.")
     add_arguments(serve)
-    serve.set_defaults(run=_serve)
+    serve.set_defaults(run=commands.serve)
 
+
+def _stream_parser(sub) -> None:
     stream = sub.add_parser("stream", help="stream a sound file to a server, print its messages")
     stream.add_argument("file", help="sound file (any rate from 8 to 48 kHz; stereo is mixed down)")
     stream.add_argument("--url", default="ws://127.0.0.1:8765/v1/stream")
@@ -180,56 +59,32 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--realtime", action="store_true",
                         help="pace the audio like a live microphone (default: as fast as possible)")
     stream.add_argument("--frame-ms", type=int, default=100, help="audio per binary frame (10-1000)")
-    stream.set_defaults(run=_stream)
+    stream.set_defaults(run=commands.stream)
 
+
+def _extract_parser(sub) -> None:
     extract = sub.add_parser("extract", help="triplets from sound files, offline, as JSON lines")
     extract.add_argument("files", nargs="+", metavar="FILE")
     extract.add_argument("--model", default="", help="checkpoint folder or hub id (default: bundled)")
     extract.add_argument("--device", default="auto")
     extract.add_argument("--batch-size", type=int, default=8)
-    extract.set_defaults(run=_extract)
+    extract.set_defaults(run=commands.extract)
+
+
+def _train_parser(sub) -> None:
+    from streamre.settings import add_flags
+    from streamre.training.config import TrainConfig
 
     train = sub.add_parser(
         "train", help="fine-tune the model on manifests (from Whisper, or from a checkpoint)",
         description="Train the speech-to-triplet model. Manifests are JSON lines: audio, text, "
                     "triplets. The decoder learns the transcript, then the triplets. The best "
                     "checkpoint by dev RTE F1 goes to --out; --out/last/ is for --resume.")
-    train.add_argument("--train", required=True, nargs="+", metavar="M.jsonl",
-                       help="one or more manifests, read as one training set")
-    train.add_argument("--dev", metavar="M.jsonl", help="model selection (default: --train)")
-    train.add_argument("--out", required=True, metavar="DIR")
-    train.add_argument("--init", default="", metavar="MODEL",
-                       help="a Whisper folder or hub id (see import-whisper), or a checkpoint of "
-                            "this model (default: a tiny model from scratch, for tests)")
-    train.add_argument("--alignment", default="mcam", choices=list(ALIGNMENTS),
-                       help="mcam: the paper's alignment adapter; none: the LNA-ED baseline")
-    train.add_argument("--relations", default="", metavar="R1,R2,...",
-                       help="relation prompts (default: every relation in --train)")
-    train.add_argument("--encoder-layers-tuned", type=int, default=-1, metavar="K",
-                       help="train only the encoder's top K layers (0: frozen; -1: all)")
-    train.add_argument("--encoder-lr-scale", type=float, default=1.0, metavar="S",
-                       help="the tuned encoder layers learn at S times --lr")
-    train.add_argument("--keep-whisper", type=float, default=0.0, metavar="W",
-                       help="add W times the KL from the original Whisper to the model on the "
-                            "transcript's tokens (keeps its hearing; 0: off)")
-    train.add_argument("--teacher", default="", metavar="WHISPER",
-                       help="the original Whisper for --keep-whisper (default: --init)")
-    train.add_argument("--max-steps", type=int, default=2000)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
-    train.add_argument("--warmup", type=float, default=0.1, metavar="SHARE",
-                       help="share of --max-steps warming up to the peak learning rate")
-    train.add_argument("--hold", type=float, default=0.4, metavar="SHARE",
-                       help="share of --max-steps held at the peak before the decay")
-    train.add_argument("--eval-every", type=int, default=200, metavar="STEPS")
-    train.add_argument("--patience", type=int, default=5, metavar="EVALS",
-                       help="stop after this many evaluations without a better dev score")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="auto")
-    train.add_argument("--resume", action="store_true", help="go on from --out/last/")
-    train.add_argument("--no-progress", action="store_true")
-    train.set_defaults(run=_train)
+    add_flags(train, TrainConfig, sources=False)
+    train.set_defaults(run=commands.train)
 
+
+def _eval_parser(sub) -> None:
     evaluate = sub.add_parser("eval", help="ER, RP, RTE and transcript WER of a model on a manifest")
     evaluate.add_argument("--model", default="", help="checkpoint folder or hub id")
     evaluate.add_argument("--data", required=True, metavar="M.jsonl")
@@ -239,8 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-new-tokens", type=int, default=192)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--no-progress", action="store_true")
-    evaluate.set_defaults(run=_eval)
+    evaluate.set_defaults(run=commands.eval)
 
+
+def _subscribe_parser(sub) -> None:
     sub_ = sub.add_parser("subscribe", help="keep a persistent graph of rooms from MQTT",
                           description="Follow room graphs on an MQTT broker (retained snapshot "
                                       "plus deltas) into a SQLite file that `streamre graph "
@@ -252,8 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="MQTT client id (default: derived from --db and --room, so a "
                            "restarted subscriber gets its queued messages)")
     sub_.add_argument("--log-level", default="info")
-    sub_.set_defaults(run=_subscribe)
+    sub_.set_defaults(run=commands.subscribe)
 
+
+def _graph_parser(sub) -> None:
     graph = sub.add_parser("graph", help="work with a persisted knowledge graph")
     graph_sub = graph.add_subparsers(dest="graph_command", required=True, metavar="ACTION")
     export = graph_sub.add_parser("export", help="write a room's graph as JSON or GraphML")
@@ -262,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--room", required=True)
     export.add_argument("--format", default="json", choices=["json", "graphml"])
     export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
-    export.set_defaults(run=_graph_export)
+    export.set_defaults(run=commands.graph_export)
 
+
+def _synth_parser(sub) -> None:
     synth = sub.add_parser(
         "synth", help="synthesise a speech corpus and manifest from SpERT or CasRel JSON",
         description="Speak every sentence with espeak-ng and flite voices (16 kHz mono) and write "
@@ -295,14 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--only-swapped", action="store_true",
                        help="speak only the swapped variants, not the sentences themselves")
     synth.add_argument("--no-progress", action="store_true")
-    synth.set_defaults(run=_synth)
+    synth.set_defaults(run=commands.synth)
+
+
+def _init_model_parser(sub) -> None:
+    from streamre.model.mcam import ALIGNMENTS
 
     init = sub.add_parser("init-model", help="write a tiny randomly initialised checkpoint (tests)")
     init.add_argument("--out", required=True)
     init.add_argument("--alignment", default="mcam", choices=list(ALIGNMENTS))
     init.add_argument("--seed", type=int, default=0)
-    init.set_defaults(run=_init_model)
+    init.set_defaults(run=commands.init_model)
 
+
+def _import_whisper_parser(sub) -> None:
     imp = sub.add_parser(
         "import-whisper", help="pretrained Whisper weights into a folder that train --init takes",
         description="Read a CTranslate2 Whisper folder, an installed Python package holding one "
@@ -310,8 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "write a transformers Whisper folder.")
     imp.add_argument("source", metavar="SRC")
     imp.add_argument("--out", required=True, metavar="DIR")
-    imp.set_defaults(run=_import_whisper)
-    return parser
+    imp.set_defaults(run=commands.import_whisper)
 
 
 def main(argv: list[str] | None = None) -> int:

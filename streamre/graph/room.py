@@ -25,6 +25,7 @@ import networkx as nx
 
 from streamre.graph.canonical import EntityResolver, entity_key
 from streamre.graph.dedup import DedupWindow
+from streamre.settings import setting
 from streamre.triplets import Triplet
 
 
@@ -40,17 +41,23 @@ def edge_id(head: str, relation: str, tail: str) -> str:
 
 @dataclass(frozen=True)
 class GraphSettings:
-    dedup_window_s: float = 60.0
-    min_confidence: float = 0.0
-    max_nodes: int = 20000
-    max_edges: int = 50000
-    fuzzy_threshold: float = 92.0
+    """How a room's graph takes facts in: the dedup window, the confidence shown, the caps,
+    and when two names are one entity."""
+    dedup_window_s: float = setting(
+        60.0, "sightings of a fact this close in meeting time are one mention")
+    min_confidence: float = setting(0.0, "confidence an edge needs before it is shown")
+    max_nodes: int = setting(20000, "most nodes per room; then new ones are refused")
+    max_edges: int = setting(50000, "most edges per room; then new ones are refused")
+    fuzzy_threshold: float = setting(
+        92.0, "rapidfuzz ratio (0-100) at which two names are one entity")
 
-    @classmethod
-    def from_settings(cls, settings) -> "GraphSettings":
-        """Take the graph fields of a `ServeConfig` (or anything with them)."""
-        return cls(settings.dedup_window_s, settings.min_confidence, settings.max_nodes,
-                   settings.max_edges, settings.fuzzy_threshold)
+    def __post_init__(self) -> None:
+        if self.dedup_window_s < 0:
+            raise ValueError("dedup_window_s must not be negative")
+        if not 0 <= self.min_confidence <= 1 or not 0 <= self.fuzzy_threshold <= 100:
+            raise ValueError("min_confidence must be 0..1 and fuzzy_threshold 0..100")
+        if self.max_nodes < 1 or self.max_edges < 1:
+            raise ValueError("max_nodes and max_edges must be at least 1")
 
 
 @dataclass

@@ -6,6 +6,7 @@ A checkpoint is a folder with `config.json`, `model.safetensors` and `tokenizer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -19,9 +20,28 @@ from streamre.model.tokenizer import prompt_ids, train_bpe_tokenizer, with_marke
 DEFAULT_MODEL_NAME = "streamre-whisper-tiny-conll04"
 CONLL04_RELATIONS = ["Work_For", "Kill", "OrgBased_In", "Live_In", "Located_In"]
 
-# A Whisper-shaped model small enough to make and train in a test: width, encoder layers,
-# decoder layers, heads, feed-forward width, tokenizer entries.
-TINY = dict(d_model=64, encoder_layers=2, decoder_layers=2, heads=2, ffn=128, vocab=1000)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The shape of a Whisper-like model made from scratch."""
+    d_model: int
+    encoder_layers: int
+    decoder_layers: int
+    heads: int
+    ffn: int  # feed-forward width
+    vocab: int  # tokenizer entries
+
+    def whisper(self) -> dict:
+        return dict(d_model=self.d_model, encoder_layers=self.encoder_layers,
+                    decoder_layers=self.decoder_layers, encoder_attention_heads=self.heads,
+                    decoder_attention_heads=self.heads, encoder_ffn_dim=self.ffn,
+                    decoder_ffn_dim=self.ffn, max_source_positions=1500,
+                    max_target_positions=448, num_mel_bins=80)
+
+
+# Small enough to make and train in a test.
+TINY = Preset(d_model=64, encoder_layers=2, decoder_layers=2, heads=2, ffn=128, vocab=1000)
 
 # Text a fresh tokenizer learns from when no training data is given.
 SEED_TEXTS = [
@@ -44,19 +64,15 @@ def mcam_config(whisper: dict, tokenizer, relations: list[str], alignment: str
 
 def create_checkpoint(out_dir: str | Path, texts: Iterable[str] = (),
                       relations: list[str] | None = None, alignment: str = "mcam",
-                      seed: int = 0) -> Path:
-    """Write a randomly initialised tiny checkpoint (tokenizer trained on `texts`) to `out_dir`."""
+                      seed: int = 0, preset: Preset = TINY) -> Path:
+    """Write a randomly initialised checkpoint of the preset's shape (tiny by default; its
+    tokenizer trained on `texts`) to `out_dir`."""
     relations = relations or CONLL04_RELATIONS
     texts = list(texts) or SEED_TEXTS
     corpus = texts + [target_text(r, [(r, r, r)]) for r in relations]
-    tokenizer = train_bpe_tokenizer(corpus, vocab_size=TINY["vocab"])
+    tokenizer = train_bpe_tokenizer(corpus, vocab_size=preset.vocab)
     torch.manual_seed(seed)
-    whisper = dict(d_model=TINY["d_model"], encoder_layers=TINY["encoder_layers"],
-                   decoder_layers=TINY["decoder_layers"], encoder_attention_heads=TINY["heads"],
-                   decoder_attention_heads=TINY["heads"], encoder_ffn_dim=TINY["ffn"],
-                   decoder_ffn_dim=TINY["ffn"], max_source_positions=1500,
-                   max_target_positions=448, num_mel_bins=80)
-    model = MCAMModel(mcam_config(whisper, tokenizer, relations, alignment))
+    model = MCAMModel(mcam_config(preset.whisper(), tokenizer, relations, alignment))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

@@ -11,7 +11,33 @@ from __future__ import annotations
 from typing import Iterable
 
 from streamre.model.linearize import TARGET_MARKERS
-from streamre.model.whisper_import import ENDOFTEXT, NOTIMESTAMPS, START, prompted_tokenizer
+
+ENDOFTEXT, START, NOTIMESTAMPS = "<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"
+ENGLISH, TRANSCRIBE = "<|en|>", "<|transcribe|>"
+
+
+def whisper_prompt(tokenizer_object, multilingual: bool) -> list[str]:
+    """The decoder prompt: start of transcript, English transcription for a multilingual
+    model, no timestamps."""
+    prompt = [START] + ([ENGLISH, TRANSCRIBE] if multilingual else []) + [NOTIMESTAMPS]
+    missing = [t for t in prompt if tokenizer_object.token_to_id(t) is None]
+    if missing:
+        raise ValueError(f"the tokenizer lacks Whisper's {', '.join(missing)}")
+    return prompt
+
+
+def prompted_tokenizer(tokenizer_object, prompt: list[str]):
+    """A `PreTrainedTokenizerFast` over a `tokenizers.Tokenizer` whose template is
+    `PROMPT $A <|endoftext|>`: what Whisper's decoder reads and writes."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = prompt + [ENDOFTEXT]
+    tokenizer_object.post_processor = processors.TemplateProcessing(
+        single=" ".join(prompt) + " $A " + ENDOFTEXT,
+        special_tokens=[(t, tokenizer_object.token_to_id(t)) for t in dict.fromkeys(specials)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer_object, bos_token=ENDOFTEXT,
+                                   eos_token=ENDOFTEXT, pad_token=ENDOFTEXT, unk_token=ENDOFTEXT)
 
 
 def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 1000):

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from streamre.model.tokenizer import ENDOFTEXT, START, prompted_tokenizer, whisper_prompt
+
 CT2_BINARY_VERSION = 6
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
 WHISPER_SPEC = "WhisperSpec"
@@ -102,71 +104,84 @@ def _layer_count(variables: dict, side: str) -> int:
                 if re.match(fr"{side}/layer_\d+/", name)})
 
 
-def ct2_to_whisper_state(variables: dict[str, torch.Tensor]) -> tuple[dict, dict]:
-    """(WhisperConfig keyword arguments, state dict of WhisperForConditionalGeneration)."""
-    def get(name: str) -> torch.Tensor:
-        if name not in variables:
+class _StateBuilder:
+    """CTranslate2 variables to a WhisperForConditionalGeneration state dict, part by part."""
+
+    def __init__(self, variables: dict[str, torch.Tensor]) -> None:
+        self.variables = variables
+        self.state: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str) -> torch.Tensor:
+        if name not in self.variables:
             raise WhisperImportError(f"model.bin has no variable {name}: not a Whisper model")
-        if name.endswith("weight") and f"{name[:-len('weight')]}weight_scale" in variables:
-            raise WhisperImportError("model.bin holds int8-quantised weights; convert it again with "
-                               "--quantization float16 or float32")
-        return variables[name].float()
+        if name.endswith("weight") and f"{name[:-len('weight')]}weight_scale" in self.variables:
+            raise WhisperImportError("model.bin holds int8-quantised weights; convert it again "
+                                     "with --quantization float16 or float32")
+        return self.variables[name].float()
 
-    state: dict[str, torch.Tensor] = {}
+    def linear(self, dst: str, src: str) -> None:
+        self.state[f"{dst}.weight"] = self.get(f"{src}/weight")
+        if f"{src}/bias" in self.variables:
+            self.state[f"{dst}.bias"] = self.get(f"{src}/bias")
 
-    def linear(dst: str, src: str) -> None:
-        state[f"{dst}.weight"] = get(f"{src}/weight")
-        if f"{src}/bias" in variables:
-            state[f"{dst}.bias"] = get(f"{src}/bias")
+    def norm(self, dst: str, src: str) -> None:
+        self.state[f"{dst}.weight"] = self.get(f"{src}/gamma")
+        self.state[f"{dst}.bias"] = self.get(f"{src}/beta")
 
-    def norm(dst: str, src: str) -> None:
-        state[f"{dst}.weight"], state[f"{dst}.bias"] = get(f"{src}/gamma"), get(f"{src}/beta")
-
-    def attention(dst: str, src: str, cross: bool) -> None:
+    def attention(self, dst: str, src: str, cross: bool) -> None:
         # Self-attention stacks q, k, v in linear_0; cross-attention has q in linear_0 and k, v
         # stacked in linear_1. The k bias CTranslate2 stores is zero, and a k bias only shifts
         # every score of a query equally, so dropping it is exact.
         if cross:
-            linear(f"{dst}.q_proj", f"{src}/linear_0")
-            k, v = get(f"{src}/linear_1/weight").chunk(2, dim=0)
-            v_bias = get(f"{src}/linear_1/bias").chunk(2)[1]
+            self.linear(f"{dst}.q_proj", f"{src}/linear_0")
+            k, v = self.get(f"{src}/linear_1/weight").chunk(2, dim=0)
+            v_bias = self.get(f"{src}/linear_1/bias").chunk(2)[1]
             out = f"{src}/linear_2"
         else:
-            q, k, v = get(f"{src}/linear_0/weight").chunk(3, dim=0)
-            q_bias, _, v_bias = get(f"{src}/linear_0/bias").chunk(3)
-            state[f"{dst}.q_proj.weight"], state[f"{dst}.q_proj.bias"] = q, q_bias
+            q, k, v = self.get(f"{src}/linear_0/weight").chunk(3, dim=0)
+            q_bias, _, v_bias = self.get(f"{src}/linear_0/bias").chunk(3)
+            self.state[f"{dst}.q_proj.weight"], self.state[f"{dst}.q_proj.bias"] = q, q_bias
             out = f"{src}/linear_1"
-        state[f"{dst}.k_proj.weight"] = k
-        state[f"{dst}.v_proj.weight"], state[f"{dst}.v_proj.bias"] = v, v_bias
-        linear(f"{dst}.out_proj", out)
+        self.state[f"{dst}.k_proj.weight"] = k
+        self.state[f"{dst}.v_proj.weight"], self.state[f"{dst}.v_proj.bias"] = v, v_bias
+        self.linear(f"{dst}.out_proj", out)
 
-    def common(dst: str, src: str, index: int, cross: bool) -> None:
-        attention(f"{dst}.self_attn", f"{src}/self_attention", cross=False)
-        norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
+    def layer(self, dst: str, src: str, cross: bool) -> None:
+        self.attention(f"{dst}.self_attn", f"{src}/self_attention", cross=False)
+        self.norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
         if cross:
-            attention(f"{dst}.encoder_attn", f"{src}/attention", cross=True)
-            norm(f"{dst}.encoder_attn_layer_norm", f"{src}/attention/layer_norm")
-        linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
-        linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
-        norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
+            self.attention(f"{dst}.encoder_attn", f"{src}/attention", cross=True)
+            self.norm(f"{dst}.encoder_attn_layer_norm", f"{src}/attention/layer_norm")
+        self.linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
+        self.linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
+        self.norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
 
-    encoder_layers, decoder_layers = _layer_count(variables, "encoder"), _layer_count(
-        variables, "decoder")
+
+def ct2_to_whisper_state(variables: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """(WhisperConfig keyword arguments, state dict of WhisperForConditionalGeneration)."""
+    encoder_layers = _layer_count(variables, "encoder")
+    decoder_layers = _layer_count(variables, "decoder")
     if not encoder_layers or not decoder_layers:
         raise WhisperImportError("model.bin has no encoder or decoder layers: not a Whisper model")
+    parts = _StateBuilder(variables)
+    state = parts.state
     for name in ("conv1", "conv2"):
-        linear(f"model.encoder.{name}", f"encoder/{name}")
-    state["model.encoder.embed_positions.weight"] = get("encoder/position_encodings/encodings")
+        parts.linear(f"model.encoder.{name}", f"encoder/{name}")
+    state["model.encoder.embed_positions.weight"] = parts.get("encoder/position_encodings/encodings")
     for i in range(encoder_layers):
-        common(f"model.encoder.layers.{i}", f"encoder/layer_{i}", i, cross=False)
-    norm("model.encoder.layer_norm", "encoder/layer_norm")
-    state["model.decoder.embed_tokens.weight"] = get("decoder/embeddings/weight")
-    state["model.decoder.embed_positions.weight"] = get("decoder/position_encodings/encodings")
+        parts.layer(f"model.encoder.layers.{i}", f"encoder/layer_{i}", cross=False)
+    parts.norm("model.encoder.layer_norm", "encoder/layer_norm")
+    state["model.decoder.embed_tokens.weight"] = parts.get("decoder/embeddings/weight")
+    state["model.decoder.embed_positions.weight"] = parts.get("decoder/position_encodings/encodings")
     for i in range(decoder_layers):
-        common(f"model.decoder.layers.{i}", f"decoder/layer_{i}", i, cross=True)
-    norm("model.decoder.layer_norm", "decoder/layer_norm")
+        parts.layer(f"model.decoder.layers.{i}", f"decoder/layer_{i}", cross=True)
+    parts.norm("model.decoder.layer_norm", "decoder/layer_norm")
     state["proj_out.weight"] = state["model.decoder.embed_tokens.weight"]
+    return _whisper_config(variables, state, encoder_layers, decoder_layers), state
 
+
+def _whisper_config(variables: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
+                    encoder_layers: int, decoder_layers: int) -> dict:
     vocab, d_model = state["model.decoder.embed_tokens.weight"].shape
     config = dict(
         vocab_size=vocab, d_model=d_model,
@@ -180,37 +195,7 @@ def ct2_to_whisper_state(variables: dict[str, torch.Tensor]) -> tuple[dict, dict
         max_target_positions=state["model.decoder.embed_positions.weight"].shape[0])
     if not config["encoder_attention_heads"] or not config["decoder_attention_heads"]:
         raise WhisperImportError("model.bin does not say its number of attention heads")
-    return config, state
-
-
-# -- tokenizer ------------------------------------------------------------------------------------
-
-ENDOFTEXT, START, NOTIMESTAMPS = "<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"
-ENGLISH, TRANSCRIBE = "<|en|>", "<|transcribe|>"
-
-
-def whisper_prompt(tokenizer_object, multilingual: bool) -> list[str]:
-    """The decoder prompt: start of transcript, English transcription for a multilingual
-    model, no timestamps."""
-    prompt = [START] + ([ENGLISH, TRANSCRIBE] if multilingual else []) + [NOTIMESTAMPS]
-    missing = [t for t in prompt if tokenizer_object.token_to_id(t) is None]
-    if missing:
-        raise WhisperImportError(f"the tokenizer lacks Whisper's {', '.join(missing)}")
-    return prompt
-
-
-def prompted_tokenizer(tokenizer_object, prompt: list[str]):
-    """A `PreTrainedTokenizerFast` over a `tokenizers.Tokenizer` whose template is
-    `PROMPT $A <|endoftext|>`: what Whisper's decoder reads and writes."""
-    from tokenizers import processors
-    from transformers import PreTrainedTokenizerFast
-
-    specials = prompt + [ENDOFTEXT]
-    tokenizer_object.post_processor = processors.TemplateProcessing(
-        single=" ".join(prompt) + " $A " + ENDOFTEXT,
-        special_tokens=[(t, tokenizer_object.token_to_id(t)) for t in dict.fromkeys(specials)])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer_object, bos_token=ENDOFTEXT,
-                                   eos_token=ENDOFTEXT, pad_token=ENDOFTEXT, unk_token=ENDOFTEXT)
+    return config
 
 
 # -- sources --------------------------------------------------------------------------------------
@@ -272,7 +257,10 @@ def import_whisper(source: str, out: str | Path, dtype: torch.dtype = torch.floa
     known = tokenizer_object.get_vocab_size(with_added_tokens=True)
     tokenizer_object.add_special_tokens([AddedToken("<|%.2f|>" % (i * 0.02), special=True)
                                          for i in range(model.config.vocab_size - known)])
-    prompt = whisper_prompt(tokenizer_object, model.config.vocab_size >= 51865)
+    try:
+        prompt = whisper_prompt(tokenizer_object, model.config.vocab_size >= 51865)
+    except ValueError as e:
+        raise WhisperImportError(str(e)) from None
     tokenizer = prompted_tokenizer(tokenizer_object, prompt)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

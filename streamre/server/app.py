@@ -28,9 +28,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from streamre import WEB_CLIENT_DIR
-from streamre.audio import VadConfig
 from streamre.config import ServeConfig
-from streamre.graph import GraphSettings, RoomGraph
+from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
 from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
 from streamre.mqtt.outbox import MqttOutbox
@@ -49,9 +48,7 @@ class StreamServer:
     def __init__(self, config: ServeConfig,
                  load_extractor: Callable[[], TripletExtractor] | None = None) -> None:
         self.config = config
-        self.vad_config = VadConfig.from_settings(config)
         self.metrics = Metrics()
-        self.graph_settings = GraphSettings.from_settings(config)
         self.store: GraphStore | None = None
         self.publisher: MqttPublisher | None = None
         self.rooms: Rooms | None = None
@@ -71,7 +68,7 @@ class StreamServer:
 
     async def start(self) -> None:
         self.store = GraphStore(Path(self.config.data_dir) / DB_NAME)
-        self.store.save_settings(self.graph_settings)
+        self.store.save_settings(self.config.graph)
         if self.config.mqtt:
             outbox = MqttOutbox(Path(self.config.data_dir) / OUTBOX_NAME,
                                 self.config.mqtt_outbox_max)
@@ -79,7 +76,7 @@ class StreamServer:
                 self.config.mqtt, self.config.server_id or _host_id(), outbox,
                 lambda room: self.rooms.open(room).graph.snapshot(), self.metrics,
                 self.config.mqtt_snapshot_interval_s)
-        self.rooms = Rooms(self.store, self.graph_settings, self.publisher, self._refused)
+        self.rooms = Rooms(self.store, self.config.graph, self.publisher, self._refused)
         restored = self.rooms.restore()
         if restored:
             log.info("restored %d room(s) from %s", len(restored), self.store.path)
@@ -112,7 +109,8 @@ class StreamServer:
         self.metrics.facts_refused.inc(count)
         if graph.refused == count or graph.refused % 1000 < count:  # first, then 1 in 1000
             log.warning("room %s is full (max_nodes=%d, max_edges=%d): %d new fact(s) "
-                        "refused so far", name, self.config.max_nodes, self.config.max_edges,
+                        "refused so far", name, self.config.graph.max_nodes,
+                        self.config.graph.max_edges,
                         graph.refused)
 
     async def shutdown(self) -> None:
@@ -178,8 +176,8 @@ class StreamServer:
 
     def _session(self, ws: ServerConnection) -> Session:
         cfg = self.config
-        protocol = SessionProtocol(uuid.uuid4().hex[:12], self.vad_config,
-                                   Limits(cfg.max_message_bytes, cfg.max_utterance_s))
+        protocol = SessionProtocol(uuid.uuid4().hex[:12], self.config.vad,
+                                   Limits(cfg.max_message_bytes, cfg.vad.max_utterance_s))
         return Session(ws, protocol, self.engine, self.rooms.open, self.metrics,
                        SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s))
 

@@ -27,7 +27,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -36,52 +36,10 @@ from tqdm import tqdm
 from streamre.inference.extractor import ModelExtractor, pick_device
 from streamre.model.checkpoint import (
     create_checkpoint, from_whisper, load_checkpoint, resolve_model, with_alignment)
-from streamre.model.mcam import ALIGNMENTS
+from streamre.training.config import TrainConfig
 from streamre.training.data import Collator, Example, read_manifest
 from streamre.training.evaluate import evaluate
 from streamre.training.objective import mcam_objective
-
-
-@dataclass
-class TrainConfig:
-    train: str | tuple[str, ...]  # one manifest or several, read as one training set
-    out: str
-    dev: str | None = None
-    alignment: str = "mcam"
-    relations: tuple[str, ...] = ()  # empty: every relation in the training manifest
-    init: str = ""  # a Whisper folder or hub id, or a checkpoint of this model
-    encoder_layers_tuned: int = -1  # top encoder layers trained; 0 frozen, -1 all
-    encoder_lr_scale: float = 1.0
-    keep_whisper: float = 0.0  # weight of the KL to the original Whisper's transcript tokens
-    teacher: str = ""  # that Whisper (default: --init, when it is one)
-    max_steps: int = 2000
-    batch_size: int = 8
-    lr: float = 1e-4
-    warmup: float = 0.1  # tri-stage schedule: share of steps warming up,
-    hold: float = 0.4  # held at the peak, then decaying exponentially to
-    final_lr_scale: float = 0.05  # this share of the peak
-    clip_norm: float = 10.0
-    eval_every: int = 200
-    patience: int = 5  # evaluations without improvement before stopping
-    log_every: int = 10
-    seed: int = 0
-    device: str = "auto"
-    resume: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.alignment not in ALIGNMENTS:
-            raise ValueError(f"--alignment must be one of {', '.join(ALIGNMENTS)}")
-        if self.max_steps < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise ValueError("--max-steps, --batch-size and --eval-every must be positive")
-        if self.warmup < 0 or self.hold < 0 or self.warmup + self.hold > 1:
-            raise ValueError("--warmup and --hold are shares of the steps: each at least 0, "
-                             "together at most 1")
-        if self.keep_whisper < 0:
-            raise ValueError("--keep-whisper is a weight, at least 0")
-        if self.encoder_layers_tuned < -1 or self.encoder_lr_scale < 0:
-            raise ValueError("--encoder-layers-tuned is -1 (all), 0 (frozen) or a layer count; "
-                             "--encoder-lr-scale is at least 0")
 
 
 def tri_stage(step: int, total: int, warmup: float, hold: float, final: float) -> float:
@@ -172,18 +130,9 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
-    manifests = (cfg.train,) if isinstance(cfg.train, str) else cfg.train
-    train_set = [example for path in manifests for example in read_manifest(path)]
-    window_s = 30.0  # Whisper's window: longer utterances cannot be learnt whole
-    too_long = [e for e in train_set if e.duration > window_s]
-    if too_long:
-        print(f"streamre train: leaving out {len(too_long)} of {len(train_set)} training "
-              f"utterances longer than {window_s:.0f} s", file=sys.stderr)
-        train_set = [e for e in train_set if e.duration <= window_s]
-    dev_set = read_manifest(cfg.dev) if cfg.dev else train_set
+    train_set, dev_set = _datasets(cfg)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-
     last = out / "last"
     resuming = cfg.resume and (last / "state.json").is_file()
     if resuming:
@@ -194,19 +143,8 @@ def train(cfg: TrainConfig) -> dict:
     teacher = load_teacher(cfg)
     if teacher is not None:
         teacher.to(device)
-    groups = parameter_groups(model, cfg)
-    trainable = [p for group in groups for p in group["params"]]
-    optimizer = torch.optim.Adam(groups, betas=(0.9, 0.98), eps=1e-8)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: tri_stage(
-        s, cfg.max_steps, cfg.warmup, cfg.hold, cfg.final_lr_scale))
-    # epoch: passes begun; done: batches of the current pass already taken (for resume)
-    state = {"step": 0, "best": None, "evals_without_gain": 0, "epoch": 0, "done": 0}
-    if resuming:
-        state = {**state, **json.loads((last / "state.json").read_text())}
-        saved = torch.load(last / "optimizer.pt", map_location=device, weights_only=True)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-
+    optimizer, scheduler, state = _optimisation(model, cfg, device, last if resuming else None)
+    trainable = [p for group in optimizer.param_groups for p in group["params"]]
     collate = Collator(tokenizer)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") \
         else contextlib.nullcontext()
@@ -220,9 +158,8 @@ def train(cfg: TrainConfig) -> dict:
                 state["epoch"] += 1
             batches = length_grouped_batches(train_set, cfg.batch_size, cfg.seed + state["epoch"])
             for chunk in batches[state["done"]:]:
-                batch = collate(chunk).to(device)
                 with amp:
-                    losses = mcam_objective(model, batch, teacher=teacher,
+                    losses = mcam_objective(model, collate(chunk).to(device), teacher=teacher,
                                             keep=cfg.keep_whisper)
                 optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
@@ -232,15 +169,8 @@ def train(cfg: TrainConfig) -> dict:
                 state["step"] += 1
                 state["done"] = (state["done"] + 1) % len(batches)
                 seen += len(chunk)
-                lr = scheduler.get_last_lr()[0]
-                speed = seen / max(1e-9, time.monotonic() - started)
-                bar.set_postfix(loss=f"{losses['loss'].detach().item():.3f}", lr=f"{lr:.2e}",
-                                utt_s=f"{speed:.1f}", epoch=state["epoch"])
-                bar.update(1)
-                if state["step"] % cfg.log_every == 0:
-                    _log(log, {"step": state["step"], "epoch": state["epoch"], "lr": lr,
-                               "utt_per_s": round(speed, 2), "grad_norm": round(float(grad_norm), 4),
-                               **{k: round(v.item(), 5) for k, v in losses.items()}})
+                _report(bar, log, cfg, state, losses, grad_norm, scheduler.get_last_lr()[0],
+                        seen / max(1e-9, time.monotonic() - started))
                 if state["step"] % cfg.eval_every == 0 or state["step"] >= cfg.max_steps:
                     stop = _evaluate_and_save(model, tokenizer, cfg, dev_set, state, log, out)
                     _save_last(model, tokenizer, optimizer, scheduler, state, last)
@@ -251,6 +181,46 @@ def train(cfg: TrainConfig) -> dict:
         bar.close()
         log.close()
     return {"step": state["step"], "best": state["best"]}
+
+
+def _datasets(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
+    """The training set (without utterances longer than Whisper's window) and the dev set."""
+    manifests = (cfg.train,) if isinstance(cfg.train, str) else cfg.train
+    train_set = [example for path in manifests for example in read_manifest(path)]
+    window_s = 30.0  # Whisper's window: longer utterances cannot be learnt whole
+    too_long = [e for e in train_set if e.duration > window_s]
+    if too_long:
+        print(f"streamre train: leaving out {len(too_long)} of {len(train_set)} training "
+              f"utterances longer than {window_s:.0f} s", file=sys.stderr)
+        train_set = [e for e in train_set if e.duration <= window_s]
+    return train_set, (read_manifest(cfg.dev) if cfg.dev else train_set)
+
+
+def _optimisation(model, cfg: TrainConfig, device: str, resume_from: Path | None):
+    """Adam over the trainable groups, the tri-stage schedule and the loop's state; as they
+    were saved in `resume_from` when given."""
+    optimizer = torch.optim.Adam(parameter_groups(model, cfg), betas=(0.9, 0.98), eps=1e-8)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: tri_stage(
+        s, cfg.max_steps, cfg.warmup, cfg.hold, cfg.final_lr_scale))
+    # epoch: passes begun; done: batches of the current pass already taken (for resume)
+    state = {"step": 0, "best": None, "evals_without_gain": 0, "epoch": 0, "done": 0}
+    if resume_from is not None:
+        state = {**state, **json.loads((resume_from / "state.json").read_text())}
+        saved = torch.load(resume_from / "optimizer.pt", map_location=device, weights_only=True)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+    return optimizer, scheduler, state
+
+
+def _report(bar, log, cfg: TrainConfig, state: dict, losses: dict, grad_norm, lr: float,
+            speed: float) -> None:
+    bar.set_postfix(loss=f"{losses['loss'].detach().item():.3f}", lr=f"{lr:.2e}",
+                    utt_s=f"{speed:.1f}", epoch=state["epoch"])
+    bar.update(1)
+    if state["step"] % cfg.log_every == 0:
+        _log(log, {"step": state["step"], "epoch": state["epoch"], "lr": lr,
+                   "utt_per_s": round(speed, 2), "grad_norm": round(float(grad_norm), 4),
+                   **{k: round(v.item(), 5) for k, v in losses.items()}})
 
 
 def length_grouped_batches(examples: list[Example], batch_size: int, seed: int

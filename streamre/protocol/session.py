@@ -1,152 +1,48 @@
-"""The wire contract of PROTOCOL.md in one place, with no I/O.
+"""One session's state machine: text and audio frames in, `Action`s out.
 
-- The constants: version, encodings, the room-name rule, the close codes.
-- A builder for every message either side sends, so the server, the CLI, the tests and the
-  benchmarks all write the same JSON.
-- `SessionProtocol`: one session's state machine. Text and audio frames go in; `Action`s come
-  out (reply, join a room, send a snapshot, infer a segment, finish, close). It owns the
-  session's audio input and VAD segmenter; the asyncio shell (`streamre.server.session`) carries
-  the actions out, and the tests drive it with no server and no model.
+`SessionProtocol` owns the session's audio input and VAD segmenter; the asyncio shell
+(`streamre.server.session`) carries its actions out, and the tests drive it with no server and
+no model.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Any, Union
+from typing import Union
 
 from streamre import SAMPLE_RATE
 from streamre.audio import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInput, Dropped, Segment,
                             SpeechEnd, SpeechStart, VadConfig, VadSegmenter)
-
-PROTOCOL_VERSION = 1
-ENCODINGS = ("pcm_s16le",)
-STREAM_PATH = "/v1/stream"
-ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # also a valid MQTT topic level
-ROOM_RULE = ("room must be 1-64 characters: letters, digits, '_', '.', '-' "
-             "(starting with a letter or digit)")
-MAX_SPEAKER_CHARS = 128
+from streamre.protocol.wire import (ENCODINGS, MAX_SPEAKER_CHARS, PROTOCOL_VERSION, ROOM_RULE,
+                                    CloseCode, Limits, error_message, pong_message,
+                                    ready_message, segment_message, vad_message, valid_room)
 
 
-class CloseCode(IntEnum):
-    NORMAL = 1000
-    GOING_AWAY = 1001  # the server is shutting down
-    SERVER_ERROR = 1011
-    TRY_AGAIN_LATER = 1013  # the server is full
-    PROTOCOL_VIOLATION = 4400
-
-
-def valid_room(name: Any) -> bool:
-    return isinstance(name, str) and ROOM_NAME.match(name) is not None
-
-
-# -- messages a client sends ------------------------------------------------------------------
-
-def start_message(room: str = "default", sample_rate: int = SAMPLE_RATE,
-                  speaker: str | None = None, **extra: Any) -> dict:
-    message = {"type": "start", "protocol": PROTOCOL_VERSION, "room": room,
-               "sample_rate": sample_rate, "encoding": ENCODINGS[0], "channels": 1, **extra}
-    if speaker is not None:
-        message["speaker"] = speaker
-    return message
-
-
-def subscribe_message(room: str = "default") -> dict:
-    return {"type": "subscribe", "room": room}
-
-
-def stop_message() -> dict:
-    return {"type": "stop"}
-
-
-def ping_message() -> dict:
-    return {"type": "ping"}
-
-
-# -- messages the server sends ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Limits:
-    """What `ready` tells a client about the server's limits."""
-    max_message_bytes: int
-    max_utterance_s: float
-
-    def to_json(self) -> dict:
-        return {"max_message_bytes": self.max_message_bytes,
-                "min_sample_rate": MIN_SAMPLE_RATE, "max_sample_rate": MAX_SAMPLE_RATE,
-                "encodings": list(ENCODINGS), "max_utterance_s": self.max_utterance_s}
-
-
-def ready_message(session_id: str, room: str, role: str, limits: Limits) -> dict:
-    return {"type": "ready", "session_id": session_id, "room": room,
-            "protocol": PROTOCOL_VERSION, "role": role, "limits": limits.to_json()}
-
-
-def error_message(code: str, message: str) -> dict:
-    return {"type": "error", "code": code, "message": message}
-
-
-def warning_message(code: str, message: str, **extra: Any) -> dict:
-    return {"type": "warning", "code": code, "message": message, **extra}
-
-
-def vad_message(event: SpeechStart | SpeechEnd) -> dict:
-    kind = "speech_start" if isinstance(event, SpeechStart) else "speech_end"
-    return {"type": "vad", "event": kind, "t": round(event.t, 3)}
-
-
-def segment_message(segment: Segment) -> dict:
-    return {"type": "segment", "segment_id": segment.index, "start": round(segment.start_s, 3),
-            "end": round(segment.end_s, 3), "forced_split": segment.forced_split}
-
-
-def triplets_message(segment: Segment, text: str, triplets: list[dict], **timing: Any) -> dict:
-    """A segment's answer; `timing` is latency_ms, queue_ms, infer_ms and batch_size, or
-    error and message when inference failed."""
-    return {"type": "triplets", "segment_id": segment.index, "start": round(segment.start_s, 3),
-            "end": round(segment.end_s, 3), "source": "speech", "text": text,
-            "triplets": triplets, **timing}
-
-
-def pong_message() -> dict:
-    return {"type": "pong"}
-
-
-def done_message() -> dict:
-    return {"type": "done"}
-
-
-# -- one session's state machine --------------------------------------------------------------
-
+# What the shell is asked to do, in order.
 @dataclass(frozen=True)
 class Reply:
-    """Send this message to the session's own client."""
-    message: dict
+    message: dict  # to this session's own client
 
 
 @dataclass(frozen=True)
 class JoinRoom:
-    """Leave the current room (if any), join this one; a `Reply(ready)` and a
-    `SendSnapshot` follow."""
-    room: str
+    room: str  # leave the current room, if any; `ready` and a snapshot follow
 
 
 @dataclass(frozen=True)
 class SendSnapshot:
-    """Send the room graph's current snapshot (after `ready`, or as a viewer's resync)."""
+    """The room graph as it is now (after `ready`, or a viewer's resync)."""
 
 
 @dataclass(frozen=True)
 class Infer:
-    """A closed segment for the model; its `triplets` answer is the shell's to send."""
-    segment: Segment
+    segment: Segment  # for the model; its `triplets` answer is the shell's to send
 
 
 @dataclass(frozen=True)
 class DropSegment:
-    """The segmenter dropped an utterance too short to be speech (counted, not sent)."""
+    """An utterance too short to be speech: counted, not sent."""
 
 
 @dataclass(frozen=True)
@@ -156,8 +52,7 @@ class Finish:
 
 @dataclass(frozen=True)
 class Close:
-    """Close the connection with this code, after the replies before it are written."""
-    code: CloseCode
+    code: CloseCode  # after the replies before it are written
     reason: str
 
 

@@ -1,0 +1,55 @@
+"""What the VAD segmenter says about a stream: speech started or ended, a segment closed, an
+utterance dropped. Positions are in samples at 16 kHz from the start of the stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+from streamre import SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class _SpeechMark:
+    sample: int  # stream position, in samples at 16 kHz
+
+    @property
+    def t(self) -> float:
+        return self.sample / SAMPLE_RATE
+
+
+class SpeechStart(_SpeechMark):
+    """The trigger fired; `sample` is the first voiced frame."""
+
+
+class SpeechEnd(_SpeechMark):
+    """The hangover ran out; `sample` is the end of the last voiced frame."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    start: int  # first sample, in stream samples at 16 kHz
+    end: int  # one past the last sample
+    audio: np.ndarray = field(repr=False)  # int16, shape (end - start,)
+    forced_split: bool = False  # begins or ends at a forced split
+    overlap: int = 0  # leading samples shared with the previous segment
+
+    @property
+    def start_s(self) -> float:
+        return self.start / SAMPLE_RATE
+
+    @property
+    def end_s(self) -> float:
+        return self.end / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Dropped:
+    start: int
+    end: int
+
+
+Event = Union[SpeechStart, SpeechEnd, Segment, Dropped]

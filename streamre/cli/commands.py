@@ -1,0 +1,136 @@
+"""What each `streamre` sub-command does, given its parsed flags; each returns the exit
+status. Heavy imports wait until a command runs, so `--help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+
+
+def serve(args: argparse.Namespace) -> int:
+    from streamre.config import load_config
+    from streamre.server.app import StreamServer
+
+    config = load_config(args)
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.log_level.lower() != "debug":  # one line per HTTP request is debug detail
+        logging.getLogger("streamre.websockets").setLevel(logging.WARNING)
+    return asyncio.run(StreamServer(config).run_until_signal())
+
+
+def stream(args: argparse.Namespace) -> int:
+    from streamre.cli.stream import stream_file
+
+    return asyncio.run(stream_file(args.file, args.url, room=args.room, realtime=args.realtime,
+                                   token=args.token, speaker=args.speaker,
+                                   frame_ms=args.frame_ms))
+
+
+def extract(args: argparse.Namespace) -> int:
+    from streamre.cli.extract import extract_files
+
+    return extract_files(args.files, model=args.model, device=args.device,
+                         batch_size=args.batch_size)
+
+
+def train(args: argparse.Namespace) -> int:
+    from streamre.settings import build
+    from streamre.training.config import TrainConfig
+    from streamre.training.loop import train
+
+    result = train(build(TrainConfig, args))
+    print(json.dumps({"out": args.out, **result}))
+    return 0
+
+
+def eval(args: argparse.Namespace) -> int:
+    from streamre.inference import ModelExtractor
+    from streamre.training.data import read_manifest
+    from streamre.training.evaluate import evaluate
+
+    examples = read_manifest(args.data)
+    extractor = ModelExtractor.load(args.model or None, args.device, max_new_tokens=args.max_new_tokens)
+    summary = evaluate(extractor, examples, args.batch_size, args.predictions,
+                       progress=not args.no_progress)
+    print(json.dumps(summary))
+    return 0
+
+
+def graph_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streamre.graph.room import graphml
+    from streamre.graph.store import GraphStore
+    from streamre.mqtt.mirror_store import MirrorStore
+
+    if not Path(args.db).exists():
+        raise FileNotFoundError(f"no such database: {args.db}")
+    journal, mirror = GraphStore(args.db), MirrorStore(args.db)
+    try:  # a server's journal, or a subscriber's mirror
+        if args.room in journal.rooms():
+            data = journal.load(args.room).to_json()
+        elif args.room in mirror.rooms():
+            data = mirror.load(args.room).to_json()
+        else:
+            known = ", ".join(sorted(set(journal.rooms()) | set(mirror.rooms()))) or "none"
+            raise ValueError(f"no room {args.room!r} in {args.db} (rooms: {known})")
+    finally:
+        journal.close()
+        mirror.close()
+    text = graphml(data) if args.format == "graphml" else json.dumps(data, indent=2)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
+def subscribe(args: argparse.Namespace) -> int:
+    from streamre.mqtt.subscriber import subscribe
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(subscribe(args.mqtt, args.room, args.db, args.client_id))
+
+
+def init_model(args: argparse.Namespace) -> int:
+    from streamre.model import create_checkpoint
+
+    print(create_checkpoint(args.out, alignment=args.alignment, seed=args.seed))
+    return 0
+
+
+def import_whisper(args: argparse.Namespace) -> int:
+    from streamre.model.whisper_import import import_whisper
+
+    print(import_whisper(args.source, args.out))
+    return 0
+
+
+def synth(args: argparse.Namespace) -> int:
+    from streamre.corpus import Augmentation, plan, read_sentences, run, swap_entities
+
+    sentences = [s for path in args.inputs for s in read_sentences(path, args.format)]
+    if args.limit:
+        sentences = sentences[:args.limit]
+    if args.swap_entities:
+        swapped = swap_entities(sentences, args.swap_entities, args.seed)
+        if not swapped:
+            raise ValueError("--swap-entities needs sentences with typed entities (SpERT)")
+        sentences = swapped if args.only_swapped else sentences + swapped
+    elif args.only_swapped:
+        raise ValueError("--only-swapped goes with --swap-entities")
+    voices = "train" if args.voices == "train" else args.voices.split(",")
+    asked = args.speed != (1.0, 1.0) or args.gain_db != (0.0, 0.0) or args.snr_db is not None
+    if asked and args.augment_fraction == 0:
+        raise ValueError("--speed, --gain-db and --snr-db act on --augment-fraction of the "
+                         "utterances; give it (e.g. --augment-fraction 0.3)")
+    augmentation = Augmentation(args.augment_fraction, args.speed, args.gain_db, args.snr_db)
+    synth = plan(sentences, args.out, voices, args.copies, args.seed, args.audio, augmentation)
+    manifest = run(synth, args.manifest, args.jobs, progress=not args.no_progress)
+    print(json.dumps({"manifest": str(manifest), "utterances": len(synth.utterances),
+                      "sentences": len(sentences)}))
+    return 0

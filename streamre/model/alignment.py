@@ -1,0 +1,58 @@
+"""The MCAM alignment adapter's parts, and the attention biases every path of the model uses."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, S) True-where-real to an additive attention bias (B, 1, 1, S)."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+        ~mask.bool(), torch.finfo(dtype).min)[:, None, None, :]
+
+
+def causal_bias(length: int, past: int, dtype: torch.dtype, device) -> torch.Tensor | None:
+    """(1, 1, L, past + L): each new token sees the past and itself; None for one token."""
+    if length == 1:
+        return None
+    future = torch.ones(length, past + length, dtype=torch.bool, device=device).triu(past + 1)
+    return torch.zeros(future.shape, dtype=dtype, device=device).masked_fill(
+        future, torch.finfo(dtype).min)[None, None]
+
+
+class LengthAdapter(nn.Module):
+    """Conv1d stack, stride 2 per layer: (B, S, D) to (B, ceil(S / 2**layers), D); the identity
+    with no layers (Whisper's 20 ms frames already suit the decoder)."""
+
+    def __init__(self, dim: int, layers: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv1d(dim, dim, kernel_size=3, stride=2, padding=1) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.transpose(1, 2)
+        for conv in self.convs:
+            x = nn.functional.gelu(conv(x))
+        return x.transpose(1, 2)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        for _ in self.convs:
+            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+        return lengths
+
+
+class RelationPrompts(nn.Module):
+    """R learnable relation queries attend over a sequence: (B, S, D) to (B, R, D)."""
+
+    def __init__(self, dim: int, relations: int, heads: int) -> None:
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(relations, dim) * dim ** -0.5)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, hidden: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        queries = self.queries.unsqueeze(0).expand(hidden.shape[0], -1, -1).to(hidden.dtype)
+        prompts, _ = self.attention(queries, hidden, hidden, key_padding_mask=padding,
+                                    need_weights=False)
+        return self.norm(prompts + queries)

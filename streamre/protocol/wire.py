@@ -1,0 +1,109 @@
+"""PROTOCOL.md's constants (version, encodings, the room-name rule, close codes) and a builder
+for every message either side sends, so the server, the CLI, the tests and the benchmarks all
+write the same JSON."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from streamre import SAMPLE_RATE
+from streamre.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Segment, SpeechEnd, SpeechStart
+
+PROTOCOL_VERSION = 1
+ENCODINGS = ("pcm_s16le",)
+STREAM_PATH = "/v1/stream"
+ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # also a valid MQTT topic level
+ROOM_RULE = ("room must be 1-64 characters: letters, digits, '_', '.', '-' "
+             "(starting with a letter or digit)")
+MAX_SPEAKER_CHARS = 128
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    GOING_AWAY = 1001  # the server is shutting down
+    SERVER_ERROR = 1011
+    TRY_AGAIN_LATER = 1013  # the server is full
+    PROTOCOL_VIOLATION = 4400
+
+
+def valid_room(name: Any) -> bool:
+    return isinstance(name, str) and ROOM_NAME.match(name) is not None
+
+
+# -- messages a client sends ------------------------------------------------------------------
+
+def start_message(room: str = "default", sample_rate: int = SAMPLE_RATE,
+                  speaker: str | None = None, **extra: Any) -> dict:
+    message = {"type": "start", "protocol": PROTOCOL_VERSION, "room": room,
+               "sample_rate": sample_rate, "encoding": ENCODINGS[0], "channels": 1, **extra}
+    if speaker is not None:
+        message["speaker"] = speaker
+    return message
+
+
+def subscribe_message(room: str = "default") -> dict:
+    return {"type": "subscribe", "room": room}
+
+
+def stop_message() -> dict:
+    return {"type": "stop"}
+
+
+def ping_message() -> dict:
+    return {"type": "ping"}
+
+
+# -- messages the server sends ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Limits:
+    """What `ready` tells a client about the server's limits."""
+    max_message_bytes: int
+    max_utterance_s: float
+
+    def to_json(self) -> dict:
+        return {"max_message_bytes": self.max_message_bytes,
+                "min_sample_rate": MIN_SAMPLE_RATE, "max_sample_rate": MAX_SAMPLE_RATE,
+                "encodings": list(ENCODINGS), "max_utterance_s": self.max_utterance_s}
+
+
+def ready_message(session_id: str, room: str, role: str, limits: Limits) -> dict:
+    return {"type": "ready", "session_id": session_id, "room": room,
+            "protocol": PROTOCOL_VERSION, "role": role, "limits": limits.to_json()}
+
+
+def error_message(code: str, message: str) -> dict:
+    return {"type": "error", "code": code, "message": message}
+
+
+def warning_message(code: str, message: str, **extra: Any) -> dict:
+    return {"type": "warning", "code": code, "message": message, **extra}
+
+
+def vad_message(event: SpeechStart | SpeechEnd) -> dict:
+    kind = "speech_start" if isinstance(event, SpeechStart) else "speech_end"
+    return {"type": "vad", "event": kind, "t": round(event.t, 3)}
+
+
+def segment_message(segment: Segment) -> dict:
+    return {"type": "segment", "segment_id": segment.index, "start": round(segment.start_s, 3),
+            "end": round(segment.end_s, 3), "forced_split": segment.forced_split}
+
+
+def triplets_message(segment: Segment, text: str, triplets: list[dict], **timing: Any) -> dict:
+    """A segment's answer; `timing` is latency_ms, queue_ms, infer_ms and batch_size, or
+    error and message when inference failed."""
+    return {"type": "triplets", "segment_id": segment.index, "start": round(segment.start_s, 3),
+            "end": round(segment.end_s, 3), "source": "speech", "text": text,
+            "triplets": triplets, **timing}
+
+
+def pong_message() -> dict:
+    return {"type": "pong"}
+
+
+def done_message() -> dict:
+    return {"type": "done"}
