@@ -25,6 +25,9 @@ from streamre.settings import (ENV_PREFIX, ConfigError, add_flags, build, nested
 
 @dataclass(frozen=True)
 class ServeConfig:
+    """Every setting of `streamre serve`, each with its default and help; `vad` and `graph`
+    are the segmenter's and the room graph's own settings objects."""
+
     # network
     host: str = setting("127.0.0.1", "address to listen on")
     port: int = setting(8765, "TCP port for HTTP and the WebSocket (0: any free port)")

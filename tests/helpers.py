@@ -38,13 +38,14 @@ def synthesize(text: str, path: Path, voice: str = "en-us", speed: int = 160) ->
     return path
 
 
-def http_get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+def http_get(url: str, headers: dict | None = None):
+    """(status, headers (looked up case-insensitively), body)."""
     request = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status, dict(r.headers), r.read()
+            return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+        return e.code, e.headers, e.read()
 
 
 def pcm_frames(audio: np.ndarray, rate: int, ms: int = 100) -> list[bytes]:

@@ -87,3 +87,24 @@ def test_the_example_config_in_deploy_loads():
     assert all(f"\n{leaf.path[-1]} = " in tables[leaf.path[:-1]]
                or f"# {leaf.path[-1]} = " in tables[leaf.path[:-1]]
                for leaf in leaves(ServeConfig))
+
+
+def test_train_flags_are_made_from_train_config():
+    from streamre.settings import build
+    from streamre.training.config import TrainConfig
+
+    args = build_parser().parse_args([
+        "train", "--train", "a.jsonl", "b.jsonl", "--out", "runs/x", "--relations", "Kill,Work_For",
+        "--preset", "small", "--encoder-layers-tuned", "0", "--lr", "3e-5", "--resume",
+        "--no-progress"])
+    cfg = build(TrainConfig, args)
+    assert cfg.train == ("a.jsonl", "b.jsonl") and cfg.out == "runs/x" and cfg.dev is None
+    assert cfg.relations == ("Kill", "Work_For") and cfg.preset == "small"
+    assert (cfg.encoder_layers_tuned, cfg.lr, cfg.resume, cfg.progress) == (0, 3e-5, True, False)
+    assert cfg.max_steps == TrainConfig.max_steps  # unset flags keep the declared default
+    with pytest.raises(ConfigError, match="--max-steps"):
+        build(TrainConfig, build_parser().parse_args(
+            ["train", "--train", "a", "--out", "b", "--max-steps", "many"]))
+    with pytest.raises(ConfigError, match="--max-steps"):
+        build(TrainConfig, build_parser().parse_args(
+            ["train", "--train", "a", "--out", "b", "--max-steps", "0"]))

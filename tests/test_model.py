@@ -13,7 +13,7 @@ from streamre.inference import ModelExtractor
 from streamre.inference.extractor import length_groups
 from streamre.model import MCAMModel, create_checkpoint, load_checkpoint, target_text
 from streamre.model.features import log_mel
-from streamre.model.mcam import repeating_tail
+from streamre.model.decoding import repeating_tail
 
 from helpers import FACT, FACT_TEXT, noise
 

@@ -12,7 +12,7 @@ import urllib.request
 
 from websockets.asyncio.client import connect
 
-from helpers import pcm_frames, start_server, start_text
+from helpers import http_get, pcm_frames, start_server, start_text, stream
 from streamre.graph import GraphSettings
 
 
@@ -69,7 +69,6 @@ def test_sigkill_mid_stream_loses_nothing_announced(fact_checkpoint, meeting_aud
 
 
 def test_a_restart_keeps_ids_versions_and_counts(make_server, meeting_audio, tmp_path):
-    from test_server import http_get, stream
 
     first = make_server(graph=GraphSettings(dedup_window_s=0), data_dir=str(tmp_path / "d"))
     asyncio.run(stream(first.url, meeting_audio, room="standup"))

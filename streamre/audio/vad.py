@@ -124,6 +124,14 @@ class _SampleBuffer:
 
 
 class VadSegmenter:
+    """One stream's utterances, from 16 kHz samples fed in chunks of any size (see the module).
+
+    Args:
+        config: trigger, hangover, pre-roll and segment-length settings.
+        is_speech: classifies one 30 ms frame of int16 samples; webrtcvad at the config's
+            aggressiveness by default (tests pass their own).
+    """
+
     def __init__(self, config: VadConfig = VadConfig(),
                  is_speech: SpeechClassifier | None = None) -> None:
         self.config = config

@@ -16,8 +16,8 @@ def serve(args: argparse.Namespace) -> int:
     config = load_config(args)
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if config.log_level.lower() != "debug":  # one line per HTTP request is debug detail
-        logging.getLogger("streamre.websockets").setLevel(logging.WARNING)
+    if config.log_level.lower() != "debug":  # uvicorn's own start and stop lines are detail
+        logging.getLogger("uvicorn").setLevel(logging.WARNING)
     return asyncio.run(StreamServer(config).run_until_signal())
 
 

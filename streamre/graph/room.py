@@ -104,6 +104,13 @@ def _segment_order(ref: str) -> tuple[str, int]:
 
 
 class RoomGraph:
+    """One room's knowledge graph: facts in (`apply`), versioned deltas and snapshots out.
+
+    Args:
+        room: the room's name, carried by every message.
+        settings: the dedup window, the confidence shown, the caps, the fuzzy threshold.
+    """
+
     def __init__(self, room: str, settings: GraphSettings = GraphSettings()) -> None:
         self.room = room
         self.settings = settings

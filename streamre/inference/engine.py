@@ -41,6 +41,18 @@ class _Job:
 
 
 class InferenceEngine:
+    """Segments from every session in, batched model calls on one worker thread, each answer
+    back to the session that asked; sessions are served round-robin.
+
+    Args:
+        load: makes the extractor (called once, off the event loop, then warmed up).
+        max_batch: most segments in one model call.
+        gather_ms: how long a batch waits for more segments after its first (not at all when
+            every live producer already has one queued).
+        metrics: the server's `Metrics`, or None.
+        live_producers: how many producers are streaming now.
+    """
+
     def __init__(self, load: Callable[[], TripletExtractor], max_batch: int = 8,
                  gather_ms: int = 20, metrics=None,
                  live_producers: Callable[[], int] | None = None) -> None:

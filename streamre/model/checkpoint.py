@@ -40,8 +40,15 @@ class Preset:
                     max_target_positions=448, num_mel_bins=80)
 
 
-# Small enough to make and train in a test.
+# Shapes for a model made from scratch; tiny is small enough to make and train in a test.
 TINY = Preset(d_model=64, encoder_layers=2, decoder_layers=2, heads=2, ffn=128, vocab=1000)
+PRESETS = {
+    "tiny": TINY,
+    "small": Preset(d_model=256, encoder_layers=4, decoder_layers=4, heads=4, ffn=1024,
+                    vocab=4000),
+    "base": Preset(d_model=512, encoder_layers=6, decoder_layers=6, heads=8, ffn=2048,
+                   vocab=8000),
+}
 
 # Text a fresh tokenizer learns from when no training data is given.
 SEED_TEXTS = [

@@ -31,6 +31,7 @@ from transformers.models.whisper.modeling_whisper import (
 
 from streamre import SAMPLE_RATE
 from streamre.model.alignment import LengthAdapter, RelationPrompts, causal_bias, padding_bias
+from streamre.model.decoding import repeating_tail
 from streamre.model.features import HOP, log_mel, prepare_waveforms
 
 ALIGNMENTS = ("mcam", "none")
@@ -38,6 +39,18 @@ MAX_TOKENS_PER_SECOND = 10  # decoding budget: generous for speech, a cap for a 
 
 
 class MCAMConfig(PretrainedConfig):
+    """The model's config, saved as `config.json`.
+
+    Args:
+        whisper: the `WhisperConfig` of the backbone, as a dict.
+        alignment: "mcam" (the adapter) or "none" (encoder straight to decoder).
+        relations: the relation labels, one relation prompt each.
+        adapter_layers: stride-2 convolutions of the length adapter (0: none).
+        text_encoder_layers: layers of the training-only text path.
+        projection_layers: shared projection layers after the adapter.
+        decoder_prompt: token ids the decoder is given before it writes.
+    """
+
     model_type = "streamre-mcam"
 
     def __init__(
@@ -77,6 +90,9 @@ class DecoderOutput:
 
 
 class MCAMModel(PreTrainedModel):
+    """Waveforms to transcript-and-triplet tokens (see the module); made from an `MCAMConfig`,
+    loaded and saved as a Hugging Face folder (`streamre.model.checkpoint`)."""
+
     config_class = MCAMConfig
     base_model_prefix = "mcam"
     main_input_name = "input_values"
@@ -265,23 +281,6 @@ class MCAMModel(PreTrainedModel):
                 torch.tensor([b in live for b in range(batch)], device=chosen.device),
                 chosen, torch.full_like(chosen, eos))[:, None]
         return tokens, scores
-
-
-def repeating_tail(tokens: list[int], max_period: int = 32) -> int:
-    """How many tokens to cut when the sequence ends in a block said again and again (3 times
-    for blocks of 3 or more tokens; at least 8 tokens of repeats for shorter ones); else 0.
-
-    The cut keeps the first copy of the block.
-    """
-    n = len(tokens)
-    for period in range(1, min(max_period, n // 3) + 1):
-        copies = max(3, -(-8 // period))
-        if copies * period > n:
-            continue
-        block = tokens[n - period:]
-        if all(tokens[n - (k + 1) * period: n - k * period] == block for k in range(1, copies)):
-            return (copies - 1) * period
-    return 0
 
 
 # So AutoConfig/AutoModel (and AutoTokenizer, which reads config.json) know the model type.

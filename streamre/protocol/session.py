@@ -126,7 +126,10 @@ class SessionProtocol:
         if kind == "stop":
             if self.role != "producer":
                 raise _Refusal("not_streaming", "'stop' ends an audio stream; none was started")
-            return [] if self.finishing else [Finish()]
+            if self.finishing:
+                return []
+            self.finishing = True  # later audio is not part of the stream
+            return [Finish()]
         if kind == "ping":
             return [Reply(pong_message())]
         raise _Refusal("unknown_type", f"unknown message type {kind!r}")
@@ -196,7 +199,7 @@ class SessionProtocol:
 def _parse(text: str) -> dict:
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         raise _Refusal("bad_json", "text frames must be JSON objects") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise _Refusal("bad_message", "a message must be a JSON object with a string 'type'")

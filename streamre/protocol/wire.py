@@ -24,6 +24,8 @@ MAX_SPEAKER_CHARS = 128
 class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001  # the server is shutting down
+    POLICY_VIOLATION = 1008  # a refused handshake (origin) when HTTP cannot answer it
+    MESSAGE_TOO_BIG = 1009  # sent by the WebSocket layer past max_message_bytes
     SERVER_ERROR = 1011
     TRY_AGAIN_LATER = 1013  # the server is full
     PROTOCOL_VIOLATION = 4400

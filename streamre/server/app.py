@@ -1,4 +1,5 @@
-"""`streamre serve`: HTTP routes and the streaming WebSocket on one port (websockets' asyncio API).
+"""`streamre serve`: HTTP routes and the streaming WebSocket on one port, one ASGI application
+(Starlette) under uvicorn, whose WebSocket protocol is the `websockets` package's.
 
 The server owns the rooms, the inference engine and the metrics; each connection gets a
 `Session`. Lifecycle: `start()` listens at once and loads the model in the background
@@ -9,10 +10,8 @@ finishes every producer (flush, inference, `done`), closes viewers, then stops t
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
+import contextlib
 import logging
-import mimetypes
 import re
 import signal
 import socket
@@ -20,21 +19,22 @@ import uuid
 from http import HTTPStatus
 from pathlib import Path
 from typing import Callable
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
 
-from streamre import WEB_CLIENT_DIR
 from streamre.config import ServeConfig
 from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
 from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
-from streamre.protocol import STREAM_PATH, CloseCode, Limits, SessionProtocol, valid_room
+from streamre.protocol import STREAM_PATH, CloseCode, Limits, SessionProtocol
+from streamre.server.connection import Connection, Disconnected
+from streamre.server.http import BearerAuth, routes
 from streamre.server.metrics import Metrics
 from streamre.server.rooms import Rooms
 from streamre.server.session import Session, SessionSettings
@@ -59,7 +59,9 @@ class StreamServer:
                 dtype=config.dtype, max_padding=config.max_padding)),
             max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics,
             live_producers=lambda: sum(1 for s in self.sessions if s.role == "producer"))
-        self._server: Server | None = None
+        self._uvicorn: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
+        self._serving: asyncio.Task | None = None
         self._loading: asyncio.Task | None = None
         self._accepting = True
         self.stopped = asyncio.Event()  # set when the model failed to load, or on shutdown
@@ -67,6 +69,8 @@ class StreamServer:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.metrics.event_loop_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
         self.store = GraphStore(Path(self.config.data_dir) / DB_NAME)
         self.store.save_settings(self.config.graph)
         if self.config.mqtt:
@@ -82,14 +86,31 @@ class StreamServer:
             log.info("restored %d room(s) from %s", len(restored), self.store.path)
         if self.publisher is not None:
             self.publisher.start(restored)
-        origins = None
-        if self.config.allowed_origins:
-            origins = list(self.config.allowed_origins) + [None]  # non-browser clients send none
-        self._server = await serve(
-            self._handle, self.config.host, self.config.port, process_request=self._http,
-            max_size=self.config.max_message_bytes, origins=origins, ping_interval=20,
-            ping_timeout=20, logger=logging.getLogger("streamre.websockets"))
+        await self._listen()
         self._loading = asyncio.create_task(self._load_model())
+
+    def application(self) -> Starlette:
+        """HTTP routes and the WebSocket, behind the token check."""
+        return Starlette(
+            routes=[WebSocketRoute(STREAM_PATH, self._websocket), *routes(self)],
+            middleware=[Middleware(BearerAuth, token=self.config.token,
+                                   on_refused=self.metrics.sessions_rejected.labels("auth").inc)])
+
+    async def _listen(self) -> None:
+        config = uvicorn.Config(
+            self.application(), host=self.config.host, port=self.config.port, lifespan="off",
+            ws="websockets-sansio", ws_max_size=self.config.max_message_bytes,
+            ws_ping_interval=20, ws_ping_timeout=20, log_config=None, access_log=False,
+            server_header=False, timeout_graceful_shutdown=10)
+        self._socket = config.bind_socket()  # bound now, so port 0 is known at once
+        self._uvicorn = _Uvicorn(config)
+        self._serving = asyncio.create_task(self._uvicorn.serve(sockets=[self._socket]),
+                                            name="uvicorn")
+        while not self._uvicorn.started:
+            if self._serving.done():
+                self._serving.result()  # raises what stopped it
+                raise OSError("the HTTP server stopped while starting")
+            await asyncio.sleep(0.01)
 
     async def _load_model(self) -> None:
         try:
@@ -103,7 +124,7 @@ class StreamServer:
 
     @property
     def port(self) -> int:
-        return self._server.sockets[0].getsockname()[1]
+        return self._socket.getsockname()[1]
 
     def _refused(self, name: str, graph: RoomGraph, count: int) -> None:
         self.metrics.facts_refused.inc(count)
@@ -116,16 +137,17 @@ class StreamServer:
     async def shutdown(self) -> None:
         """Stop accepting; finish producers (flush, infer, `done`); close viewers; stop the model."""
         self._accepting = False
-        if self._server is not None:
-            self._server.close(close_connections=False)
+        for listener in self._uvicorn.servers if self._uvicorn is not None else []:
+            listener.close()  # no new connections; open ones stay for now
         sessions = list(self.sessions)
         await asyncio.gather(*(s.finish(connected=True) for s in sessions if s.role == "producer"),
                              return_exceptions=True)
         for session in sessions:
             if session.role != "producer":
                 await session.ws.close(CloseCode.GOING_AWAY, "server shutting down")
-        if self._server is not None:
-            await self._server.wait_closed()
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+            await self._serving
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
         await self.engine.close()
@@ -154,136 +176,69 @@ class StreamServer:
 
     # -- WebSocket --------------------------------------------------------------------------
 
-    async def _handle(self, ws: ServerConnection) -> None:
-        # Only /v1/stream gets here: `_http` answers every other path before the handshake.
+    async def _websocket(self, websocket: WebSocket) -> None:
+        origin = websocket.headers.get("origin")
+        allowed = self.config.allowed_origins
+        if allowed and origin is not None and origin not in allowed:  # non-browsers send none
+            self.metrics.sessions_rejected.labels("origin").inc()
+            await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
+            return
+        await websocket.accept()
+        connection = Connection(websocket)
         if not self._accepting or len(self.sessions) >= self.config.max_sessions:
             self.metrics.sessions_rejected.labels("full").inc()
-            await ws.close(CloseCode.TRY_AGAIN_LATER, "server full, try later")
+            await connection.close(CloseCode.TRY_AGAIN_LATER, "server full, try later")
             return
-        session = self._session(ws)
+        session = self._session(connection)
         self.sessions.add(session)
         try:
-            async for message in ws:
+            async for message in connection.frames():
                 await session.on_message(message)
-        except ConnectionClosed:
+        except Disconnected:
             pass
         except Exception:
             log.exception("session %s failed", session.id)
-            await ws.close(CloseCode.SERVER_ERROR, "server error")
+            await connection.close(CloseCode.SERVER_ERROR, "server error")
         finally:
             await session.close()
             self.sessions.discard(session)
 
-    def _session(self, ws: ServerConnection) -> Session:
+    def _session(self, connection: Connection) -> Session:
         cfg = self.config
         protocol = SessionProtocol(uuid.uuid4().hex[:12], self.config.vad,
                                    Limits(cfg.max_message_bytes, cfg.vad.max_utterance_s))
-        return Session(ws, protocol, self.engine, self.rooms.open, self.metrics,
+        return Session(connection, protocol, self.engine, self.rooms.open, self.metrics,
                        SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s))
 
-    # -- HTTP -------------------------------------------------------------------------------
+    # -- what the HTTP routes read (streamre.server.http.ServerView) ------------------------
 
-    def _authorized(self, request: Request) -> bool:
-        token = self.config.token
-        if not token:
-            return True
-        header = request.headers.get("Authorization", "")
-        offered = header[7:] if header.startswith("Bearer ") else ""
-        if not offered:
-            offered = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
-        return hmac.compare_digest(offered.encode(), token.encode())
-
-    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        if not self._authorized(request):
-            self.metrics.sessions_rejected.labels("auth").inc()
-            return _json(HTTPStatus.UNAUTHORIZED, {"error": "unauthorized",
-                                                  "message": "a valid bearer token is required"},
-                         [("WWW-Authenticate", 'Bearer realm="streamre"')])
-        path = unquote(urlsplit(request.path).path)
-        if path == STREAM_PATH:
-            if request.headers.get("Upgrade", "").lower() == "websocket":
-                return None  # on to the WebSocket handshake
-            return _json(HTTPStatus.UPGRADE_REQUIRED,
-                         {"error": "upgrade_required", "message": "this path is a WebSocket"})
-        if path == "/healthz":
-            return self._healthz()
-        if path == "/metrics":
-            return _response(HTTPStatus.OK, self.metrics.render(), self.metrics.content_type)
-        if path == "/v1/rooms":
-            return _json(HTTPStatus.OK, [room.summary() for room in self.rooms])
-        if path.startswith("/v1/rooms/") and path.endswith("/graph"):
-            return self._room_graph(path[len("/v1/rooms/"):-len("/graph")], request)
-        return self._static(path)
-
-    def _healthz(self) -> Response:
+    def health(self) -> tuple[int, dict]:
         if self.engine.ready.is_set():
             extractor = self.engine.extractor
-            return _json(HTTPStatus.OK, {"status": "ok", "model": extractor.name,
-                                         "device": extractor.device})
+            return HTTPStatus.OK, {"status": "ok", "model": extractor.name,
+                                   "device": extractor.device}
         state = "error" if self.engine.load_error is not None else "loading"
-        return _json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": state})
+        return HTTPStatus.SERVICE_UNAVAILABLE, {"status": state}
 
-    def _room_graph(self, name: str, request: Request) -> Response:
-        room = self.rooms.get(name) if valid_room(name) else None
-        if room is None:
-            return _json(HTTPStatus.NOT_FOUND, {"error": "no_such_room", "room": name})
-        graph = room.graph
-        fmt = parse_qs(urlsplit(request.path).query).get("format", ["json"])[0]
-        if fmt == "graphml":
-            return _response(HTTPStatus.OK, graph.to_graphml().encode(),
-                             "application/graphml+xml; charset=utf-8")
-        if fmt != "json":
-            return _json(HTTPStatus.BAD_REQUEST, {"error": "bad_format",
-                                                 "message": "format is json or graphml"})
-        return _json(HTTPStatus.OK, graph.to_json())
+    def metrics_page(self) -> tuple[bytes, str]:
+        return self.metrics.render(), self.metrics.content_type
 
-    def _static(self, path: str) -> Response:
-        if path.startswith("/vendor/"):
-            return _vendor_response(path[len("/vendor/"):])
-        name = "index.html" if path == "/" else path.lstrip("/")
-        root = WEB_CLIENT_DIR.resolve()
-        file = (root / name).resolve()
-        if root not in file.parents or not file.is_file():
-            return _json(HTTPStatus.NOT_FOUND, {"error": "not_found", "path": path})
-        return _file_response(file, file.name)
+    def room_summaries(self) -> list[dict]:
+        return [room.summary() for room in self.rooms]
+
+    def room_graph(self, name: str) -> RoomGraph | None:
+        room = self.rooms.get(name)
+        return room.graph if room is not None else None
 
 
-# Third-party browser code, installed from the npm registry by `npm ci` in clients/web.
-VENDOR_FILES = {
-    "cytoscape.min.js": "cytoscape/dist/cytoscape.min.js",
-    "cytoscape.LICENSE.txt": "cytoscape/LICENSE",
-}
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server without its signal handlers: `run_until_signal` shuts down in its own
+    order (producers finished first), and only then lets uvicorn close what is left."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
 
 
 def _host_id() -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "streamre"
-
-
-def _vendor_response(name: str) -> Response:
-    if name not in VENDOR_FILES:
-        return _json(HTTPStatus.NOT_FOUND, {"error": "not_found", "path": "/vendor/" + name})
-    file = WEB_CLIENT_DIR / "node_modules" / VENDOR_FILES[name]
-    if not file.is_file():
-        return _json(HTTPStatus.NOT_FOUND, {
-            "error": "not_installed",
-            "message": "run `npm ci` in clients/web (./dev.sh serve does) to install " + name})
-    return _file_response(file, name)
-
-
-def _file_response(file: Path, name: str) -> Response:
-    """A file's bytes, typed by the name it is served under."""
-    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    if kind.startswith("text/") or kind.endswith("javascript"):
-        kind += "; charset=utf-8"
-    return _response(HTTPStatus.OK, file.read_bytes(), kind)
-
-
-def _response(status: HTTPStatus, body: bytes, content_type: str,
-              extra: list[tuple[str, str]] = ()) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                       ("Cache-Control", "no-store"), ("Connection", "close"), *extra])
-    return Response(status.value, status.phrase, headers, body)
-
-
-def _json(status: HTTPStatus, payload, extra: list[tuple[str, str]] = ()) -> Response:
-    return _response(status, json.dumps(payload).encode(), "application/json", extra)

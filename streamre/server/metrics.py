@@ -57,6 +57,9 @@ class Metrics:
                                           registry=r)
         self.inference_queue = Gauge("streamre_inference_queue", "Segments waiting for the model",
                                      registry=r)
+        # Set to count the serving loop's tasks when the server starts (leaks show here).
+        self.event_loop_tasks = Gauge("streamre_event_loop_tasks",
+                                      "asyncio tasks alive on the serving event loop", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

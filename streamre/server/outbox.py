@@ -13,13 +13,13 @@ import json
 from collections import deque
 from typing import Callable
 
-from websockets.exceptions import ConnectionClosed
+from streamre.server.connection import Connection, Disconnected
 
 _SNAPSHOT = object()
 
 
 class Outbox:
-    def __init__(self, ws, limit: int, on_resync: Callable[[], None] | None = None) -> None:
+    def __init__(self, ws: Connection, limit: int, on_resync: Callable[[], None] | None = None) -> None:
         self.ws = ws
         self.limit = limit
         self.snapshot_source: Callable[[], dict] | None = None
@@ -85,7 +85,7 @@ class Outbox:
                     else:
                         await self.ws.send(item)
                 self._idle.set()
-        except ConnectionClosed:
+        except Disconnected:
             pass
         finally:
             self.closed = True

@@ -18,6 +18,7 @@ from streamre.inference import InferenceEngine
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, JoinRoom,
                                Reply, SendSnapshot, SessionProtocol, done_message,
                                triplets_message, warning_message)
+from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
 from streamre.server.outbox import Outbox
 from streamre.server.rooms import Room
@@ -36,7 +37,7 @@ class SessionSettings:
 
 class Session:
     """Args:
-        ws: the connection (`send`, `close`).
+        ws: the client's `Connection`.
         protocol: this session's `SessionProtocol`.
         engine: where segments are heard.
         open_room: the room of a name, opened if new.
@@ -44,7 +45,7 @@ class Session:
         settings: queue sizes and the lag warning.
     """
 
-    def __init__(self, ws, protocol: SessionProtocol, engine: InferenceEngine,
+    def __init__(self, ws: Connection, protocol: SessionProtocol, engine: InferenceEngine,
                  open_room: Callable[[str], Room], metrics: Metrics,
                  settings: SessionSettings) -> None:
         self.ws, self.protocol, self.engine = ws, protocol, engine

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from streamre.model.checkpoint import PRESETS
 from streamre.model.mcam import ALIGNMENTS
 from streamre.settings import setting
 
@@ -20,6 +21,8 @@ class TrainConfig:
                               metavar="M.jsonl")
     alignment: str = setting("mcam", "mcam: the paper's alignment adapter; none: the LNA-ED "
                              "baseline", choices=list(ALIGNMENTS))
+    preset: str = setting("tiny", "the shape of a model made from scratch (without --init)",
+                          choices=list(PRESETS))
     relations: tuple[str, ...] = setting(
         (), "relation prompts (default: every relation in --train)", metavar="R1,R2,...")
     init: str = setting("", "a Whisper folder or hub id (see import-whisper), or a checkpoint "
@@ -55,6 +58,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.alignment not in ALIGNMENTS:
             raise ValueError(f"--alignment must be one of {', '.join(ALIGNMENTS)}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"--preset must be one of {', '.join(PRESETS)}")
         if self.max_steps < 1 or self.batch_size < 1 or self.eval_every < 1:
             raise ValueError("--max-steps, --batch-size and --eval-every must be positive")
         if self.warmup < 0 or self.hold < 0 or self.warmup + self.hold > 1:

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from streamre.inference.extractor import ModelExtractor, pick_device
 from streamre.model.checkpoint import (
-    create_checkpoint, from_whisper, load_checkpoint, resolve_model, with_alignment)
+    PRESETS, create_checkpoint, from_whisper, load_checkpoint, resolve_model, with_alignment)
 from streamre.training.config import TrainConfig
 from streamre.training.data import Collator, Example, read_manifest
 from streamre.training.evaluate import evaluate
@@ -77,7 +77,7 @@ def build_model(cfg: TrainConfig, examples: list[Example], scratch: Path):
     if not cfg.init:
         texts = [e.text for e in examples] + [e.target() for e in examples]
         return load_checkpoint(str(create_checkpoint(scratch, texts, relations, cfg.alignment,
-                                                     cfg.seed)))
+                                                     cfg.seed, PRESETS[cfg.preset])))
     if _init_kind(cfg.init) == "mcam":
         model, tokenizer = load_checkpoint(cfg.init)
         return with_alignment(model, cfg.alignment, relations), tokenizer

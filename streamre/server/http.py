@@ -1,0 +1,155 @@
+"""The HTTP side of `streamre serve`, as Starlette routes: health, metrics, rooms, room graphs,
+and the browser client's files; plus the bearer-token check every request passes first.
+
+The routes read the server through a small view (`ServerView`), never the other way round.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import mimetypes
+from http import HTTPStatus
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from streamre import WEB_CLIENT_DIR
+from streamre.protocol import STREAM_PATH, valid_room
+
+# Third-party browser code, installed from the npm registry by `npm ci` in clients/web.
+VENDOR_FILES = {
+    "cytoscape.min.js": "cytoscape/dist/cytoscape.min.js",
+    "cytoscape.LICENSE.txt": "cytoscape/LICENSE",
+}
+
+
+class ServerView(Protocol):
+    """What the routes need to know of the server."""
+
+    def health(self) -> tuple[int, dict]: ...
+
+    def metrics_page(self) -> tuple[bytes, str]: ...
+
+    def room_summaries(self) -> list[dict]: ...
+
+    def room_graph(self, name: str): ...  # a RoomGraph, or None
+
+
+def json_response(status: int, payload, headers: dict | None = None) -> Response:
+    return _response(status, json.dumps(payload).encode(), "application/json", headers)
+
+
+def _response(status: int, body: bytes, content_type: str, headers: dict | None = None
+              ) -> Response:
+    return Response(body, status, {"Cache-Control": "no-store", **(headers or {})},
+                    media_type=content_type)
+
+
+def routes(server: ServerView) -> list[Route]:
+    async def healthz(request: Request) -> Response:
+        return json_response(*server.health())
+
+    async def metrics(request: Request) -> Response:
+        return _response(HTTPStatus.OK, *server.metrics_page())
+
+    async def rooms(request: Request) -> Response:
+        return json_response(HTTPStatus.OK, server.room_summaries())
+
+    async def room_graph(request: Request) -> Response:
+        name = request.path_params["room"]
+        graph = server.room_graph(name) if valid_room(name) else None
+        if graph is None:
+            return json_response(HTTPStatus.NOT_FOUND, {"error": "no_such_room", "room": name})
+        fmt = request.query_params.get("format", "json")
+        if fmt == "graphml":
+            return _response(HTTPStatus.OK, graph.to_graphml().encode(),
+                             "application/graphml+xml; charset=utf-8")
+        if fmt != "json":
+            return json_response(HTTPStatus.BAD_REQUEST, {"error": "bad_format",
+                                                         "message": "format is json or graphml"})
+        return json_response(HTTPStatus.OK, graph.to_json())
+
+    async def stream_over_http(request: Request) -> Response:
+        return json_response(HTTPStatus.UPGRADE_REQUIRED,
+                             {"error": "upgrade_required", "message": "this path is a WebSocket"})
+
+    return [
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        Route("/v1/rooms", rooms),
+        Route("/v1/rooms/{room:path}/graph", room_graph),
+        Route(STREAM_PATH, stream_over_http),
+        Route("/vendor/{name:path}", vendor_file),
+        Route("/{path:path}", client_file),
+    ]
+
+
+async def client_file(request: Request) -> Response:
+    """The browser client's files; `/` is its page."""
+    path = request.url.path
+    name = "index.html" if path == "/" else path.lstrip("/")
+    root = WEB_CLIENT_DIR.resolve()
+    file = (root / name).resolve()
+    if root not in file.parents or not file.is_file():
+        return json_response(HTTPStatus.NOT_FOUND, {"error": "not_found", "path": path})
+    return _file_response(file, file.name)
+
+
+async def vendor_file(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in VENDOR_FILES:
+        return json_response(HTTPStatus.NOT_FOUND, {"error": "not_found",
+                                                    "path": "/vendor/" + name})
+    file = WEB_CLIENT_DIR / "node_modules" / VENDOR_FILES[name]
+    if not file.is_file():
+        return json_response(HTTPStatus.NOT_FOUND, {
+            "error": "not_installed",
+            "message": "run `npm ci` in clients/web (./dev.sh serve does) to install " + name})
+    return _file_response(file, name)
+
+
+def _file_response(file: Path, name: str) -> Response:
+    """A file's bytes, typed by the name it is served under."""
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if kind.startswith("text/") or kind.endswith("javascript"):
+        kind += "; charset=utf-8"
+    return _response(HTTPStatus.OK, file.read_bytes(), kind)
+
+
+class BearerAuth:
+    """ASGI middleware: with a token set, every HTTP request and WebSocket handshake must
+    carry it (`Authorization: Bearer …`, or `?token=…`); others get 401."""
+
+    def __init__(self, app: ASGIApp, token: str, on_refused=lambda: None) -> None:
+        self.app, self.token, self.on_refused = app, token, on_refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not self.token \
+                or self._authorized(scope):
+            await self.app(scope, receive, send)
+            return
+        self.on_refused()
+        refusal = json_response(HTTPStatus.UNAUTHORIZED,
+                                {"error": "unauthorized",
+                                 "message": "a valid bearer token is required"},
+                                {"WWW-Authenticate": 'Bearer realm="streamre"'})
+        if scope["type"] == "http":
+            await refusal(scope, receive, send)
+        else:
+            await WebSocket(scope, receive, send).send_denial_response(refusal)
+
+    def _authorized(self, scope: Scope) -> bool:
+        headers = dict(scope.get("headers") or [])
+        header = headers.get(b"authorization", b"").decode("latin-1")
+        offered = header[7:] if header.startswith("Bearer ") else ""
+        if not offered:
+            query = scope.get("query_string", b"").decode("latin-1")
+            offered = parse_qs(query).get("token", [""])[0]
+        return hmac.compare_digest(offered.encode(), self.token.encode())
