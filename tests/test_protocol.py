@@ -56,6 +56,11 @@ def test_start_joins_then_ready_then_snapshot():
     ({"room": "a/b"}, "bad_room"),
     ({"room": ""}, "bad_room"),
     ({"room": "x" * 65}, "bad_room"),
+    ({"room": "abc\n"}, "bad_room"),  # a final newline once passed the rule
+    ({"room": "x" * 64 + "\n"}, "bad_room"),
+    ({"protocol": True}, "unsupported_protocol"),  # booleans are not numbers
+    ({"protocol": 1.0}, "unsupported_protocol"),
+    ({"channels": True}, "unsupported_channels"),
     ({"speaker": 5}, "bad_speaker"),
     ({"speaker": "s" * 129}, "bad_speaker"),
 ])
@@ -106,7 +111,8 @@ def test_too_short_noise_is_dropped_not_sent():
     send(p, start_message())
     burst = (np.random.default_rng(0).standard_normal(16000 // 10) * 8000).astype(np.int16)
     silence = np.zeros(16000, dtype=np.int16)
-    actions = p.receive_audio(np.concatenate([silence, burst, silence]).astype("<i2").tobytes())
+    actions = [a for frame in pcm_frames(np.concatenate([silence, burst, silence]), 16000)
+               for a in p.receive_audio(frame)]
     actions += p.end_of_stream()
     assert [m["event"] for m in replies(actions)] == ["speech_start", "speech_end"]
     assert actions[-1] == DropSegment() and not any(isinstance(a, Infer) for a in actions)
@@ -129,3 +135,22 @@ def test_a_producer_resyncs_only_its_own_room():
     send(p, start_message("mine"))
     assert send(p, subscribe_message("mine")) == [SendSnapshot()]
     assert error_codes(send(p, subscribe_message("other"))) == ["room_mismatch"]
+
+
+def test_deep_json_is_bad_json_and_the_session_goes_on():
+    p = session()
+    deep = '{"type":"ping","a":' + "[" * 50_000 + "]" * 50_000 + "}"
+    assert error_codes(send(p, deep)) == ["bad_json"]
+    assert error_codes(send(p, '{"type":"ping","a":' + "[" * 33 + "]" * 33 + "}")) == ["bad_json"]
+    # Brackets inside strings are text, not nesting; 32 levels are allowed.
+    assert send(p, {"type": "ping", "a": "[" * 100}) == [Reply({"type": "pong"})]
+    assert send(p, '{"type":"ping","a":' + "[" * 31 + "]" * 31 + "}") == [Reply({"type": "pong"})]
+
+
+def test_a_frame_over_one_second_is_refused_not_used():
+    p = session()
+    send(p, start_message(rate=16000))
+    actions = p.receive_audio(b"\x00\x10" * 16001)  # 1 s and one sample
+    assert error_codes(actions) == ["frame_too_long"] and not any(
+        isinstance(a, Close) for a in actions)
+    assert p.receive_audio(b"\x00\x00" * 16000) == []  # 1 s of silence is fine

@@ -21,7 +21,7 @@ VAD = VadConfig(max_utterance_s=1.5, split_overlap_ms=200, min_utterance_ms=100)
 ERROR_CODES = {"bad_json", "bad_message", "unknown_type", "not_streaming", "already_started",
                "unsupported_protocol", "unsupported_encoding", "unsupported_channels",
                "bad_sample_rate", "bad_speaker", "bad_room", "room_mismatch",
-               "audio_before_start"}
+               "audio_before_start", "frame_too_long"}
 REPLY_TYPES = {"ready", "error", "pong", "vad", "segment"}
 
 json_values = st.recursive(

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import socket
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -80,6 +83,22 @@ def test_http_routes(make_server):
     status, headers, _ = http_get(server.http + "/app.js")
     assert status == 200 and "javascript" in headers["Content-Type"]
     assert http_get(server.http + "/../pyproject.toml")[0] == 404
+    assert http_get(server.http + "/%00")[0] == 404  # NUL: once a 500 and a traceback
+    assert http_get(server.http + "/" + "a" * 300)[0] == 414  # once ENAMETOOLONG, a 500
+    assert http_get(server.http + "/x/" + "b" * 2000)[0] == 414
+    for method in ("POST", "PUT", "DELETE", "FOO"):  # once all answered like GET
+        request = urllib.request.Request(server.http + "/healthz", method=method)
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError(f"{method} was accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 405 and set(e.headers["Allow"].split(", ")) == {"GET", "HEAD"}
+    # HEAD once carried a body; read raw, since an HTTP client would not read one.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b"".join(iter(lambda: raw.recv(65536), b""))
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"content-length: " in head.lower() and body == b""
     status, headers, body = http_get(server.http + "/vendor/cytoscape.min.js")  # from npm ci
     assert status == 200 and "javascript" in headers["Content-Type"] and len(body) > 100_000
     assert b"MIT" in http_get(server.http + "/vendor/cytoscape.LICENSE.txt")[2]
@@ -337,6 +356,13 @@ def test_token_auth_on_http_and_websocket(make_server):
     assert http_get(server.http + "/healthz", {"Authorization": "Bearer wrong"})[0] == 401
     assert http_get(server.http + "/healthz", {"Authorization": "Bearer s3cret"})[0] == 200
     assert http_get(server.http + "/v1/rooms?token=s3cret")[0] == 200
+    # Ambiguous credentials are refused whichever comes first.
+    assert http_get(server.http + "/v1/rooms?token=s3cret&token=wrong")[0] == 401
+    assert http_get(server.http + "/v1/rooms?token=wrong&token=s3cret")[0] == 401
+    assert http_get(server.http + "/v1/rooms?token=s3cret",
+                    {"Authorization": "Bearer wrong"})[0] == 401
+    assert http_get(server.http + "/v1/rooms?token=s3cret",
+                    {"Authorization": "Bearer s3cret"})[0] == 401
 
     async def handshake(url, headers=None):
         try:

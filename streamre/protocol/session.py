@@ -14,9 +14,10 @@ from typing import Union
 from streamre import SAMPLE_RATE
 from streamre.audio import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInput, Dropped, Segment,
                             SpeechEnd, SpeechStart, VadConfig, VadSegmenter)
-from streamre.protocol.wire import (ENCODINGS, MAX_SPEAKER_CHARS, PROTOCOL_VERSION, ROOM_RULE,
-                                    CloseCode, Limits, error_message, pong_message,
-                                    ready_message, segment_message, vad_message, valid_room)
+from streamre.protocol.wire import (ENCODINGS, MAX_FRAME_SECONDS, MAX_JSON_DEPTH,
+                                    MAX_SPEAKER_CHARS, PROTOCOL_VERSION, ROOM_RULE, CloseCode,
+                                    Limits, error_message, is_int, pong_message, ready_message,
+                                    segment_message, vad_message, valid_room)
 
 
 # What the shell is asked to do, in order.
@@ -104,6 +105,11 @@ class SessionProtocol:
                                          "send {'type':'start', ...} before any audio", True))
         if self.finishing:
             return []  # audio after stop or during shutdown is not part of the stream
+        if len(data) > 2 * self.sample_rate * MAX_FRAME_SECONDS:
+            return self._refuse(_Refusal(
+                "frame_too_long", f"a binary frame carries at most {MAX_FRAME_SECONDS:g} s of "
+                f"audio ({int(2 * self.sample_rate * MAX_FRAME_SECONDS)} bytes at this rate); "
+                "this one was not used"))
         return self._events(self._segmenter.feed(self._audio.feed(data)))
 
     def end_of_stream(self) -> list[Action]:
@@ -138,18 +144,18 @@ class SessionProtocol:
         if self.role is not None:
             raise _Refusal("already_started", f"this session is already a {self.role}")
         protocol = message.get("protocol", PROTOCOL_VERSION)
-        if protocol != PROTOCOL_VERSION:
+        if not is_int(protocol) or protocol != PROTOCOL_VERSION:
             raise _Refusal("unsupported_protocol",
                            f"protocol {protocol!r} not supported; this server speaks 1", True)
         encoding = message.get("encoding", ENCODINGS[0])
         if encoding not in ENCODINGS:
             raise _Refusal("unsupported_encoding",
                            f"encoding {encoding!r} not supported; use pcm_s16le", True)
-        if message.get("channels", 1) != 1:
+        channels = message.get("channels", 1)
+        if not is_int(channels) or channels != 1:
             raise _Refusal("unsupported_channels", "only mono audio (channels: 1)", True)
         rate = message.get("sample_rate", SAMPLE_RATE)
-        if not isinstance(rate, int) or isinstance(rate, bool) or \
-                not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        if not is_int(rate) or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
             raise _Refusal("bad_sample_rate", f"sample_rate must be an integer from "
                            f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}", True)
         speaker = message.get("speaker")
@@ -197,6 +203,8 @@ class SessionProtocol:
 
 
 def _parse(text: str) -> dict:
+    if _nested_deeper(text, MAX_JSON_DEPTH):
+        raise _Refusal("bad_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         message = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
@@ -211,3 +219,28 @@ def _room_name(message: dict, fatal: bool) -> str:
     if not valid_room(room):
         raise _Refusal("bad_room", ROOM_RULE, fatal)
     return room
+
+
+def _nested_deeper(text: str, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` deep (brackets inside strings do not
+    count); the count first, so ordinary messages are not scanned."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False

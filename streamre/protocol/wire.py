@@ -15,10 +15,13 @@ from streamre.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Segment, SpeechEnd,
 PROTOCOL_VERSION = 1
 ENCODINGS = ("pcm_s16le",)
 STREAM_PATH = "/v1/stream"
-ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # also a valid MQTT topic level
+# Matched whole (a `$` would let a final newline through); also a valid MQTT topic level.
+ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 ROOM_RULE = ("room must be 1-64 characters: letters, digits, '_', '.', '-' "
              "(starting with a letter or digit)")
 MAX_SPEAKER_CHARS = 128
+MAX_JSON_DEPTH = 32  # nesting of arrays and objects in a client's message
+MAX_FRAME_SECONDS = 1.0  # audio in one binary frame (PROTOCOL.md: 10 ms to 1 s)
 
 
 class CloseCode(IntEnum):
@@ -32,7 +35,12 @@ class CloseCode(IntEnum):
 
 
 def valid_room(name: Any) -> bool:
-    return isinstance(name, str) and ROOM_NAME.match(name) is not None
+    return isinstance(name, str) and ROOM_NAME.fullmatch(name) is not None
+
+
+def is_int(value: Any) -> bool:
+    """An integer in the JSON sense: `true` and `1.0` are not."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # -- messages a client sends ------------------------------------------------------------------

@@ -91,9 +91,18 @@ def routes(server: ServerView) -> list[Route]:
     ]
 
 
+MAX_PATH_CHARS, MAX_NAME_CHARS = 1024, 255  # a static path, and one name in it
+
+
 async def client_file(request: Request) -> Response:
-    """The browser client's files; `/` is its page."""
+    """The browser client's files; `/` is its page. The path is checked before any file
+    system call: a NUL byte is a 404, an over-long path or name a 414."""
     path = request.url.path
+    if "\x00" in path:
+        return json_response(HTTPStatus.NOT_FOUND, {"error": "not_found", "path": path})
+    if len(path) > MAX_PATH_CHARS or any(len(n) > MAX_NAME_CHARS for n in path.split("/")):
+        return json_response(HTTPStatus.REQUEST_URI_TOO_LONG,
+                             {"error": "uri_too_long", "message": "no file has so long a name"})
     name = "index.html" if path == "/" else path.lstrip("/")
     root = WEB_CLIENT_DIR.resolve()
     file = (root / name).resolve()
@@ -125,7 +134,7 @@ def _file_response(file: Path, name: str) -> Response:
 
 class BearerAuth:
     """ASGI middleware: with a token set, every HTTP request and WebSocket handshake must
-    carry it (`Authorization: Bearer …`, or `?token=…`); others get 401."""
+    carry it, once (`Authorization: Bearer …`, or `?token=…`); others get 401."""
 
     def __init__(self, app: ASGIApp, token: str, on_refused=lambda: None) -> None:
         self.app, self.token, self.on_refused = app, token, on_refused
@@ -146,10 +155,13 @@ class BearerAuth:
             await WebSocket(scope, receive, send).send_denial_response(refusal)
 
     def _authorized(self, scope: Scope) -> bool:
-        headers = dict(scope.get("headers") or [])
-        header = headers.get(b"authorization", b"").decode("latin-1")
-        offered = header[7:] if header.startswith("Bearer ") else ""
-        if not offered:
-            query = scope.get("query_string", b"").decode("latin-1")
-            offered = parse_qs(query).get("token", [""])[0]
-        return hmac.compare_digest(offered.encode(), self.token.encode())
+        """Exactly one token offered, and the right one: two `token` parameters, two
+        Authorization headers, or a header and a parameter, are refused even if one is right."""
+        headers = [v.decode("latin-1") for k, v in scope.get("headers") or []
+                   if k == b"authorization"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        offered = [h[7:] for h in headers if h.startswith("Bearer ")] + \
+            parse_qs(query, keep_blank_values=True).get("token", [])
+        if len(offered) != 1 or len(headers) > 1:
+            return False
+        return hmac.compare_digest(offered[0].encode(), self.token.encode())
