@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from streamre.audio.vad import VadConfig
 from streamre.graph.room import GraphSettings
-from streamre.settings import (ENV_PREFIX, ConfigError, add_flags, build, nested, setting,
+from streamre.settings import (ConfigError, add_flags, build, env_name, nested, setting,
                                unknown_keys)
 
 
@@ -108,10 +108,6 @@ class ServeConfig:
 
 
 __all__ = ["ConfigError", "ServeConfig", "add_arguments", "load_config"]
-
-
-def env_name(name: str) -> str:
-    return ENV_PREFIX + name.upper()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

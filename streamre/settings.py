@@ -18,6 +18,10 @@ from typing import Any, Mapping
 ENV_PREFIX = "STREAMRE_"
 
 
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names it."""
 
@@ -49,7 +53,7 @@ class Leaf:
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
+        return env_name(self.name)
 
     @property
     def toml(self) -> str:

@@ -153,4 +153,6 @@ def test_a_frame_over_one_second_is_refused_not_used():
     actions = p.receive_audio(b"\x00\x10" * 16001)  # 1 s and one sample
     assert error_codes(actions) == ["frame_too_long"] and not any(
         isinstance(a, Close) for a in actions)
+    assert p.samples_heard == 0  # not part of the stream
     assert p.receive_audio(b"\x00\x00" * 16000) == []  # 1 s of silence is fine
+    assert p.samples_heard == 16000

@@ -90,6 +90,7 @@ class SessionProtocol:
         self.speaker: str | None = None
         self.sample_rate = SAMPLE_RATE
         self.finishing = False  # `stop` came, or the shell is ending the stream
+        self.samples_heard = 0  # 16 kHz samples accepted into the stream
         self._audio: AudioInput | None = None
         self._segmenter: VadSegmenter | None = None
 
@@ -105,12 +106,14 @@ class SessionProtocol:
                                          "send {'type':'start', ...} before any audio", True))
         if self.finishing:
             return []  # audio after stop or during shutdown is not part of the stream
-        if len(data) > 2 * self.sample_rate * MAX_FRAME_SECONDS:
+        most = int(2 * self.sample_rate * MAX_FRAME_SECONDS)  # PCM16 bytes
+        if len(data) > most:
             return self._refuse(_Refusal(
                 "frame_too_long", f"a binary frame carries at most {MAX_FRAME_SECONDS:g} s of "
-                f"audio ({int(2 * self.sample_rate * MAX_FRAME_SECONDS)} bytes at this rate); "
-                "this one was not used"))
-        return self._events(self._segmenter.feed(self._audio.feed(data)))
+                f"audio ({most} bytes at this rate); this one was not used"))
+        samples = self._audio.feed(data)
+        self.samples_heard += len(samples)
+        return self._events(self._segmenter.feed(samples))
 
     def end_of_stream(self) -> list[Action]:
         """The stream is over (`stop`, a disconnect, a shutdown): the open utterance's segment.
@@ -207,7 +210,7 @@ def _parse(text: str) -> dict:
         raise _Refusal("bad_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         message = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
+    except ValueError:
         raise _Refusal("bad_json", "text frames must be JSON objects") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise _Refusal("bad_message", "a message must be a JSON object with a string 'type'")

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from streamre import SAMPLE_RATE
 from streamre.graph import Mention
 from streamre.inference import InferenceEngine
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, JoinRoom,
@@ -66,9 +67,9 @@ class Session:
 
     async def on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
-            if self.role == "producer" and not self.protocol.finishing:
-                self.metrics.audio_seconds.inc(len(message) / 2 / self.protocol.sample_rate)
-            actions = self.protocol.receive_audio(message)
+            heard = self.protocol.samples_heard
+            actions = self.protocol.receive_audio(message)  # refused frames add nothing
+            self.metrics.audio_seconds.inc((self.protocol.samples_heard - heard) / SAMPLE_RATE)
         else:
             role = self.role
             actions = self.protocol.receive_text(message)
