@@ -4,6 +4,7 @@ restarts and absences, and `streamre subscribe` ends with the server's graph."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import shutil
 import signal
@@ -41,7 +42,10 @@ class Broker:
         self.port = port or free_port()
         self.config = folder / "mosquitto.conf"
         (folder / "store").mkdir(exist_ok=True)
+        # Run as root, mosquitto drops to user "mosquitto", which cannot write the test's folder:
+        # naming the current user keeps the persistence file writable.
         self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                               f"user {getpass.getuser()}\n"
                                f"persistence true\npersistence_location {folder / 'store'}/\n")
         self.process: subprocess.Popen | None = None
 
@@ -157,7 +161,18 @@ def test_subscriber_restart_mid_meeting(make_server, broker, meeting_audio, tmp_
 
 def test_absent_broker_never_stalls_and_the_outbox_drains_in_order(make_server, meeting_audio,
                                                                   tmp_path):
-    broker = Broker(tmp_path)  # not started yet
+    # The observer holds a persistent session, so the broker queues what the server publishes
+    # while the observer is away: no race between the server's reconnect and the observer's.
+    observer = {"identifier": "observer", "clean_session": False}
+
+    async def register_observer():
+        async with aiomqtt.Client("127.0.0.1", broker.port, **observer) as client:
+            await client.subscribe("streamre/v1/late/#", qos=1)
+            await client.subscribe("streamre/v1/status/#", qos=1)
+
+    broker = Broker(tmp_path).start()
+    asyncio.run(register_observer())
+    broker.stop()  # the session survives in the broker's persistence file
     server = make_server(mqtt=broker.url, graph=GraphSettings(dedup_window_s=0),
                          mqtt_snapshot_interval_s=0.5)
     started = time.monotonic()
@@ -167,9 +182,7 @@ def test_absent_broker_never_stalls_and_the_outbox_drains_in_order(make_server, 
     broker.start()
     try:
         async def receive_in_order():
-            async with aiomqtt.Client("127.0.0.1", broker.port) as client:
-                await client.subscribe("streamre/v1/late/#", qos=1)
-                await client.subscribe("streamre/v1/status/#", qos=1)
+            async with aiomqtt.Client("127.0.0.1", broker.port, **observer) as client:
                 got = []
                 async with asyncio.timeout(30):
                     async for m in client.messages:
