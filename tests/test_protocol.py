@@ -3,6 +3,7 @@ no model, no sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -10,9 +11,15 @@ import pytest
 
 from helpers import pcm_frames
 from streamre.audio import VadConfig
+from streamre.graph.room import Mention
+from streamre.graph.store import GraphStore
+from streamre.mqtt.broker import topic
+from streamre.mqtt.mirror import GraphMirror
+from streamre.mqtt.subscriber import subscribe
 from streamre.protocol import (PROTOCOL_VERSION, Close, CloseCode, DropSegment, Finish, Infer,
                                JoinRoom, Limits, Reply, SendSnapshot, SessionProtocol,
                                ping_message, start_message, stop_message, subscribe_message)
+from streamre.triplets import Triplet
 
 LIMITS = Limits(max_message_bytes=65536, max_utterance_s=15.0)
 
@@ -156,3 +163,24 @@ def test_a_frame_over_one_second_is_refused_not_used():
     assert p.samples_heard == 0  # not part of the stream
     assert p.receive_audio(b"\x00\x00" * 16000) == []  # 1 s of silence is fine
     assert p.samples_heard == 16000
+
+
+
+BAD_ROOMS = ["abc\n", "x" * 65, "", "a/b", "#", "a b", "-lead", 7]
+
+
+@pytest.mark.parametrize("name", BAD_ROOMS)
+def test_one_room_rule_for_the_websocket_store_and_mqtt(name, tmp_path):
+    assert error_codes(send(session(), subscribe_message(name))) == ["bad_room"]
+    store = GraphStore(tmp_path / "g.db")
+    with pytest.raises(ValueError, match="room must be"):
+        store.append(name, [Triplet("a", "Work_For", "b")], Mention("s", 0), 0.0)
+    store.close()
+    with pytest.raises(ValueError, match="room must be"):
+        topic(name, "graph/delta")
+    with pytest.raises(ValueError):
+        GraphMirror().apply({"type": "graph", "op": "snapshot", "room": name, "version": 1,
+                             "nodes": [], "edges": []})
+    if isinstance(name, str):
+        with pytest.raises(ValueError, match="--room"):
+            asyncio.run(subscribe("mqtt://127.0.0.1:1", name, str(tmp_path / "m.db")))

@@ -11,7 +11,7 @@ import streamre
 PACKAGE = Path(streamre.__file__).parent
 # Lowest first. A module may import its own part and any part of a lower layer.
 LAYERS = [
-    {"streamre", "triplets", "settings", "storage"},
+    {"streamre", "triplets", "settings", "storage", "room_name"},
     {"audio", "graph", "model"},
     {"inference", "corpus", "mqtt"},
     {"training", "protocol"},

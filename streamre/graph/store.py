@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from streamre.graph.room import GraphSettings, Mention, RoomGraph
+from streamre.room_name import check_room
 from streamre.storage import open_sqlite
 from streamre.triplets import Triplet
 
@@ -56,6 +57,7 @@ class GraphStore:
 
     def append(self, room: str, triplets: list[Triplet], mention: Mention, t: float) -> int:
         """Journal one batch durably; returns its sequence number in the room."""
+        check_room(room)
         payload = json.dumps([[x.head, x.relation, x.tail, x.confidence] for x in triplets])
         with self._lock:
             seq = self._next_seq.get(room, 0)

@@ -12,6 +12,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from streamre.room_name import check_room
+
 TOPIC_ROOT = "streamre/v1"
 SESSION_EXPIRY_S = 24 * 3600  # how long the broker keeps a subscriber's queued messages
 BACKOFF_MAX_S = 30.0
@@ -20,7 +22,10 @@ log = logging.getLogger("streamre.mqtt")
 
 
 def topic(room: str, kind: str) -> str:
-    """`streamre/v1/{room}/triplets`, `.../graph/delta`, `.../graph/snapshot`."""
+    """`streamre/v1/{room}/triplets`, `.../graph/delta`, `.../graph/snapshot`; `room` is a
+    room name or the wildcard `+`."""
+    if room != "+":
+        check_room(room)
     return f"{TOPIC_ROOT}/{room}/{kind}"
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streamre.room_name import valid_room
+
 
 @dataclass
 class MirroredRoom:
@@ -49,9 +51,9 @@ class GraphMirror:
 
     def apply(self, message: dict) -> Change | None:
         if not isinstance(message, dict) or message.get("type") != "graph" or \
-                not isinstance(message.get("room"), str) or \
+                not valid_room(message.get("room")) or \
                 not isinstance(message.get("version"), int):
-            raise ValueError("not a graph message")
+            raise ValueError("not a graph message of a validly named room")
         room = self.rooms.setdefault(message["room"], MirroredRoom(message["room"]))
         version, nodes, edges = message["version"], message.get("nodes", []), message.get("edges", [])
         if message.get("op") == "snapshot":

@@ -20,14 +20,15 @@ import aiomqtt
 from streamre.mqtt.broker import BrokerAddress, stay_connected, topic
 from streamre.mqtt.mirror import GraphMirror
 from streamre.mqtt.mirror_store import MirrorStore
+from streamre.room_name import ROOM_RULE, valid_room
 
 log = logging.getLogger("streamre.subscribe")
 
 
 async def subscribe(url: str, room: str, db: str, client_id: str | None = None,
                     stop: asyncio.Event | None = None) -> int:
-    if room != "+" and ("/" in room or "#" in room or "+" in room or not room):
-        raise ValueError("--room is a room name or + for every room")
+    if room != "+" and not valid_room(room):
+        raise ValueError(f"--room is + for every room, or a room name: {ROOM_RULE}")
     address = BrokerAddress.parse(url)
     store = MirrorStore(Path(db))
     mirror = GraphMirror()

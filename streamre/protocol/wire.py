@@ -4,21 +4,17 @@ write the same JSON."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from streamre import SAMPLE_RATE
 from streamre.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Segment, SpeechEnd, SpeechStart
+from streamre.room_name import ROOM_NAME, ROOM_RULE, valid_room  # noqa: F401 (part of the wire)
 
 PROTOCOL_VERSION = 1
 ENCODINGS = ("pcm_s16le",)
 STREAM_PATH = "/v1/stream"
-# Matched whole (a `$` would let a final newline through); also a valid MQTT topic level.
-ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-ROOM_RULE = ("room must be 1-64 characters: letters, digits, '_', '.', '-' "
-             "(starting with a letter or digit)")
 MAX_SPEAKER_CHARS = 128
 MAX_JSON_DEPTH = 32  # nesting of arrays and objects in a client's message
 MAX_FRAME_SECONDS = 1.0  # audio in one binary frame (PROTOCOL.md: 10 ms to 1 s)
@@ -32,10 +28,6 @@ class CloseCode(IntEnum):
     SERVER_ERROR = 1011
     TRY_AGAIN_LATER = 1013  # the server is full
     PROTOCOL_VIOLATION = 4400
-
-
-def valid_room(name: Any) -> bool:
-    return isinstance(name, str) and ROOM_NAME.fullmatch(name) is not None
 
 
 def is_int(value: Any) -> bool:
