@@ -35,7 +35,26 @@ class ServeConfig:
     allowed_origins: tuple[str, ...] = setting(
         (), "browser Origins allowed to open the WebSocket, comma separated (empty: any)"
     )
-    max_sessions: int = setting(64, "most concurrent WebSocket sessions; more are closed with 1013")
+    # admission: what a connection may take (SECURITY.md)
+    max_sessions: int = setting(
+        320, "most open WebSocket connections of any kind; a new one past it closes the oldest "
+        "connection still waiting to start or subscribe, or else is closed itself (1013)")
+    max_pending: int = setting(
+        32, "connections that have not sent start or subscribe yet; a new one past it closes "
+        "the oldest of them (1013), so idle sockets never lock out a producer")
+    handshake_timeout_s: float = setting(
+        5.0, "seconds a connection has to send start or subscribe before it is closed (4400)")
+    max_producers: int = setting(32, "most concurrent audio producers; a start past it gets "
+                                     "an error (server_full) and 1013")
+    max_viewers: int = setting(256, "most concurrent viewers; a subscribe past it gets an "
+                                    "error (server_full) and 1013")
+    max_rooms: int = setting(
+        1000, "rooms held in memory; past it the room idle longest is let go (rooms with facts "
+        "stay in the journal and load again on demand), or, if every room has a client, a new "
+        "room is refused (too_many_rooms)")
+    max_rooms_per_session: int = setting(16, "rooms one connection may join over its life")
+    room_idle_s: float = setting(
+        60.0, "a room with no clients and no facts is forgotten after this many seconds")
     max_message_bytes: int = setting(
         1 << 20, "largest accepted WebSocket message; larger ones close the session with 1009"
     )
@@ -82,7 +101,8 @@ class ServeConfig:
         errors = []
         if not 0 <= self.port < 65536:
             errors.append(f"port must be 0..65535, got {self.port}")
-        for name in ("max_sessions", "max_message_bytes", "send_queue", "max_batch",
+        for name in ("max_sessions", "max_pending", "max_producers", "max_viewers", "max_rooms",
+                     "max_rooms_per_session", "max_message_bytes", "send_queue", "max_batch",
                      "session_queue", "max_new_tokens", "mqtt_outbox_max"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -90,6 +110,8 @@ class ServeConfig:
 
         if self.dtype != "auto" and self.dtype not in DTYPES:
             errors.append(f"dtype must be auto, {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.handshake_timeout_s <= 0 or self.room_idle_s < 0:
+            errors.append("handshake_timeout_s must be positive and room_idle_s not negative")
         if self.max_padding < 0:
             errors.append("max_padding must not be negative")
         if self.mqtt:

@@ -16,7 +16,7 @@ from streamre.graph.store import GraphStore
 from streamre.mqtt.broker import topic
 from streamre.mqtt.mirror import GraphMirror
 from streamre.mqtt.subscriber import subscribe
-from streamre.protocol import (PROTOCOL_VERSION, Close, CloseCode, DropSegment, Finish, Infer,
+from streamre.protocol import (PROTOCOL_VERSION, Busy, Close, CloseCode, DropSegment, Finish, Infer,
                                JoinRoom, Limits, Reply, SendSnapshot, SessionProtocol,
                                ping_message, start_message, stop_message, subscribe_message)
 from streamre.triplets import Triplet
@@ -48,7 +48,7 @@ def test_start_joins_then_ready_then_snapshot():
         "type": "ready", "session_id": "s1", "room": "standup", "protocol": PROTOCOL_VERSION,
         "role": "producer", "limits": {"max_message_bytes": 65536, "min_sample_rate": 8000,
                                        "max_sample_rate": 48000, "encodings": ["pcm_s16le"],
-                                       "max_utterance_s": 15.0}}
+                                       "max_utterance_s": 15.0, "max_rooms": 16}}
     assert (p.role, p.room, p.speaker, p.sample_rate) == ("producer", "standup", "alice", 48000)
 
 
@@ -164,6 +164,54 @@ def test_a_frame_over_one_second_is_refused_not_used():
     assert p.receive_audio(b"\x00\x00" * 16000) == []  # 1 s of silence is fine
     assert p.samples_heard == 16000
 
+
+
+
+def test_a_session_joins_a_bounded_number_of_rooms():
+    p = SessionProtocol("s1", VadConfig(), Limits(65536, 15.0, max_rooms=3))
+    for n in range(3):
+        assert isinstance(send(p, subscribe_message(f"r{n}"))[0], JoinRoom)
+    assert send(p, subscribe_message("r1"))[0] == JoinRoom("r1")  # back to one it had: fine
+    refused = send(p, subscribe_message("r3"))
+    assert error_codes(refused) == ["too_many_rooms"] and len(refused) == 1  # not closed
+    assert p.room == "r1"  # still in its room
+    assert isinstance(send(p, ping_message())[0], Reply)
+
+
+def test_the_server_says_who_it_has_room_for():
+    asked = []
+
+    def admit(role, room):
+        asked.append((role, room))
+        return Busy("server_full", "no producers now") if role == "producer" else \
+            Busy("too_many_rooms", "full") if room == "full" else None
+
+    producer = SessionProtocol("s1", VadConfig(), LIMITS, admit)
+    actions = send(producer, start_message("standup"))
+    assert error_codes(actions) == ["server_full"]
+    assert actions[-1] == Close(CloseCode.TRY_AGAIN_LATER, "server_full")
+    assert producer.role is None
+    viewer = SessionProtocol("s2", VadConfig(), LIMITS, admit)
+    actions = send(viewer, subscribe_message("full"))  # a newcomer the server cannot take
+    assert actions[-1] == Close(CloseCode.TRY_AGAIN_LATER, "too_many_rooms")
+    assert viewer.role is None
+    viewer = SessionProtocol("s3", VadConfig(), LIMITS, admit)
+    assert isinstance(send(viewer, subscribe_message("a"))[0], JoinRoom)
+    assert error_codes(send(viewer, subscribe_message("full"))) == ["too_many_rooms"]
+    assert (viewer.role, viewer.room) == ("viewer", "a")  # a viewer keeps what it had
+    assert asked == [("producer", "standup"), ("viewer", "full"), ("viewer", "a"),
+                     (None, "full")]
+
+
+def test_the_handshake_window_closes_only_a_nobody():
+    p = session()
+    send(p, ping_message())  # a ping is not a handshake
+    actions = p.handshake_expired(5)
+    assert error_codes(actions) == ["handshake_timeout"]
+    assert actions[-1] == Close(CloseCode.PROTOCOL_VIOLATION, "handshake_timeout")
+    started = session()
+    send(started, subscribe_message("r"))
+    assert started.handshake_expired(5) == []
 
 
 BAD_ROOMS = ["abc\n", "x" * 65, "", "a/b", "#", "a b", "-lead", 7]

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamre.audio import VadConfig
-from streamre.protocol import (Close, CloseCode, DropSegment, Finish, Infer, JoinRoom, Limits,
-                               Reply, SendSnapshot, SessionProtocol, start_message)
+from streamre.protocol import (Busy, Close, CloseCode, DropSegment, Finish, Infer, JoinRoom, Limits,
+                               Reply, SendSnapshot, SessionProtocol, start_message,
+                               subscribe_message)
 
 VAD = VadConfig(max_utterance_s=1.5, split_overlap_ms=200, min_utterance_ms=100)
 ERROR_CODES = {"bad_json", "bad_message", "unknown_type", "not_streaming", "already_started",
@@ -126,3 +127,28 @@ def test_segments_are_exactly_the_audio_accepted(audio_frames, noise_texts):
     announced = [a.message["segment_id"] for a in actions
                  if isinstance(a, Reply) and a.message["type"] == "segment"]
     assert announced == [s.index for s in segments] == list(range(len(segments)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([f"r{n}" for n in range(8)]), st.booleans()),
+                max_size=30))
+def test_a_viewer_joins_a_bounded_number_of_rooms_and_keeps_its_room_when_refused(requests):
+    """Subscribes to random rooms, each refused by the server (busy) or not."""
+    busy_now = [False]
+    p = SessionProtocol("s", VAD, Limits(65536, 15.0, max_rooms=3),
+                        lambda role, room: Busy("too_many_rooms", "full") if busy_now[0] else None)
+    room = None
+    for name, busy in requests:
+        busy_now[0] = busy
+        actions = p.receive_text(json.dumps(subscribe_message(name)))
+        joined = [a.room for a in actions if isinstance(a, JoinRoom)]
+        closes = [a for a in actions if isinstance(a, Close)]
+        if joined:
+            room = joined[0]
+        if closes:  # only a newcomer the server cannot take is closed, and with 1013
+            assert room is None and closes[0].code == CloseCode.TRY_AGAIN_LATER
+            return
+        assert p.room == room and len(p.rooms_joined) <= 3
+        errors = [a.message["code"] for a in actions
+                  if isinstance(a, Reply) and a.message["type"] == "error"]
+        assert set(errors) <= {"too_many_rooms"} and (not errors or not joined)

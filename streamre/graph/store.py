@@ -68,6 +68,10 @@ class GraphStore:
             self._next_seq[room] = seq + 1
         return seq
 
+    def has_room(self, room: str) -> bool:
+        """Whether any fact of `room` is journaled."""
+        return room in self._next_seq
+
     def rooms(self) -> list[str]:
         return [r for (r,) in self._db.execute("SELECT DISTINCT room FROM facts ORDER BY room")]
 

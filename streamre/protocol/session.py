@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Union
 
 from streamre import SAMPLE_RATE
 from streamre.audio import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInput, Dropped, Segment,
@@ -60,12 +60,27 @@ class Close:
 Action = Union[Reply, JoinRoom, SendSnapshot, Infer, DropSegment, Finish, Close]
 
 
-class _Refusal(Exception):
-    """A message the protocol answers with `error`; with `fatal`, then close 4400."""
+@dataclass(frozen=True)
+class Busy:
+    """Why the server cannot take a `start` or `subscribe` now: its capacity, not a bad
+    message (codes `server_full`, `too_many_rooms`)."""
+    code: str
+    message: str
 
-    def __init__(self, code: str, message: str, fatal: bool = False) -> None:
+
+# Asked before a session becomes a producer or viewer, or joins another room: the role it
+# would take (None if it has one) and the room; None lets it in.
+Admit = Callable[[Union[str, None], str], Union[Busy, None]]
+
+
+class _Refusal(Exception):
+    """A message the protocol answers with `error`; with `fatal`, then a close (4400 unless
+    said otherwise)."""
+
+    def __init__(self, code: str, message: str, fatal: bool = False,
+                 close_code: CloseCode = CloseCode.PROTOCOL_VIOLATION) -> None:
         super().__init__(message)
-        self.code, self.fatal = code, fatal
+        self.code, self.fatal, self.close_code = code, fatal, close_code
 
 
 class SessionProtocol:
@@ -74,17 +89,22 @@ class SessionProtocol:
     Args:
         session_id: the id `ready` announces.
         vad: the settings of the producer's VAD segmenter.
-        limits: what `ready` announces.
+        limits: what `ready` announces; `max_rooms` is enforced here.
+        admit: the server's say on capacity (producers, viewers, rooms); everyone by default.
 
     A session is nobody until `start` (a producer) or `subscribe` (a viewer). A bad message
     gets an `error` and the session goes on; a bad `start` or audio before it also closes the
-    session with 4400. Nothing here raises on any input.
+    session with 4400, and a `start` or a first `subscribe` the server has no room for closes
+    it with 1013. Nothing here raises on any input.
     """
 
-    def __init__(self, session_id: str, vad: VadConfig, limits: Limits) -> None:
+    def __init__(self, session_id: str, vad: VadConfig, limits: Limits,
+                 admit: Admit = lambda role, room: None) -> None:
         self.session_id = session_id
         self.vad = vad
         self.limits = limits
+        self.admit = admit
+        self.rooms_joined: set[str] = set()
         self.role: str | None = None  # "producer" | "viewer"
         self.room: str | None = None
         self.speaker: str | None = None
@@ -115,6 +135,13 @@ class SessionProtocol:
         self.samples_heard += len(samples)
         return self._events(self._segmenter.feed(samples))
 
+    def handshake_expired(self, seconds: float) -> list[Action]:
+        """The handshake window is over: a session that is still nobody is closed (4400)."""
+        if self.role is not None:
+            return []
+        return self._refuse(_Refusal("handshake_timeout", f"send 'start' or 'subscribe' within "
+                                     f"{seconds:g} s of connecting", True))
+
     def end_of_stream(self) -> list[Action]:
         """The stream is over (`stop`, a disconnect, a shutdown): the open utterance's segment.
         Later audio is ignored; call once."""
@@ -141,7 +168,7 @@ class SessionProtocol:
             return [Finish()]
         if kind == "ping":
             return [Reply(pong_message())]
-        raise _Refusal("unknown_type", f"unknown message type {kind!r}")
+        raise _Refusal("unknown_type", f"unknown message type {kind[:64]!r}")  # not echoed whole
 
     def _start(self, message: dict) -> list[Action]:
         if self.role is not None:
@@ -167,6 +194,7 @@ class SessionProtocol:
             raise _Refusal("bad_speaker", f"speaker must be a string of at most "
                            f"{MAX_SPEAKER_CHARS} chars", True)
         room = _room_name(message, fatal=True)
+        self._check_admission("producer", room, fatal=True)
         self.role, self.speaker, self.sample_rate = "producer", speaker, rate
         self._audio = AudioInput(rate)
         self._segmenter = VadSegmenter(self.vad)
@@ -176,14 +204,25 @@ class SessionProtocol:
         room = _room_name(message, fatal=False)
         if self.role == "producer" and room != self.room:
             raise _Refusal("room_mismatch", "a producer can only resync its own room")
-        if self.role is None:
-            self.role = "viewer"
         if room == self.room:
             return [SendSnapshot()]  # a resync: a fresh snapshot is the whole answer
+        if room not in self.rooms_joined and len(self.rooms_joined) >= self.limits.max_rooms:
+            raise _Refusal("too_many_rooms", f"a session may join at most "
+                           f"{self.limits.max_rooms} rooms; open another connection")
+        # A viewer already in a room keeps it when refused another; a newcomer is closed.
+        self._check_admission(None if self.role else "viewer", room, fatal=self.role is None)
+        if self.role is None:
+            self.role = "viewer"
         return self._join(room)
+
+    def _check_admission(self, new_role: str | None, room: str, fatal: bool) -> None:
+        busy = self.admit(new_role, room)
+        if busy is not None:
+            raise _Refusal(busy.code, busy.message, fatal, CloseCode.TRY_AGAIN_LATER)
 
     def _join(self, room: str) -> list[Action]:
         self.room = room
+        self.rooms_joined.add(room)
         return [JoinRoom(room), Reply(ready_message(self.session_id, room, self.role, self.limits)),
                 SendSnapshot()]
 
@@ -201,7 +240,7 @@ class SessionProtocol:
     def _refuse(self, refusal: _Refusal) -> list[Action]:
         actions: list[Action] = [Reply(error_message(refusal.code, str(refusal)))]
         if refusal.fatal:
-            actions.append(Close(CloseCode.PROTOCOL_VIOLATION, refusal.code))
+            actions.append(Close(refusal.close_code, refusal.code))
         return actions
 
 

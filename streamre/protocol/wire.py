@@ -65,11 +65,13 @@ class Limits:
     """What `ready` tells a client about the server's limits."""
     max_message_bytes: int
     max_utterance_s: float
+    max_rooms: int = 16  # rooms one session may join over its life
 
     def to_json(self) -> dict:
         return {"max_message_bytes": self.max_message_bytes,
                 "min_sample_rate": MIN_SAMPLE_RATE, "max_sample_rate": MAX_SAMPLE_RATE,
-                "encodings": list(ENCODINGS), "max_utterance_s": self.max_utterance_s}
+                "encodings": list(ENCODINGS), "max_utterance_s": self.max_utterance_s,
+                "max_rooms": self.max_rooms}
 
 
 def ready_message(session_id: str, room: str, role: str, limits: Limits) -> dict:

@@ -32,7 +32,7 @@ from streamre.graph.store import DB_NAME, GraphStore
 from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
-from streamre.protocol import STREAM_PATH, CloseCode, Limits, SessionProtocol
+from streamre.protocol import STREAM_PATH, Busy, CloseCode, Limits, SessionProtocol
 from streamre.server.connection import Connection, Disconnected
 from streamre.server.http import BearerAuth, routes
 from streamre.server.metrics import Metrics
@@ -52,7 +52,7 @@ class StreamServer:
         self.store: GraphStore | None = None
         self.publisher: MqttPublisher | None = None
         self.rooms: Rooms | None = None
-        self.sessions: set[Session] = set()
+        self.sessions: dict[Session, None] = {}  # in the order they connected
         self.engine = InferenceEngine(
             load_extractor or (lambda: ModelExtractor.load(
                 config.model or None, config.device, config.threads, config.max_new_tokens,
@@ -63,6 +63,7 @@ class StreamServer:
         self._socket: socket.socket | None = None
         self._serving: asyncio.Task | None = None
         self._loading: asyncio.Task | None = None
+        self._sweeping: asyncio.Task | None = None
         self._accepting = True
         self.stopped = asyncio.Event()  # set when the model failed to load, or on shutdown
 
@@ -78,9 +79,10 @@ class StreamServer:
                                 self.config.mqtt_outbox_max)
             self.publisher = MqttPublisher(
                 self.config.mqtt, self.config.server_id or _host_id(), outbox,
-                lambda room: self.rooms.open(room).graph.snapshot(), self.metrics,
+                lambda room: self.rooms.graph(room).snapshot(), self.metrics,
                 self.config.mqtt_snapshot_interval_s)
-        self.rooms = Rooms(self.store, self.config.graph, self.publisher, self._refused)
+        self.rooms = Rooms(self.store, self.config.graph, self.publisher, self._refused,
+                           self.config.max_rooms, self.config.room_idle_s)
         restored = self.rooms.restore()
         if restored:
             log.info("restored %d room(s) from %s", len(restored), self.store.path)
@@ -88,6 +90,7 @@ class StreamServer:
             self.publisher.start(restored)
         await self._listen()
         self._loading = asyncio.create_task(self._load_model())
+        self._sweeping = asyncio.create_task(self._sweep_rooms())
 
     def application(self) -> Starlette:
         """HTTP routes and the WebSocket, behind the token check."""
@@ -148,8 +151,9 @@ class StreamServer:
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
             await self._serving
-        if self._loading is not None and not self._loading.done():
-            self._loading.cancel()
+        for task in (self._loading, self._sweeping):
+            if task is not None and not task.done():
+                task.cancel()
         await self.engine.close()
         if self.publisher is not None:
             await self.publisher.close()  # queued messages, final snapshots, `offline`
@@ -174,6 +178,13 @@ class StreamServer:
         await self.shutdown()
         return 1 if failed else 0
 
+    async def _sweep_rooms(self) -> None:
+        while True:
+            await asyncio.sleep(min(max(self.config.room_idle_s / 2, 0.5), 30))
+            gone = self.rooms.evict_idle()
+            if gone:
+                log.debug("forgot %d idle empty room(s)", len(gone))
+
     # -- WebSocket --------------------------------------------------------------------------
 
     async def _websocket(self, websocket: WebSocket) -> None:
@@ -185,12 +196,13 @@ class StreamServer:
             return
         await websocket.accept()
         connection = Connection(websocket)
-        if not self._accepting or len(self.sessions) >= self.config.max_sessions:
+        if not self._accepting or not await self._make_way():
             self.metrics.sessions_rejected.labels("full").inc()
             await connection.close(CloseCode.TRY_AGAIN_LATER, "server full, try later")
             return
         session = self._session(connection)
-        self.sessions.add(session)
+        self.sessions[session] = None
+        watchdog = asyncio.create_task(self._handshake_watchdog(session))
         try:
             async for message in connection.frames():
                 await session.on_message(message)
@@ -200,15 +212,49 @@ class StreamServer:
             log.exception("session %s failed", session.id)
             await connection.close(CloseCode.SERVER_ERROR, "server error")
         finally:
+            watchdog.cancel()
             await session.close()
-            self.sessions.discard(session)
+            self.sessions.pop(session, None)
+
+    async def _make_way(self) -> bool:
+        """Room for one more connection. Connections that have not started are the cheapest
+        to open and the least to lose, so past `max_pending` of them, or at `max_sessions`,
+        the oldest are closed (1013); False if the server is full of started sessions."""
+        cfg = self.config
+        pending = [s for s in self.sessions if s.role is None]
+        while pending and (len(pending) >= cfg.max_pending or
+                           len(self.sessions) >= cfg.max_sessions):
+            oldest = pending.pop(0)
+            self.sessions.pop(oldest, None)  # no longer counted, though still closing
+            self.metrics.sessions_rejected.labels("pending").inc()
+            await oldest.ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections waiting")
+        return len(self.sessions) < cfg.max_sessions
+
+    async def _handshake_watchdog(self, session: Session) -> None:
+        await asyncio.sleep(self.config.handshake_timeout_s)
+        if session.role is None:
+            self.metrics.sessions_rejected.labels("handshake_timeout").inc()
+            await session.handshake_expired(self.config.handshake_timeout_s)
 
     def _session(self, connection: Connection) -> Session:
         cfg = self.config
-        protocol = SessionProtocol(uuid.uuid4().hex[:12], self.config.vad,
-                                   Limits(cfg.max_message_bytes, cfg.vad.max_utterance_s))
-        return Session(connection, protocol, self.engine, self.rooms.open, self.metrics,
+        protocol = SessionProtocol(
+            uuid.uuid4().hex[:12], self.config.vad,
+            Limits(cfg.max_message_bytes, cfg.vad.max_utterance_s, cfg.max_rooms_per_session),
+            self._admit)
+        return Session(connection, protocol, self.engine, self.rooms, self.metrics,
                        SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s))
+
+    def _admit(self, new_role: str | None, room: str) -> Busy | None:
+        """The server's capacity for one more producer or viewer, and for the room."""
+        most = self.config.max_producers if new_role == "producer" else self.config.max_viewers
+        if new_role is not None and sum(1 for s in self.sessions if s.role == new_role) >= most:
+            return Busy("server_full", f"this server takes at most {most} {new_role}s; "
+                        "try later")
+        if not self.rooms.can_enter(room):
+            return Busy("too_many_rooms", f"every one of the {self.config.max_rooms} rooms "
+                        "this server holds has clients; try later")
+        return None
 
     # -- what the HTTP routes read (streamre.server.http.ServerView) ------------------------
 
@@ -224,11 +270,10 @@ class StreamServer:
         return self.metrics.render(), self.metrics.content_type
 
     def room_summaries(self) -> list[dict]:
-        return [room.summary() for room in self.rooms]
+        return self.rooms.summaries()
 
     def room_graph(self, name: str) -> RoomGraph | None:
-        room = self.rooms.get(name)
-        return room.graph if room is not None else None
+        return self.rooms.graph(name)
 
 
 class _Uvicorn(uvicorn.Server):

@@ -34,6 +34,8 @@ class Connection:
         """Every text and binary frame until the client closes (or the connection is lost)."""
         while self.close_code is None:
             message = await self.websocket.receive()
+            if self.close_code is not None:
+                return  # closed by this side while waiting: what came after is not used
             if message["type"] == "websocket.disconnect":
                 self.close_code = message.get("code", 1000)
                 return

@@ -1,9 +1,12 @@
 """One client's bounded send queue, drained by its own writer task.
 
-Session messages (`ready`, `vad`, `segment`, `triplets`, `done`, ...) are never dropped: each
-answers this client's own audio, so their number is bounded by it. Graph updates are shared by
+Session messages (`ready`, `vad`, `segment`, `triplets`, `done`, `pong`, `error`, ...) are
+never dropped: each answers something this client sent. So that a client that sends and does
+not read cannot pile them up, its session stops reading from it while
+`REPLIES_PER_SLOT × limit` of them are unsent (`wait_for_reader`). Graph updates are shared by
 the room; when a client falls `limit` messages behind, its queued graph updates are replaced by
-one snapshot taken when it is sent, so a slow viewer costs the room nothing and never sees a gap.
+one snapshot taken when it is sent, so a slow viewer costs the room nothing and never sees a
+gap.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Callable
 from streamre.server.connection import Connection, Disconnected
 
 _SNAPSHOT = object()
+REPLIES_PER_SLOT = 4
 
 
 class Outbox:
@@ -30,10 +34,23 @@ class Outbox:
         self._idle.set()
         self._version = -1  # graph version this client has been sent up to
         self.closed = False
+        self._replies = 0  # session messages queued and not yet written
+        self._reader_keeps_up = asyncio.Event()
+        self._reader_keeps_up.set()
         self.task = asyncio.create_task(self._run(), name="outbox")
 
     def send(self, message: dict) -> None:
+        if self.closed:
+            return
+        self._replies += 1
+        if self._replies >= REPLIES_PER_SLOT * self.limit:
+            self._reader_keeps_up.clear()
         self._put(json.dumps(message))
+
+    async def wait_for_reader(self) -> None:
+        """Backpressure: return once fewer than `REPLIES_PER_SLOT × limit` session messages wait
+        to be written (or the connection is gone)."""
+        await self._reader_keeps_up.wait()
 
     def send_graph_delta(self, version: int, text: str) -> None:
         self._put((version, text))
@@ -41,7 +58,8 @@ class Outbox:
             self._resync()
 
     def send_snapshot(self) -> None:
-        self._put(_SNAPSHOT)
+        if _SNAPSHOT not in self._items:  # one waiting is taken when sent: fresh enough
+            self._put(_SNAPSHOT)
 
     def _put(self, item) -> None:
         if self.closed:
@@ -84,6 +102,9 @@ class Outbox:
                         await self.ws.send(text)
                     else:
                         await self.ws.send(item)
+                        self._replies -= 1
+                        if self._replies < REPLIES_PER_SLOT * self.limit:
+                            self._reader_keeps_up.set()
                 self._idle.set()
         except Disconnected:
             pass
@@ -91,6 +112,7 @@ class Outbox:
             self.closed = True
             self._items.clear()
             self._idle.set()
+            self._reader_keeps_up.set()
 
     async def close(self) -> None:
         self.closed = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -29,6 +30,7 @@ class Room:
     publisher: MqttPublisher | None = None
     on_refused: Callable[[int], None] = lambda n: None  # facts refused by the room's caps
     members: set[Outbox] = field(default_factory=set)
+    idle_since: float = 0.0  # when its last member left (or it opened), on the rooms' clock
 
     def apply(self, triplets: list[Triplet], mention: Mention, at: float) -> None:
         """Journal, apply and announce facts heard at meeting time `at` (Unix seconds)."""
@@ -61,43 +63,120 @@ class Room:
                 "refused_facts": self.graph.refused}
 
 
+class TooManyRooms(Exception):
+    """Every room in memory has a client in it, and `max_rooms` are."""
+
+
 class Rooms:
-    """Every room by name, opened on first use and restored from the store at start.
+    """Every room by name: at most `max_rooms` in memory, the rest resting in the store.
+
+    A room opens when a client enters it. When the last client leaves, it starts to idle: with
+    no facts it is forgotten after `idle_s`; with facts it stays until its place is needed, then
+    rests in the journal and loads again when someone enters or asks for it. Entering a new
+    room when every room in memory has a client raises `TooManyRooms`.
 
     Args:
         store: the graph journal every room writes to.
         settings: the dedup and size settings of every room's graph.
         publisher: where facts go over MQTT, if anywhere.
         on_refused: called with (room, graph, count) when a room's caps refuse facts.
+        max_rooms: rooms held in memory at most.
+        idle_s: how long a room with no clients and no facts is kept.
+        clock: monotonic seconds (tests pass their own).
     """
 
     def __init__(self, store: GraphStore, settings: GraphSettings,
                  publisher: MqttPublisher | None = None,
-                 on_refused: Callable[[str, RoomGraph, int], None] = lambda *a: None) -> None:
+                 on_refused: Callable[[str, RoomGraph, int], None] = lambda *a: None,
+                 max_rooms: int = 1000, idle_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store, self.settings, self.publisher = store, settings, publisher
+        self.max_rooms, self.idle_s, self._clock = max_rooms, idle_s, clock
         self._on_refused = on_refused
-        self._rooms: dict[str, Room] = {}
+        self._rooms: dict[str, Room] = {}  # in memory
+        self._resting: dict[str, dict] = {}  # journaled rooms not in memory: their summaries
 
     def restore(self) -> list[str]:
-        """Every journaled room as it was, ids and version included; their names."""
+        """Every journaled room as it was (ids and version included), as many as fit in memory;
+        the names of all of them."""
         for name in self.store.rooms():
-            self._rooms[name] = self._room(name, self.store.load(name, self.settings))
-        return list(self._rooms)
+            room = self._room(name, self.store.load(name, self.settings))
+            if len(self._rooms) < self.max_rooms:
+                self._rooms[name] = room
+            else:
+                self._resting[name] = room.summary()
+        return [*self._rooms, *self._resting]
+
+    def can_enter(self, name: str) -> bool:
+        """Whether `enter(name, …)` would succeed now."""
+        return name in self._rooms or len(self._rooms) < self.max_rooms or \
+            any(not r.members for r in self._rooms.values())
 
     def open(self, name: str) -> Room:
-        if name not in self._rooms:
-            self._rooms[name] = self._room(name, RoomGraph(name, self.settings))
-        return self._rooms[name]
+        """Room `name` in memory: as it is, loaded from the journal, or new."""
+        room = self._rooms.get(name)
+        if room is None:
+            self._make_space()
+            journaled = self.store.has_room(name)
+            graph = self.store.load(name, self.settings) if journaled else RoomGraph(
+                name, self.settings)
+            room = self._rooms[name] = self._room(name, graph)
+            self._resting.pop(name, None)
+        return room
 
-    def get(self, name: str) -> Room | None:
-        return self._rooms.get(name)
+    def enter(self, name: str, member: Outbox) -> Room:
+        """`member` joins room `name`, opened if it is not in memory."""
+        room = self.open(name)
+        room.members.add(member)
+        return room
+
+    def leave(self, room: Room, member: Outbox) -> None:
+        room.members.discard(member)
+        if not room.members:
+            room.idle_since = self._clock()
+
+    def graph(self, name: str) -> RoomGraph | None:
+        """A room's graph: from memory, or rebuilt from the journal (and not kept); None for
+        a room that is neither."""
+        room = self._rooms.get(name)
+        if room is not None:
+            return room.graph
+        return self.store.load(name, self.settings) if self.store.has_room(name) else None
+
+    def evict_idle(self) -> list[str]:
+        """Forget the rooms with no clients and no facts that have idled `idle_s`; their names."""
+        now = self._clock()
+        gone = [name for name, room in self._rooms.items()
+                if not room.members and now - room.idle_since >= self.idle_s
+                and not self.store.has_room(name)]
+        for name in gone:
+            del self._rooms[name]
+        return gone
+
+    def summaries(self) -> list[dict]:
+        """Every room, in memory or resting, by name."""
+        found = {**self._resting, **{name: r.summary() for name, r in self._rooms.items()}}
+        return [found[name] for name in sorted(found)]
 
     def __iter__(self) -> Iterator[Room]:
-        return iter(sorted(self._rooms.values(), key=lambda r: r.name))
+        """The rooms in memory."""
+        return iter(list(self._rooms.values()))
 
     def __len__(self) -> int:
         return len(self._rooms)
 
+    def _make_space(self) -> None:
+        """Below `max_rooms` in memory: the room idle longest goes (to rest, if it has facts)."""
+        if len(self._rooms) < self.max_rooms:
+            return
+        idle = [r for r in self._rooms.values() if not r.members]
+        if not idle:
+            raise TooManyRooms(f"all {self.max_rooms} rooms the server holds have clients")
+        room = min(idle, key=lambda r: r.idle_since)
+        del self._rooms[room.name]
+        if self.store.has_room(room.name):
+            self._resting[room.name] = room.summary()
+
     def _room(self, name: str, graph: RoomGraph) -> Room:
         return Room(name, graph, self.store, self.publisher,
-                    lambda count: self._on_refused(name, graph, count))
+                    lambda count: self._on_refused(name, graph, count), idle_since=self._clock())

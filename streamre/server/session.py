@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 from streamre import SAMPLE_RATE
 from streamre.graph import Mention
@@ -22,7 +21,7 @@ from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, In
 from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
 from streamre.server.outbox import Outbox
-from streamre.server.rooms import Room
+from streamre.server.rooms import Room, Rooms
 
 log = logging.getLogger("streamre.session")
 
@@ -41,16 +40,16 @@ class Session:
         ws: the client's `Connection`.
         protocol: this session's `SessionProtocol`.
         engine: where segments are heard.
-        open_room: the room of a name, opened if new.
+        rooms: the server's rooms, entered and left here.
         metrics: the server's counters.
         settings: queue sizes and the lag warning.
     """
 
     def __init__(self, ws: Connection, protocol: SessionProtocol, engine: InferenceEngine,
-                 open_room: Callable[[str], Room], metrics: Metrics,
+                 rooms: Rooms, metrics: Metrics,
                  settings: SessionSettings) -> None:
         self.ws, self.protocol, self.engine = ws, protocol, engine
-        self.open_room, self.metrics, self.settings = open_room, metrics, settings
+        self.rooms, self.metrics, self.settings = rooms, metrics, settings
         self.id = protocol.session_id
         self.room: Room | None = None
         self.outbox = Outbox(ws, settings.send_queue, metrics.viewer_resyncs.inc)
@@ -78,6 +77,7 @@ class Session:
                 self.metrics.sessions_active.labels(self.role).inc()
                 self._started_at = time.time()
         await self._carry_out(actions)
+        await self.outbox.wait_for_reader()  # a client that does not read is not read either
 
     async def _carry_out(self, actions: list[Action]) -> None:
         for action in actions:
@@ -101,9 +101,8 @@ class Session:
 
     def _join(self, name: str) -> None:
         if self.room is not None:
-            self.room.members.discard(self.outbox)
-        self.room = self.open_room(name)
-        self.room.members.add(self.outbox)
+            self.rooms.leave(self.room, self.outbox)
+        self.room = self.rooms.enter(name, self.outbox)
         self.outbox.snapshot_source = self.room.graph.snapshot
 
     # -- segments to triplets ---------------------------------------------------------------
@@ -181,6 +180,9 @@ class Session:
             await self.outbox.drain()
             await self.ws.close(CloseCode.NORMAL)
 
+    async def handshake_expired(self, seconds: float) -> None:
+        await self._carry_out(self.protocol.handshake_expired(seconds))
+
     async def close(self) -> None:
         """The connection is gone: leave the room and stop the writer."""
         if self.role == "producer" and self._finishing is None:
@@ -188,7 +190,7 @@ class Session:
         elif self._finishing is not None:
             await asyncio.shield(self._finishing)
         if self.room is not None:
-            self.room.members.discard(self.outbox)
+            self.rooms.leave(self.room, self.outbox)
         if self.role is not None:
             self.metrics.sessions_active.labels(self.role).dec()
         await self.outbox.close()
