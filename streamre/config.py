@@ -82,6 +82,14 @@ class ServeConfig:
     max_new_tokens: int = setting(
         192, "longest decoded output per segment (transcript and facts), in tokens; a segment "
         "also stops at 24 plus 10 per second of its audio")
+    # written text: chat lines and notes
+    text_model: str = setting(
+        "", "text extractor for chat lines and notes: a folder or hub id (empty: the bundled "
+        "one, if this copy has it; none: the server takes no text)")
+    max_text_chars: int = setting(5000, "longest text message or posted note, in characters")
+    text_per_minute: int = setting(
+        60, "text messages one session may send a minute (after a burst of 10); posted notes "
+        "share ten times this, server-wide")
     # voice activity detection and the knowledge graph, declared by their cores
     vad: VadConfig = nested(VadConfig, "voice activity detection")
     graph: GraphSettings = nested(GraphSettings, "the knowledge graph of each room")
@@ -102,7 +110,8 @@ class ServeConfig:
         if not 0 <= self.port < 65536:
             errors.append(f"port must be 0..65535, got {self.port}")
         for name in ("max_sessions", "max_pending", "max_producers", "max_viewers", "max_rooms",
-                     "max_rooms_per_session", "max_message_bytes", "send_queue", "max_batch",
+                     "max_rooms_per_session", "max_text_chars", "text_per_minute",
+                     "max_message_bytes", "send_queue", "max_batch",
                      "session_queue", "max_new_tokens", "mqtt_outbox_max"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from streamre.audio import read_audio
-from helpers import FACT, FACT_TEXT, synthesize
+from helpers import FACT, FACT_TEXT, spert_items, synthesize, tiny_encoder
 from streamre.config import ServeConfig
 
 SENTENCES = [
@@ -135,3 +135,21 @@ def make_server(fact_checkpoint, tmp_path):
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def text_checkpoint(tmp_path_factory) -> Path:
+    """A tiny text extractor trained with `streamre train-text`'s own code (a few seconds, real
+    gradient steps) to find the facts of TEXT_SENTENCES."""
+    import json
+
+    from streamre.training.text import TextTrainConfig, train_text
+
+    folder = tmp_path_factory.mktemp("text")
+    source = folder / "sentences.json"
+    source.write_text(json.dumps(spert_items()))
+    out = folder / "model"
+    train_text(TextTrainConfig(train=str(source), dev=str(source), out=str(out),
+                               encoder=str(tiny_encoder(folder / "encoder")), epochs=30,
+                               batch_size=3, lr=3e-3, head_lr=3e-3, warmup=0.05))
+    return out

@@ -126,3 +126,52 @@ def start_server(*args: str) -> tuple[subprocess.Popen, int]:
         except OSError:
             time.sleep(0.1)
     raise AssertionError("healthz never turned 200")
+
+
+# -- a tiny text extractor, made here ---------------------------------------------------------
+
+TEXT_SENTENCES = {  # text: (entities as (text, type), relations as (head, relation, tail))
+    FACT_TEXT: ([("David Chen", "Peop"), ("World Bank", "Org")], [FACT]),
+    "Maria Lopez lives in Boston.": ([("Maria Lopez", "Peop"), ("Boston", "Loc")],
+                                     [("Maria Lopez", "Live_In", "Boston")]),
+    "The weather was fine.": ([], []),
+}
+
+
+def spert_items() -> list[dict]:
+    """TEXT_SENTENCES in SpERT JSON, the format `streamre train-text` reads."""
+    items = []
+    for text, (entities, relations) in TEXT_SENTENCES.items():
+        tokens = text[:-1].split() + ["."]
+        spans = []
+        for name, kind in entities:
+            words = name.split()
+            start = next(i for i in range(len(tokens)) if tokens[i:i + len(words)] == words)
+            spans.append({"type": kind, "start": start, "end": start + len(words)})
+        names = [name for name, _ in entities]
+        items.append({"tokens": tokens, "entities": spans, "relations": [
+            {"type": r, "head": names.index(h), "tail": names.index(t)} for h, r, t in relations]})
+    return items
+
+
+def tiny_encoder(folder: Path) -> Path:
+    """A one-layer BERT and a word-piece tokenizer learnt from TEXT_SENTENCES, saved the way
+    a hub model is (what `--encoder` reads)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # [PAD] is id 0
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.train_from_iterator(list(TEXT_SENTENCES) * 5, trainers.WordPieceTrainer(
+        vocab_size=300, special_tokens=specials))
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    fast = BertTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                             cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    BertModel(BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=64),
+              add_pooling_layer=False).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder

@@ -93,3 +93,31 @@ def test_microphone_page_and_viewer_match_the_room_graph(make_server, meeting_wa
         finally:
             browser.close()
     assert not errors, errors
+
+
+def test_the_chat_box_sends_text_into_the_room_graph(make_server, text_checkpoint):
+    from playwright.sync_api import sync_playwright
+
+    server = make_server(text_model=str(text_checkpoint))
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{server.http}/?room=chat&viewer=1")
+            page.wait_for_function("document.querySelector('#state').textContent"
+                                   ".includes('viewing room chat')", timeout=20000)
+            page.fill("#chat-text", FACT_TEXT)
+            page.click("#chat-send")
+            line = page.locator("#transcript li").first
+            line.locator(".fact").first.wait_for(timeout=20000)
+            assert line.locator(".text").inner_text() == FACT_TEXT
+            assert line.locator(".when").inner_text() == "typed"
+            assert line.locator(".fact").all_inner_texts() == [" · ".join(FACT)]
+            assert page.input_value("#chat-text") == ""
+            graph = room_graph(server, "chat")
+            assert [(e["relation"]) for e in graph["edges"]] == [FACT[1]]
+        finally:
+            browser.close()
+    assert not errors, errors

@@ -185,7 +185,8 @@ def test_an_edge_keeps_the_latest_sentences_that_stated_it(tmp_path):
         delta = room.apply([fact, Triplet("david chen", "Work_For", "the World Bank")], mention,
                            float(i))
     (edge,) = delta.edges
-    assert edge["evidence"] == [{"session_id": "s", "segment_id": i, "text": f"sentence {i}"}
+    assert edge["evidence"] == [{"session_id": "s", "segment_id": i, "text": f"sentence {i}",
+                                 "source": "speech"}
                                 for i in (2, 3, 4)]  # one entry per sentence, the latest three
     assert store.load("r").edges_json()[0]["evidence"] == edge["evidence"]  # journaled with it
     assert RoomGraph("q").apply([fact], Mention("s", 0), 0.0).edges[0]["evidence"] == []

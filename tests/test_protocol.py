@@ -16,9 +16,10 @@ from streamre.graph.store import GraphStore
 from streamre.mqtt.broker import topic
 from streamre.mqtt.mirror import GraphMirror
 from streamre.mqtt.subscriber import subscribe
-from streamre.protocol import (PROTOCOL_VERSION, Busy, Close, CloseCode, DropSegment, Finish, Infer,
-                               JoinRoom, Limits, Reply, SendSnapshot, SessionProtocol,
-                               ping_message, start_message, stop_message, subscribe_message)
+from streamre.protocol import (PROTOCOL_VERSION, Busy, Close, CloseCode, DropSegment, Finish,
+                               Infer, InferText, JoinRoom, Limits, Reply, SendSnapshot, SessionProtocol,
+                               ping_message, start_message, stop_message, subscribe_message,
+                               text_message)
 from streamre.triplets import Triplet
 
 LIMITS = Limits(max_message_bytes=65536, max_utterance_s=15.0)
@@ -48,7 +49,8 @@ def test_start_joins_then_ready_then_snapshot():
         "type": "ready", "session_id": "s1", "room": "standup", "protocol": PROTOCOL_VERSION,
         "role": "producer", "limits": {"max_message_bytes": 65536, "min_sample_rate": 8000,
                                        "max_sample_rate": 48000, "encodings": ["pcm_s16le"],
-                                       "max_utterance_s": 15.0, "max_rooms": 16}}
+                                       "max_utterance_s": 15.0, "max_rooms": 16,
+                                       "max_text_chars": 5000, "text_per_minute": 60}}
     assert (p.role, p.room, p.speaker, p.sample_rate) == ("producer", "standup", "alice", 48000)
 
 
@@ -212,6 +214,62 @@ def test_the_handshake_window_closes_only_a_nobody():
     started = session()
     send(started, subscribe_message("r"))
     assert started.handshake_expired(5) == []
+
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("message, code", [
+    ({"type": "text", "text": ""}, "bad_text"),
+    ({"type": "text", "text": "  \n "}, "bad_text"),
+    ({"type": "text", "text": 5}, "bad_text"),
+    ({"type": "text"}, "bad_text"),
+    ({"type": "text", "text": "x" * 5001}, "text_too_long"),
+    ({"type": "text", "text": "Hi.", "speaker": 7}, "bad_speaker"),
+])
+def test_bad_text_is_refused_and_the_session_goes_on(message, code):
+    p = session()
+    send(p, subscribe_message("r"))
+    actions = send(p, message)
+    assert error_codes(actions) == [code] and len(actions) == 1
+
+
+def test_text_needs_a_room():
+    assert error_codes(send(session(), text_message("David Chen works for the World Bank."))) \
+        == ["not_in_room"]
+
+
+def test_a_note_becomes_one_item_per_sentence_numbered_with_the_audio_segments():
+    p = SessionProtocol("s1", VadConfig(min_utterance_ms=100), LIMITS)
+    send(p, start_message("r", speaker="alice"))
+    speech = (np.random.default_rng(0).standard_normal(16000) * 6000).astype(np.int16)
+    actions = []
+    for frame in pcm_frames(np.concatenate([speech, np.zeros(16000, np.int16)]), 16000):
+        actions += p.receive_audio(frame)
+    segments = [a.segment.index for a in actions if isinstance(a, Infer)]
+    assert segments == [0]
+    note = send(p, text_message("Maria Lopez lives in Boston. Mr. Chen works for the World Bank."))
+    assert note == [InferText(1, "Maria Lopez lives in Boston.", "alice"),
+                    InferText(2, "Mr. Chen works for the World Bank.", "alice")]
+    assert send(p, text_message("Hi.", speaker="bob")) == [InferText(3, "Hi.", "bob")]
+
+
+def test_text_has_a_rate_per_session():
+    clock = Clock()
+    p = SessionProtocol("s1", VadConfig(), LIMITS, clock=clock)
+    send(p, subscribe_message("r"))
+    answers = [send(p, text_message("Hi.")) for _ in range(11)]
+    assert all(isinstance(a[0], InferText) for a in answers[:10])  # a burst of 10
+    assert error_codes(answers[10]) == ["text_rate"]
+    clock.now = 1.0  # 60 a minute: one more a second
+    assert isinstance(send(p, text_message("Hi."))[0], InferText)
+    assert error_codes(send(p, text_message("Hi."))) == ["text_rate"]
 
 
 BAD_ROOMS = ["abc\n", "x" * 65, "", "a/b", "#", "a b", "-lead", 7]

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamre.audio import VadConfig
-from streamre.protocol import (Busy, Close, CloseCode, DropSegment, Finish, Infer, JoinRoom, Limits,
+from streamre.protocol import (Busy, Close, CloseCode, DropSegment, Finish, Infer, InferText,
+                               JoinRoom, Limits,
                                Reply, SendSnapshot, SessionProtocol, start_message,
                                subscribe_message)
 
@@ -22,7 +23,8 @@ VAD = VadConfig(max_utterance_s=1.5, split_overlap_ms=200, min_utterance_ms=100)
 ERROR_CODES = {"bad_json", "bad_message", "unknown_type", "not_streaming", "already_started",
                "unsupported_protocol", "unsupported_encoding", "unsupported_channels",
                "bad_sample_rate", "bad_speaker", "bad_room", "room_mismatch",
-               "audio_before_start", "frame_too_long"}
+               "audio_before_start", "frame_too_long", "not_in_room", "bad_text",
+               "text_too_long", "text_rate"}
 REPLY_TYPES = {"ready", "error", "pong", "vad", "segment"}
 
 json_values = st.recursive(
@@ -30,7 +32,8 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                  max_size=4),
     max_leaves=12)
-message_types = st.sampled_from(["start", "subscribe", "stop", "ping", "dance", "", "START"])
+message_types = st.sampled_from(["start", "subscribe", "stop", "ping", "text", "dance", "",
+                                 "START"])
 field_values = {
     "protocol": st.sampled_from([1, 2, 1.0, True, "1", None]),
     "sample_rate": st.sampled_from([16000, 8000, 48000, 7999, 96000, "16000", True, 16000.0]),
@@ -38,6 +41,8 @@ field_values = {
     "channels": st.sampled_from([1, 2, 0]),
     "room": st.sampled_from(["default", "r1", "a/b", "", "x" * 65, 7, None]),
     "speaker": st.sampled_from(["alice", 5, "s" * 129, None]),
+    "text": st.sampled_from(["David Chen works for the World Bank.", "", 5, "x" * 6000, None,
+                             "One. Two! Three?"]),
 }
 messages = st.builds(
     lambda kind, fields, extra: {"type": kind, **fields, **extra},
@@ -93,8 +98,8 @@ def run(frame_list: list) -> tuple[list, list[bytes], bool]:
 def test_never_raises_and_answers_by_the_contract(frame_list):
     actions, _, closed = run(frame_list)
     for i, action in enumerate(actions):
-        assert isinstance(action, (Reply, JoinRoom, SendSnapshot, Infer, DropSegment, Finish,
-                                   Close))
+        assert isinstance(action, (Reply, JoinRoom, SendSnapshot, Infer, InferText, DropSegment,
+                                   Finish, Close))
         if isinstance(action, Reply):
             assert action.message["type"] in REPLY_TYPES
             if action.message["type"] == "error":

@@ -63,7 +63,8 @@ def test_stream_meeting_end_to_end(make_server, meeting_audio, rate):
     assert [d["version"] for d in deltas] == [1, 2]
     # The edge keeps the sentences that stated it.
     assert deltas[-1]["edges"][0]["evidence"] == [
-        {"session_id": ready["session_id"], "segment_id": s["segment_id"], "text": FACT_TEXT}
+        {"session_id": ready["session_id"], "segment_id": s["segment_id"], "text": FACT_TEXT,
+         "source": "speech"}
         for s in segments]
     assert deltas[-1]["edges"][0]["id"] == FACT_ID and deltas[-1]["edges"][0]["mentions"] == 2
 

@@ -12,7 +12,7 @@ PACKAGE = Path(streamre.__file__).parent
 # Lowest first. A module may import its own part and any part of a lower layer.
 LAYERS = [
     {"streamre", "triplets", "settings", "storage", "room_name"},
-    {"audio", "graph", "model"},
+    {"audio", "graph", "model", "textre"},
     {"inference", "corpus", "mqtt"},
     {"training", "protocol"},
     {"config"},

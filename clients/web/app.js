@@ -147,7 +147,8 @@ function markFacts(line, facts) {
 }
 
 function onTriplets(msg) {
-  const when = msg.start === undefined ? "" : `${msg.start.toFixed(1)}–${msg.end.toFixed(1)} s`;
+  const when = msg.source === "text" ? "typed"
+    : msg.start === undefined ? "" : `${msg.start.toFixed(1)}–${msg.end.toFixed(1)} s`;
   const line = transcriptLine(`${sessionId}/${msg.segment_id}`, when,
                               msg.text || "(nothing heard)");
   markFacts(line, msg.triplets);
@@ -303,6 +304,19 @@ function save(blob, name) {
 $("export-json").onclick = () => download("json");
 $("export-graphml").onclick = () => download("graphml");
 $("export-png").onclick = () => { if (cy) save(cy.png({ full: true, bg: "#ffffff", output: "blob" }), `${currentRoom()}.png`); };
+
+// A chat line or note goes on the same connection; its facts come back like a segment's.
+$("chat").onsubmit = (event) => {
+  event.preventDefault();
+  const text = $("chat-text").value.trim();
+  if (!text) return;
+  if (!ws || ws.readyState !== WebSocket.OPEN || !sessionId) {
+    feed("join a room first (Start microphone or View only) to send text", "warning");
+    return;
+  }
+  send({ type: "text", text });
+  $("chat-text").value = "";
+};
 
 $("talk").onclick = () => talk().catch((e) => setState(`microphone: ${e.message}`));
 $("view").onclick = view;

@@ -46,15 +46,35 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_text(args: argparse.Namespace) -> int:
+    from streamre.settings import build
+    from streamre.training.text import TextTrainConfig, train_text
+
+    result = train_text(build(TextTrainConfig, args))
+    print(json.dumps({"out": args.out, **result["dev"]}))
+    return 0
+
+
 def eval(args: argparse.Namespace) -> int:
     from streamre.inference import ModelExtractor
     from streamre.training.data import read_manifest
     from streamre.training.evaluate import evaluate
 
+    from streamre.inference.text_extractor import TextExtractor, resolve_text_model
+
     examples = read_manifest(args.data)
-    extractor = ModelExtractor.load(args.model or None, args.device, max_new_tokens=args.max_new_tokens)
+    text_extractor = None
+    if args.text_model:
+        source = resolve_text_model(args.text_model)
+        if source is None:
+            raise ValueError(f"no text model {args.text_model!r} (this copy bundles none)")
+        text_extractor = TextExtractor.load(source, args.device)
+    elif args.input == "text":
+        raise ValueError("--input text reads the gold text with --text-model; give one")
+    extractor = None if args.input == "text" else ModelExtractor.load(
+        args.model or None, args.device, max_new_tokens=args.max_new_tokens)
     summary = evaluate(extractor, examples, args.batch_size, args.predictions,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, text_extractor=text_extractor)
     print(json.dumps(summary))
     return 0
 

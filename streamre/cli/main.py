@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     _stream_parser(sub)
     _extract_parser(sub)
     _train_parser(sub)
+    _train_text_parser(sub)
     _eval_parser(sub)
     _subscribe_parser(sub)
     _graph_parser(sub)
@@ -84,9 +85,27 @@ def _train_parser(sub) -> None:
     train.set_defaults(run=commands.train)
 
 
+def _train_text_parser(sub) -> None:
+    from streamre.settings import add_flags
+    from streamre.training.text import TextTrainConfig
+
+    train = sub.add_parser(
+        "train-text", help="fine-tune the text extractor (chat, notes, transcripts)",
+        description="Train the joint entity and relation extractor for written text on a "
+                    "pretrained encoder, from SpERT JSON (CoNLL04) with typed entities. The best "
+                    "epoch by dev RTE F1 goes to --out; --out/last/ is for --resume.")
+    add_flags(train, TextTrainConfig, sources=False)
+    train.set_defaults(run=commands.train_text)
+
+
 def _eval_parser(sub) -> None:
     evaluate = sub.add_parser("eval", help="ER, RP, RTE and transcript WER of a model on a manifest")
-    evaluate.add_argument("--model", default="", help="checkpoint folder or hub id")
+    evaluate.add_argument("--model", default="", help="speech checkpoint folder or hub id")
+    evaluate.add_argument("--text-model", default="", help="text extractor folder or hub id: "
+                          "its triplets, read from the speech model's transcripts (a pipeline) "
+                          "or, with --input text, from the manifest's gold text")
+    evaluate.add_argument("--input", choices=("speech", "text"), default="speech",
+                          help="what is read: the audio, or the gold text (with --text-model)")
     evaluate.add_argument("--data", required=True, metavar="M.jsonl")
     evaluate.add_argument("--predictions", metavar="OUT.jsonl",
                           help="write each utterance's gold and predicted triplets here")

@@ -84,6 +84,7 @@ class Mention:
     speaker: str | None = None
     continues_previous: bool = False  # the segment continues a forced split
     text: str = ""
+    source: str = "speech"  # or "text": a typed chat line or note
 
     @property
     def segment_ref(self) -> str:
@@ -92,10 +93,11 @@ class Mention:
     def to_json(self) -> dict:
         return {"session_id": self.session_id, "segment_id": self.segment_id,
                 "speaker": self.speaker, "continues_previous": self.continues_previous,
-                "text": self.text}
+                "text": self.text, "source": self.source}
 
     def evidence(self) -> dict:
-        return {"session_id": self.session_id, "segment_id": self.segment_id, "text": self.text}
+        return {"session_id": self.session_id, "segment_id": self.segment_id, "text": self.text,
+                "source": self.source}
 
 
 def _segment_order(ref: str) -> tuple[str, int]:

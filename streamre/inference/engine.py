@@ -5,6 +5,10 @@ session cannot starve a quiet one), waits `gather_ms` for a batch to fill, and r
 extractor on its own thread so the event loop never waits on the model. The wait is skipped when
 every live producer already has a segment queued: nobody else could join the batch, so waiting
 would only add latency (a single stream never waits).
+
+Written sentences (chat, notes) go to the text extractor, on the same thread, and never hold
+up audio: a batch of sentences runs when no segment is waiting, or when the oldest sentence
+has waited `TEXT_MAX_WAIT_S` (a sentence batch costs milliseconds, a segment batch hundreds).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 
 from streamre import SAMPLE_RATE
 from streamre.inference.extractor import TripletExtractor
-from streamre.triplets import Triplet
+from streamre.inference.text_extractor import TextExtractor
+from streamre.triplets import Extraction, Triplet
 
 
 @dataclass
@@ -35,9 +40,16 @@ class InferenceResult:
 @dataclass
 class _Job:
     session_id: str
-    audio: np.ndarray
+    audio: np.ndarray | str  # a segment's waveform, or a written sentence
     submitted: float
     future: asyncio.Future = field(repr=False)
+
+
+TEXT_MAX_WAIT_S = 0.5
+
+
+class TextUnavailable(RuntimeError):
+    """The server has no text extractor."""
 
 
 class InferenceEngine:
@@ -51,12 +63,16 @@ class InferenceEngine:
             every live producer already has one queued).
         metrics: the server's `Metrics`, or None.
         live_producers: how many producers are streaming now.
+        load_text: makes the text extractor for written sentences (None: text is refused).
     """
 
     def __init__(self, load: Callable[[], TripletExtractor], max_batch: int = 8,
                  gather_ms: int = 20, metrics=None,
-                 live_producers: Callable[[], int] | None = None) -> None:
-        self._load = load
+                 live_producers: Callable[[], int] | None = None,
+                 load_text: Callable[[], TextExtractor] | None = None) -> None:
+        self._load, self._load_text = load, load_text
+        self.text_extractor: TextExtractor | None = None
+        self._text: deque[_Job] = deque()
         self._live_producers = live_producers
         self.max_batch = max_batch
         self.gather_s = gather_ms / 1000
@@ -82,9 +98,16 @@ class InferenceEngine:
         self.ready.set()
         self._wakeup.set()
 
+    @property
+    def takes_text(self) -> bool:
+        return self._load_text is not None
+
     def _load_and_warm(self) -> TripletExtractor:
         extractor = self._load()
         extractor.warmup()
+        if self._load_text is not None:
+            self.text_extractor = self._load_text()
+            self.text_extractor.warmup()
         return extractor
 
     @property
@@ -92,15 +115,28 @@ class InferenceEngine:
         return sum(len(q) for q in self._queues.values())
 
     async def submit(self, session_id: str, audio: np.ndarray) -> InferenceResult:
-        if self._closing and (self._worker is None or self._worker.done()):
-            raise RuntimeError("inference engine is closed")
-        future = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(session_id, deque()).append(
-            _Job(session_id, audio, time.monotonic(), future))
+        """A segment's transcript and triplets."""
+        job = self._job(session_id, audio)
+        self._queues.setdefault(session_id, deque()).append(job)
         if self.metrics:
             self.metrics.inference_queue.set(self.pending)
         self._wakeup.set()
-        return await future
+        return await job.future
+
+    async def submit_text(self, session_id: str, sentence: str) -> InferenceResult:
+        """A written sentence's triplets (its `text` is the sentence); TextUnavailable when
+        the server has no text extractor."""
+        if self._load_text is None:
+            raise TextUnavailable("this server has no text extractor (serve --text-model)")
+        job = self._job(session_id, sentence)
+        self._text.append(job)
+        self._wakeup.set()
+        return await job.future
+
+    def _job(self, session_id: str, item: np.ndarray | str) -> _Job:
+        if self._closing and (self._worker is None or self._worker.done()):
+            raise RuntimeError("inference engine is closed")
+        return _Job(session_id, item, time.monotonic(), asyncio.get_running_loop().create_future())
 
     def _worth_gathering(self) -> bool:
         if self.pending >= self.max_batch or self.gather_s <= 0 or self._closing:
@@ -120,36 +156,51 @@ class InferenceEngine:
         return batch
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             if not self.ready.is_set():
                 continue
-            while self._queues:
+            while self._queues or self._text:
+                if self._text and (not self._queues or self._text_overdue()):
+                    count = min(self.max_batch, len(self._text))
+                    await self._call([self._text.popleft() for _ in range(count)],
+                                     self._extract_text)
+                    continue
                 if self._worth_gathering():
                     await asyncio.sleep(self.gather_s)
-                batch = self._take_batch()
-                started = time.monotonic()
-                try:
-                    results = await loop.run_in_executor(
-                        self._executor, self.extractor.extract, [j.audio for j in batch])
-                    if len(results) != len(batch):
-                        raise RuntimeError(f"extractor answered {len(results)} of {len(batch)}")
-                except Exception as e:  # a bad batch fails its own segments, not the server
-                    for job in batch:
-                        if not job.future.done():
-                            job.future.set_exception(e)
-                    continue
-                infer_ms = (time.monotonic() - started) * 1000
-                self._record(batch, started, infer_ms)
-                for job, answer in zip(batch, results, strict=True):
-                    if not job.future.done():
-                        job.future.set_result(InferenceResult(
-                            answer.text, answer.triplets, (started - job.submitted) * 1000,
-                            infer_ms, len(batch)))
+                await self._call(self._take_batch(), self.extractor.extract)
             if self._closing:
                 return
+
+    def _text_overdue(self) -> bool:
+        return time.monotonic() - self._text[0].submitted >= TEXT_MAX_WAIT_S
+
+    def _extract_text(self, sentences: list[str]) -> list[Extraction]:
+        found = self.text_extractor.extract(sentences)
+        return [Extraction(s, triplets) for s, triplets in zip(sentences, found, strict=True)]
+
+    async def _call(self, batch: list[_Job], extract: Callable[[list], list[Extraction]]) -> None:
+        """One model call on the worker thread; each job gets its answer, or the error."""
+        started = time.monotonic()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._executor, extract, [j.audio for j in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"extractor answered {len(results)} of {len(batch)}")
+        except Exception as e:  # a bad batch fails its own items, not the server
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(e)
+            return
+        infer_ms = (time.monotonic() - started) * 1000
+        if extract != self._extract_text:
+            self._record(batch, started, infer_ms)
+        for job, answer in zip(batch, results, strict=True):
+            if not job.future.done():
+                job.future.set_result(InferenceResult(
+                    answer.text, answer.triplets, (started - job.submitted) * 1000, infer_ms,
+                    len(batch)))
 
     def _record(self, batch: list[_Job], started: float, infer_ms: float) -> None:
         if not self.metrics:
@@ -172,10 +223,10 @@ class InferenceEngine:
                 await self._worker
             else:  # the model never loaded: nothing can serve what is queued
                 self._worker.cancel()
-                for queue in self._queues.values():
-                    for job in queue:
-                        if not job.future.done():
-                            job.future.set_exception(RuntimeError("model did not load"))
+                for job in [*(j for q in self._queues.values() for j in q), *self._text]:
+                    if not job.future.done():
+                        job.future.set_exception(RuntimeError("model did not load"))
                 self._queues.clear()
+                self._text.clear()
             self._worker = None
         self._executor.shutdown(wait=True)

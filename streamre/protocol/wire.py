@@ -66,12 +66,15 @@ class Limits:
     max_message_bytes: int
     max_utterance_s: float
     max_rooms: int = 16  # rooms one session may join over its life
+    max_text_chars: int = 5000  # in one `text` message
+    text_per_minute: int = 60  # `text` messages a session may send after a burst (0: no text)
 
     def to_json(self) -> dict:
         return {"max_message_bytes": self.max_message_bytes,
                 "min_sample_rate": MIN_SAMPLE_RATE, "max_sample_rate": MAX_SAMPLE_RATE,
                 "encodings": list(ENCODINGS), "max_utterance_s": self.max_utterance_s,
-                "max_rooms": self.max_rooms}
+                "max_rooms": self.max_rooms, "max_text_chars": self.max_text_chars,
+                "text_per_minute": self.text_per_minute}
 
 
 def ready_message(session_id: str, room: str, role: str, limits: Limits) -> dict:
@@ -103,6 +106,19 @@ def triplets_message(segment: Segment, text: str, triplets: list[dict], **timing
     return {"type": "triplets", "segment_id": segment.index, "start": round(segment.start_s, 3),
             "end": round(segment.end_s, 3), "source": "speech", "text": text,
             "triplets": triplets, **timing}
+
+
+def text_triplets_message(item_id: int, text: str, triplets: list[dict], **timing: Any) -> dict:
+    """A written sentence's answer: like a segment's, with source "text" and no start or end."""
+    return {"type": "triplets", "segment_id": item_id, "source": "text", "text": text,
+            "triplets": triplets, **timing}
+
+
+def text_message(text: str, speaker: str | None = None) -> dict:
+    message = {"type": "text", "text": text}
+    if speaker is not None:
+        message["speaker"] = speaker
+    return message
 
 
 def pong_message() -> dict:

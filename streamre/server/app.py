@@ -30,12 +30,15 @@ from streamre.config import ServeConfig
 from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
 from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
+from streamre.inference.text_extractor import TextExtractor, resolve_text_model
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
-from streamre.protocol import STREAM_PATH, Busy, CloseCode, Limits, SessionProtocol
+from streamre.protocol import STREAM_PATH, CloseCode, Limits, SessionProtocol
+from streamre.server.admission import Admission
 from streamre.server.connection import Connection, Disconnected
 from streamre.server.http import BearerAuth, routes
 from streamre.server.metrics import Metrics
+from streamre.server.notes import Notes
 from streamre.server.rooms import Rooms
 from streamre.server.session import Session, SessionSettings
 
@@ -46,7 +49,8 @@ OUTBOX_NAME = "mqtt-outbox.db"
 
 class StreamServer:
     def __init__(self, config: ServeConfig,
-                 load_extractor: Callable[[], TripletExtractor] | None = None) -> None:
+                 load_extractor: Callable[[], TripletExtractor] | None = None,
+                 load_text: Callable[[], TextExtractor] | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
         self.store: GraphStore | None = None
@@ -58,7 +62,11 @@ class StreamServer:
                 config.model or None, config.device, config.threads, config.max_new_tokens,
                 dtype=config.dtype, max_padding=config.max_padding)),
             max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics,
-            live_producers=lambda: sum(1 for s in self.sessions if s.role == "producer"))
+            live_producers=lambda: sum(1 for s in self.sessions if s.role == "producer"),
+            load_text=load_text or _text_loader(config))
+        self.text_per_minute = config.text_per_minute if self.engine.takes_text else 0
+        self.notes: Notes | None = None
+        self.admission: Admission | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self._serving: asyncio.Task | None = None
@@ -83,6 +91,9 @@ class StreamServer:
                 self.config.mqtt_snapshot_interval_s)
         self.rooms = Rooms(self.store, self.config.graph, self.publisher, self._refused,
                            self.config.max_rooms, self.config.room_idle_s)
+        self.notes = Notes(self.engine, self.rooms, self.metrics, self.config.max_text_chars,
+                           self.text_per_minute)
+        self.admission = Admission(self.config, self.sessions, self.rooms, self.metrics)
         restored = self.rooms.restore()
         if restored:
             log.info("restored %d room(s) from %s", len(restored), self.store.path)
@@ -196,13 +207,13 @@ class StreamServer:
             return
         await websocket.accept()
         connection = Connection(websocket)
-        if not self._accepting or not await self._make_way():
+        if not self._accepting or not await self.admission.make_way():
             self.metrics.sessions_rejected.labels("full").inc()
             await connection.close(CloseCode.TRY_AGAIN_LATER, "server full, try later")
             return
         session = self._session(connection)
         self.sessions[session] = None
-        watchdog = asyncio.create_task(self._handshake_watchdog(session))
+        watchdog = asyncio.create_task(self.admission.handshake_watchdog(session))
         try:
             async for message in connection.frames():
                 await session.on_message(message)
@@ -216,45 +227,14 @@ class StreamServer:
             await session.close()
             self.sessions.pop(session, None)
 
-    async def _make_way(self) -> bool:
-        """Room for one more connection. Connections that have not started are the cheapest
-        to open and the least to lose, so past `max_pending` of them, or at `max_sessions`,
-        the oldest are closed (1013); False if the server is full of started sessions."""
-        cfg = self.config
-        pending = [s for s in self.sessions if s.role is None]
-        while pending and (len(pending) >= cfg.max_pending or
-                           len(self.sessions) >= cfg.max_sessions):
-            oldest = pending.pop(0)
-            self.sessions.pop(oldest, None)  # no longer counted, though still closing
-            self.metrics.sessions_rejected.labels("pending").inc()
-            await oldest.ws.close(CloseCode.TRY_AGAIN_LATER, "too many connections waiting")
-        return len(self.sessions) < cfg.max_sessions
-
-    async def _handshake_watchdog(self, session: Session) -> None:
-        await asyncio.sleep(self.config.handshake_timeout_s)
-        if session.role is None:
-            self.metrics.sessions_rejected.labels("handshake_timeout").inc()
-            await session.handshake_expired(self.config.handshake_timeout_s)
-
     def _session(self, connection: Connection) -> Session:
         cfg = self.config
         protocol = SessionProtocol(
             uuid.uuid4().hex[:12], self.config.vad,
-            Limits(cfg.max_message_bytes, cfg.vad.max_utterance_s, cfg.max_rooms_per_session),
-            self._admit)
+            Limits(cfg.max_message_bytes, cfg.vad.max_utterance_s, cfg.max_rooms_per_session,
+                   cfg.max_text_chars, self.text_per_minute), self.admission.admit)
         return Session(connection, protocol, self.engine, self.rooms, self.metrics,
                        SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s))
-
-    def _admit(self, new_role: str | None, room: str) -> Busy | None:
-        """The server's capacity for one more producer or viewer, and for the room."""
-        most = self.config.max_producers if new_role == "producer" else self.config.max_viewers
-        if new_role is not None and sum(1 for s in self.sessions if s.role == new_role) >= most:
-            return Busy("server_full", f"this server takes at most {most} {new_role}s; "
-                        "try later")
-        if not self.rooms.can_enter(room):
-            return Busy("too_many_rooms", f"every one of the {self.config.max_rooms} rooms "
-                        "this server holds has clients; try later")
-        return None
 
     # -- what the HTTP routes read (streamre.server.http.ServerView) ------------------------
 
@@ -275,6 +255,12 @@ class StreamServer:
     def room_graph(self, name: str) -> RoomGraph | None:
         return self.rooms.graph(name)
 
+    async def post_note(self, room: str, body: bytes) -> tuple[int, dict]:
+        return await self.notes.post(room, body)
+
+    def note_limit(self) -> int:
+        return self.notes.max_body_bytes
+
 
 class _Uvicorn(uvicorn.Server):
     """uvicorn's server without its signal handlers: `run_until_signal` shuts down in its own
@@ -283,6 +269,13 @@ class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):
         yield
+
+
+def _text_loader(config: ServeConfig) -> Callable[[], TextExtractor] | None:
+    source = resolve_text_model(config.text_model)
+    if source is None:
+        return None
+    return lambda: TextExtractor.load(source, config.device, config.dtype)
 
 
 def _host_id() -> str:

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 
 from streamre import WEB_CLIENT_DIR
 from streamre.protocol import STREAM_PATH, valid_room
+from streamre.room_name import ROOM_RULE
 
 # Third-party browser code, installed from the npm registry by `npm ci` in clients/web.
 VENDOR_FILES = {
@@ -38,6 +39,10 @@ class ServerView(Protocol):
     def metrics_page(self) -> tuple[bytes, str]: ...
 
     def room_summaries(self) -> list[dict]: ...
+
+    async def post_note(self, room: str, body: bytes) -> tuple[int, dict]: ...
+
+    def note_limit(self) -> int: ...  # the largest note body, in bytes
 
     def room_graph(self, name: str): ...  # a RoomGraph, or None
 
@@ -76,6 +81,22 @@ def routes(server: ServerView) -> list[Route]:
                                                          "message": "format is json or graphml"})
         return json_response(HTTPStatus.OK, graph.to_json())
 
+    async def notes(request: Request) -> Response:
+        name = request.path_params["room"]
+        if not valid_room(name):
+            return json_response(HTTPStatus.BAD_REQUEST, {"error": "bad_room",
+                                                          "message": ROOM_RULE})
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            return json_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {
+                "error": "unsupported_media_type", "message": "send the note as application/json"})
+        body = await _body(request, server.note_limit())
+        if body is None:
+            return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
+                "error": "text_too_long", "message": f"a note body is at most "
+                f"{server.note_limit()} bytes"})
+        return json_response(*await server.post_note(name, body))
+
     async def stream_over_http(request: Request) -> Response:
         return json_response(HTTPStatus.UPGRADE_REQUIRED,
                              {"error": "upgrade_required", "message": "this path is a WebSocket"})
@@ -85,10 +106,25 @@ def routes(server: ServerView) -> list[Route]:
         Route("/metrics", metrics),
         Route("/v1/rooms", rooms),
         Route("/v1/rooms/{room:path}/graph", room_graph),
+        Route("/v1/rooms/{room:path}/notes", notes, methods=["POST"]),
         Route(STREAM_PATH, stream_over_http),
         Route("/vendor/{name:path}", vendor_file),
         Route("/{path:path}", client_file),
     ]
+
+
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None past `limit` bytes (read no further than that)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 MAX_PATH_CHARS, MAX_NAME_CHARS = 1024, 255  # a static path, and one name in it

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from streamre import SAMPLE_RATE
 from streamre.graph import Mention
 from streamre.inference import InferenceEngine
-from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, JoinRoom,
-                               Reply, SendSnapshot, SessionProtocol, done_message,
-                               triplets_message, warning_message)
+from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, InferText,
+                               JoinRoom, Reply, SendSnapshot, SessionProtocol, done_message,
+                               text_triplets_message, triplets_message, warning_message)
 from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
 from streamre.server.outbox import Outbox
@@ -90,7 +90,9 @@ class Session:
             elif isinstance(action, SendSnapshot):
                 self.outbox.send_snapshot()
             elif isinstance(action, Infer):
-                await self._queue_segment(action)
+                await self._queue(self._infer(action.segment, time.monotonic()))
+            elif isinstance(action, InferText):
+                await self._queue(self._infer_text(action, time.monotonic()))
             elif isinstance(action, DropSegment):
                 self.metrics.segments_dropped.inc()
             elif isinstance(action, Finish):
@@ -107,19 +109,20 @@ class Session:
 
     # -- segments to triplets ---------------------------------------------------------------
 
-    async def _queue_segment(self, action: Infer) -> None:
-        self.metrics.segments.labels(str(action.segment.forced_split).lower()).inc()
+    async def _queue(self, work) -> None:
+        """Run `work` (a segment's or a sentence's inference) once a slot is free."""
         if self._slots.locked():
             self._warn_lagging("this session's segments are waiting for the model; "
                                "audio is read slower until it catches up")
-        # Backpressure: with `session_queue` segments waiting, stop reading this client's audio.
+        # Backpressure: with `session_queue` items waiting, stop reading this client's frames.
         await self._slots.acquire()
         self._waiting += 1
-        task = asyncio.create_task(self._infer(action.segment, time.monotonic()))
+        task = asyncio.create_task(work)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
     async def _infer(self, segment, closed_at: float) -> None:
+        self.metrics.segments.labels(str(segment.forced_split).lower()).inc()
         try:
             result = await self.engine.submit(self.id, segment.audio)
         except Exception as e:
@@ -146,6 +149,30 @@ class Session:
             self._waiting -= 1
             self._slots.release()
         self.metrics.latency.observe(time.monotonic() - closed_at)
+        self.outbox.send(message)
+        self.room.report(self.id, message)
+
+    async def _infer_text(self, item: InferText, asked_at: float) -> None:
+        try:
+            result = await self.engine.submit_text(self.id, item.sentence)
+        except Exception as e:
+            log.exception("text inference failed for %s/%s", self.id, item.item_id)
+            self.metrics.errors.labels("inference_failed").inc()
+            message = text_triplets_message(item.item_id, item.sentence, [],
+                                            error="inference_failed", message=str(e))
+        else:
+            mention = Mention(self.id, item.item_id, item.speaker, text=item.sentence,
+                              source="text")
+            self.room.apply(result.triplets, mention, time.time())
+            self.metrics.triplets.inc(len(result.triplets))
+            message = text_triplets_message(
+                item.item_id, item.sentence, [t.to_json() for t in result.triplets],
+                latency_ms=round((time.monotonic() - asked_at) * 1000, 1),
+                queue_ms=round(result.queue_ms, 1), infer_ms=round(result.infer_ms, 1),
+                batch_size=result.batch_size)
+        finally:
+            self._waiting -= 1
+            self._slots.release()
         self.outbox.send(message)
         self.room.report(self.id, message)
 
@@ -184,11 +211,14 @@ class Session:
         await self._carry_out(self.protocol.handshake_expired(seconds))
 
     async def close(self) -> None:
-        """The connection is gone: leave the room and stop the writer."""
+        """The connection is gone: leave the room and stop the writer. What the session sent
+        still reaches the room graph."""
         if self.role == "producer" and self._finishing is None:
             await self.finish(connected=False)
         elif self._finishing is not None:
             await asyncio.shield(self._finishing)
+        if self._inflight:  # a viewer's sentences
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
         if self.room is not None:
             self.rooms.leave(self.room, self.outbox)
         if self.role is not None:

@@ -1,5 +1,9 @@
 """`streamre eval`: predictions for a manifest, written as JSON lines, the paper's scores, and
-the word error rate of the transcripts the model wrote on the way."""
+the word error rate of the transcripts the model wrote on the way.
+
+Three paths can be measured on the same manifest: speech end to end (the speech model's own
+triplets), speech through a pipeline (the speech model's transcript, then the text extractor),
+and the gold text through the text extractor."""
 
 from __future__ import annotations
 
@@ -30,10 +34,30 @@ def predict(extractor, examples: list[Example], batch_size: int = 8,
     return results
 
 
+def read_text(text_extractor, texts: list[str], batch_size: int = 32) -> list[Extraction]:
+    """The text extractor's triplets for each text, as extractions of that text."""
+    found: list[Extraction] = []
+    for first in range(0, len(texts), batch_size):
+        chunk = texts[first:first + batch_size]
+        found += [Extraction(t, triplets) for t, triplets in
+                  zip(chunk, text_extractor.extract(chunk), strict=True)]
+    return found
+
+
 def evaluate(extractor, examples: list[Example], batch_size: int = 8,
-             predictions_path: str | Path | None = None, progress: bool = True) -> dict:
-    """ER, RP and RTE micro scores, the transcripts' WER, and the count of utterances."""
-    predictions = predict(extractor, examples, batch_size, progress)
+             predictions_path: str | Path | None = None, progress: bool = True,
+             text_extractor=None) -> dict:
+    """ER, RP and RTE micro scores, the transcripts' WER, and the count of utterances.
+
+    With `text_extractor`: the triplets are the text extractor's, read from the speech
+    model's transcripts (a pipeline), or from the manifest's gold text when `extractor` is
+    None (then no WER)."""
+    if extractor is None:
+        predictions = read_text(text_extractor, [e.text for e in examples])
+    else:
+        predictions = predict(extractor, examples, batch_size, progress)
+        if text_extractor is not None:
+            predictions = read_text(text_extractor, [p.text for p in predictions])
     if predictions_path is not None:
         with open(predictions_path, "w", encoding="utf-8") as f:
             for example, extraction in zip(examples, predictions, strict=True):
@@ -44,6 +68,8 @@ def evaluate(extractor, examples: list[Example], batch_size: int = 8,
                     "predicted": [t.to_json() for t in extraction.triplets]}) + "\n")
     scores = score([[(t.head, t.relation, t.tail) for t in p.triplets] for p in predictions],
                    [e.triplets for e in examples])
-    wer = word_error_rate([p.text for p in predictions], [e.text for e in examples])
-    return {**{k: v for k, v in scores.items() if k != "n"}, "WER": round(wer, 4),
-            "n": scores["n"]}
+    summary = {k: v for k, v in scores.items() if k != "n"}
+    if extractor is not None:
+        wer = word_error_rate([p.text for p in predictions], [e.text for e in examples])
+        summary["WER"] = round(wer, 4)
+    return {**summary, "n": scores["n"]}

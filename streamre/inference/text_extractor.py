@@ -1,0 +1,104 @@
+"""Triplets from written sentences with a `TextREModel` checkpoint: a chat line, a note, or a
+transcript the speech model wrote. Calls are blocking, like the speech extractor's."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from streamre.inference.extractor import pick_device, pick_dtype
+from streamre.model.checkpoint import MODELS_DIR, resolve_model
+from streamre.textre.encoding import EntitySpan, Pieces, decode_tags, encode
+from streamre.textre.model import TextREModel
+from streamre.triplets import Triplet
+
+
+DEFAULT_TEXT_MODEL = "streamre-minilm-conll04"
+
+
+def resolve_text_model(name: str) -> str | None:
+    """The text model `serve --text-model` names: '' is the bundled one (None if this copy
+    has none), 'none' is no text model; a bare name under models/ is that folder; anything
+    else a folder or hub id."""
+    if name == "none":
+        return None
+    if not name:
+        return str(MODELS_DIR / DEFAULT_TEXT_MODEL) if (MODELS_DIR / DEFAULT_TEXT_MODEL).is_dir() \
+            else None
+    return resolve_model(name)
+
+
+class TextExtractor:
+    """Args:
+        model: a `TextREModel`, on its device and in its dtype, in eval mode.
+        tokenizer: its fast tokenizer.
+        name: what `/healthz` and the logs call it.
+    """
+
+    def __init__(self, model: TextREModel, tokenizer, name: str) -> None:
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.device = str(next(model.parameters()).device)
+
+    @classmethod
+    def load(cls, source: str | Path, device: str = "auto", dtype: str = "auto"
+             ) -> "TextExtractor":
+        """A checkpoint folder or hub id written by `streamre train-text`."""
+        from transformers import AutoTokenizer
+
+        device = pick_device(device)
+        model = TextREModel.from_pretrained(str(source))
+        model.to(device=device, dtype=pick_dtype(dtype, device)).eval()
+        tokenizer = AutoTokenizer.from_pretrained(str(source))
+        return cls(model, tokenizer, Path(str(source)).name)
+
+    def warmup(self) -> None:
+        self.extract(["David Chen works for the World Bank."])
+
+    @torch.inference_mode()
+    def extract(self, texts: Sequence[str]) -> list[list[Triplet]]:
+        """The triplets of each text, best first; names exactly as the text writes them."""
+        if not texts:
+            return []
+        config = self.model.config
+        pieces = [encode(self.tokenizer, t, config.max_pieces) for t in texts]
+        ids, mask = _padded(pieces, self.device)
+        entity_view, relation_view = self.model.views(ids, mask)
+        tags = self.model.tag_logits(entity_view).argmax(-1).tolist()
+        mentions = [decode_tags(p, t) for p, t in zip(pieces, tags, strict=True)]
+        pairs = [(b, h, t) for b, found in enumerate(mentions)
+                 for h, t in itertools.permutations(found, 2)]
+        if not pairs:
+            return [[] for _ in texts]
+        rows = torch.tensor([pair_row(b, h, t) for b, h, t in pairs], device=self.device)
+        probabilities = self.model.pair_logits(relation_view, rows).float().softmax(-1)
+        best, label = probabilities[:, 1:].max(-1)
+        found: list[dict[tuple, float]] = [{} for _ in texts]
+        for (b, h, t), p, r, none in zip(pairs, best.tolist(), label.tolist(),
+                                         probabilities[:, 0].tolist(), strict=True):
+            if p > none:
+                key = (_name(pieces[b], h), config.relation_types[r], _name(pieces[b], t))
+                found[b][key] = max(p, found[b].get(key, 0.0))
+        return [[Triplet(*key, confidence=p) for key, p in
+                 sorted(f.items(), key=lambda kv: -kv[1])] for f in found]
+
+
+def pair_row(batch: int, head: EntitySpan, tail: EntitySpan) -> list[int]:
+    """One row of `TextREModel.pair_logits`'s pairs."""
+    return [batch, head.first, head.last, head.type, tail.first, tail.last, tail.type]
+
+
+def _padded(pieces: list[Pieces], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(p.ids) for p in pieces)
+    ids = torch.zeros(len(pieces), longest, dtype=torch.long)
+    mask = torch.zeros(len(pieces), longest, dtype=torch.long)
+    for i, p in enumerate(pieces):
+        ids[i, :len(p.ids)] = torch.tensor(p.ids)
+        mask[i, :len(p.ids)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _name(pieces: Pieces, mention: EntitySpan) -> str:
+    return pieces.text[mention.start:mention.end]

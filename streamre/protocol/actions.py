@@ -1,0 +1,72 @@
+"""What `SessionProtocol` asks its shell to do, in order, and what the shell tells it about
+the server's capacity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from streamre.audio import Segment
+from streamre.protocol.wire import CloseCode
+
+
+# What the shell is asked to do, in order.
+@dataclass(frozen=True)
+class Reply:
+    message: dict  # to this session's own client
+
+
+@dataclass(frozen=True)
+class JoinRoom:
+    room: str  # leave the current room, if any; `ready` and a snapshot follow
+
+
+@dataclass(frozen=True)
+class SendSnapshot:
+    """The room graph as it is now (after `ready`, or a viewer's resync)."""
+
+
+@dataclass(frozen=True)
+class Infer:
+    segment: Segment  # for the model; its `triplets` answer is the shell's to send
+
+
+@dataclass(frozen=True)
+class InferText:
+    """A written sentence (from a `text` message) for the text extractor; its `triplets`
+    answer (source "text") is the shell's to send."""
+    item_id: int  # its segment_id: one counter with the session's audio segments
+    sentence: str
+    speaker: str | None
+
+
+@dataclass(frozen=True)
+class DropSegment:
+    """An utterance too short to be speech: counted, not sent."""
+
+
+@dataclass(frozen=True)
+class Finish:
+    """`stop`: flush (`end_of_stream`), answer every segment, send `done`, close 1000."""
+
+
+@dataclass(frozen=True)
+class Close:
+    code: CloseCode  # after the replies before it are written
+    reason: str
+
+
+Action = Union[Reply, JoinRoom, SendSnapshot, Infer, InferText, DropSegment, Finish, Close]
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Why the server cannot take a `start` or `subscribe` now: its capacity, not a bad
+    message (codes `server_full`, `too_many_rooms`)."""
+    code: str
+    message: str
+
+
+# Asked before a session becomes a producer or viewer, or joins another room: the role it
+# would take (None if it has one) and the room; None lets it in.
+Admit = Callable[[Union[str, None], str], Union[Busy, None]]

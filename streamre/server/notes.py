@@ -1,0 +1,89 @@
+"""Notes posted over HTTP (`POST /v1/rooms/{room}/notes`): typed text into a room's graph,
+answered with the `triplets` of each of its sentences.
+
+A note is checked like a WebSocket `text` message (the same limits and error codes), its
+sentences go through the engine's text queue, and its facts join the room with their
+provenance (source "text", the note's id as the session). Posted notes share one rate,
+server-wide, since HTTP has no session to count them by.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from http import HTTPStatus
+from typing import Callable
+
+from streamre.graph import Mention
+from streamre.inference import InferenceEngine
+from streamre.protocol import text_triplets_message
+from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse_object
+from streamre.server.metrics import Metrics
+from streamre.server.rooms import Rooms, TooManyRooms
+
+NOTES_RATE_SCALE = 10  # posted notes, server-wide, per session's worth of text rate
+
+
+class Notes:
+    """Args:
+        engine: where sentences are read.
+        rooms: the server's rooms (a note may open one).
+        metrics: the server's counters.
+        max_chars: the longest note.
+        per_minute: a session's text rate; notes share ten times it (0: no text model).
+    """
+
+    def __init__(self, engine: InferenceEngine, rooms: Rooms, metrics: Metrics, max_chars: int,
+                 per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine, self.rooms, self.metrics = engine, rooms, metrics
+        self.max_chars, self.per_minute, self._clock = max_chars, per_minute, clock
+        self._rate = RateLimit(per_minute * NOTES_RATE_SCALE / 60, TEXT_BURST * NOTES_RATE_SCALE)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return 4 * self.max_chars + 1024  # UTF-8 text, escapes and the speaker field
+
+    async def post(self, room: str, body: bytes) -> tuple[int, dict]:
+        """(HTTP status, JSON answer) for a note's body."""
+        if self.per_minute == 0:
+            return _refused(HTTPStatus.SERVICE_UNAVAILABLE, "text_unavailable",
+                            "this server takes no text (it has no text model)")
+        try:
+            sentences, speaker = note(parse_object(body), self.max_chars)
+        except Refusal as e:
+            return _refused(HTTPStatus.BAD_REQUEST, e.code, str(e))
+        if not self._rate.take(self._clock()):
+            return _refused(HTTPStatus.TOO_MANY_REQUESTS, "text_rate",
+                            "too many notes; try again in a few seconds")
+        try:
+            target = self.rooms.open(room)
+        except TooManyRooms as e:
+            return _refused(HTTPStatus.SERVICE_UNAVAILABLE, "too_many_rooms", str(e))
+        note_id = "note-" + uuid.uuid4().hex[:12]
+        answers = [await self._sentence(target, note_id, i, sentence, speaker)
+                   for i, sentence in enumerate(sentences)]
+        return HTTPStatus.OK, {"room": room, "session_id": note_id, "sentences": answers}
+
+    async def _sentence(self, room, note_id: str, index: int, sentence: str,
+                        speaker: str | None) -> dict:
+        asked = time.monotonic()
+        try:
+            result = await self.engine.submit_text(note_id, sentence)
+        except Exception as e:
+            self.metrics.errors.labels("inference_failed").inc()
+            return text_triplets_message(index, sentence, [], error="inference_failed",
+                                         message=str(e))
+        room.apply(result.triplets, Mention(note_id, index, speaker, text=sentence,
+                                            source="text"), time.time())
+        self.metrics.triplets.inc(len(result.triplets))
+        answer = text_triplets_message(
+            index, sentence, [t.to_json() for t in result.triplets],
+            latency_ms=round((time.monotonic() - asked) * 1000, 1),
+            queue_ms=round(result.queue_ms, 1), infer_ms=round(result.infer_ms, 1),
+            batch_size=result.batch_size)
+        room.report(note_id, answer)
+        return answer
+
+
+def _refused(status: int, code: str, message: str) -> tuple[int, dict]:
+    return status, {"error": code, "message": message}

@@ -1,0 +1,187 @@
+"""Written text into the graph: word pieces and tags, sentences, the text extractor (a tiny
+one trained here by `streamre train-text`'s own code), the engine's text queue, the WebSocket
+`text` message and posted notes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from websockets.asyncio.client import connect
+
+from helpers import FACT, FACT_TEXT, run, spert_items, tiny_encoder, wire
+from streamre.protocol import subscribe_message, text_message
+from streamre.textre import split_sentences
+from streamre.textre.encoding import Pieces, decode_tags, mentions_of, tags_of
+
+
+def pieces(text: str, words: list[str]) -> Pieces:
+    """Word pieces by hand: each word of `words` found in order in the text."""
+    offsets, at = [(0, 0)], 0
+    for w in words:
+        at = text.index(w, at)
+        offsets.append((at, at + len(w)))
+        at += len(w)
+    return Pieces(text, list(range(len(offsets) + 1)), offsets + [(0, 0)])
+
+
+def test_tags_round_trip_to_the_names_as_written():
+    text = "David Chen's firm, World Bank."
+    p = pieces(text, ["David", "Chen", "'", "s", "firm", ",", "World", "Bank", "."])
+    spans = [(0, 10, 0), (19, 29, 1)]
+    tags = tags_of(p, mentions_of(p, spans))
+    assert tags == [-100, 1, 2, 0, 0, 0, 0, 3, 4, 0, -100]
+    assert [(text[m.start:m.end], m.type) for m in decode_tags(p, tags)] == [
+        ("David Chen", 0), ("World Bank", 1)]
+    # An I without a B starts a name; a tag that stops inside a word takes the whole word.
+    p = pieces("Chens left", ["Chen", "s", "left"])
+    assert [("Chens left"[m.start:m.end]) for m in decode_tags(p, [-100, 2, 0, 0, -100])] \
+        == ["Chens"]
+
+
+def test_long_text_is_cut_into_sentences():
+    assert split_sentences("Mr. Smith met Dr. Jones in the U.S. today. He left!\nNext: "
+                           "\"Yes.\" Done") == [
+        "Mr. Smith met Dr. Jones in the U.S. today.", "He left!", "Next: \"Yes.\"", "Done"]
+    assert split_sentences("   ") == []
+    assert all(len(s) <= 50 for s in split_sentences("word " * 100, max_chars=50))
+
+
+def test_the_trained_text_extractor_finds_the_facts(text_checkpoint):
+    from streamre.inference.text_extractor import TextExtractor
+
+    extractor = TextExtractor.load(text_checkpoint)
+    found = extractor.extract([FACT_TEXT, "Maria Lopez lives in Boston.", "The weather was fine."])
+    assert [(t.head, t.relation, t.tail) for t in found[0]] == [FACT]
+    assert [(t.head, t.relation, t.tail) for t in found[1]] == [("Maria Lopez", "Live_In", "Boston")]
+    assert found[2] == []
+    training = json.loads((text_checkpoint / "training.json").read_text())
+    assert training["dev"]["RTE"]["f1"] == 1.0
+
+
+def test_train_text_cli_writes_a_checkpoint_and_resumes(tmp_path):
+    source = tmp_path / "s.json"
+    source.write_text(json.dumps(spert_items()))
+    args = ["train-text", "--train", str(source), "--dev", str(source), "--out",
+            str(tmp_path / "m"), "--encoder", str(tiny_encoder(tmp_path / "enc")),
+            "--batch-size", "3"]
+    first = run(*args, "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    second = run(*args, "--epochs", "2", "--resume")
+    assert second.returncode == 0, second.stderr
+    epochs = [json.loads(line)["epoch"] for line in
+              (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()
+              if "dev" in json.loads(line)]
+    assert epochs == [1, 2]  # the resumed run went on from epoch 1
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    missing = run("train-text", "--train", str(tmp_path / "nope.json"), "--dev", str(source),
+                  "--out", str(tmp_path / "x"), "--encoder", str(tmp_path / "enc"))
+    assert missing.returncode != 0 and "nope.json" in missing.stderr
+
+
+@pytest.fixture
+def text_server(make_server, text_checkpoint):
+    return make_server(text_model=str(text_checkpoint))
+
+
+def test_a_chat_line_joins_the_graph_with_its_source(text_server):
+    async def scenario():
+        async with connect(text_server.url) as ws:
+            await ws.send(wire(subscribe_message("chat")))
+            await ws.send(wire(text_message(FACT_TEXT + " The weather was fine.", "bob")))
+            messages = []
+            async with asyncio.timeout(30):
+                while len([m for m in messages if m["type"] == "triplets"]) < 2:
+                    messages.append(json.loads(await ws.recv()))
+            return messages
+
+    messages = asyncio.run(scenario())
+    answers = [m for m in messages if m["type"] == "triplets"]
+    assert [(a["segment_id"], a["source"], a["text"]) for a in answers] == [
+        (0, "text", FACT_TEXT), (1, "text", "The weather was fine.")]
+    assert [(t["head"], t["relation"], t["tail"]) for t in answers[0]["triplets"]] == [FACT]
+    assert "start" not in answers[0] and answers[1]["triplets"] == []
+    delta = [m for m in messages if m["type"] == "graph" and m["op"] == "delta"][0]
+    assert delta["edges"][0]["evidence"][0]["source"] == "text"
+
+
+def post(url: str, body: bytes, content_type: str = "application/json"):
+    request = urllib.request.Request(url, body, {"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_a_posted_note_answers_with_its_triplets(text_server):
+    url = text_server.http + "/v1/rooms/notes/notes"
+    status, answer = post(url, json.dumps({"text": FACT_TEXT, "speaker": "ann"}).encode())
+    assert status == 200 and answer["room"] == "notes"
+    assert [(t["head"], t["relation"], t["tail"]) for t in answer["sentences"][0]["triplets"]] \
+        == [FACT]
+    graph = json.loads(urllib.request.urlopen(url.replace("/notes/notes", "/notes/graph")).read())
+    assert graph["edges"][0]["evidence"][0]["session_id"] == answer["session_id"]
+
+
+@pytest.mark.parametrize("body, content_type, status, code", [
+    (b'{"text": "x"', "application/json", 400, "bad_json"),
+    (b'[1, 2]', "application/json", 400, "bad_message"),
+    (b'{"text": ""}', "application/json", 400, "bad_text"),
+    (b'{"text": 5}', "application/json", 400, "bad_text"),
+    (b'{"text": "Hi.", "speaker": 3}', "application/json", 400, "bad_speaker"),
+    (b'{"a":' * 40 + b'1' + b'}' * 40, "application/json", 400, "bad_json"),
+    (b'\xff\xfe', "application/json", 400, "bad_json"),
+    (b'{"text": "Hi."}', "text/plain", 415, "unsupported_media_type"),
+    (json.dumps({"text": "x" * 5001}).encode(), "application/json", 400, "text_too_long"),
+    (b'{"text": "' + b"x" * 30000 + b'"}', "application/json", 413, "text_too_long"),
+])
+def test_bad_notes_get_a_clear_4xx(text_server, body, content_type, status, code):
+    got, answer = post(text_server.http + "/v1/rooms/r/notes", body, content_type)
+    assert (got, answer["error"]) == (status, code) and answer["message"]
+
+
+def test_without_a_text_model_text_is_refused_clearly(make_server):
+    server = make_server(text_model="none")
+
+    async def scenario():
+        async with connect(server.url) as ws:
+            await ws.send(wire(subscribe_message("r")))
+            await ws.send(wire(text_message("Hi.")))
+            async with asyncio.timeout(10):
+                while (m := json.loads(await ws.recv()))["type"] != "error":
+                    pass
+            return m
+
+    assert asyncio.run(scenario())["code"] == "text_unavailable"
+    status, answer = post(server.http + "/v1/rooms/r/notes", b'{"text": "Hi."}')
+    assert (status, answer["error"]) == (503, "text_unavailable")
+
+
+def test_eval_measures_gold_text_and_the_pipeline(text_checkpoint, fact_checkpoint, tmp_path):
+    from helpers import TEXT_SENTENCES, synthesize
+
+    manifest = tmp_path / "m.jsonl"
+    with open(manifest, "w") as f:
+        for i, (text, (_, relations)) in enumerate(TEXT_SENTENCES.items()):
+            synthesize(text, tmp_path / f"u{i}.wav")
+            f.write(json.dumps({"audio": f"u{i}.wav", "text": text,
+                                "triplets": [list(r) for r in relations]}) + "\n")
+    gold = run("eval", "--data", str(manifest), "--text-model", str(text_checkpoint),
+               "--input", "text", "--no-progress")
+    assert gold.returncode == 0, gold.stderr[-2000:]
+    summary = json.loads(gold.stdout.strip().splitlines()[-1])
+    assert summary["RTE"]["f1"] == 1.0 and "WER" not in summary and summary["n"] == 3
+    # The fact checkpoint hears FACT_TEXT in any sound: through the text extractor, FACT.
+    piped = run("eval", "--data", str(manifest), "--model", str(fact_checkpoint),
+                "--text-model", str(text_checkpoint), "--predictions", str(tmp_path / "p.jsonl"),
+                "--no-progress")
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    predictions = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [p["transcript"] for p in predictions] == [FACT_TEXT] * 3
+    assert all([tuple(t.values())[:3] for t in p["predicted"]] == [FACT] for p in predictions)
+    refused = run("eval", "--data", str(manifest), "--input", "text")
+    assert refused.returncode != 0 and "--text-model" in refused.stderr
