@@ -4,10 +4,12 @@ For each segment it measures, on the client, the time from the moment the segmen
 was spoken to the arrival of its `triplets` message, and divides it by the bare model time for
 the same segment (the extractor alone, one segment per call, no server): the server's overhead.
 "Flat" means p95 latency within 1.5x of the one-client p95 and under the 1.5 s target; the
-largest N that stays flat is reported. Writes JSON, a Markdown table and a PNG plot.
+largest N that stays flat is reported. With `--notes-per-s R`, notes are posted to the same
+server over HTTP at R a second while the clients stream (the text channel under load), and
+their latencies are reported beside. Writes JSON, a Markdown table and a PNG plot.
 
     .venv/bin/python benchmarks/stream_latency.py --clients 1 2 4 8 [--model DIR] [--seconds 30]
-        [--frame-ms 40] [--serve-args "--gather-ms 10"]
+        [--frame-ms 40] [--serve-args "--gather-ms 10"] [--notes-per-s 5]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -109,20 +112,47 @@ def start_server(model: str, max_sessions: int, extra: list[str]) -> tuple[subpr
     return process, port
 
 
+def post_note(port: int, text: str) -> float:
+    """One note over HTTP; its round trip in ms (raises on any answer but 200)."""
+    started = time.monotonic()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/rooms/notes/notes", json.dumps({"text": text}).encode(),
+        {"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        answer.read()
+    return (time.monotonic() - started) * 1000
+
+
+async def notes(port: int, per_second: float, stop: asyncio.Event) -> list[float]:
+    """Post notes at `per_second` until `stop`; each note's round trip, NaN if it failed."""
+    pending, began, i = [], time.monotonic(), 0
+    while not stop.is_set():
+        await asyncio.sleep(max(0.0, began + i / per_second - time.monotonic()))
+        pending.append(asyncio.create_task(asyncio.to_thread(
+            post_note, port, SENTENCES[i % len(SENTENCES)])))
+        i += 1
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    return [r if isinstance(r, float) else float("nan") for r in results]
+
+
 async def run_level(model: str, n: int, audio: list[np.ndarray], frame_ms: int,
-                    extra: list[str]) -> list[dict]:
+                    extra: list[str], notes_per_s: float = 0.0) -> tuple[list[dict], list]:
     server, port = start_server(model, n + 4, extra)
     url = f"ws://127.0.0.1:{port}/v1/stream"
+    stop = asyncio.Event()
+    noting = asyncio.create_task(notes(port, notes_per_s, stop)) if notes_per_s else None
     try:
         per_client = await asyncio.gather(*(
             client(url, audio[i % len(audio)], f"room{i % 4}", frame_ms) for i in range(n)))
+        stop.set()
+        note_ms = await noting if noting else []
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
     for i, messages in enumerate(per_client):
         for m in messages:
             m["audio_index"] = i % len(audio)
-    return [m for c in per_client for m in c]
+    return [m for c in per_client for m in c], note_ms
 
 
 def bare_model_ms(extractor: ModelExtractor, audio: list[np.ndarray], vad: VadConfig
@@ -159,6 +189,8 @@ def main() -> None:
     parser.add_argument("--serve-args", default="", help="more `streamre serve` flags, quoted")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--tag", default="", help="suffix for the output files")
+    parser.add_argument("--notes-per-s", type=float, default=0.0,
+                        help="notes posted over HTTP each second while the clients stream")
     args = parser.parse_args()
     extra = shlex.split(args.serve_args)
 
@@ -170,7 +202,8 @@ def main() -> None:
     del extractor  # the server has the CPUs to itself
     rows = []
     for n in args.clients:
-        messages = asyncio.run(run_level(args.model, n, audio, args.frame_ms, extra))
+        messages, note_ms = asyncio.run(run_level(args.model, n, audio, args.frame_ms, extra,
+                                                  args.notes_per_s))
         client_ms = [m["client_latency_ms"] for m in messages]
         ratios = [m["client_latency_ms"] / bare[key] for m in messages
                   if (key := (m["audio_index"], round(m["start"], 2))) in bare]
@@ -183,6 +216,9 @@ def main() -> None:
             "batch_p50": percentile([m.get("batch_size", 1) for m in messages], 50),
             "bare_model_p50_ms": bare_p50,
             "overhead_p50": percentile(ratios, 50), "overhead_p95": percentile(ratios, 95),
+            "notes": len(note_ms), "notes_failed": int(np.isnan(note_ms).sum()) if note_ms else 0,
+            "note_p50_ms": percentile([x for x in note_ms if x == x], 50),
+            "note_p95_ms": percentile([x for x in note_ms if x == x], 95),
         })
         print(json.dumps(rows[-1]), flush=True)
 
@@ -191,7 +227,8 @@ def main() -> None:
     name = "stream_latency" + (f"_{args.tag}" if args.tag else "")
     meta = {"model": resolve_name(args.model), "machine": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "seconds_per_client": args.seconds, "frame_ms": args.frame_ms,
-            "serve_args": extra, "bare_model_segments": len(bare), "flat_up_to": flat_up_to(rows)}
+            "serve_args": extra, "bare_model_segments": len(bare), "flat_up_to": flat_up_to(rows),
+            "notes_per_s": args.notes_per_s}
     (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     header = ("| clients | segments | p50 ms | p95 ms | server p95 ms | queue p95 ms | "
               "infer p50 ms | bare model p50 ms | overhead p50 | overhead p95 |\n|"
@@ -204,8 +241,12 @@ def main() -> None:
     (out / f"{name}.md").write_text(
         f"Model {meta['model']}, {meta['cpus']} CPUs, {args.seconds:.0f} s of speech per "
         f"client, real-time pacing in {args.frame_ms} ms frames"
-        + (f", serve {' '.join(extra)}" if extra else "") + ". Latency flat up to "
-        f"{meta['flat_up_to']} clients.\n\n" + header + lines)
+        + (f", serve {' '.join(extra)}" if extra else "")
+        + (f", {args.notes_per_s:g} notes a second posted meanwhile (note round trip p50/p95 ms: "
+           + ", ".join(f"{r['note_p50_ms']:.0f}/{r['note_p95_ms']:.0f} at {r['clients']}"
+                       for r in rows) + f"; failed: {sum(r['notes_failed'] for r in rows)})"
+           if args.notes_per_s else "")
+        + f". Latency flat up to {meta['flat_up_to']} clients.\n\n" + header + lines)
     plot(rows, meta, out / f"{name}.png")
     print((out / f"{name}.md").read_text())
 

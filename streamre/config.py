@@ -86,6 +86,11 @@ class ServeConfig:
     text_model: str = setting(
         "", "text extractor for chat lines and notes: a folder or hub id (empty: the bundled "
         "one, if this copy has it; none: the server takes no text)")
+    speech_facts: str = setting(
+        "auto", "where a segment's facts come from: text (the speech model's transcript, read "
+        "by the text model: more whole facts on CoNLL04 test, see the model cards), speech (the "
+        "speech model's own decoding), auto (text when there is a text model)",
+        choices=["auto", "text", "speech"])
     max_text_chars: int = setting(5000, "longest text message or posted note, in characters")
     text_per_minute: int = setting(
         60, "text messages one session may send a minute (after a burst of 10); posted notes "
@@ -121,6 +126,8 @@ class ServeConfig:
             errors.append(f"dtype must be auto, {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.handshake_timeout_s <= 0 or self.room_idle_s < 0:
             errors.append("handshake_timeout_s must be positive and room_idle_s not negative")
+        if self.speech_facts not in ("auto", "text", "speech"):
+            errors.append(f"speech_facts must be auto, text or speech, got {self.speech_facts!r}")
         if self.max_padding < 0:
             errors.append("max_padding must not be negative")
         if self.mqtt:

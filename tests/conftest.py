@@ -126,7 +126,8 @@ def make_server(fact_checkpoint, tmp_path):
     servers: list[LiveServer] = []
 
     def make(load_extractor=None, **settings) -> LiveServer:
-        config = replace(ServeConfig(port=0, model=str(fact_checkpoint),
+        # No text model unless a test asks for one: the bundled one is not needed here.
+        config = replace(ServeConfig(port=0, model=str(fact_checkpoint), text_model="none",
                                      data_dir=str(tmp_path / "data"), gather_ms=5), **settings)
         server = LiveServer(config, load_extractor)
         servers.append(server)

@@ -185,3 +185,21 @@ def test_eval_measures_gold_text_and_the_pipeline(text_checkpoint, fact_checkpoi
     assert all([tuple(t.values())[:3] for t in p["predicted"]] == [FACT] for p in predictions)
     refused = run("eval", "--data", str(manifest), "--input", "text")
     assert refused.returncode != 0 and "--text-model" in refused.stderr
+
+
+def test_with_a_text_model_speech_facts_come_through_the_transcript(make_server,
+                                                                    text_checkpoint,
+                                                                    meeting_audio):
+    from helpers import http_get, of_type, stream
+
+    server = make_server(text_model=str(text_checkpoint))  # speech_facts auto: the pipeline
+    health = json.loads(http_get(server.http + "/healthz")[2])
+    assert health["model"] == f"fact+{text_checkpoint.name}"
+    messages, code = asyncio.run(stream(server.url, meeting_audio, room="piped"))
+    answers = of_type(messages, "triplets")
+    assert code == 1000 and len(answers) == 2
+    for answer in answers:  # the fact checkpoint hears FACT_TEXT; the text model reads FACT
+        assert answer["text"] == FACT_TEXT and answer["source"] == "speech"
+        assert [(t["head"], t["relation"], t["tail"]) for t in answer["triplets"]] == [FACT]
+    own = make_server(text_model=str(text_checkpoint), speech_facts="speech")
+    assert json.loads(http_get(own.http + "/healthz")[2])["model"] == "fact"

@@ -24,6 +24,7 @@ import numpy as np
 
 from streamre import SAMPLE_RATE
 from streamre.inference.extractor import TripletExtractor
+from streamre.inference.pipeline import PipelineExtractor
 from streamre.inference.text_extractor import TextExtractor
 from streamre.triplets import Extraction, Triplet
 
@@ -64,13 +65,17 @@ class InferenceEngine:
         metrics: the server's `Metrics`, or None.
         live_producers: how many producers are streaming now.
         load_text: makes the text extractor for written sentences (None: text is refused).
+        speech_through_text: a segment's facts are the text extractor's, read from the speech
+            model's transcript (`PipelineExtractor`), not the speech model's own.
     """
 
     def __init__(self, load: Callable[[], TripletExtractor], max_batch: int = 8,
                  gather_ms: int = 20, metrics=None,
                  live_producers: Callable[[], int] | None = None,
-                 load_text: Callable[[], TextExtractor] | None = None) -> None:
+                 load_text: Callable[[], TextExtractor] | None = None,
+                 speech_through_text: bool = False) -> None:
         self._load, self._load_text = load, load_text
+        self._speech_through_text = speech_through_text and load_text is not None
         self.text_extractor: TextExtractor | None = None
         self._text: deque[_Job] = deque()
         self._live_producers = live_producers
@@ -108,6 +113,8 @@ class InferenceEngine:
         if self._load_text is not None:
             self.text_extractor = self._load_text()
             self.text_extractor.warmup()
+            if self._speech_through_text:
+                return PipelineExtractor(extractor, self.text_extractor)
         return extractor
 
     @property

@@ -46,12 +46,13 @@ class TextExtractor:
     def load(cls, source: str | Path, device: str = "auto", dtype: str = "auto"
              ) -> "TextExtractor":
         """A checkpoint folder or hub id written by `streamre train-text`."""
-        from transformers import AutoTokenizer
+        from transformers import PreTrainedTokenizerFast
 
         device = pick_device(device)
         model = TextREModel.from_pretrained(str(source))
         model.to(device=device, dtype=pick_dtype(dtype, device)).eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(source))
+        # Not AutoTokenizer: it would look our model type up among transformers' own.
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(source))
         return cls(model, tokenizer, Path(str(source)).name)
 
     def warmup(self) -> None:

@@ -26,7 +26,7 @@ from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from streamre.config import ServeConfig
+from streamre.config import ConfigError, ServeConfig
 from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
 from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
@@ -53,6 +53,9 @@ class StreamServer:
                  load_text: Callable[[], TextExtractor] | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
+        load_text = load_text or _text_loader(config)
+        if config.speech_facts == "text" and load_text is None:
+            raise ConfigError("speech_facts text needs a text model (--text-model)")
         self.store: GraphStore | None = None
         self.publisher: MqttPublisher | None = None
         self.rooms: Rooms | None = None
@@ -63,7 +66,8 @@ class StreamServer:
                 dtype=config.dtype, max_padding=config.max_padding)),
             max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics,
             live_producers=lambda: sum(1 for s in self.sessions if s.role == "producer"),
-            load_text=load_text or _text_loader(config))
+            load_text=load_text,
+            speech_through_text=config.speech_facts != "speech")
         self.text_per_minute = config.text_per_minute if self.engine.takes_text else 0
         self.notes: Notes | None = None
         self.admission: Admission | None = None
