@@ -9,10 +9,15 @@ import subprocess
 import time
 import urllib.request
 
+import pytest
+
 from helpers import FACT, FACT_TEXT, STREAMRE, run, start_server
 
-def test_extract_prints_one_json_line_per_segment(fact_checkpoint, meeting_wav, tmp_path):
-    result = run("extract", str(meeting_wav), "--model", str(fact_checkpoint))
+@pytest.mark.parametrize("facts", ["speech", "text"])
+def test_extract_prints_one_json_line_per_segment(fact_checkpoint, text_checkpoint, meeting_wav,
+                                                  tmp_path, facts):
+    result = run("extract", str(meeting_wav), "--model", str(fact_checkpoint), "--speech-facts",
+                 facts, "--text-model", str(text_checkpoint))
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["segment_id"] for line in lines] == [0, 1]
@@ -32,6 +37,8 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "max_sessions" in result.stderr
     missing = run("extract", "x.wav", "--model", str(tmp_path / "no-model"))
     assert missing.returncode == 2 and "cannot load model" in missing.stderr
+    no_text = run("extract", "x.wav", "--speech-facts", "text", "--text-model", "none")
+    assert no_text.returncode != 0 and "needs a text model" in no_text.stderr
 
 
 def test_serve_fails_fast_when_the_model_cannot_load(tmp_path):

@@ -73,3 +73,38 @@ def test_round_robin_takes_one_segment_per_session_in_turn(fact_checkpoint):
     assert extractor.calls[1:3] == [[len(jobs[0][1]), len(jobs[4][1])],
                                     [len(jobs[1][1]), len(jobs[2][1])]]
     assert all(r.triplets for r in results)
+
+
+def test_typed_sentences_never_hold_up_waiting_audio(fact_checkpoint, text_checkpoint):
+    from streamre.inference.text_extractor import TextExtractor
+
+    order: list[str] = []
+
+    class RecordingText(TextExtractor):
+        def extract(self, texts):
+            order.append(f"text x{len(texts)}")
+            return super().extract(texts)
+
+    class RecordingSpeech(Recording):
+        def extract(self, waveforms):
+            order.append(f"speech x{len(waveforms)}")
+            return super().extract(waveforms)
+
+    async def scenario():
+        speech = RecordingSpeech.load(str(fact_checkpoint), "cpu")
+        text = RecordingText.load(text_checkpoint)
+        engine = InferenceEngine(lambda: speech, max_batch=8, gather_ms=0,
+                                 load_text=lambda: text)
+        await engine.start()
+        order.clear()  # the warm-up calls
+        # Sentences first, audio a moment after: the audio still goes first.
+        typed = [asyncio.create_task(engine.submit_text("v", FACT_TEXT)) for _ in range(3)]
+        heard = engine.submit("a", noise(0.5, 0))
+        results = await asyncio.gather(heard, *typed)
+        await engine.close()
+        return results
+
+    results = asyncio.run(scenario())
+    assert order == ["speech x1", "text x3"]
+    assert all([(t.head, t.relation, t.tail) for t in r.triplets] == [FACT] for r in results)
+    assert [r.text for r in results[1:]] == [FACT_TEXT] * 3

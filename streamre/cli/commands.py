@@ -33,7 +33,8 @@ def extract(args: argparse.Namespace) -> int:
     from streamre.cli.extract import extract_files
 
     return extract_files(args.files, model=args.model, device=args.device,
-                         batch_size=args.batch_size)
+                         batch_size=args.batch_size, text_model=args.text_model,
+                         speech_facts=args.speech_facts)
 
 
 def train(args: argparse.Namespace) -> int:

@@ -1,4 +1,7 @@
-"""`streamre extract`: the server's segmenter and model on files, one JSON line per segment."""
+"""`streamre extract`: the server's segmenter and models on files, one JSON line per segment.
+
+As in the server, a segment's facts are by default the text model's, read from the speech
+model's transcript (`--speech-facts`)."""
 
 from __future__ import annotations
 
@@ -7,14 +10,21 @@ import sys
 
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
 from streamre.inference import ModelExtractor
+from streamre.inference.pipeline import PipelineExtractor
+from streamre.inference.text_extractor import TextExtractor, resolve_text_model
 
 CHUNK = 16000  # feed the segmenter a second at a time, as a live stream would
 
 
 def extract_files(files: list[str], model: str = "", device: str = "auto", batch_size: int = 8,
-                  out=None) -> int:
+                  out=None, text_model: str = "", speech_facts: str = "auto") -> int:
     out = out or sys.stdout
+    text_source = resolve_text_model(text_model) if speech_facts != "speech" else None
+    if speech_facts == "text" and text_source is None:
+        raise ValueError("--speech-facts text needs a text model (--text-model)")
     extractor = ModelExtractor.load(model or None, device)
+    if text_source is not None:
+        extractor = PipelineExtractor(extractor, TextExtractor.load(text_source, device))
     vad = VadConfig()
     status = 0
     for path in files:

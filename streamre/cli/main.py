@@ -69,6 +69,11 @@ def _extract_parser(sub) -> None:
     extract.add_argument("--model", default="", help="checkpoint folder or hub id (default: bundled)")
     extract.add_argument("--device", default="auto")
     extract.add_argument("--batch-size", type=int, default=8)
+    extract.add_argument("--text-model", default="", help="text model that reads the facts from "
+                         "the transcripts (default: the bundled one; none: no text model)")
+    extract.add_argument("--speech-facts", choices=("auto", "text", "speech"), default="auto",
+                         help="text: the text model reads the transcripts; speech: the speech "
+                         "model's own facts; auto: text when there is a text model")
     extract.set_defaults(run=commands.extract)
 
 
