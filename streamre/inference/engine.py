@@ -37,6 +37,13 @@ class InferenceResult:
     infer_ms: float  # the model call (shared by the whole batch)
     batch_size: int
 
+    def timing(self, asked_at: float) -> dict:
+        """A `triplets` message's timing fields; `asked_at` is when the item was ready (the
+        segment closed, the sentence arrived), on the monotonic clock."""
+        return {"latency_ms": round((time.monotonic() - asked_at) * 1000, 1),
+                "queue_ms": round(self.queue_ms, 1), "infer_ms": round(self.infer_ms, 1),
+                "batch_size": self.batch_size}
+
 
 @dataclass
 class _Job:

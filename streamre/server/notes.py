@@ -76,11 +76,8 @@ class Notes:
         room.apply(result.triplets, Mention(note_id, index, speaker, text=sentence,
                                             source="text"), time.time())
         self.metrics.triplets.inc(len(result.triplets))
-        answer = text_triplets_message(
-            index, sentence, [t.to_json() for t in result.triplets],
-            latency_ms=round((time.monotonic() - asked) * 1000, 1),
-            queue_ms=round(result.queue_ms, 1), infer_ms=round(result.infer_ms, 1),
-            batch_size=result.batch_size)
+        answer = text_triplets_message(index, sentence, [t.to_json() for t in result.triplets],
+                                       **result.timing(asked))
         room.report(note_id, answer)
         return answer
 

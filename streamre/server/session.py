@@ -140,11 +140,9 @@ class Session:
                               continues_previous=segment.overlap > 0, text=result.text)
             self.room.apply(result.triplets, mention, self._started_at + segment.end_s)
             self.metrics.triplets.inc(len(result.triplets))
-            message = triplets_message(
-                segment, result.text, [t.to_json() for t in result.triplets],
-                latency_ms=round((time.monotonic() - closed_at) * 1000, 1),
-                queue_ms=round(result.queue_ms, 1), infer_ms=round(result.infer_ms, 1),
-                batch_size=result.batch_size)
+            message = triplets_message(segment, result.text,
+                                       [t.to_json() for t in result.triplets],
+                                       **result.timing(closed_at))
         finally:
             self._waiting -= 1
             self._slots.release()
@@ -165,11 +163,9 @@ class Session:
                               source="text")
             self.room.apply(result.triplets, mention, time.time())
             self.metrics.triplets.inc(len(result.triplets))
-            message = text_triplets_message(
-                item.item_id, item.sentence, [t.to_json() for t in result.triplets],
-                latency_ms=round((time.monotonic() - asked_at) * 1000, 1),
-                queue_ms=round(result.queue_ms, 1), infer_ms=round(result.infer_ms, 1),
-                batch_size=result.batch_size)
+            message = text_triplets_message(item.item_id, item.sentence,
+                                            [t.to_json() for t in result.triplets],
+                                            **result.timing(asked_at))
         finally:
             self._waiting -= 1
             self._slots.release()
