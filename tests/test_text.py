@@ -119,10 +119,14 @@ def post(url: str, body: bytes, content_type: str = "application/json"):
 
 def test_a_posted_note_answers_with_its_triplets(text_server):
     url = text_server.http + "/v1/rooms/notes/notes"
-    status, answer = post(url, json.dumps({"text": FACT_TEXT, "speaker": "ann"}).encode())
+    body = {"text": FACT_TEXT + " The weather was fine.", "speaker": "ann"}
+    status, answer = post(url, json.dumps(body).encode())
     assert status == 200 and answer["room"] == "notes"
+    assert [(s["segment_id"], s["text"]) for s in answer["sentences"]] == [
+        (0, FACT_TEXT), (1, "The weather was fine.")]
     assert [(t["head"], t["relation"], t["tail"]) for t in answer["sentences"][0]["triplets"]] \
         == [FACT]
+    assert answer["sentences"][1]["triplets"] == []
     graph = json.loads(urllib.request.urlopen(url.replace("/notes/notes", "/notes/graph")).read())
     assert graph["edges"][0]["evidence"][0]["session_id"] == answer["session_id"]
 
