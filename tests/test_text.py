@@ -207,3 +207,13 @@ def test_with_a_text_model_speech_facts_come_through_the_transcript(make_server,
         assert [(t["head"], t["relation"], t["tail"]) for t in answer["triplets"]] == [FACT]
     own = make_server(text_model=str(text_checkpoint), speech_facts="speech")
     assert json.loads(http_get(own.http + "/healthz")[2])["model"] == "fact"
+
+
+def test_posted_notes_have_a_server_wide_rate(make_server, text_checkpoint):
+    from streamre.server.notes import NOTES_RATE_SCALE
+
+    server = make_server(text_model=str(text_checkpoint), text_per_minute=1)
+    burst = 10 * NOTES_RATE_SCALE  # a session's burst of 10, ten times over
+    url = server.http + "/v1/rooms/r/notes"
+    statuses = [post(url, b'{"text": "Hi."}')[0] for _ in range(burst + 1)]
+    assert statuses == [200] * burst + [429]
