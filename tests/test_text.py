@@ -217,3 +217,22 @@ def test_posted_notes_have_a_server_wide_rate(make_server, text_checkpoint):
     url = server.http + "/v1/rooms/r/notes"
     statuses = [post(url, b'{"text": "Hi."}')[0] for _ in range(burst + 1)]
     assert statuses == [200] * burst + [429]
+
+
+def test_a_chat_line_stays_in_the_room_it_was_typed_in(text_server):
+    async def scenario():
+        async with connect(text_server.url) as ws:
+            await ws.send(wire(subscribe_message("typed-here")))
+            await ws.send(wire(text_message(FACT_TEXT)))
+            await ws.send(wire(subscribe_message("moved-on")))  # before the answer comes
+            async with asyncio.timeout(30):
+                while json.loads(await ws.recv())["type"] != "triplets":
+                    pass
+
+    asyncio.run(scenario())
+    here = json.loads(urllib.request.urlopen(
+        text_server.http + "/v1/rooms/typed-here/graph").read())
+    assert [e["relation"] for e in here["edges"]] == [FACT[1]]
+    there = json.loads(urllib.request.urlopen(
+        text_server.http + "/v1/rooms/moved-on/graph").read())
+    assert there["edges"] == []

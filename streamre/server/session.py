@@ -92,7 +92,8 @@ class Session:
             elif isinstance(action, Infer):
                 await self._queue(self._infer(action.segment, time.monotonic()))
             elif isinstance(action, InferText):
-                await self._queue(self._infer_text(action, time.monotonic()))
+                # The room it was typed in, even if the viewer moves on before the answer.
+                await self._queue(self._infer_text(action, time.monotonic(), self.room))
             elif isinstance(action, DropSegment):
                 self.metrics.segments_dropped.inc()
             elif isinstance(action, Finish):
@@ -150,7 +151,7 @@ class Session:
         self.outbox.send(message)
         self.room.report(self.id, message)
 
-    async def _infer_text(self, item: InferText, asked_at: float) -> None:
+    async def _infer_text(self, item: InferText, asked_at: float, room: Room) -> None:
         try:
             result = await self.engine.submit_text(self.id, item.sentence)
         except Exception as e:
@@ -161,7 +162,7 @@ class Session:
         else:
             mention = Mention(self.id, item.item_id, item.speaker, text=item.sentence,
                               source="text")
-            self.room.apply(result.triplets, mention, time.time())
+            room.apply(result.triplets, mention, time.time())
             self.metrics.triplets.inc(len(result.triplets))
             message = text_triplets_message(item.item_id, item.sentence,
                                             [t.to_json() for t in result.triplets],
@@ -170,7 +171,7 @@ class Session:
             self._waiting -= 1
             self._slots.release()
         self.outbox.send(message)
-        self.room.report(self.id, message)
+        room.report(self.id, message)
 
     def _warn_lagging(self, detail: str) -> None:
         now = time.monotonic()
