@@ -179,11 +179,11 @@ class InferenceEngine:
                 if self._text and (not self._queues or self._text_overdue()):
                     count = min(self.max_batch, len(self._text))
                     await self._call([self._text.popleft() for _ in range(count)],
-                                     self._extract_text)
+                                     self._extract_text, record=False)
                     continue
                 if self._worth_gathering():
                     await asyncio.sleep(self.gather_s)
-                await self._call(self._take_batch(), self.extractor.extract)
+                await self._call(self._take_batch(), self.extractor.extract, record=True)
             if self._closing:
                 return
 
@@ -194,8 +194,10 @@ class InferenceEngine:
         found = self.text_extractor.extract(sentences)
         return [Extraction(s, triplets) for s, triplets in zip(sentences, found, strict=True)]
 
-    async def _call(self, batch: list[_Job], extract: Callable[[list], list[Extraction]]) -> None:
-        """One model call on the worker thread; each job gets its answer, or the error."""
+    async def _call(self, batch: list[_Job], extract: Callable[[list], list[Extraction]],
+                    record: bool) -> None:
+        """One model call on the worker thread; each job gets its answer, or the error.
+        `record`: the call goes into the audio metrics (batch size, real-time factor)."""
         started = time.monotonic()
         try:
             results = await asyncio.get_running_loop().run_in_executor(
@@ -208,7 +210,7 @@ class InferenceEngine:
                     job.future.set_exception(e)
             return
         infer_ms = (time.monotonic() - started) * 1000
-        if extract != self._extract_text:
+        if record:
             self._record(batch, started, infer_ms)
         for job, answer in zip(batch, results, strict=True):
             if not job.future.done():

