@@ -120,6 +120,14 @@ def with_alignment(model: MCAMModel, alignment: str, relations: list[str]) -> MC
     return other
 
 
+def save_float16(model, folder: str | Path) -> None:
+    """`model` (any transformers model) saved with float16 weights, through a copy, so the
+    model in training keeps its float32 weights."""
+    half = type(model)(model.config)
+    half.load_state_dict(model.state_dict())
+    half.half().save_pretrained(folder)
+
+
 def resolve_model(name_or_path: str | None) -> str:
     """'' means the bundled default; a bare name found under models/ is that folder."""
     name = name_or_path or DEFAULT_MODEL_NAME

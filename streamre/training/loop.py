@@ -35,7 +35,8 @@ from tqdm import tqdm
 
 from streamre.inference.extractor import ModelExtractor, pick_device
 from streamre.model.checkpoint import (
-    PRESETS, create_checkpoint, from_whisper, load_checkpoint, resolve_model, with_alignment)
+    PRESETS, create_checkpoint, from_whisper, load_checkpoint, resolve_model, save_float16,
+    with_alignment)
 from streamre.training.config import TrainConfig
 from streamre.training.data import Collator, Example, read_manifest
 from streamre.training.evaluate import evaluate
@@ -251,10 +252,7 @@ def _evaluate_and_save(model, tokenizer, cfg: TrainConfig, dev_set: list[Example
     improved = state["best"] is None or value > state["best"]
     if improved:
         state["best"], state["evals_without_gain"] = value, 0
-        # A copy, so the model in training keeps its float32 weights.
-        half = type(model)(model.config)
-        half.load_state_dict(model.state_dict())
-        half.half().save_pretrained(out)
+        save_float16(model, out)
         tokenizer.save_pretrained(out)
         (out / "training.json").write_text(json.dumps(
             {"config": asdict(cfg), "step": state["step"], "epoch": state["epoch"],

