@@ -84,8 +84,9 @@ class ServeConfig:
         "also stops at 24 plus 10 per second of its audio")
     # written text: chat lines and notes
     text_model: str = setting(
-        "", "text extractor for chat lines and notes: a folder or hub id (empty: the bundled "
-        "one, if this copy has it; none: the server takes no text)")
+        "", "text extractor for chat lines and notes: a folder or hub id, of streamre train-text "
+        "or of a speech model trained to read text (empty: the bundled one, if this copy has "
+        "it; none: the server takes no text)")
     speech_facts: str = setting(
         "auto", "where a segment's facts come from: text (the speech model's transcript, read "
         "by the text model: more whole facts on CoNLL04 test, see the model cards), speech (the "

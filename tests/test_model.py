@@ -179,3 +179,39 @@ def test_float16_checkpoints_load_as_float32(fact_checkpoint, tmp_path):
     assert reloaded.dtype == torch.float32
     (result,) = ModelExtractor(reloaded, tokenizer).extract([noise(1.0, 12)])
     assert [(t.head, t.relation, t.tail) for t in result.triplets] == [FACT]
+
+
+def test_a_model_that_reads_text_takes_speech_text_or_both(tiny_checkpoint, tmp_path):
+    from streamre.model.checkpoint import with_text
+    from streamre.model.config import SPEECH_ABSENT, SPEECH_PRESENT, TEXT_ABSENT
+
+    speech_only, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    with pytest.raises(ValueError, match="speech only"):
+        speech_only.memory(None, (torch.ones(1, 3, dtype=torch.long),) * 2)
+    model = with_text(speech_only)
+    assert model.takes_text and model.config.modalities == ["speech", "text"]
+    for name, weight in speech_only.state_dict().items():  # every weight kept
+        assert torch.equal(model.state_dict()[name], weight)
+    values, mask = MCAMModel.prepare_waveforms([noise(1.0, 0)])
+    text = tokenizer([" " + FACT_TEXT], return_tensors="pt", add_special_tokens=False)
+    ids, text_mask = text.input_ids, text.attention_mask.bool()
+    with torch.no_grad():
+        speech_part, speech_mask = model.encode(values, mask)
+        alone, _ = model.memory((values, mask))
+        written, _ = model.memory(None, (ids, text_mask))
+        both, both_mask = model.memory((values, mask), (ids, text_mask))
+    s, t = speech_part.shape[1], ids.shape[1]
+    assert alone.shape[1] == s + 1 and written.shape[1] == 1 + t and both.shape[1] == s + t
+    assert both_mask.all()
+    # A missing input is one position: its own "absent" row of the presence table.
+    assert torch.equal(alone[0, -1], model.presence.weight[TEXT_ABSENT])
+    assert torch.equal(written[0, 0], model.presence.weight[SPEECH_ABSENT])
+    # Given both, the memory is each present part as it is alone: speech, then text.
+    assert torch.equal(both[:, :s], alone[:, :s]) and torch.equal(both[:, s:], written[:, 1:])
+    assert torch.allclose(alone[:, :s] - speech_part, model.presence.weight[SPEECH_PRESENT],
+                          atol=1e-6)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    again, _ = load_checkpoint(str(tmp_path / "m"))
+    with torch.no_grad():
+        assert again.takes_text and torch.equal(again.memory(None, (ids, text_mask))[0], written)

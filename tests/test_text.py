@@ -236,3 +236,26 @@ def test_a_chat_line_stays_in_the_room_it_was_typed_in(text_server):
     there = json.loads(urllib.request.urlopen(
         text_server.http + "/v1/rooms/moved-on/graph").read())
     assert there["edges"] == []
+
+
+def test_a_text_model_is_told_by_its_folder(text_checkpoint, tiny_checkpoint, tmp_path):
+    from streamre.inference.model_text import ModelTextExtractor
+    from streamre.inference.text_extractor import TextExtractor, load_text_extractor
+    from streamre.model import load_checkpoint
+    from streamre.model.checkpoint import with_text
+
+    assert isinstance(load_text_extractor(text_checkpoint, "cpu"), TextExtractor)
+    with pytest.raises(ValueError, match="reads speech only"):
+        load_text_extractor(tiny_checkpoint, "cpu")
+    with pytest.raises(FileNotFoundError, match="cannot load text model"):
+        load_text_extractor(tmp_path / "nothing", "cpu")
+    model, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    with_text(model).save_pretrained(tmp_path / "reads")
+    tokenizer.save_pretrained(tmp_path / "reads")
+    reader = load_text_extractor(tmp_path / "reads", "cpu")
+    assert isinstance(reader, ModelTextExtractor)
+    # Untrained, it may write anything; still each text's answer is the one it gets alone,
+    # whatever it is batched with, and a text of no words has none.
+    texts = [FACT_TEXT, "Maria Lopez lives in Boston.", "", "Oswald killed Kennedy.", FACT_TEXT]
+    together = reader.extract(texts)
+    assert together == [reader.extract([t])[0] for t in texts] and together[2] == []

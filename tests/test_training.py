@@ -248,3 +248,43 @@ def test_a_baseline_checkpoint_goes_on_with_a_fresh_mcam_adapter(manifest, tmp_p
     hidden = torch.randn(1, 5, model.config.whisper["d_model"])
     projected, _ = model.project(hidden, torch.ones(1, 5, dtype=torch.bool), None)
     assert torch.equal(projected, hidden)  # the projection starts as the identity
+
+
+def test_a_model_taught_to_read_text_answers_from_text_and_from_speech(manifest, tmp_path):
+    out = tmp_path / "image"
+    trained = streamre("train", "--train", str(manifest), "--out", str(out), "--max-steps", "150",
+                       "--batch-size", "4", "--lr", "3e-3", "--eval-every", "75",
+                       "--alignment", "none", "--text-batches", "0.4", "--both-batches", "0.2",
+                       "--no-progress")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    given = {key for r in log for key in r if key.startswith("ce_")}
+    assert given == {"ce_speech", "ce_text", "ce_both"}
+    chosen = json.loads((out / "training.json").read_text())["dev"]
+    assert {"RTE", "WER", "text"} <= set(chosen)
+    for extra in ([], ["--text-model", str(out), "--input", "text"]):  # speech, then the text
+        evaluated = streamre("eval", "--model", str(out), "--data", str(manifest),
+                             "--no-progress", *extra)
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
+        assert summary["n"] == 4 and summary["RTE"]["f1"] >= 0.9, (extra, summary)
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (dict(text_batches=0.6, both_batches=0.4), "together under 1"),
+    (dict(text_batches=-0.1), "at least 0"),
+    (dict(text_batches=0.3, alignment="mcam"), "--alignment none"),
+])
+def test_text_batch_shares_are_checked(flags, needle):
+    with pytest.raises(ValueError, match=needle):
+        TrainConfig(train="t.jsonl", out="o", **flags)
+
+
+def test_what_each_step_is_given_is_drawn_by_share_and_the_same_on_resume():
+    cfg = TrainConfig(train="t.jsonl", out="o", alignment="none", text_batches=0.3,
+                      both_batches=0.2)
+    drawn = [cfg.inputs_at(step) for step in range(2000)]
+    assert drawn == [cfg.inputs_at(step) for step in range(2000)]
+    assert abs(drawn.count("text") / 2000 - 0.3) < 0.05
+    assert abs(drawn.count("both") / 2000 - 0.2) < 0.05
+    assert TrainConfig(train="t.jsonl", out="o").inputs_at(7) == "speech"

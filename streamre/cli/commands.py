@@ -61,7 +61,7 @@ def eval(args: argparse.Namespace) -> int:
     from streamre.training.data import read_manifest
     from streamre.training.evaluate import evaluate
 
-    from streamre.inference.text_extractor import TextExtractor, resolve_text_model
+    from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
 
     examples = read_manifest(args.data)
     text_extractor = None
@@ -69,7 +69,7 @@ def eval(args: argparse.Namespace) -> int:
         source = resolve_text_model(args.text_model)
         if source is None:
             raise ValueError(f"no text model {args.text_model!r} (this copy bundles none)")
-        text_extractor = TextExtractor.load(source, args.device)
+        text_extractor = load_text_extractor(source, args.device)
     elif args.input == "text":
         raise ValueError("--input text reads the gold text with --text-model; give one")
     extractor = None if args.input == "text" else ModelExtractor.load(

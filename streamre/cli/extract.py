@@ -11,7 +11,7 @@ import sys
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
 from streamre.inference import ModelExtractor
 from streamre.inference.pipeline import PipelineExtractor
-from streamre.inference.text_extractor import TextExtractor, resolve_text_model
+from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
 
 CHUNK = 16000  # feed the segmenter a second at a time, as a live stream would
 
@@ -24,7 +24,7 @@ def extract_files(files: list[str], model: str = "", device: str = "auto", batch
         raise ValueError("--speech-facts text needs a text model (--text-model)")
     extractor = ModelExtractor.load(model or None, device)
     if text_source is not None:
-        extractor = PipelineExtractor(extractor, TextExtractor.load(text_source, device))
+        extractor = PipelineExtractor(extractor, load_text_extractor(text_source, device))
     vad = VadConfig()
     status = 0
     for path in files:

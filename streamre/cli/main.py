@@ -106,9 +106,10 @@ def _train_text_parser(sub) -> None:
 def _eval_parser(sub) -> None:
     evaluate = sub.add_parser("eval", help="ER, RP, RTE and transcript WER of a model on a manifest")
     evaluate.add_argument("--model", default="", help="speech checkpoint folder or hub id")
-    evaluate.add_argument("--text-model", default="", help="text extractor folder or hub id: "
-                          "its triplets, read from the speech model's transcripts (a pipeline) "
-                          "or, with --input text, from the manifest's gold text")
+    evaluate.add_argument("--text-model", default="", help="text extractor folder or hub id "
+                          "(streamre train-text, or a speech model trained to read text): its "
+                          "triplets, read from the speech model's transcripts (a pipeline) or, "
+                          "with --input text, from the manifest's gold text")
     evaluate.add_argument("--input", choices=("speech", "text"), default="speech",
                           help="what is read: the audio, or the gold text (with --text-model)")
     evaluate.add_argument("--data", required=True, metavar="M.jsonl")

@@ -31,6 +31,24 @@ def resolve_text_model(name: str) -> str | None:
     return resolve_model(name)
 
 
+def load_text_extractor(source: str | Path, device: str = "auto", dtype: str = "auto"):
+    """The text extractor a folder or hub id holds: a `TextExtractor` (`streamre
+    train-text`), or a speech model trained to read text too (`ModelTextExtractor`)."""
+    from transformers import PretrainedConfig
+
+    try:
+        model_type = PretrainedConfig.get_config_dict(str(source))[0].get("model_type")
+    except OSError as e:
+        raise FileNotFoundError(f"cannot load text model {str(source)!r}: not a checkpoint "
+                                f"folder, and not a hub id that can be fetched from here "
+                                f"({e.__class__.__name__})") from None
+    if model_type == "streamre-mcam":
+        from streamre.inference.model_text import ModelTextExtractor
+
+        return ModelTextExtractor.load(str(source), device, dtype)
+    return TextExtractor.load(source, device, dtype)
+
+
 class TextExtractor:
     """Args:
         model: a `TextREModel`, on its device and in its dtype, in eval mode.

@@ -120,6 +120,17 @@ def with_alignment(model: MCAMModel, alignment: str, relations: list[str]) -> MC
     return other
 
 
+def with_text(model: MCAMModel) -> MCAMModel:
+    """The same model made to read text as well as speech (IMAGE): every weight kept, the
+    text path (when the model had none) and the presence embeddings new."""
+    if model.takes_text:
+        return model
+    other = MCAMModel(MCAMConfig(**{**model.config.to_dict(), "modalities": ["speech", "text"]}))
+    missing, unexpected = other.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("text_encoder.", "presence.")) for k in missing)
+    return other
+
+
 def save_float16(model, folder: str | Path) -> None:
     """`model` (any transformers model) saved with float16 weights, through a copy, so the
     model in training keeps its float32 weights."""

@@ -13,6 +13,12 @@ projection starts as the identity (residual branches zeroed) and the length adap
 layers by default, so at first the decoder reads Whisper's encoder output with only the R prompt
 vectors before it, and training moves it from there.
 
+A model made with `modalities=["speech", "text"]` (after IMAGE) also reads written text: the
+text is embedded by the same text path, and the decoder's memory is the speech part followed by
+the text part, each with a learnt embedding added that says whether that input is present; a
+missing input is one position holding its "absent" embedding. Given text, the text is also the
+transcript: it is forced after the prompt and only the facts are decoded.
+
 Whisper is trained on 30 s windows; here the encoder runs on each segment's own frames
 (positions sliced), with padding masked in every attention, so batching never changes a
 segment's output.
@@ -21,66 +27,21 @@ segment's output.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel, WhisperConfig
+from transformers import PreTrainedModel
 from transformers.models.whisper.modeling_whisper import (
     WhisperDecoder, WhisperEncoder, WhisperEncoderLayer)
 
 from streamre import SAMPLE_RATE
+from streamre.model.config import (  # noqa: F401 (ALIGNMENTS, MODALITIES: re-exported)
+    ALIGNMENTS, MODALITIES, SPEECH_ABSENT, SPEECH_PRESENT, TEXT_ABSENT, TEXT_PRESENT, MCAMConfig)
 from streamre.model.alignment import LengthAdapter, RelationPrompts, causal_bias, padding_bias
-from streamre.model.decoding import repeating_tail
+from streamre.model.decoding import greedy_decode
 from streamre.model.features import HOP, log_mel, prepare_waveforms
 
-ALIGNMENTS = ("mcam", "none")
 MAX_TOKENS_PER_SECOND = 10  # decoding budget: generous for speech, a cap for a looping decoder
-
-
-class MCAMConfig(PretrainedConfig):
-    """The model's config, saved as `config.json`.
-
-    Args:
-        whisper: the `WhisperConfig` of the backbone, as a dict.
-        alignment: "mcam" (the adapter) or "none" (encoder straight to decoder).
-        relations: the relation labels, one relation prompt each.
-        adapter_layers: stride-2 convolutions of the length adapter (0: none).
-        text_encoder_layers: layers of the training-only text path.
-        projection_layers: shared projection layers after the adapter.
-        decoder_prompt: token ids the decoder is given before it writes.
-    """
-
-    model_type = "streamre-mcam"
-
-    def __init__(
-        self,
-        whisper: dict[str, Any] | None = None,
-        alignment: str = "mcam",
-        relations: list[str] | None = None,
-        adapter_layers: int = 0,
-        text_encoder_layers: int = 2,
-        projection_layers: int = 1,
-        decoder_prompt: list[int] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if alignment not in ALIGNMENTS:
-            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
-        self.whisper = dict(whisper or {})
-        self.alignment = alignment
-        self.relations = list(relations or [])
-        self.adapter_layers = adapter_layers
-        self.text_encoder_layers = text_encoder_layers
-        self.projection_layers = projection_layers
-        # Token ids the decoder is given before it writes (Whisper's start of transcript, ...).
-        self.decoder_prompt = list(decoder_prompt or [])
-
-    @property
-    def whisper_config(self) -> WhisperConfig:
-        config = WhisperConfig(**self.whisper)
-        config._attn_implementation = "sdpa"
-        return config
 
 
 @dataclass
@@ -119,7 +80,18 @@ class MCAMModel(PreTrainedModel):
                     nn.init.zeros_(linear.bias)
             # The CTC "blank" entry beside the batch's text token features (training only).
             self.ctc_blank = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.presence = None
+        if self.takes_text:
+            if self.text_encoder is None:
+                self.text_encoder = nn.ModuleList(
+                    WhisperEncoderLayer(whisper) for _ in range(config.text_encoder_layers))
+            self.presence = nn.Embedding(4, d_model)
+            nn.init.normal_(self.presence.weight, std=0.02)
         self.post_init()
+
+    @property
+    def takes_text(self) -> bool:
+        return "text" in self.config.modalities
 
     def _init_weights(self, module: nn.Module) -> None:
         # Whisper's parts initialise themselves; the adapter keeps what __init__ gave it.
@@ -229,58 +201,75 @@ class MCAMModel(PreTrainedModel):
             return hidden, mask
         return self.project(hidden, mask, self.relation_prompts(hidden, mask))
 
+    def memory(self, speech: tuple[torch.Tensor, torch.Tensor] | None,
+               text: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's memory from speech (waveforms, mask), text (token ids, mask) or both.
+
+        A speech-only model takes speech alone (`encode`). A model that reads text gets the
+        speech part, then the text part, each marked present or absent (IMAGE)."""
+        if not self.takes_text:
+            if speech is None or text is not None:
+                raise ValueError("this model reads speech only")
+            return self.encode(*speech)
+        if speech is None and text is None:
+            raise ValueError("give speech, text or both")
+        batch = (speech or text)[0].shape[0]
+        parts = []
+        for given, present, absent, features in (
+                (speech, SPEECH_PRESENT, SPEECH_ABSENT, self.encode),
+                (text, TEXT_PRESENT, TEXT_ABSENT, self._text_memory)):
+            if given is None:
+                row = self.presence.weight[absent].to(self.dtype)
+                device = self.presence.weight.device
+                parts.append((row.expand(batch, 1, -1),
+                              torch.ones(batch, 1, dtype=torch.bool, device=device)))
+            else:
+                hidden, mask = features(*given)
+                parts.append((hidden + self.presence.weight[present].to(hidden.dtype),
+                              mask.bool()))
+        return torch.cat([h for h, _ in parts], 1), torch.cat([m for _, m in parts], 1)
+
+    def _text_memory(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        return self.text_features(input_ids, attention_mask), attention_mask
+
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor,
                 decoder_input_ids: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> DecoderOutput:
-        memory, memory_mask = self.encode(input_values, attention_mask)
+        memory, memory_mask = self.memory((input_values, attention_mask))
         return self.decode(memory, memory_mask, decoder_input_ids, labels)
 
     @torch.inference_mode()
     def generate_tokens(self, input_values: torch.Tensor, attention_mask: torch.Tensor,
                         max_new_tokens: int = 192) -> tuple[list[list[int]], list[list[float]]]:
-        """Greedy, batched decoding with a key/value cache, after the decoder prompt.
+        """Greedy, batched decoding of speech after the decoder prompt (`greedy_decode`).
 
         Each segment may write at most `MAX_TOKENS_PER_SECOND` per second of its audio (and
-        `max_new_tokens` in all), and a segment whose output starts repeating itself stops, the
-        repeats cut off (`repeating_tail`). Returns each segment's tokens up to, not including,
-        the end token, and their log-probabilities.
+        `max_new_tokens` in all). Returns each segment's tokens up to, not including, the end
+        token, and their log-probabilities.
         """
-        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-
-        memory, memory_mask = self.encode(input_values, attention_mask)
-        batch = memory.shape[0]
-        eos = self.config.whisper["eos_token_id"]
+        memory, memory_mask = self.memory((input_values, attention_mask))
         seconds = attention_mask.sum(-1).float() / SAMPLE_RATE
-        # The decoder has positions for its prompt and this many tokens after it.
-        room = self.decoder.max_target_positions - len(self.config.decoder_prompt)
+        prompt = torch.tensor([self.config.decoder_prompt] * memory.shape[0],
+                              device=memory.device)
+        room = self.decoder.max_target_positions - prompt.shape[1]
         budgets = [min(max_new_tokens, room, int(24 + MAX_TOKENS_PER_SECOND * s))
                    for s in seconds.tolist()]
-        prompt = torch.tensor([self.config.decoder_prompt] * batch, device=memory.device)
-        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        tokens: list[list[int]] = [[] for _ in range(batch)]
-        scores: list[list[float]] = [[] for _ in range(batch)]
-        live = list(range(batch))
-        step_input = prompt
-        while live:
-            hidden = self.decoder_hidden(step_input, memory, memory_mask, cache)[:, -1]
-            logprobs = (hidden @ self.decoder.embed_tokens.weight.T).float().log_softmax(-1)
-            best, chosen = logprobs.max(-1)
-            for b in list(live):
-                token = int(chosen[b])
-                if token == eos:
-                    live.remove(b)
-                    continue
-                tokens[b].append(token)
-                scores[b].append(float(best[b]))
-                cut = repeating_tail(tokens[b])
-                if cut or len(tokens[b]) >= budgets[b]:
-                    del tokens[b][len(tokens[b]) - cut:], scores[b][len(scores[b]) - cut:]
-                    live.remove(b)
-            # Finished segments keep being fed their end token; their outputs are not read.
-            step_input = torch.where(
-                torch.tensor([b in live for b in range(batch)], device=chosen.device),
-                chosen, torch.full_like(chosen, eos))[:, None]
-        return tokens, scores
+        return greedy_decode(self, memory, memory_mask, prompt, budgets)
+
+    @torch.inference_mode()
+    def generate_from_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                           prompt: torch.Tensor, max_new_tokens: int = 192
+                           ) -> tuple[list[list[int]], list[list[float]]]:
+        """Greedy decoding from text alone (a model that reads text): `prompt` (B, P), the
+        decoder prompt with the transcript and `<facts>` after it, is given; the rest is
+        decoded."""
+        memory, memory_mask = self.memory(None, (input_ids, attention_mask))
+        room = self.decoder.max_target_positions - prompt.shape[1]
+        if room < 1:
+            raise ValueError("the text is longer than the decoder's positions")
+        budgets = [min(max_new_tokens, room)] * prompt.shape[0]
+        return greedy_decode(self, memory, memory_mask, prompt, budgets)
 
 
 # So AutoConfig/AutoModel (and AutoTokenizer, which reads config.json) know the model type.

@@ -30,7 +30,7 @@ from streamre.config import ConfigError, ServeConfig
 from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
 from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
-from streamre.inference.text_extractor import TextExtractor, resolve_text_model
+from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.protocol import STREAM_PATH, CloseCode, Limits, SessionProtocol
@@ -50,7 +50,7 @@ OUTBOX_NAME = "mqtt-outbox.db"
 class StreamServer:
     def __init__(self, config: ServeConfig,
                  load_extractor: Callable[[], TripletExtractor] | None = None,
-                 load_text: Callable[[], TextExtractor] | None = None) -> None:
+                 load_text: Callable[[], object] | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
         load_text = load_text or _text_loader(config)
@@ -275,11 +275,11 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def _text_loader(config: ServeConfig) -> Callable[[], TextExtractor] | None:
+def _text_loader(config: ServeConfig) -> Callable[[], object] | None:
     source = resolve_text_model(config.text_model)
     if source is None:
         return None
-    return lambda: TextExtractor.load(source, config.device, config.dtype)
+    return lambda: load_text_extractor(source, config.device, config.dtype)
 
 
 def _host_id() -> str:

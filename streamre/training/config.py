@@ -3,6 +3,7 @@ these fields (`streamre.settings`)."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from streamre.model.checkpoint import PRESETS
@@ -37,6 +38,11 @@ class TrainConfig:
         "tokens (keeps its hearing; 0: off)", metavar="W")
     teacher: str = setting("", "the original Whisper for --keep-whisper (default: --init)",
                            metavar="WHISPER")
+    text_batches: float = setting(
+        0.0, "share of steps whose batch is given as text alone; with --both-batches above 0 "
+        "the model learns to read text as well as speech (IMAGE)", metavar="SHARE")
+    both_batches: float = setting(0.0, "share of steps whose batch is given as speech and "
+                                  "its text together", metavar="SHARE")
     max_steps: int = setting(2000, "optimiser steps in all")
     batch_size: int = setting(8, "utterances per step")
     lr: float = setting(1e-4, "peak learning rate")
@@ -67,6 +73,25 @@ class TrainConfig:
                              "together at most 1")
         if self.keep_whisper < 0:
             raise ValueError("--keep-whisper is a weight, at least 0")
+        if min(self.text_batches, self.both_batches) < 0 or \
+                self.text_batches + self.both_batches >= 1:
+            raise ValueError("--text-batches and --both-batches are shares of the steps: each at "
+                             "least 0, together under 1 (the rest are speech alone)")
+        if self.reads_text and self.alignment != "none":
+            raise ValueError("--text-batches and --both-batches need --alignment none (the MCAM "
+                             "adapter has a text path of its own, for training only)")
         if self.encoder_layers_tuned < -1 or self.encoder_lr_scale < 0:
             raise ValueError("--encoder-layers-tuned is -1 (all), 0 (frozen) or a layer count; "
                              "--encoder-lr-scale is at least 0")
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether the model trained learns to read text too."""
+        return self.text_batches + self.both_batches > 0
+
+    def inputs_at(self, step: int) -> str:
+        """What the batch of `step` is given: "speech", "text" or "both" (the same on resume)."""
+        draw = random.Random(self.seed * 1_000_003 + step).random()
+        if draw < self.text_batches:
+            return "text"
+        return "both" if draw < self.text_batches + self.both_batches else "speech"

@@ -14,7 +14,11 @@ the default, -1, trains all) at `--encoder-lr-scale` times the learning rate; an
 the model's on the transcript's tokens, so the decoder learns the facts without unlearning how
 to transcribe.
 
-The best checkpoint by dev RTE F1 is written to `--out` as a model folder, with the dev scores
+`--text-batches` and `--both-batches` teach the model to read text as well (IMAGE: see
+`streamre.model.mcam`); some batches are then given as text alone or as speech with its text.
+
+The best checkpoint by dev RTE F1 (for a model that reads text, the mean of dev RTE F1 from
+speech and from the manifest's text) is written to `--out` as a model folder, with the dev scores
 and the transcripts' WER in `training.json`; `--out/last/` holds what `--resume` needs;
 `--out/train_log.jsonl` has one line per logged step and per evaluation.
 """
@@ -34,13 +38,14 @@ import torch
 from tqdm import tqdm
 
 from streamre.inference.extractor import ModelExtractor, pick_device
+from streamre.inference.model_text import ModelTextExtractor
 from streamre.model.checkpoint import (
     PRESETS, create_checkpoint, from_whisper, load_checkpoint, resolve_model, save_float16,
-    with_alignment)
+    with_alignment, with_text)
 from streamre.training.config import TrainConfig
 from streamre.training.data import Collator, Example, read_manifest
 from streamre.training.evaluate import evaluate
-from streamre.training.objective import mcam_objective
+from streamre.training.objective import inputs_objective, mcam_objective
 
 
 def tri_stage(step: int, total: int, warmup: float, hold: float, final: float) -> float:
@@ -77,12 +82,14 @@ def build_model(cfg: TrainConfig, examples: list[Example], scratch: Path):
         or ["relation"]
     if not cfg.init:
         texts = [e.text for e in examples] + [e.target() for e in examples]
-        return load_checkpoint(str(create_checkpoint(scratch, texts, relations, cfg.alignment,
-                                                     cfg.seed, PRESETS[cfg.preset])))
-    if _init_kind(cfg.init) == "mcam":
+        model, tokenizer = load_checkpoint(str(create_checkpoint(
+            scratch, texts, relations, cfg.alignment, cfg.seed, PRESETS[cfg.preset])))
+    elif _init_kind(cfg.init) == "mcam":
         model, tokenizer = load_checkpoint(cfg.init)
-        return with_alignment(model, cfg.alignment, relations), tokenizer
-    return from_whisper(resolve_model(cfg.init), relations, cfg.alignment)
+        model = with_alignment(model, cfg.alignment, relations)
+    else:
+        model, tokenizer = from_whisper(resolve_model(cfg.init), relations, cfg.alignment)
+    return (with_text(model) if cfg.reads_text else model), tokenizer
 
 
 def load_teacher(cfg: TrainConfig):
@@ -160,8 +167,10 @@ def train(cfg: TrainConfig) -> dict:
             batches = length_grouped_batches(train_set, cfg.batch_size, cfg.seed + state["epoch"])
             for chunk in batches[state["done"]:]:
                 with amp:
-                    losses = mcam_objective(model, collate(chunk).to(device), teacher=teacher,
-                                            keep=cfg.keep_whisper)
+                    batch = collate(chunk).to(device)
+                    losses = inputs_objective(model, batch, cfg.inputs_at(state["step"])) \
+                        if model.takes_text else \
+                        mcam_objective(model, batch, teacher=teacher, keep=cfg.keep_whisper)
                 optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.clip_norm)
@@ -249,6 +258,9 @@ def _evaluate_and_save(model, tokenizer, cfg: TrainConfig, dev_set: list[Example
     extractor = ModelExtractor(model, tokenizer)
     scores = evaluate(extractor, dev_set, batch_size=cfg.batch_size, progress=cfg.progress)
     value = scores["RTE"]["f1"]
+    if model.takes_text:  # chosen for both inputs: the mean of dev RTE from speech and text
+        scores["text"] = evaluate(None, dev_set, text_extractor=ModelTextExtractor(extractor))
+        value = (value + scores["text"]["RTE"]["f1"]) / 2
     improved = state["best"] is None or value > state["best"]
     if improved:
         state["best"], state["evals_without_gain"] = value, 0

@@ -7,7 +7,8 @@ paper's text side is a pretrained BART; ours starts untrained beside a pretraine
 
 t: the transcript through the text encoder; s: speech; m: the transcript with its entity tokens
 replaced by their speech features (window attention). The LNA-ED baseline (`alignment: none`)
-has the speech path's CE only. Every path decodes the same target: transcript, then triplets.
+has the speech path's CE only; trained to read text too (IMAGE), each batch is given as speech,
+text or both (`inputs_objective`). Every path decodes the same target: transcript, then triplets.
 
 Not the paper's: given the original Whisper as a `teacher`, `keep` times KL(teacher → speech
 path) on the transcript's tokens keeps the decoder's hearing close to Whisper's while it
@@ -102,3 +103,15 @@ def _aligned_terms(model, batch: Batch, speech: torch.Tensor, speech_mask: torch
         "contrastive": prompt_contrastive(prompts_s, prompts_t),
         "ctc": ctc_alignment(speech, speech_mask, text, batch.text_mask, model.ctc_blank),
     }, out_s
+
+
+def inputs_objective(model, batch: Batch, given: str) -> dict[str, torch.Tensor]:
+    """For a model that reads text (IMAGE): the batch given as "speech", "text" or "both".
+
+    Given text, the text is the transcript, forced at inference, so only the facts are learnt
+    (the decoder still reads the transcript as its input)."""
+    speech = (batch.input_values, batch.attention_mask) if given != "text" else None
+    text = (batch.text_ids, batch.text_mask) if given != "speech" else None
+    labels = batch.labels if text is None else batch.labels.masked_fill(batch.transcript, IGNORE)
+    out = model.decode(*model.memory(speech, text), batch.decoder_ids, labels)
+    return {"loss": out.loss, f"ce_{given}": out.loss.detach()}
