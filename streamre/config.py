@@ -82,6 +82,10 @@ class ServeConfig:
     max_new_tokens: int = setting(
         192, "longest decoded output per segment (transcript and facts), in tokens; a segment "
         "also stops at 24 plus 10 per second of its audio")
+    ensemble: bool = setting(
+        False, "for a speech model trained in element orders: decode every order and keep the "
+        "facts --ensemble-votes of them agree on (RPG-MoGe); without, the first order alone")
+    ensemble_votes: int = setting(2, "orders that must agree on a fact (with --ensemble)")
     # written text: chat lines and notes
     text_model: str = setting(
         "", "text extractor for chat lines and notes: a folder or hub id, of streamre train-text "
@@ -118,7 +122,7 @@ class ServeConfig:
         for name in ("max_sessions", "max_pending", "max_producers", "max_viewers", "max_rooms",
                      "max_rooms_per_session", "max_text_chars", "text_per_minute",
                      "max_message_bytes", "send_queue", "max_batch",
-                     "session_queue", "max_new_tokens", "mqtt_outbox_max"):
+                     "session_queue", "max_new_tokens", "ensemble_votes", "mqtt_outbox_max"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
         from streamre.inference.extractor import DTYPES

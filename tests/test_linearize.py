@@ -48,3 +48,50 @@ def test_target_is_the_transcript_then_the_triplets():
     assert target == (" David Chen works for the World Bank." + FACTS +
                       "<triplet> David Chen<subj> World Bank<obj> Work_For")
     assert target_text("Nothing here.", []) == " Nothing here." + FACTS
+
+
+# -- the facts in element orders (RPG-MoGe) ------------------------------------------------------
+
+def parse_orders(text: str):
+    from streamre.model.linearize import pieces_from_text
+    from streamre.model.orders import parse_in_order
+
+    return [(t.head, t.relation, t.tail) for t in parse_in_order(pieces_from_text(text))]
+
+
+def test_each_order_writes_the_fields_in_its_order():
+    from streamre.model.orders import ORDERS, linearize_in_order, target_in_order
+
+    assert sorted(ORDERS) == sorted(["hrt", "htr", "rht", "rth", "trh", "thr"])
+    fact = [("David Chen", "Work_For", "World Bank")]
+    assert linearize_in_order(fact, "rth") == \
+        "<order:rth><obj> Work_For<subj> World Bank<triplet> David Chen"
+    assert target_in_order("Chen  works.", fact, "hrt") == \
+        " Chen works." + FACTS + "<order:hrt><triplet> David Chen<obj> Work_For<subj> World Bank"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(words, words, words), max_size=5),
+       st.sampled_from(["hrt", "htr", "rht", "rth", "trh", "thr"]))
+def test_every_order_round_trips(triplets, order):
+    from streamre.model.orders import linearize_in_order
+
+    text = linearize_in_order(triplets, order).split(">", 1)[1]  # without the order token
+    assert parse_orders(text) == list(dict.fromkeys(triplets))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=8)), max_size=30))
+def test_the_order_parser_never_raises_and_yields_only_complete_triplets(pieces):
+    for fields in parse_orders(" ".join(pieces)):
+        assert all(fields) and not any(m in f for m in MARKERS for f in fields)
+
+
+def test_an_order_cut_short_keeps_its_complete_triplets_and_drops_a_broken_one():
+    from streamre.model.orders import linearize_in_order
+
+    text = linearize_in_order([("A", "Kill", "B"), ("C", "Live_In", "D")], "trh")[11:]
+    assert parse_orders(text[: text.rindex("<triplet>")]) == [("A", "Kill", "B")]
+    # A field said twice before the triplet is whole starts the next triplet.
+    assert parse_orders("<subj> B<obj> Kill<subj> D<obj> Live_In<triplet> C") == \
+        [("C", "Live_In", "D")]

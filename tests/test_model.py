@@ -215,3 +215,67 @@ def test_a_model_that_reads_text_takes_speech_text_or_both(tiny_checkpoint, tmp_
     again, _ = load_checkpoint(str(tmp_path / "m"))
     with torch.no_grad():
         assert again.takes_text and torch.equal(again.memory(None, (ids, text_mask))[0], written)
+
+
+# -- several element orders and the vote (RPG-MoGe) ----------------------------------------------
+
+def test_the_orders_vote_on_canonical_triplets():
+    from streamre.inference.ensemble import vote
+    from streamre.triplets import Triplet
+
+    bank = Triplet("David Chen", "Work_For", "the World Bank", 0.9)
+    same_bank = Triplet("david chen", "Work_For", "World Bank", 0.7)
+    boston = Triplet("David Chen", "Live_In", "Boston", 0.8)
+    kept = vote([[bank, boston], [same_bank], [same_bank, Triplet("X", "Kill", "Y", 0.99)]])
+    assert [(t.head, t.tail) for t in kept] == [("David Chen", "the World Bank")]  # first spelling
+    assert kept[0].confidence == pytest.approx((0.9 + 0.7 + 0.7) / 3 * 3 / 3)
+    assert [t.relation for t in vote([[bank, boston], [same_bank]], min_votes=1)] == \
+        ["Work_For", "Live_In"]
+    assert vote([[bank, bank]], min_votes=2) == [bank]  # one order: its facts, one vote each
+    two_of_three = vote([[bank], [bank], []])[0]
+    assert two_of_three.confidence == pytest.approx(0.9 * 2 / 3)
+
+
+def test_left_padded_rows_decode_as_they_would_alone(tiny_checkpoint):
+    from streamre.model.decoding import greedy_decode
+
+    model, _ = load_checkpoint(str(tiny_checkpoint))
+    # An end token the untrained model does not write: each row decodes until the repeat guard
+    # stops it (8 steps of one token said again), its cache and padding mask growing.
+    model.config.whisper = {**model.config.whisper, "eos_token_id": 3}
+    with torch.no_grad():
+        memory, mask = model.encode(*MCAMModel.prepare_waveforms([noise(0.8, 5)]))
+    prompt, eos = model.config.decoder_prompt, 3
+    rows = [prompt + list(range(40, 40 + n)) for n in (1, 6, 11)]
+    width = max(len(r) for r in rows)
+    padded = torch.tensor([[eos] * (width - len(r)) + r for r in rows])
+    real = torch.tensor([[False] * (width - len(r)) + [True] * len(r) for r in rows])
+    with torch.no_grad():
+        together = model.decoder_hidden(padded, memory.expand(3, -1, -1), mask.expand(3, -1),
+                                        None, real)[:, -1]
+        for b, row in enumerate(rows):
+            alone = model.decoder_hidden(torch.tensor([row]), memory, mask)[:, -1]
+            assert torch.allclose(together[b], alone[0], atol=1e-5)
+        decoded = greedy_decode(model, memory.expand(3, -1, -1), mask.expand(3, -1), padded,
+                                [12] * 3, real)
+        for b, row in enumerate(rows):
+            tokens, scores = greedy_decode(model, memory, mask, torch.tensor([row]), [12])
+            assert tokens == [decoded[0][b]]
+            assert scores[0] == pytest.approx(decoded[1][b], abs=1e-5)
+
+
+def test_every_order_is_decoded_after_the_transcript_and_its_token(tiny_checkpoint):
+    from streamre.model.checkpoint import with_orders
+    from streamre.model.orders import ORDERS, order_token
+
+    model, tokenizer = with_orders(*load_checkpoint(str(tiny_checkpoint)), list(ORDERS))
+    orders = [tokenizer.convert_tokens_to_ids(order_token(o)) for o in ORDERS]
+    facts = tokenizer.convert_tokens_to_ids("<facts>")
+    waves = [noise(0.5, 5), noise(1.7, 6)]
+    together = model.generate_in_orders(*MCAMModel.prepare_waveforms(waves), orders, facts, 40)
+    for rows in together:
+        assert len(rows) == 6 and len({tuple(ids[:ids.index(facts)]) for ids, _ in rows}) == 1
+        for (ids, scores), order in zip(rows, orders, strict=True):
+            assert ids[ids.index(facts) + 1] == order and len(scores) == len(ids)
+    with pytest.raises(ValueError, match="element orders"):
+        ModelExtractor(*load_checkpoint(str(tiny_checkpoint)), ensemble=True)

@@ -288,3 +288,20 @@ def test_what_each_step_is_given_is_drawn_by_share_and_the_same_on_resume():
     assert abs(drawn.count("text") / 2000 - 0.3) < 0.05
     assert abs(drawn.count("both") / 2000 - 0.2) < 0.05
     assert TrainConfig(train="t.jsonl", out="o").inputs_at(7) == "speech"
+
+
+def test_a_model_trained_in_every_order_finds_the_facts_alone_and_by_vote(manifest, tmp_path):
+    out = tmp_path / "orders"
+    trained = streamre("train", "--train", str(manifest), "--out", str(out), "--max-steps", "150",
+                       "--batch-size", "4", "--lr", "3e-3", "--eval-every", "75",
+                       "--alignment", "none", "--orders", "all", "--no-progress")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    model, tokenizer = load_checkpoint(str(out))
+    assert model.config.orders == ["hrt", "htr", "rht", "rth", "thr", "trh"]
+    assert "<order:thr>" in tokenizer.get_vocab()
+    for extra in ([], ["--ensemble"], ["--ensemble", "--votes", "6"]):
+        evaluated = streamre("eval", "--model", str(out), "--data", str(manifest),
+                             "--no-progress", "--predictions", str(tmp_path / "p.jsonl"), *extra)
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
+        assert summary["n"] == 4 and summary["RTE"]["f1"] >= 0.9 and summary["WER"] < 0.2, extra

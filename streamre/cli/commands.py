@@ -34,7 +34,8 @@ def extract(args: argparse.Namespace) -> int:
 
     return extract_files(args.files, model=args.model, device=args.device,
                          batch_size=args.batch_size, text_model=args.text_model,
-                         speech_facts=args.speech_facts)
+                         speech_facts=args.speech_facts, ensemble=args.ensemble,
+                         min_votes=args.votes)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -73,7 +74,8 @@ def eval(args: argparse.Namespace) -> int:
     elif args.input == "text":
         raise ValueError("--input text reads the gold text with --text-model; give one")
     extractor = None if args.input == "text" else ModelExtractor.load(
-        args.model or None, args.device, max_new_tokens=args.max_new_tokens)
+        args.model or None, args.device, max_new_tokens=args.max_new_tokens,
+        ensemble=args.ensemble, min_votes=args.votes)
     summary = evaluate(extractor, examples, args.batch_size, args.predictions,
                        progress=not args.no_progress, text_extractor=text_extractor)
     print(json.dumps(summary))

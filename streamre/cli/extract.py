@@ -17,12 +17,14 @@ CHUNK = 16000  # feed the segmenter a second at a time, as a live stream would
 
 
 def extract_files(files: list[str], model: str = "", device: str = "auto", batch_size: int = 8,
-                  out=None, text_model: str = "", speech_facts: str = "auto") -> int:
+                  out=None, text_model: str = "", speech_facts: str = "auto",
+                  ensemble: bool = False, min_votes: int = 2) -> int:
     out = out or sys.stdout
     text_source = resolve_text_model(text_model) if speech_facts != "speech" else None
     if speech_facts == "text" and text_source is None:
         raise ValueError("--speech-facts text needs a text model (--text-model)")
-    extractor = ModelExtractor.load(model or None, device)
+    extractor = ModelExtractor.load(model or None, device, ensemble=ensemble,
+                                    min_votes=min_votes)
     if text_source is not None:
         extractor = PipelineExtractor(extractor, load_text_extractor(text_source, device))
     vad = VadConfig()

@@ -74,7 +74,15 @@ def _extract_parser(sub) -> None:
     extract.add_argument("--speech-facts", choices=("auto", "text", "speech"), default="auto",
                          help="text: the text model reads the transcripts; speech: the speech "
                          "model's own facts; auto: text when there is a text model")
+    _ensemble_arguments(extract)
     extract.set_defaults(run=commands.extract)
+
+
+def _ensemble_arguments(parser) -> None:
+    parser.add_argument("--ensemble", action="store_true",
+                        help="a model trained in element orders: decode them all and vote")
+    parser.add_argument("--votes", type=int, default=2, metavar="N",
+                        help="orders that must agree on a fact (with --ensemble)")
 
 
 def _train_parser(sub) -> None:
@@ -119,6 +127,7 @@ def _eval_parser(sub) -> None:
     evaluate.add_argument("--max-new-tokens", type=int, default=192)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--no-progress", action="store_true")
+    _ensemble_arguments(evaluate)
     evaluate.set_defaults(run=commands.eval)
 
 

@@ -15,7 +15,9 @@ import torch
 
 from streamre import SAMPLE_RATE
 from streamre.model.checkpoint import load_checkpoint, resolve_model
+from streamre.inference.ensemble import vote
 from streamre.model.linearize import FACTS, MARKERS, Piece, parse_pieces
+from streamre.model.orders import order_token, parse_in_order
 from streamre.triplets import Extraction
 
 
@@ -82,21 +84,33 @@ class ModelExtractor:
         max_padding: how much padding a batched model call may add, as a share of the real
             audio, before segments are split into calls of similar lengths (`length_groups`);
             infinite: one call per batch handed over (training evaluates this way).
+        ensemble: for a model trained in element orders, decode every order and keep the
+            facts `min_votes` of them agree on (`streamre.inference.ensemble`); without, the
+            first order alone.
     """
 
     def __init__(self, model, tokenizer, name: str = "in-memory", max_new_tokens: int = 192,
-                 max_padding: float = float("inf")) -> None:
+                 max_padding: float = float("inf"), ensemble: bool = False,
+                 min_votes: int = 2) -> None:
         self.model, self.tokenizer, self.name = model, tokenizer, name
         self.device = str(next(model.parameters()).device)
         self.max_new_tokens, self.max_padding = max_new_tokens, max_padding
+        orders = model.config.orders
+        if ensemble and not orders:
+            raise ValueError(f"the ensemble needs a model trained in several element orders "
+                             f"(streamre train --orders); {name} writes one")
+        if min_votes < 1:
+            raise ValueError("min_votes is at least 1")
+        self.orders = (orders if ensemble else orders[:1]) if orders else []
+        self.min_votes = min_votes
         self._facts = tokenizer.convert_tokens_to_ids(FACTS)
         self._markers = {tokenizer.convert_tokens_to_ids(m): m for m in MARKERS}
         self._specials = set(tokenizer.all_special_ids) - set(self._markers)
 
     @classmethod
     def load(cls, model: str | None = None, device: str = "auto", threads: int = 0,
-             max_new_tokens: int = 192, dtype: str = "auto", max_padding: float = 0.5
-             ) -> "ModelExtractor":
+             max_new_tokens: int = 192, dtype: str = "auto", max_padding: float = 0.5,
+             ensemble: bool = False, min_votes: int = 2) -> "ModelExtractor":
         """A checkpoint folder or hub id (None: the bundled default model), ready to serve."""
         os.environ.setdefault(KERNEL_CACHE_ENV, KERNEL_CACHE_SIZE)  # a user's own value wins
         device = pick_device(device)
@@ -105,7 +119,7 @@ class ModelExtractor:
         loaded, tokenizer = load_checkpoint(model, device)
         loaded.to(pick_dtype(dtype, device))
         return cls(loaded, tokenizer, resolve_model(model).rstrip("/").split("/")[-1],
-                   max_new_tokens, max_padding)
+                   max_new_tokens, max_padding, ensemble, min_votes)
 
     def extract(self, waveforms: Sequence[np.ndarray]) -> list[Extraction]:
         # Audio longer than the model's window is heard in equal parts, and their answers joined.
@@ -121,9 +135,8 @@ class ModelExtractor:
         for group in length_groups([len(p) for p in parts], self.max_padding):
             values, mask = self.model.prepare_waveforms([parts[i] for i in group], self.device)
             values = values.to(self.model.dtype)
-            ids, logprobs = self.model.generate_tokens(values, mask, self.max_new_tokens)
-            for i, row, lp in zip(group, ids, logprobs, strict=True):
-                answers[i] = self.read(row, lp)
+            for i, answer in zip(group, self._generate(values, mask), strict=True):
+                answers[i] = answer
         texts: list[list[str]] = [[] for _ in waveforms]
         facts: list[dict] = [{} for _ in waveforms]  # a fact said in two parts counts once
         for answer, owner in zip(answers, owners, strict=True):
@@ -134,13 +147,30 @@ class ModelExtractor:
         return [Extraction(" ".join(text), list(found.values()))
                 for text, found in zip(texts, facts, strict=True)]
 
+    def _generate(self, values: torch.Tensor, mask: torch.Tensor) -> list[Extraction]:
+        """One model call: each segment's extraction, voted across orders when there are
+        several."""
+        if not self.orders:
+            ids, logprobs = self.model.generate_tokens(values, mask, self.max_new_tokens)
+            return [self.read(row, lp) for row, lp in zip(ids, logprobs, strict=True)]
+        order_ids = [self.tokenizer.convert_tokens_to_ids(order_token(o)) for o in self.orders]
+        per_segment = self.model.generate_in_orders(values, mask, order_ids, self._facts,
+                                                    self.max_new_tokens)
+        answers = []
+        for per_order in per_segment:
+            read = [self.read(ids, lp) for ids, lp in per_order]
+            answers.append(Extraction(read[0].text, vote([r.triplets for r in read],
+                                                         self.min_votes)))
+        return answers
+
     def read(self, ids: list[int], logprobs: list[float]) -> Extraction:
         """Decoded tokens (no prompt, no end token) to the transcript and scored triplets:
         everything before `<facts>` is the transcript, the triplets come after it."""
         cut = ids.index(self._facts) if self._facts in ids else len(ids)
         text = self.tokenizer.decode([t for t in ids[:cut] if t not in self._specials
                                       and t not in self._markers]).strip()
-        return Extraction(text, parse_pieces(self._pieces(ids[cut + 1:], logprobs[cut + 1:])))
+        parse = parse_in_order if self.model.config.orders else parse_pieces
+        return Extraction(text, parse(self._pieces(ids[cut + 1:], logprobs[cut + 1:])))
 
     def _pieces(self, ids: list[int], logprobs: list[float]) -> list[Piece]:
         """Token ids to marker pieces and decoded text spans, each span with its summed score."""

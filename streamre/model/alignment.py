@@ -12,11 +12,17 @@ def padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         ~mask.bool(), torch.finfo(dtype).min)[:, None, None, :]
 
 
-def causal_bias(length: int, past: int, dtype: torch.dtype, device) -> torch.Tensor | None:
-    """(1, 1, L, past + L): each new token sees the past and itself; None for one token."""
+def causal_bias(length: int, past: int, dtype: torch.dtype, device,
+                real: torch.Tensor | None = None) -> torch.Tensor | None:
+    """(1, 1, L, past + L): each new token sees the past and itself; None for one token.
+    With `real` (B, past + L; False at left padding): (B, 1, L, past + L), padding unseen."""
+    future = torch.ones(length, past + length, dtype=torch.bool, device=device).triu(past + 1)
+    if real is not None:
+        hidden = future[None] | ~real.bool()[:, None, :]
+        return torch.zeros(hidden.shape, dtype=dtype, device=device).masked_fill(
+            hidden, torch.finfo(dtype).min)[:, None]
     if length == 1:
         return None
-    future = torch.ones(length, past + length, dtype=torch.bool, device=device).triu(past + 1)
     return torch.zeros(future.shape, dtype=dtype, device=device).masked_fill(
         future, torch.finfo(dtype).min)[None, None]
 

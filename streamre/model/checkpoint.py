@@ -87,6 +87,15 @@ def create_checkpoint(out_dir: str | Path, texts: Iterable[str] = (),
     return out
 
 
+def grown_table(table: torch.Tensor, rows: int) -> torch.Tensor:
+    """A token table grown to `rows`: new tokens (markers) start at the mean embedding, a
+    little apart from each other."""
+    generator = torch.Generator().manual_seed(0)
+    extra = rows - table.shape[0]
+    return torch.cat([table, table.mean(0) + 0.01 * torch.randn(extra, table.shape[1],
+                                                                generator=generator)])
+
+
 def from_whisper(where: str, relations: list[str], alignment: str):
     """(model, tokenizer) from a transformers Whisper folder or hub id (`streamre
     import-whisper` writes one): its encoder and decoder, the markers added to its tokens."""
@@ -98,11 +107,7 @@ def from_whisper(where: str, relations: list[str], alignment: str):
     model.encoder.load_state_dict(whisper.model.encoder.state_dict())
     table = whisper.model.decoder.embed_tokens.weight.detach()
     state = whisper.model.decoder.state_dict()
-    # New tokens (the markers) start at the mean embedding, a little apart from each other.
-    extra = len(tokenizer) - table.shape[0]
-    generator = torch.Generator().manual_seed(0)
-    state["embed_tokens.weight"] = torch.cat(
-        [table, table.mean(0) + 0.01 * torch.randn(extra, table.shape[1], generator=generator)])
+    state["embed_tokens.weight"] = grown_table(table, len(tokenizer))
     model.decoder.load_state_dict(state)
     return model, tokenizer
 
@@ -129,6 +134,25 @@ def with_text(model: MCAMModel) -> MCAMModel:
     missing, unexpected = other.load_state_dict(model.state_dict(), strict=False)
     assert not unexpected and all(k.startswith(("text_encoder.", "presence.")) for k in missing)
     return other
+
+
+def with_orders(model: MCAMModel, tokenizer, orders: list[str]):
+    """(model, tokenizer) that write the facts in these orders (RPG-MoGe): each order's token
+    added to the tokenizer and to the decoder's table (at the table's mean, a little apart)."""
+    if model.config.orders == list(orders):
+        return model, tokenizer
+    if model.config.orders:
+        raise ValueError(f"the model writes its facts in the orders {model.config.orders}; "
+                         f"it cannot learn {list(orders)} instead")
+    tokenizer = with_markers(tokenizer, orders)
+    whisper = {**model.config.whisper, "vocab_size": len(tokenizer)}
+    other = MCAMModel(MCAMConfig(**{**model.config.to_dict(), "whisper": whisper,
+                                    "orders": list(orders)}))
+    state = model.state_dict()
+    state["decoder.embed_tokens.weight"] = grown_table(state["decoder.embed_tokens.weight"],
+                                                       len(tokenizer))
+    other.load_state_dict(state)
+    return other, tokenizer
 
 
 def save_float16(model, folder: str | Path) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 from transformers import PretrainedConfig, WhisperConfig
 
+from streamre.model.orders import ORDERS
+
 ALIGNMENTS = ("mcam", "none")
 MODALITIES = (["speech"], ["speech", "text"])
 # Rows of the presence table: each input, present or absent.
@@ -24,6 +26,8 @@ class MCAMConfig(PretrainedConfig):
         projection_layers: shared projection layers after the adapter.
         decoder_prompt: token ids the decoder is given before it writes.
         modalities: ["speech"], or ["speech", "text"] for a model that reads text too.
+        orders: the element orders the facts are written in, each with its order token
+            (`streamre.model.orders`); empty: one order, REBEL's, heads chained.
     """
 
     model_type = "streamre-mcam"
@@ -38,6 +42,7 @@ class MCAMConfig(PretrainedConfig):
         projection_layers: int = 1,
         decoder_prompt: list[int] | None = None,
         modalities: list[str] | None = None,
+        orders: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,6 +59,9 @@ class MCAMConfig(PretrainedConfig):
         self.modalities = list(modalities or ["speech"])
         if self.modalities not in MODALITIES:
             raise ValueError(f"modalities must be one of {MODALITIES}, got {self.modalities!r}")
+        self.orders = list(orders or [])
+        if not set(self.orders) <= set(ORDERS) or len(set(self.orders)) != len(self.orders):
+            raise ValueError(f"orders must be distinct, each one of {ORDERS}: {self.orders!r}")
 
     @property
     def whisper_config(self) -> WhisperConfig:

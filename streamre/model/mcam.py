@@ -8,16 +8,14 @@
 `alignment="mcam"` (the paper's adapter): a length adapter, R relation queries whose outputs are
 prepended as a soft prompt, and shared projection layers that read speech as well as text.
 Training adds a text path (the transcript's tokens, embedded with the decoder's own table,
-through a small text encoder) and a mixed path; `streamre.training.objective` combines them. The
-projection starts as the identity (residual branches zeroed) and the length adapter has no
-layers by default, so at first the decoder reads Whisper's encoder output with only the R prompt
-vectors before it, and training moves it from there.
+through a small text encoder) and a mixed path (`streamre.training.objective`). The projection
+starts as the identity and the length adapter has no layers by default.
 
-A model made with `modalities=["speech", "text"]` (after IMAGE) also reads written text: the
-text is embedded by the same text path, and the decoder's memory is the speech part followed by
-the text part, each with a learnt embedding added that says whether that input is present; a
-missing input is one position holding its "absent" embedding. Given text, the text is also the
-transcript: it is forced after the prompt and only the facts are decoded.
+With `modalities=["speech", "text"]` (after IMAGE) the model reads text too, through the same
+text path: the memory is the speech part, then the text part, each with a learnt embedding
+saying whether it is present (a missing one is a single "absent" position). Given text, the
+text is the transcript: forced after the prompt, only the facts are decoded. With `orders`,
+the facts are written in element orders (`streamre.model.orders`), one decoding per order.
 
 Whisper is trained on 30 s windows; here the encoder runs on each segment's own frames
 (positions sliced), with padding masked in every attention, so batching never changes a
@@ -38,7 +36,7 @@ from streamre import SAMPLE_RATE
 from streamre.model.config import (  # noqa: F401 (ALIGNMENTS, MODALITIES: re-exported)
     ALIGNMENTS, MODALITIES, SPEECH_ABSENT, SPEECH_PRESENT, TEXT_ABSENT, TEXT_PRESENT, MCAMConfig)
 from streamre.model.alignment import LengthAdapter, RelationPrompts, causal_bias, padding_bias
-from streamre.model.decoding import greedy_decode
+from streamre.model.decoding import decode_in_orders, greedy_decode
 from streamre.model.features import HOP, log_mel, prepare_waveforms
 
 MAX_TOKENS_PER_SECOND = 10  # decoding budget: generous for speech, a cap for a looping decoder
@@ -166,14 +164,22 @@ class MCAMModel(PreTrainedModel):
         return hidden, mask
 
     def decoder_hidden(self, input_ids: torch.Tensor, memory: torch.Tensor,
-                       memory_mask: torch.Tensor, cache=None) -> torch.Tensor:
+                       memory_mask: torch.Tensor, cache=None, real: torch.Tensor | None = None
+                       ) -> torch.Tensor:
         """Whisper's decoder over (B, L) tokens reading the memory; with `cache` (an
-        `EncoderDecoderCache`), only the new tokens are given and the cache grows."""
+        `EncoderDecoderCache`), only the new tokens are given and the cache grows. `real`
+        (B, past + L), for left-padded rows: which tokens so far are not padding; positions
+        then count real tokens only, and padding is never attended to."""
         decoder = self.decoder
         past = cache.get_seq_length() if cache is not None else 0
-        hidden = decoder.embed_tokens(input_ids) + \
-            decoder.embed_positions.weight[past: past + input_ids.shape[1]]
-        causal = causal_bias(input_ids.shape[1], past, hidden.dtype, hidden.device)
+        if real is None:
+            positions = decoder.embed_positions.weight[past: past + input_ids.shape[1]]
+            causal = causal_bias(input_ids.shape[1], past, memory.dtype, memory.device)
+        else:
+            at = (real.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
+            positions = decoder.embed_positions.weight[at]
+            causal = causal_bias(input_ids.shape[1], past, memory.dtype, memory.device, real)
+        hidden = decoder.embed_tokens(input_ids) + positions
         cross = padding_bias(memory_mask, hidden.dtype)
         for layer in decoder.layers:
             hidden = layer(hidden, causal, memory, cross, past_key_values=cache,
@@ -239,31 +245,42 @@ class MCAMModel(PreTrainedModel):
         memory, memory_mask = self.memory((input_values, attention_mask))
         return self.decode(memory, memory_mask, decoder_input_ids, labels)
 
+    def budgets(self, attention_mask: torch.Tensor, max_new_tokens: int) -> list[int]:
+        """How many tokens each segment may write after the prompt: `MAX_TOKENS_PER_SECOND`
+        per second of its audio (and `max_new_tokens` in all)."""
+        seconds = attention_mask.sum(-1).float() / SAMPLE_RATE
+        room = self.decoder.max_target_positions - len(self.config.decoder_prompt)
+        return [min(max_new_tokens, room, int(24 + MAX_TOKENS_PER_SECOND * s))
+                for s in seconds.tolist()]
+
     @torch.inference_mode()
     def generate_tokens(self, input_values: torch.Tensor, attention_mask: torch.Tensor,
                         max_new_tokens: int = 192) -> tuple[list[list[int]], list[list[float]]]:
-        """Greedy, batched decoding of speech after the decoder prompt (`greedy_decode`).
-
-        Each segment may write at most `MAX_TOKENS_PER_SECOND` per second of its audio (and
-        `max_new_tokens` in all). Returns each segment's tokens up to, not including, the end
-        token, and their log-probabilities.
-        """
+        """Greedy, batched decoding of speech after the decoder prompt (`greedy_decode`), to
+        each segment's budget. Returns each segment's tokens up to, not including, the end
+        token, and their log-probabilities."""
         memory, memory_mask = self.memory((input_values, attention_mask))
-        seconds = attention_mask.sum(-1).float() / SAMPLE_RATE
         prompt = torch.tensor([self.config.decoder_prompt] * memory.shape[0],
                               device=memory.device)
-        room = self.decoder.max_target_positions - prompt.shape[1]
-        budgets = [min(max_new_tokens, room, int(24 + MAX_TOKENS_PER_SECOND * s))
-                   for s in seconds.tolist()]
-        return greedy_decode(self, memory, memory_mask, prompt, budgets)
+        return greedy_decode(self, memory, memory_mask, prompt,
+                             self.budgets(attention_mask, max_new_tokens))
+
+    @torch.inference_mode()
+    def generate_in_orders(self, input_values: torch.Tensor, attention_mask: torch.Tensor,
+                           order_ids: list[int], facts: int, max_new_tokens: int = 192
+                           ) -> list[list[tuple[list[int], list[float]]]]:
+        """For a model trained in orders: each segment's transcript, then its facts after
+        each order token of `order_ids` (`decode_in_orders`); `facts` is `<facts>`'s id."""
+        memory, memory_mask = self.memory((input_values, attention_mask))
+        return decode_in_orders(self, memory, memory_mask,
+                                self.budgets(attention_mask, max_new_tokens), order_ids, facts)
 
     @torch.inference_mode()
     def generate_from_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                            prompt: torch.Tensor, max_new_tokens: int = 192
                            ) -> tuple[list[list[int]], list[list[float]]]:
-        """Greedy decoding from text alone (a model that reads text): `prompt` (B, P), the
-        decoder prompt with the transcript and `<facts>` after it, is given; the rest is
-        decoded."""
+        """Greedy decoding from text alone (a model that reads text) after `prompt` (B, P):
+        the decoder prompt, the text as the transcript and `<facts>`."""
         memory, memory_mask = self.memory(None, (input_ids, attention_mask))
         room = self.decoder.max_target_positions - prompt.shape[1]
         if room < 1:
@@ -272,8 +289,7 @@ class MCAMModel(PreTrainedModel):
         return greedy_decode(self, memory, memory_mask, prompt, budgets)
 
 
-# So AutoConfig/AutoModel (and AutoTokenizer, which reads config.json) know the model type.
-def _register() -> None:
+def _register() -> None:  # AutoConfig/AutoModel (and AutoTokenizer) know the model type
     from transformers import AutoConfig, AutoModel
 
     AutoConfig.register(MCAMConfig.model_type, MCAMConfig, exist_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from streamre.model.linearize import TARGET_MARKERS
+from streamre.model.orders import order_token
 
 ENDOFTEXT, START, NOTIMESTAMPS = "<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"
 ENGLISH, TRANSCRIBE = "<|en|>", "<|transcribe|>"
@@ -54,11 +55,14 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 1000):
     return with_markers(prompted_tokenizer(tok, [START, NOTIMESTAMPS]))
 
 
-def with_markers(tokenizer):
-    """The tokenizer with the target markers as added special tokens (kept if present)."""
-    missing = [m for m in TARGET_MARKERS if m not in tokenizer.get_vocab()]
+def with_markers(tokenizer, orders: Iterable[str] = ()):
+    """The tokenizer with the target markers, and the tokens of these orders, as added special
+    tokens (kept if present)."""
+    wanted = list(TARGET_MARKERS) + [order_token(o) for o in orders]
+    missing = [m for m in wanted if m not in tokenizer.get_vocab()]
     if missing:
-        tokenizer.add_special_tokens({"additional_special_tokens": missing})
+        tokenizer.add_special_tokens({"additional_special_tokens": missing},
+                                     replace_extra_special_tokens=False)
     return tokenizer
 
 

@@ -63,7 +63,8 @@ class StreamServer:
         self.engine = InferenceEngine(
             load_extractor or (lambda: ModelExtractor.load(
                 config.model or None, config.device, config.threads, config.max_new_tokens,
-                dtype=config.dtype, max_padding=config.max_padding)),
+                dtype=config.dtype, max_padding=config.max_padding, ensemble=config.ensemble,
+                min_votes=config.ensemble_votes)),
             max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics,
             live_producers=lambda: sum(1 for s in self.sessions if s.role == "producer"),
             load_text=load_text,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from streamre.model.checkpoint import PRESETS
 from streamre.model.mcam import ALIGNMENTS
+from streamre.model.orders import ORDERS
 from streamre.settings import setting
 
 
@@ -43,6 +44,9 @@ class TrainConfig:
         "the model learns to read text as well as speech (IMAGE)", metavar="SHARE")
     both_batches: float = setting(0.0, "share of steps whose batch is given as speech and "
                                   "its text together", metavar="SHARE")
+    orders: tuple[str, ...] = setting(
+        (), "write the facts in these element orders, one drawn for each example (RPG-MoGe; "
+        "all: the six; default: REBEL's one order)", metavar="hrt,htr,...")
     max_steps: int = setting(2000, "optimiser steps in all")
     batch_size: int = setting(8, "utterances per step")
     lr: float = setting(1e-4, "peak learning rate")
@@ -80,6 +84,10 @@ class TrainConfig:
         if self.reads_text and self.alignment != "none":
             raise ValueError("--text-batches and --both-batches need --alignment none (the MCAM "
                              "adapter has a text path of its own, for training only)")
+        if self.orders == ("all",):
+            self.orders = ORDERS
+        if not set(self.orders) <= set(ORDERS) or len(set(self.orders)) != len(self.orders):
+            raise ValueError(f"--orders: distinct, each one of {', '.join(ORDERS)}, or all")
         if self.encoder_layers_tuned < -1 or self.encoder_lr_scale < 0:
             raise ValueError("--encoder-layers-tuned is -1 (all), 0 (frozen) or a layer count; "
                              "--encoder-lr-scale is at least 0")
@@ -95,3 +103,11 @@ class TrainConfig:
         if draw < self.text_batches:
             return "text"
         return "both" if draw < self.text_batches + self.both_batches else "speech"
+
+    def orders_at(self, step: int, rows: int) -> list[str] | None:
+        """Each row's element order in the batch of `step` (the same on resume); None
+        without --orders."""
+        if not self.orders:
+            return None
+        draw = random.Random(self.seed * 1_000_003 + step + 1)
+        return [draw.choice(self.orders) for _ in range(rows)]

@@ -17,6 +17,7 @@ import torch
 
 from streamre.audio import read_audio
 from streamre.model.linearize import FACTS, target_text
+from streamre.model.orders import target_in_order
 from streamre.training.losses import IGNORE
 from streamre.model.mcam import MCAMModel
 from streamre.training.objective import Batch
@@ -52,12 +53,15 @@ class Example:
             self._samples = read_audio(self.audio)
         return self._samples
 
-    def target(self) -> str:
+    def target(self, order: str | None = None) -> str:
+        """The decoder's target: REBEL's, or the facts in an element `order` (RPG-MoGe)."""
         # Triplets ordered by where their head is said (REBEL order); unknown heads last.
         def head_position(t):
             at = self.text.casefold().find(t[0].casefold())
             return at if at >= 0 else len(self.text)
-        return target_text(self.text, sorted(self.triplets, key=head_position))
+        triplets = sorted(self.triplets, key=head_position)
+        return target_in_order(self.text, triplets, order) if order else \
+            target_text(self.text, triplets)
 
     def entity_spans(self) -> list[tuple[int, int]]:
         """Character spans of the entities: the manifest's, else every head and tail found."""
@@ -130,10 +134,13 @@ class Collator:
         self.facts = tokenizer.convert_tokens_to_ids(FACTS)
         self.max_target_tokens = max_target_tokens
 
-    def __call__(self, examples: list[Example]) -> Batch:
+    def __call__(self, examples: list[Example], orders: list[str] | None = None) -> Batch:
+        """`orders`: each example's element order (a model trained in orders), or None."""
         tok = self.tokenizer
         values, audio_mask = MCAMModel.prepare_waveforms([e.samples for e in examples])
-        targets = tok([e.target() for e in examples], return_tensors="pt", padding=True,
+        orders = orders or [None] * len(examples)
+        targets = tok([e.target(o) for e, o in zip(examples, orders, strict=True)],
+                      return_tensors="pt", padding=True,
                       truncation=True, max_length=self.max_target_tokens + 1)
         decoder_ids = targets.input_ids[:, :-1]
         labels = targets.input_ids[:, 1:].clone()

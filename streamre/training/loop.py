@@ -14,8 +14,10 @@ the default, -1, trains all) at `--encoder-lr-scale` times the learning rate; an
 the model's on the transcript's tokens, so the decoder learns the facts without unlearning how
 to transcribe.
 
-`--text-batches` and `--both-batches` teach the model to read text as well (IMAGE: see
-`streamre.model.mcam`); some batches are then given as text alone or as speech with its text.
+`--orders` writes the facts in element orders (RPG-MoGe), one drawn per example; such a model
+is scored on dev with every order voting (`--ensemble`). `--text-batches` and `--both-batches`
+teach the model to read text as well (IMAGE: see `streamre.model.mcam`): some batches are
+given as text alone or as speech with its text.
 
 The best checkpoint by dev RTE F1 (for a model that reads text, the mean of dev RTE F1 from
 speech and from the manifest's text) is written to `--out` as a model folder, with the dev scores
@@ -41,7 +43,7 @@ from streamre.inference.extractor import ModelExtractor, pick_device
 from streamre.inference.model_text import ModelTextExtractor
 from streamre.model.checkpoint import (
     PRESETS, create_checkpoint, from_whisper, load_checkpoint, resolve_model, save_float16,
-    with_alignment, with_text)
+    with_alignment, with_orders, with_text)
 from streamre.training.config import TrainConfig
 from streamre.training.data import Collator, Example, read_manifest
 from streamre.training.evaluate import evaluate
@@ -89,6 +91,8 @@ def build_model(cfg: TrainConfig, examples: list[Example], scratch: Path):
         model = with_alignment(model, cfg.alignment, relations)
     else:
         model, tokenizer = from_whisper(resolve_model(cfg.init), relations, cfg.alignment)
+    if cfg.orders:
+        model, tokenizer = with_orders(model, tokenizer, list(cfg.orders))
     return (with_text(model) if cfg.reads_text else model), tokenizer
 
 
@@ -167,7 +171,7 @@ def train(cfg: TrainConfig) -> dict:
             batches = length_grouped_batches(train_set, cfg.batch_size, cfg.seed + state["epoch"])
             for chunk in batches[state["done"]:]:
                 with amp:
-                    batch = collate(chunk).to(device)
+                    batch = collate(chunk, cfg.orders_at(state["step"], len(chunk))).to(device)
                     losses = inputs_objective(model, batch, cfg.inputs_at(state["step"])) \
                         if model.takes_text else \
                         mcam_objective(model, batch, teacher=teacher, keep=cfg.keep_whisper)
@@ -255,7 +259,8 @@ def _evaluate_and_save(model, tokenizer, cfg: TrainConfig, dev_set: list[Example
     """Score on dev; keep the best checkpoint (float16 weights) in `out`; True when patience
     has run out."""
     model.eval()
-    extractor = ModelExtractor(model, tokenizer)
+    # A model trained in several orders is chosen as it will serve: every order, voting.
+    extractor = ModelExtractor(model, tokenizer, ensemble=len(model.config.orders) > 1)
     scores = evaluate(extractor, dev_set, batch_size=cfg.batch_size, progress=cfg.progress)
     value = scores["RTE"]["f1"]
     if model.takes_text:  # chosen for both inputs: the mean of dev RTE from speech and text
