@@ -7,6 +7,7 @@ latency (p50, p95), the real-time factor (call time / seconds of audio in the ba
 JSON, a Markdown table and a PNG plot.
 
     .venv/bin/python benchmarks/model_latency.py [--model DIR] [--device cpu|cuda] [--dtype auto]
+        [--ensemble]
         [--lengths 1 2 5 10 20] [--batch-sizes 1 2 4 8 16] [--repeats 5]
 """
 
@@ -55,11 +56,14 @@ def main() -> None:
     parser.add_argument("--lengths", type=float, nargs="+", default=[1, 2, 5, 10, 20])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ensemble", action="store_true",
+                        help="a model trained in element orders: every order, voting")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--tag", default="", help="suffix for the output files (e.g. h100)")
     args = parser.parse_args()
 
-    extractor = ModelExtractor.load(args.model or None, args.device, args.threads, dtype=args.dtype)
+    extractor = ModelExtractor.load(args.model or None, args.device, args.threads, dtype=args.dtype,
+                                    ensemble=args.ensemble)
     extractor.warmup()
     source = speech(max(args.lengths) * max(args.batch_sizes) / 4 + max(args.lengths))
     rng = np.random.default_rng(0)
@@ -91,7 +95,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "model_latency" + (f"_{args.tag}" if args.tag else "")
-    meta = {"model": extractor.name, "device": args.device, "dtype": str(extractor.model.dtype),
+    meta = {"model": extractor.name + (" (ensemble)" if args.ensemble else ""),
+            "device": args.device, "dtype": str(extractor.model.dtype),
             "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "threads": args.threads, "repeats": args.repeats,
             "parameters": sum(p.numel() for p in extractor.model.parameters())}

@@ -299,7 +299,7 @@ def test_a_model_trained_in_every_order_finds_the_facts_alone_and_by_vote(manife
     model, tokenizer = load_checkpoint(str(out))
     assert model.config.orders == ["hrt", "htr", "rht", "rth", "thr", "trh"]
     assert "<order:thr>" in tokenizer.get_vocab()
-    for extra in ([], ["--ensemble"], ["--ensemble", "--votes", "6"]):
+    for extra in ([], ["--ensemble"], ["--ensemble", "--ensemble-votes", "6"]):
         evaluated = streamre("eval", "--model", str(out), "--data", str(manifest),
                              "--no-progress", "--predictions", str(tmp_path / "p.jsonl"), *extra)
         assert evaluated.returncode == 0, evaluated.stderr[-2000:]

@@ -35,7 +35,7 @@ def extract(args: argparse.Namespace) -> int:
     return extract_files(args.files, model=args.model, device=args.device,
                          batch_size=args.batch_size, text_model=args.text_model,
                          speech_facts=args.speech_facts, ensemble=args.ensemble,
-                         min_votes=args.votes)
+                         min_votes=args.ensemble_votes)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -75,7 +75,7 @@ def eval(args: argparse.Namespace) -> int:
         raise ValueError("--input text reads the gold text with --text-model; give one")
     extractor = None if args.input == "text" else ModelExtractor.load(
         args.model or None, args.device, max_new_tokens=args.max_new_tokens,
-        ensemble=args.ensemble, min_votes=args.votes)
+        ensemble=args.ensemble, min_votes=args.ensemble_votes)
     summary = evaluate(extractor, examples, args.batch_size, args.predictions,
                        progress=not args.no_progress, text_extractor=text_extractor)
     print(json.dumps(summary))

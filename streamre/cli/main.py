@@ -81,7 +81,7 @@ def _extract_parser(sub) -> None:
 def _ensemble_arguments(parser) -> None:
     parser.add_argument("--ensemble", action="store_true",
                         help="a model trained in element orders: decode them all and vote")
-    parser.add_argument("--votes", type=int, default=2, metavar="N",
+    parser.add_argument("--ensemble-votes", type=int, default=2, metavar="N",
                         help="orders that must agree on a fact (with --ensemble)")
 
 
