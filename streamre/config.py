@@ -23,6 +23,12 @@ from streamre.settings import (ConfigError, add_flags, build, env_name, nested, 
                                unknown_keys)
 
 
+def facts_from_transcript(speech_facts: str, ensemble: bool) -> bool:
+    """Whether a segment's facts come from its transcript read by the text model (when there is
+    one): `text`, or `auto` unless the speech model's orders vote (`ensemble`)."""
+    return speech_facts == "text" or (speech_facts == "auto" and not ensemble)
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """Every setting of `streamre serve`, each with its default and help; `vad` and `graph`
@@ -94,8 +100,8 @@ class ServeConfig:
     speech_facts: str = setting(
         "auto", "where a segment's facts come from: text (the speech model's transcript, read "
         "by the text model: more whole facts on CoNLL04 test, see the model cards), speech (the "
-        "speech model's own decoding), auto (text when there is a text model)",
-        choices=["auto", "text", "speech"])
+        "speech model's own decoding), auto (text when there is a text model, unless "
+        "--ensemble: then the orders' vote)", choices=["auto", "text", "speech"])
     max_text_chars: int = setting(5000, "longest text message or posted note, in characters")
     text_per_minute: int = setting(
         60, "text messages one session may send a minute (after a burst of 10); posted notes "

@@ -108,3 +108,12 @@ def test_train_flags_are_made_from_train_config():
     with pytest.raises(ConfigError, match="--max-steps"):
         build(TrainConfig, build_parser().parse_args(
             ["train", "--train", "a", "--out", "b", "--max-steps", "0"]))
+
+
+@pytest.mark.parametrize("speech_facts, ensemble, through_text", [
+    ("auto", False, True), ("auto", True, False), ("text", True, True), ("speech", False, False),
+])
+def test_auto_reads_the_transcript_unless_the_orders_vote(speech_facts, ensemble, through_text):
+    from streamre.config import facts_from_transcript
+
+    assert facts_from_transcript(speech_facts, ensemble) is through_text

@@ -9,6 +9,7 @@ import json
 import sys
 
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
+from streamre.config import facts_from_transcript
 from streamre.inference import ModelExtractor
 from streamre.inference.pipeline import PipelineExtractor
 from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
@@ -20,7 +21,8 @@ def extract_files(files: list[str], model: str = "", device: str = "auto", batch
                   out=None, text_model: str = "", speech_facts: str = "auto",
                   ensemble: bool = False, min_votes: int = 2) -> int:
     out = out or sys.stdout
-    text_source = resolve_text_model(text_model) if speech_facts != "speech" else None
+    text_source = resolve_text_model(text_model) \
+        if facts_from_transcript(speech_facts, ensemble) else None
     if speech_facts == "text" and text_source is None:
         raise ValueError("--speech-facts text needs a text model (--text-model)")
     extractor = ModelExtractor.load(model or None, device, ensemble=ensemble,

@@ -73,7 +73,8 @@ def _extract_parser(sub) -> None:
                          "the transcripts (default: the bundled one; none: no text model)")
     extract.add_argument("--speech-facts", choices=("auto", "text", "speech"), default="auto",
                          help="text: the text model reads the transcripts; speech: the speech "
-                         "model's own facts; auto: text when there is a text model")
+                         "model's own facts; auto: text when there is a text model, unless "
+                         "--ensemble")
     _ensemble_arguments(extract)
     extract.set_defaults(run=commands.extract)
 

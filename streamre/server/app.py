@@ -26,7 +26,7 @@ from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from streamre.config import ConfigError, ServeConfig
+from streamre.config import ConfigError, ServeConfig, facts_from_transcript
 from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
 from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
@@ -68,7 +68,7 @@ class StreamServer:
             max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics,
             live_producers=lambda: sum(1 for s in self.sessions if s.role == "producer"),
             load_text=load_text,
-            speech_through_text=config.speech_facts != "speech")
+            speech_through_text=facts_from_transcript(config.speech_facts, config.ensemble))
         self.text_per_minute = config.text_per_minute if self.engine.takes_text else 0
         self.notes: Notes | None = None
         self.admission: Admission | None = None
