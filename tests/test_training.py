@@ -274,6 +274,7 @@ def test_a_model_taught_to_read_text_answers_from_text_and_from_speech(manifest,
     (dict(text_batches=0.6, both_batches=0.4), "together under 1"),
     (dict(text_batches=-0.1), "at least 0"),
     (dict(text_batches=0.3, alignment="mcam"), "--alignment none"),
+    (dict(both_batches=0.3, alignment="none", keep_whisper=1.0), "--keep-whisper"),
 ])
 def test_text_batch_shares_are_checked(flags, needle):
     with pytest.raises(ValueError, match=needle):

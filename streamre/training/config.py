@@ -81,6 +81,8 @@ class TrainConfig:
                 self.text_batches + self.both_batches >= 1:
             raise ValueError("--text-batches and --both-batches are shares of the steps: each at "
                              "least 0, together under 1 (the rest are speech alone)")
+        if self.reads_text and self.keep_whisper > 0:
+            raise ValueError("--keep-whisper does not go with --text-batches or --both-batches")
         if self.reads_text and self.alignment != "none":
             raise ValueError("--text-batches and --both-batches need --alignment none (the MCAM "
                              "adapter has a text path of its own, for training only)")
