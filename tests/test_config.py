@@ -117,3 +117,12 @@ def test_auto_reads_the_transcript_unless_the_orders_vote(speech_facts, ensemble
     from streamre.config import facts_from_transcript
 
     assert facts_from_transcript(speech_facts, ensemble) is through_text
+
+
+def test_the_ensemble_with_a_one_order_model_is_refused_before_the_server_starts(
+        tiny_checkpoint, tmp_path):
+    from streamre.server.app import StreamServer
+
+    with pytest.raises(ConfigError, match="element orders"):
+        StreamServer(ServeConfig(model=str(tiny_checkpoint), ensemble=True,
+                                 data_dir=str(tmp_path)))

@@ -73,6 +73,17 @@ def pick_device(device: str) -> str:
     return device
 
 
+def orders_of(model: str | None) -> list[str] | None:
+    """The element orders a checkpoint's config names (`[]`: one order), without loading its
+    weights; None when its config cannot be read here (loading it will say why)."""
+    from transformers import PretrainedConfig
+
+    try:
+        return list(PretrainedConfig.get_config_dict(resolve_model(model))[0].get("orders") or [])
+    except OSError:
+        return None
+
+
 class ModelExtractor:
     """A model of this project behind the `TripletExtractor` seam.
 

@@ -30,6 +30,7 @@ from streamre.config import ConfigError, ServeConfig, facts_from_transcript
 from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
 from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
+from streamre.inference.extractor import orders_of
 from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
@@ -56,6 +57,10 @@ class StreamServer:
         load_text = load_text or _text_loader(config)
         if config.speech_facts == "text" and load_text is None:
             raise ConfigError("speech_facts text needs a text model (--text-model)")
+        if config.ensemble and load_extractor is None and orders_of(config.model) == []:
+            raise ConfigError(f"--ensemble needs a speech model trained in several element "
+                              f"orders (streamre train --orders); "
+                              f"{config.model or 'the bundled model'} writes one")
         self.store: GraphStore | None = None
         self.publisher: MqttPublisher | None = None
         self.rooms: Rooms | None = None
