@@ -79,11 +79,12 @@ def decode_in_orders(model, memory, memory_mask, budgets: list[int], order_ids: 
         if heard[b] and heard[b][-1] == facts:
             heard[b], heard_scores[b] = heard[b][:-1], heard_scores[b][:-1]
     given = [heard[b] + [facts, o] for b in range(rows) for o in order_ids]
-    width = len(prompt) + max(len(g) for g in given)
+    width = max(len(g) for g in given)
     eos, limit = model.config.whisper["eos_token_id"], model.decoder.max_target_positions
-    padded = [[eos] * (width - len(prompt) - len(g)) + prompt + g for g in given]
-    real = [[False] * (width - len(prompt) - len(g)) + [True] * (len(prompt) + len(g))
-            for g in given]
+    pads = [width - len(g) for g in given]  # each row left-padded to the longest
+    padded = [[eos] * pad + prompt + g for pad, g in zip(pads, given, strict=True)]
+    real = [[False] * pad + [True] * (len(prompt) + len(g))
+            for pad, g in zip(pads, given, strict=True)]
     k = len(order_ids)
     facts_budgets = [max(0, min(budgets[i // k] - len(g), limit - len(prompt) - len(g)))
                      for i, g in enumerate(given)]

@@ -72,7 +72,6 @@ class Notes:
         return HTTPStatus.OK, {"room": room, "session_id": note_id, "sentences": list(answers)}
 
 
-
 async def read_sentence(engine: InferenceEngine, metrics: Metrics, room: Room, session_id: str,
                         item_id: int, sentence: str, speaker: str | None,
                         asked_at: float) -> dict:

