@@ -275,6 +275,7 @@ def test_a_model_taught_to_read_text_answers_from_text_and_from_speech(manifest,
     (dict(text_batches=-0.1), "at least 0"),
     (dict(text_batches=0.3, alignment="mcam"), "--alignment none"),
     (dict(both_batches=0.3, alignment="none", keep_whisper=1.0), "--keep-whisper"),
+    (dict(text_batches=0.3, alignment="none", relation_heads=True), "--relation-heads"),
 ])
 def test_text_batch_shares_are_checked(flags, needle):
     with pytest.raises(ValueError, match=needle):
@@ -303,6 +304,27 @@ def test_a_model_trained_in_every_order_finds_the_facts_alone_and_by_vote(manife
     for extra in ([], ["--ensemble"], ["--ensemble", "--ensemble-votes", "6"]):
         evaluated = streamre("eval", "--model", str(out), "--data", str(manifest),
                              "--no-progress", "--predictions", str(tmp_path / "p.jsonl"), *extra)
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
+        assert summary["n"] == 4 and summary["RTE"]["f1"] >= 0.9 and summary["WER"] < 0.2, extra
+
+
+def test_relation_heads_learn_the_relations_and_prompt_the_facts(manifest, tmp_path):
+    out = tmp_path / "heads"
+    trained = streamre("train", "--train", str(manifest), "--out", str(out), "--max-steps", "150",
+                       "--batch-size", "4", "--lr", "3e-3", "--eval-every", "75",
+                       "--alignment", "none", "--relation-heads", "--orders", "hrt,trh",
+                       "--no-progress")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    model, tokenizer = load_checkpoint(str(out))
+    assert model.config.relation_heads and model.relation_heads is not None
+    assert {"<rel:Kill>", "<rel:none>"} <= set(tokenizer.get_vocab())
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    heard = [r["relations"] for r in log if "relations" in r]
+    assert heard[-1] < heard[0] / 4  # the heads learnt which relations each utterance holds
+    for extra in ([], ["--ensemble"]):
+        evaluated = streamre("eval", "--model", str(out), "--data", str(manifest),
+                             "--no-progress", *extra)
         assert evaluated.returncode == 0, evaluated.stderr[-2000:]
         summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
         assert summary["n"] == 4 and summary["RTE"]["f1"] >= 0.9 and summary["WER"] < 0.2, extra

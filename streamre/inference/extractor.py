@@ -18,6 +18,7 @@ from streamre.model.checkpoint import load_checkpoint, resolve_model
 from streamre.inference.ensemble import vote
 from streamre.model.linearize import FACTS, MARKERS, Piece, parse_pieces
 from streamre.model.orders import order_token, parse_in_order
+from streamre.model.relation_heads import RelationPrompt
 from streamre.triplets import Extraction
 
 
@@ -117,6 +118,8 @@ class ModelExtractor:
         self._facts = tokenizer.convert_tokens_to_ids(FACTS)
         self._markers = {tokenizer.convert_tokens_to_ids(m): m for m in MARKERS}
         self._specials = set(tokenizer.all_special_ids) - set(self._markers)
+        self._prompt = RelationPrompt(tokenizer, model.config.relations) \
+            if model.config.relation_heads else None
 
     @classmethod
     def load(cls, model: str | None = None, device: str = "auto", threads: int = 0,
@@ -161,12 +164,13 @@ class ModelExtractor:
     def _generate(self, values: torch.Tensor, mask: torch.Tensor) -> list[Extraction]:
         """One model call: each segment's extraction, voted across orders when there are
         several."""
-        if not self.orders:
+        if not self.orders and self._prompt is None:
             ids, logprobs = self.model.generate_tokens(values, mask, self.max_new_tokens)
             return [self.read(row, lp) for row, lp in zip(ids, logprobs, strict=True)]
-        order_ids = [self.tokenizer.convert_tokens_to_ids(order_token(o)) for o in self.orders]
+        order_ids = [self.tokenizer.convert_tokens_to_ids(order_token(o))
+                     for o in self.orders] or [None]
         per_segment = self.model.generate_in_orders(values, mask, order_ids, self._facts,
-                                                    self.max_new_tokens)
+                                                    self.max_new_tokens, self._prompt)
         answers = []
         for per_order in per_segment:
             read = [self.read(ids, lp) for ids, lp in per_order]

@@ -15,6 +15,7 @@ import torch
 from streamre import MODELS_DIR
 from streamre.model.linearize import target_text
 from streamre.model.mcam import MCAMConfig, MCAMModel
+from streamre.model.relation_heads import prompt_tokens
 from streamre.model.tokenizer import prompt_ids, train_bpe_tokenizer, with_markers
 
 DEFAULT_MODEL_NAME = "streamre-whisper-tiny-conll04"
@@ -120,8 +121,9 @@ def with_alignment(model: MCAMModel, alignment: str, relations: list[str]) -> MC
     config = MCAMConfig(**{**model.config.to_dict(), "alignment": alignment,
                            "relations": relations or model.config.relations})
     other = MCAMModel(config)
-    other.encoder.load_state_dict(model.encoder.state_dict())
-    other.decoder.load_state_dict(model.decoder.state_dict())
+    for part in ("encoder", "decoder", "relation_heads"):
+        if getattr(model, part) is not None:
+            getattr(other, part).load_state_dict(getattr(model, part).state_dict())
     return other
 
 
@@ -144,14 +146,28 @@ def with_orders(model: MCAMModel, tokenizer, orders: list[str]):
     if model.config.orders:
         raise ValueError(f"the model writes its facts in the orders {model.config.orders}; "
                          f"it cannot learn {list(orders)} instead")
-    tokenizer = with_markers(tokenizer, orders)
+    return _grown(model, with_markers(tokenizer, orders), orders=list(orders))
+
+
+def with_relation_heads(model: MCAMModel, tokenizer):
+    """(model, tokenizer) with relation heads and their prompt (RPG-MoGe): the heads new, the
+    prompt's tokens added to the tokenizer and to the decoder's table."""
+    if model.config.relation_heads:
+        return model, tokenizer
+    tokens = prompt_tokens(model.config.relations)
+    return _grown(model, with_markers(tokenizer, extra=tokens), relation_heads=True)
+
+
+def _grown(model: MCAMModel, tokenizer, **changes) -> tuple[MCAMModel, object]:
+    """The model with these config changes and a token table grown to the tokenizer's size;
+    every weight kept, new parts (relation heads) as made."""
     whisper = {**model.config.whisper, "vocab_size": len(tokenizer)}
-    other = MCAMModel(MCAMConfig(**{**model.config.to_dict(), "whisper": whisper,
-                                    "orders": list(orders)}))
+    other = MCAMModel(MCAMConfig(**{**model.config.to_dict(), "whisper": whisper, **changes}))
     state = model.state_dict()
     state["decoder.embed_tokens.weight"] = grown_table(state["decoder.embed_tokens.weight"],
                                                        len(tokenizer))
-    other.load_state_dict(state)
+    missing, unexpected = other.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("relation_heads.") for k in missing)
     return other, tokenizer
 
 

@@ -28,6 +28,8 @@ class MCAMConfig(PretrainedConfig):
         modalities: ["speech"], or ["speech", "text"] for a model that reads text too.
         orders: the element orders the facts are written in, each with its order token
             (`streamre.model.orders`); empty: one order, REBEL's, heads chained.
+        relation_heads: CNN heads over the speech encoder guess the relations, and a prompt
+            of them is given after `<facts>` (`streamre.model.relation_heads`).
     """
 
     model_type = "streamre-mcam"
@@ -43,6 +45,7 @@ class MCAMConfig(PretrainedConfig):
         decoder_prompt: list[int] | None = None,
         modalities: list[str] | None = None,
         orders: list[str] | None = None,
+        relation_heads: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -62,6 +65,9 @@ class MCAMConfig(PretrainedConfig):
         self.orders = list(orders or [])
         if not set(self.orders) <= set(ORDERS) or len(set(self.orders)) != len(self.orders):
             raise ValueError(f"orders must be distinct, each one of {ORDERS}: {self.orders!r}")
+        self.relation_heads = bool(relation_heads)
+        if self.relation_heads and (self.modalities != ["speech"] or not self.relations):
+            raise ValueError("relation heads need a speech-only model with named relations")
 
     @property
     def whisper_config(self) -> WhisperConfig:

@@ -62,12 +62,15 @@ def greedy_decode(model, memory, memory_mask, prompt, budgets: list[int], prompt
     return tokens, scores
 
 
-def decode_in_orders(model, memory, memory_mask, budgets: list[int], order_ids: list[int],
-                     facts: int) -> list[list[tuple[list[int], list[float]]]]:
+def decode_in_orders(model, memory, memory_mask, budgets: list[int],
+                     order_ids: list[int | None], facts: int,
+                     prompts: list[list[int]] | None = None
+                     ) -> list[list[tuple[list[int], list[float]]]]:
     """The transcript once per row (up to `<facts>`), then the facts once in each order: the
-    rows × orders, each given its transcript, `<facts>` and its order's token, as one
-    left-padded batch. Returns, per row and order, the tokens after the decoder prompt (as
-    one pass would have written them) and their log-probabilities (0 for the forced two)."""
+    rows × orders, each given its transcript, `<facts>`, its row's relation prompt (if any)
+    and its order's token (None: no token), as one left-padded batch. Returns, per row and
+    order, the tokens after the decoder prompt (as one pass would have written them) and their
+    log-probabilities (0 for the forced ones)."""
     import torch
 
     prompt = list(model.config.decoder_prompt)
@@ -78,7 +81,8 @@ def decode_in_orders(model, memory, memory_mask, budgets: list[int], order_ids: 
     for b in range(rows):  # the transcript alone: `<facts>` is given with each order
         if heard[b] and heard[b][-1] == facts:
             heard[b], heard_scores[b] = heard[b][:-1], heard_scores[b][:-1]
-    given = [heard[b] + [facts, o] for b in range(rows) for o in order_ids]
+    given = [heard[b] + [facts] + (prompts[b] if prompts else []) + ([] if o is None else [o])
+             for b in range(rows) for o in order_ids]
     width = max(len(g) for g in given)
     eos, limit = model.config.whisper["eos_token_id"], model.decoder.max_target_positions
     pads = [width - len(g) for g in given]  # each row left-padded to the longest
@@ -93,5 +97,6 @@ def decode_in_orders(model, memory, memory_mask, budgets: list[int], order_ids: 
         torch.tensor(padded, device=memory.device), facts_budgets,
         torch.tensor(real, device=memory.device))
     return [[(given[b * k + j] + said[b * k + j],
-              heard_scores[b] + [0.0, 0.0] + said_scores[b * k + j]) for j in range(k)]
+              heard_scores[b] + [0.0] * (len(given[b * k + j]) - len(heard[b])) +
+              said_scores[b * k + j]) for j in range(k)]
             for b in range(rows)]

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from streamre import SAMPLE_RATE
+from streamre.model.alignment import padding_bias
 
 N_FFT, HOP = 400, 160  # Whisper's 25 ms windows every 10 ms
 
@@ -61,3 +62,26 @@ def log_mel(values: torch.Tensor, lengths: torch.Tensor, n_mels: int = 80
         bands = torch.maximum(bands, bands.max() - 8.0)
         out[b, :, : bands.shape[1]] = (bands + 4.0) / 4.0
     return out, frames
+
+
+def encode_own_length(encoder, input_values: torch.Tensor, attention_mask: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whisper's encoder on each segment's own length: (B, S, D) and the (B, S) mask."""
+    features, frames = log_mel(input_values, attention_mask.sum(-1), encoder.num_mel_bins)
+    dtype = encoder.conv1.weight.dtype
+    real = torch.arange(features.shape[-1], device=features.device)[None, :] < frames[:, None]
+    # Zero what lies past each end after the first convolution too, so the second one sees
+    # the same zeros there as a segment alone would: batching never changes a segment.
+    x = nn.functional.gelu(encoder.conv1(features.to(dtype))) * real[:, None, :]
+    x = nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)
+    if x.shape[1] > encoder.max_source_positions:
+        window = encoder.max_source_positions * 2 * HOP / SAMPLE_RATE
+        raise ValueError(f"a segment of {x.shape[1] * 2 * HOP / SAMPLE_RATE:.1f} s is longer "
+                         f"than the model's {window:.0f} s window")
+    lengths = torch.div(frames - 1, 2, rounding_mode="floor") + 1
+    mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+    hidden = x + encoder.embed_positions.weight[: x.shape[1]]
+    bias = padding_bias(mask, hidden.dtype)
+    for layer in encoder.layers:
+        hidden = layer(hidden, bias)
+    return encoder.layer_norm(hidden), mask

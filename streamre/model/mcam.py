@@ -37,7 +37,8 @@ from streamre.model.config import (  # noqa: F401 (ALIGNMENTS, MODALITIES: re-ex
     ALIGNMENTS, MODALITIES, SPEECH_ABSENT, SPEECH_PRESENT, TEXT_ABSENT, TEXT_PRESENT, MCAMConfig)
 from streamre.model.alignment import LengthAdapter, RelationPrompts, causal_bias, padding_bias
 from streamre.model.decoding import decode_in_orders, greedy_decode
-from streamre.model.features import HOP, log_mel, prepare_waveforms
+from streamre.model.features import HOP, encode_own_length, prepare_waveforms
+from streamre.model.relation_heads import RelationHeads, RelationPrompt
 
 MAX_TOKENS_PER_SECOND = 10  # decoding budget: generous for speech, a cap for a looping decoder
 
@@ -85,6 +86,8 @@ class MCAMModel(PreTrainedModel):
                     WhisperEncoderLayer(whisper) for _ in range(config.text_encoder_layers))
             self.presence = nn.Embedding(4, d_model)
             nn.init.normal_(self.presence.weight, std=0.02)
+        self.relation_heads = RelationHeads(len(config.relations)) if config.relation_heads \
+            else None
         self.post_init()
 
     @property
@@ -107,24 +110,7 @@ class MCAMModel(PreTrainedModel):
     def encode_speech(self, input_values: torch.Tensor, attention_mask: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """Whisper's encoder on each segment's own length: (B, S, D) and the (B, S) mask."""
-        encoder = self.encoder
-        features, frames = log_mel(input_values, attention_mask.sum(-1), encoder.num_mel_bins)
-        dtype = encoder.conv1.weight.dtype
-        real = torch.arange(features.shape[-1], device=features.device)[None, :] < frames[:, None]
-        # Zero what lies past each end after the first convolution too, so the second one sees
-        # the same zeros there as a segment alone would: batching never changes a segment.
-        x = nn.functional.gelu(encoder.conv1(features.to(dtype))) * real[:, None, :]
-        x = nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)
-        if x.shape[1] > encoder.max_source_positions:
-            raise ValueError(f"a segment of {x.shape[1] * 2 * HOP / SAMPLE_RATE:.1f} s is longer "
-                             f"than the model's {self.window_samples / SAMPLE_RATE:.0f} s window")
-        lengths = torch.div(frames - 1, 2, rounding_mode="floor") + 1
-        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-        hidden = x + encoder.embed_positions.weight[: x.shape[1]]
-        bias = padding_bias(mask, hidden.dtype)
-        for layer in encoder.layers:
-            hidden = layer(hidden, bias)
-        return encoder.layer_norm(hidden), mask
+        return encode_own_length(self.encoder, input_values, attention_mask)
 
     def speech_features(self, input_values: torch.Tensor, attention_mask: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,7 +188,10 @@ class MCAMModel(PreTrainedModel):
     def encode(self, input_values: torch.Tensor, attention_mask: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Speech to the decoder's memory: (B, T) to (B, M, D) hidden states and (B, M) mask."""
-        hidden, mask = self.speech_features(input_values, attention_mask)
+        return self.aligned(*self.speech_features(input_values, attention_mask))
+
+    def aligned(self, hidden: torch.Tensor, mask: torch.Tensor):
+        """Speech features to the memory: as they are, or through the MCAM adapter."""
         if self.prompts is None:
             return hidden, mask
         return self.project(hidden, mask, self.relation_prompts(hidden, mask))
@@ -267,13 +256,23 @@ class MCAMModel(PreTrainedModel):
 
     @torch.inference_mode()
     def generate_in_orders(self, input_values: torch.Tensor, attention_mask: torch.Tensor,
-                           order_ids: list[int], facts: int, max_new_tokens: int = 192
+                           order_ids: list[int | None], facts: int, max_new_tokens: int = 192,
+                           prompt: RelationPrompt | None = None
                            ) -> list[list[tuple[list[int], list[float]]]]:
-        """For a model trained in orders: each segment's transcript, then its facts after
-        each order token of `order_ids` (`decode_in_orders`); `facts` is `<facts>`'s id."""
-        memory, memory_mask = self.memory((input_values, attention_mask))
-        return decode_in_orders(self, memory, memory_mask,
-                                self.budgets(attention_mask, max_new_tokens), order_ids, facts)
+        """Each segment's transcript, then its facts after each order token of `order_ids`
+        (None: none) and, with relation heads, the `prompt` of the relations they heard
+        (`decode_in_orders`); `facts` is `<facts>`'s id."""
+        heard = None
+        if self.relation_heads is None:
+            memory, memory_mask = self.memory((input_values, attention_mask))
+        elif prompt is None:
+            raise ValueError("this model has relation heads: give their RelationPrompt")
+        else:
+            hidden, mask = self.speech_features(input_values, attention_mask)
+            memory, memory_mask = self.aligned(hidden, mask)
+            heard = prompt.chosen(self.relation_heads(hidden, mask))
+        return decode_in_orders(self, memory, memory_mask, self.budgets(
+            attention_mask, max_new_tokens), order_ids, facts, heard)
 
     @torch.inference_mode()
     def generate_from_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -55,10 +55,10 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 1000):
     return with_markers(prompted_tokenizer(tok, [START, NOTIMESTAMPS]))
 
 
-def with_markers(tokenizer, orders: Iterable[str] = ()):
-    """The tokenizer with the target markers, and the tokens of these orders, as added special
-    tokens (kept if present)."""
-    wanted = list(TARGET_MARKERS) + [order_token(o) for o in orders]
+def with_markers(tokenizer, orders: Iterable[str] = (), extra: Iterable[str] = ()):
+    """The tokenizer with the target markers, the tokens of these orders and any `extra`
+    tokens, as added special tokens (kept if present)."""
+    wanted = list(TARGET_MARKERS) + [order_token(o) for o in orders] + list(extra)
     missing = [m for m in wanted if m not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing},

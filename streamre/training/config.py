@@ -47,6 +47,9 @@ class TrainConfig:
     orders: tuple[str, ...] = setting(
         (), "write the facts in these element orders, one drawn for each example (RPG-MoGe; "
         "all: the six; default: REBEL's one order)", metavar="hrt,htr,...")
+    relation_heads: bool = setting(
+        False, "CNN heads over the speech encoder guess the relations, given to the decoder as "
+        "a prompt before the facts (RPG-MoGe's relation prompts)")
     max_steps: int = setting(2000, "optimiser steps in all")
     batch_size: int = setting(8, "utterances per step")
     lr: float = setting(1e-4, "peak learning rate")
@@ -86,6 +89,8 @@ class TrainConfig:
         if self.reads_text and self.alignment != "none":
             raise ValueError("--text-batches and --both-batches need --alignment none (the MCAM "
                              "adapter has a text path of its own, for training only)")
+        if self.reads_text and self.relation_heads:
+            raise ValueError("--relation-heads does not go with --text-batches or --both-batches")
         if self.orders == ("all",):
             self.orders = ORDERS
         if not set(self.orders) <= set(ORDERS) or len(set(self.orders)) != len(self.orders):

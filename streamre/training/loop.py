@@ -43,7 +43,7 @@ from streamre.inference.extractor import ModelExtractor, pick_device
 from streamre.inference.model_text import ModelTextExtractor
 from streamre.model.checkpoint import (
     PRESETS, create_checkpoint, from_whisper, load_checkpoint, resolve_model, save_float16,
-    with_alignment, with_orders, with_text)
+    with_alignment, with_orders, with_relation_heads, with_text)
 from streamre.training.config import TrainConfig
 from streamre.training.data import Collator, Example, read_manifest
 from streamre.training.evaluate import evaluate
@@ -93,6 +93,8 @@ def build_model(cfg: TrainConfig, examples: list[Example], scratch: Path):
         model, tokenizer = from_whisper(resolve_model(cfg.init), relations, cfg.alignment)
     if cfg.orders:
         model, tokenizer = with_orders(model, tokenizer, list(cfg.orders))
+    if cfg.relation_heads:
+        model, tokenizer = with_relation_heads(model, tokenizer)
     return (with_text(model) if cfg.reads_text else model), tokenizer
 
 
@@ -157,7 +159,7 @@ def train(cfg: TrainConfig) -> dict:
         teacher.to(device)
     optimizer, scheduler, state = _optimisation(model, cfg, device, last if resuming else None)
     trainable = [p for group in optimizer.param_groups for p in group["params"]]
-    collate = Collator(tokenizer)
+    collate = Collator(tokenizer, model.config.relations if model.config.relation_heads else ())
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") \
         else contextlib.nullcontext()
     log = open(out / "train_log.jsonl", "a", encoding="utf-8")

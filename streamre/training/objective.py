@@ -17,11 +17,13 @@ learns the facts (the training text is small and its voices synthetic; users are
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
+from torch import nn
 
 from streamre.model.linearize import TARGET_MARKERS
+from streamre.model.relation_heads import RelationPrompt, insert_after
 from streamre.training.losses import (
     IGNORE, ctc_alignment, mix_entities, prompt_contrastive, token_kl, window_attention)
 
@@ -39,20 +41,40 @@ class Batch:
     decoder_ids: torch.Tensor  # (B, L) the decoder's input: prompt and target, shifted right
     labels: torch.Tensor  # (B, L) target tokens, -100 where not learnt (prompt, padding)
     transcript: torch.Tensor  # (B, L) bool: labels that are the transcript's words
+    relations: torch.Tensor | None = None  # (B, R) multi-hot, for a model with relation heads
+    prompt: RelationPrompt | None = None  # and the tokens of its relation prompt
 
     def to(self, device) -> "Batch":
-        return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return Batch(**{f.name: getattr(self, f.name).to(device)
+                        if isinstance(getattr(self, f.name), torch.Tensor)
+                        else getattr(self, f.name) for f in fields(self)})
+
+    def prompted(self, logits: torch.Tensor) -> "Batch":
+        """The batch with the relation prompt the heads' `logits` choose put after `<facts>`
+        in each row (given, not learnt)."""
+        prompt = self.prompt
+        ids, labels, transcript = insert_after(
+            prompt.facts, prompt.chosen(logits.detach()), self.decoder_ids, self.labels,
+            self.transcript, pad=prompt.pad, ignore=IGNORE)
+        return replace(self, decoder_ids=ids, labels=labels, transcript=transcript)
 
 
 def mcam_objective(model, batch: Batch, alpha: float = ALPHA, beta: float = BETA,
                    teacher=None, keep: float = 0.0) -> dict[str, torch.Tensor]:
     """Every loss term (detached, for logging) and `loss`, the weighted sum to minimise."""
     speech, speech_mask = model.speech_features(batch.input_values, batch.attention_mask)
+    heard = {}
+    if model.relation_heads is not None:  # RPG-MoGe: the prompt is what the heads heard
+        logits = model.relation_heads(speech, speech_mask)
+        heard["relations"] = nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), batch.relations.float())
+        batch = batch.prompted(logits)
     if model.prompts is None:  # LNA-ED: the encoder output straight into the decoder
         out = model.decode(speech, speech_mask, batch.decoder_ids, batch.labels)
         terms = {"ce_speech": out.loss}
     else:
         terms, out = _aligned_terms(model, batch, speech, speech_mask)
+    terms.update(heard)
     if teacher is not None and keep > 0:
         terms["keep_whisper"] = _whisper_kl(model, teacher, batch, out.logits,
                                             speech if model.adapter is None else None,
