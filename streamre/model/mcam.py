@@ -15,7 +15,8 @@ With `modalities=["speech", "text"]` (after IMAGE) the model reads text too, thr
 text path: the memory is the speech part, then the text part, each with a learnt embedding
 saying whether it is present (a missing one is a single "absent" position). Given text, the
 text is the transcript: forced after the prompt, only the facts are decoded. With `orders`,
-the facts are written in element orders (`streamre.model.orders`), one decoding per order.
+the facts are written in element orders (`streamre.model.orders`), one decoding per order;
+with `relation_heads`, a prompt of the relations heard is given after `<facts>`.
 
 Whisper is trained on 30 s windows; here the encoder runs on each segment's own frames
 (positions sliced), with padding masked in every attention, so batching never changes a

@@ -9,6 +9,8 @@ t: the transcript through the text encoder; s: speech; m: the transcript with it
 replaced by their speech features (window attention). The LNA-ED baseline (`alignment: none`)
 has the speech path's CE only; trained to read text too (IMAGE), each batch is given as speech,
 text or both (`inputs_objective`). Every path decodes the same target: transcript, then triplets.
+With relation heads (RPG-MoGe), their binary cross-entropy is added, and every path reads the
+prompt of the relations they heard after `<facts>` (`streamre.model.relation_heads`).
 
 Not the paper's: given the original Whisper as a `teacher`, `keep` times KL(teacher → speech
 path) on the transcript's tokens keeps the decoder's hearing close to Whisper's while it
