@@ -140,6 +140,12 @@ def test_encoder_tuning_choices(manifest, tmp_path):
     assert top_lr == pytest.approx(1e-4) and top == {id(p) for p in model.encoder.layers[-1].parameters()}
     (_, _), (_, whole) = grouped()  # the default: all of it, at the peak rate
     assert whole == encoder
+    model, _ = build_model(TrainConfig(train=str(manifest), out=str(tmp_path), alignment="none",
+                                       relation_heads=True), read_manifest(manifest),
+                           tmp_path / "scratch2")
+    (_, rest), (heads_lr, heads) = grouped(encoder_layers_tuned=0, relation_heads_lr_scale=10)
+    assert heads_lr == pytest.approx(1e-2) and not rest & heads
+    assert heads == {id(p) for p in model.relation_heads.parameters()}
 
 
 @pytest.mark.parametrize("line, needle", [
@@ -276,6 +282,7 @@ def test_a_model_taught_to_read_text_answers_from_text_and_from_speech(manifest,
     (dict(text_batches=0.3, alignment="mcam"), "--alignment none"),
     (dict(both_batches=0.3, alignment="none", keep_whisper=1.0), "--keep-whisper"),
     (dict(text_batches=0.3, alignment="none", relation_heads=True), "--relation-heads"),
+    (dict(relation_heads_lr_scale=0), "above 0"),
 ])
 def test_text_batch_shares_are_checked(flags, needle):
     with pytest.raises(ValueError, match=needle):

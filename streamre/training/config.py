@@ -50,6 +50,8 @@ class TrainConfig:
     relation_heads: bool = setting(
         False, "CNN heads over the speech encoder guess the relations, given to the decoder as "
         "a prompt before the facts (RPG-MoGe's relation prompts)")
+    relation_heads_lr_scale: float = setting(
+        1.0, "the relation heads learn at S times --lr (they start untrained)", metavar="S")
     max_steps: int = setting(2000, "optimiser steps in all")
     batch_size: int = setting(8, "utterances per step")
     lr: float = setting(1e-4, "peak learning rate")
@@ -95,6 +97,8 @@ class TrainConfig:
             self.orders = ORDERS
         if not set(self.orders) <= set(ORDERS) or len(set(self.orders)) != len(self.orders):
             raise ValueError(f"--orders: distinct, each one of {', '.join(ORDERS)}, or all")
+        if self.relation_heads_lr_scale <= 0:
+            raise ValueError("--relation-heads-lr-scale is above 0")
         if self.encoder_layers_tuned < -1 or self.encoder_lr_scale < 0:
             raise ValueError("--encoder-layers-tuned is -1 (all), 0 (frozen) or a layer count; "
                              "--encoder-lr-scale is at least 0")

@@ -114,8 +114,8 @@ def load_teacher(cfg: TrainConfig):
 
 
 def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
-    """The optimiser's groups: the tuned encoder layers at their scaled rate, the rest at the
-    peak rate; frozen parameters stop asking for gradients."""
+    """The optimiser's groups: the tuned encoder layers and the relation heads at their scaled
+    rates, the rest at the peak rate; frozen parameters stop asking for gradients."""
     layers = model.encoder.layers
     tuned = len(layers) if cfg.encoder_layers_tuned == -1 else \
         min(cfg.encoder_layers_tuned, len(layers))
@@ -127,11 +127,14 @@ def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
         p.requires_grad = id(p) in trained_encoder and cfg.encoder_lr_scale > 0
         if p.requires_grad:
             encoder.append(p)
-    encoder_ids = {id(p) for p in model.encoder.parameters()}
-    rest = [p for p in model.parameters() if id(p) not in encoder_ids and p.requires_grad]
+    heads = list(model.relation_heads.parameters()) if model.relation_heads is not None else []
+    apart = {id(p) for p in [*model.encoder.parameters(), *heads]}
+    rest = [p for p in model.parameters() if id(p) not in apart and p.requires_grad]
     groups = [{"params": rest, "lr": cfg.lr}]
     if encoder:
         groups.append({"params": encoder, "lr": cfg.lr * cfg.encoder_lr_scale})
+    if heads:
+        groups.append({"params": heads, "lr": cfg.lr * cfg.relation_heads_lr_scale})
     return groups
 
 
