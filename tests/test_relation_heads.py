@@ -11,7 +11,7 @@ from streamre.model import MCAMModel, load_checkpoint
 from streamre.model.checkpoint import with_relation_heads
 from streamre.model.config import MCAMConfig
 from streamre.model.relation_heads import (
-    NO_RELATION, RelationHeads, RelationPrompt, insert_after, relation_token, targets)
+    NO_RELATION, RelationHeads, RelationPrompt, insert_after, relation_token)
 
 from helpers import noise
 
@@ -49,8 +49,8 @@ def test_the_prompt_holds_the_relations_heard_or_says_none(headed):
     logits = torch.tensor([[3.0, -3.0], [2.0, 1.0], [-1.0, -0.1]])
     assert prompt.chosen(logits) == [[kill], [kill, work], [none]]
     assert len({kill, work, none}) == 3 and tokenizer.unk_token_id not in (kill, work, none)
-    assert targets(["Kill", "Work_For"], [[("a", "Kill", "b")], [], [("a", "Other", "b")]]
-                   ).tolist() == [[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+    assert prompt.targets([[("a", "Kill", "b")], [], [("a", "Other", "b")]]
+                          ).tolist() == [[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
 
 
 def test_the_prompt_goes_after_facts_in_training_and_is_not_learnt():

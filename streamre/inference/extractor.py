@@ -118,8 +118,7 @@ class ModelExtractor:
         self._facts = tokenizer.convert_tokens_to_ids(FACTS)
         self._markers = {tokenizer.convert_tokens_to_ids(m): m for m in MARKERS}
         self._specials = set(tokenizer.all_special_ids) - set(self._markers)
-        self._prompt = RelationPrompt(tokenizer, model.config.relations) \
-            if model.config.relation_heads else None
+        self._prompt = RelationPrompt.of(model, tokenizer)
 
     @classmethod
     def load(cls, model: str | None = None, device: str = "auto", threads: int = 0,

@@ -71,8 +71,14 @@ class RelationPrompt:
         ids = tokenizer.convert_tokens_to_ids(prompt_tokens(relations))
         if tokenizer.unk_token_id in ids and tokenizer.unk_token_id is not None:
             raise ValueError("the tokenizer lacks the relation prompt's tokens")
+        self.relations = list(relations)
         self.relation_ids, self.none_id = ids[:-1], ids[-1]
         self.facts, self.pad = tokenizer.convert_tokens_to_ids(FACTS), tokenizer.pad_token_id
+
+    @classmethod
+    def of(cls, model, tokenizer) -> "RelationPrompt | None":
+        """The prompt of a model with relation heads; None for a model without."""
+        return cls(tokenizer, model.config.relations) if model.config.relation_heads else None
 
     def chosen(self, logits: torch.Tensor, threshold: float = THRESHOLD) -> list[list[int]]:
         """Each row's prompt: the tokens of the relations heard, or the no-relation token."""
@@ -80,17 +86,15 @@ class RelationPrompt:
         return [[self.relation_ids[r] for r in row.nonzero().flatten().tolist()] or
                 [self.none_id] for row in heard]
 
-
-def targets(relations: Sequence[str], triplets_per_example: Sequence[Sequence[tuple]]
-            ) -> torch.Tensor:
-    """(B, R) multi-hot: which of `relations` each example's triplets hold."""
-    index = {r: i for i, r in enumerate(relations)}
-    out = torch.zeros(len(triplets_per_example), len(relations))
-    for b, triplets in enumerate(triplets_per_example):
-        for _, relation, _ in triplets:
-            if relation in index:
-                out[b, index[relation]] = 1.0
-    return out
+    def targets(self, triplets_per_example: Sequence[Sequence[tuple]]) -> torch.Tensor:
+        """(B, R) multi-hot: which of the relations each example's triplets hold."""
+        index = {r: i for i, r in enumerate(self.relations)}
+        out = torch.zeros(len(triplets_per_example), len(self.relations))
+        for b, triplets in enumerate(triplets_per_example):
+            for _, relation, _ in triplets:
+                if relation in index:
+                    out[b, index[relation]] = 1.0
+        return out
 
 
 def insert_after(marker: int, prompts: list[list[int]], decoder_ids: torch.Tensor,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -20,7 +19,6 @@ from streamre.audio import read_audio
 from streamre.model.linearize import FACTS, target_text
 from streamre.model.orders import target_in_order
 from streamre.model.relation_heads import RelationPrompt
-from streamre.model.relation_heads import targets as relation_targets
 from streamre.training.losses import IGNORE
 from streamre.model.mcam import MCAMModel
 from streamre.training.objective import Batch
@@ -131,12 +129,10 @@ class Collator:
     """Examples to a padded `Batch`: waveforms, the decoder's input and labels (the prompt is
     given, not learnt), and the transcript's tokens with their entity mask."""
 
-    def __init__(self, tokenizer, relations: Sequence[str] = (), max_target_tokens: int = 448
-                 ) -> None:
+    def __init__(self, tokenizer, relation_prompt: RelationPrompt | None = None,
+                 max_target_tokens: int = 448) -> None:
         self.tokenizer = tokenizer
-        # For a model with relation heads: its relations, and the tokens of their prompt.
-        self.relations = list(relations)
-        self.relation_prompt = RelationPrompt(tokenizer, relations) if relations else None
+        self.relation_prompt = relation_prompt  # for a model with relation heads
         self.prompt = len(prompt_ids(tokenizer))
         self.facts = tokenizer.convert_tokens_to_ids(FACTS)
         self.max_target_tokens = max_target_tokens
@@ -166,7 +162,7 @@ class Collator:
                 for i, (a, z) in enumerate(text.offset_mapping[b].tolist()):
                     if text_mask[b, i] and a < end + 1 and z > start + 1:
                         entity[b, i] = True
-        heard = relation_targets(self.relations, [e.triplets for e in examples]) \
+        heard = self.relation_prompt.targets([e.triplets for e in examples]) \
             if self.relation_prompt else None
         return Batch(values, audio_mask, text.input_ids, text_mask, entity, decoder_ids, labels,
                      transcript, heard, self.relation_prompt)

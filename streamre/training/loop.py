@@ -44,6 +44,7 @@ from streamre.inference.model_text import ModelTextExtractor
 from streamre.model.checkpoint import (
     PRESETS, create_checkpoint, from_whisper, load_checkpoint, resolve_model, save_float16,
     with_alignment, with_orders, with_relation_heads, with_text)
+from streamre.model.relation_heads import RelationPrompt
 from streamre.training.config import TrainConfig
 from streamre.training.data import Collator, Example, read_manifest
 from streamre.training.evaluate import evaluate
@@ -162,7 +163,7 @@ def train(cfg: TrainConfig) -> dict:
         teacher.to(device)
     optimizer, scheduler, state = _optimisation(model, cfg, device, last if resuming else None)
     trainable = [p for group in optimizer.param_groups for p in group["params"]]
-    collate = Collator(tokenizer, model.config.relations if model.config.relation_heads else ())
+    collate = Collator(tokenizer, RelationPrompt.of(model, tokenizer))
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") \
         else contextlib.nullcontext()
     log = open(out / "train_log.jsonl", "a", encoding="utf-8")

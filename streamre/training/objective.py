@@ -47,9 +47,9 @@ class Batch:
     prompt: RelationPrompt | None = None  # and the tokens of its relation prompt
 
     def to(self, device) -> "Batch":
-        return Batch(**{f.name: getattr(self, f.name).to(device)
-                        if isinstance(getattr(self, f.name), torch.Tensor)
-                        else getattr(self, f.name) for f in fields(self)})
+        parts = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Batch(**{name: value.to(device) if isinstance(value, torch.Tensor) else value
+                        for name, value in parts.items()})
 
     def prompted(self, logits: torch.Tensor) -> "Batch":
         """The batch with the relation prompt the heads' `logits` choose put after `<facts>`
