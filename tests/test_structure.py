@@ -13,6 +13,7 @@ PACKAGE = Path(streamre.__file__).parent
 LAYERS = [
     {"streamre", "triplets", "settings", "storage", "room_name"},
     {"audio", "graph", "model", "textre"},
+    {"hearing"},
     {"inference", "corpus", "mqtt"},
     {"training", "protocol"},
     {"config"},

@@ -203,45 +203,63 @@ def _whisper_config(variables: dict[str, torch.Tensor], state: dict[str, torch.T
 
 # -- sources --------------------------------------------------------------------------------------
 
-def import_whisper(source: str, out: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-    """Write `source` (see the module doc) as a transformers Whisper folder at `out`."""
-    from tokenizers import AddedToken, Tokenizer
+def locate_ct2(source: str) -> tuple[Path, list[Path]] | None:
+    """The CTranslate2 Whisper folder and its `model.bin` files that `source` names (a folder,
+    or an installed package), or None when it names none."""
+    where = Path(source).expanduser()
+    if where.is_dir() and model_files(where):
+        return where, model_files(where)
+    if where.exists() or "/" in source:
+        return None
+    try:
+        return find_ct2_files(source)
+    except FileNotFoundError as e:
+        raise WhisperImportError(str(e)) from None
+
+
+def load_whisper(source: str):
+    """`source` (see the module doc) as a float32 `WhisperForConditionalGeneration` and its
+    `tokenizers.Tokenizer`."""
+    found = locate_ct2(source)
+    return whisper_from_ct2(*found) if found is not None else _load_transformers(source)
+
+
+def whisper_from_ct2(ct2: Path, files: list[Path]):
+    """A CTranslate2 Whisper folder as a transformers Whisper and its tokenizer, read here."""
+    from tokenizers import Tokenizer
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-    where = Path(source).expanduser()
-    ct2, files = (where, model_files(where)) if where.is_dir() and model_files(where) else \
-        (None, [])
-    if ct2 is None and not where.exists() and "/" not in source:
-        try:
-            ct2, files = find_ct2_files(source) or (None, [])
-        except FileNotFoundError as e:
-            raise WhisperImportError(str(e)) from None
-    if ct2 is not None:
-        if not (ct2 / "tokenizer.json").is_file():
-            raise WhisperImportError(f"{ct2}: no tokenizer.json beside model.bin")
-        spec, variables = read_ct2_model(files)
-        if spec != WHISPER_SPEC:
-            raise WhisperImportError(f"{files[0]}: a CTranslate2 {spec}, not a Whisper model")
-        kwargs, state = ct2_to_whisper_state(variables)
-        tokenizer_object = Tokenizer.from_file(str(ct2 / "tokenizer.json"))
-        extra = json.loads((ct2 / "config.json").read_text()) if (ct2 / "config.json").is_file() \
-            else {}
-        ids = {t: tokenizer_object.token_to_id(t) for t in (ENDOFTEXT, START)}
-        if None in ids.values():
-            raise WhisperImportError(f"{ct2}/tokenizer.json lacks Whisper's special tokens")
-        config = WhisperConfig(
-            **kwargs, pad_token_id=ids[ENDOFTEXT], bos_token_id=ids[ENDOFTEXT],
-            eos_token_id=ids[ENDOFTEXT], decoder_start_token_id=ids[START],
-            suppress_tokens=extra.get("suppress_ids"),
-            begin_suppress_tokens=extra.get("suppress_ids_begin"))
-        model = WhisperForConditionalGeneration(config)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if [m for m in missing if m != "proj_out.weight"] or unexpected:
-            raise WhisperImportError(f"weights do not fit Whisper: missing {missing[:3]}, "
-                               f"unexpected {unexpected[:3]}")
-        model.tie_weights()
-    else:
-        model, tokenizer_object = _load_transformers(source)
+    if not (ct2 / "tokenizer.json").is_file():
+        raise WhisperImportError(f"{ct2}: no tokenizer.json beside model.bin")
+    spec, variables = read_ct2_model(files)
+    if spec != WHISPER_SPEC:
+        raise WhisperImportError(f"{files[0]}: a CTranslate2 {spec}, not a Whisper model")
+    kwargs, state = ct2_to_whisper_state(variables)
+    tokenizer_object = Tokenizer.from_file(str(ct2 / "tokenizer.json"))
+    extra = json.loads((ct2 / "config.json").read_text()) if (ct2 / "config.json").is_file() \
+        else {}
+    ids = {t: tokenizer_object.token_to_id(t) for t in (ENDOFTEXT, START)}
+    if None in ids.values():
+        raise WhisperImportError(f"{ct2}/tokenizer.json lacks Whisper's special tokens")
+    config = WhisperConfig(
+        **kwargs, pad_token_id=ids[ENDOFTEXT], bos_token_id=ids[ENDOFTEXT],
+        eos_token_id=ids[ENDOFTEXT], decoder_start_token_id=ids[START],
+        suppress_tokens=extra.get("suppress_ids"),
+        begin_suppress_tokens=extra.get("suppress_ids_begin"))
+    model = WhisperForConditionalGeneration(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if [m for m in missing if m != "proj_out.weight"] or unexpected:
+        raise WhisperImportError(f"weights do not fit Whisper: missing {missing[:3]}, "
+                                 f"unexpected {unexpected[:3]}")
+    model.tie_weights()
+    return model, tokenizer_object
+
+
+def import_whisper(source: str, out: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+    """Write `source` (see the module doc) as a transformers Whisper folder at `out`."""
+    from tokenizers import AddedToken
+
+    model, tokenizer_object = load_whisper(source)
     # Whisper's table ends in timestamp tokens that a CTranslate2 tokenizer.json leaves out;
     # naming them keeps tokens added later (the markers) clear of the pretrained rows.
     known = tokenizer_object.get_vocab_size(with_added_tokens=True)

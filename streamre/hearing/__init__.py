@@ -1,0 +1,9 @@
+"""Hearing: an unmodified pretrained Whisper turns each segment into text, with the signals its
+guards read. `load_hearing` picks the model and the engine; `Transcriber` is the `Hearing`."""
+
+from streamre.hearing.load import DEFAULT_ASR, load_hearing
+from streamre.hearing.options import HearingOptions
+from streamre.hearing.transcriber import GUARDS, Heard, Hearing, Transcriber
+
+__all__ = ["DEFAULT_ASR", "GUARDS", "Heard", "Hearing", "HearingOptions", "Transcriber",
+           "load_hearing"]

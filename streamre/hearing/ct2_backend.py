@@ -1,0 +1,81 @@
+"""Whisper on CTranslate2: the engine faster-whisper and the streaming peers run on the CPU.
+
+CTranslate2 takes features of any window up to 30 s (fewer than 3000 frames too), and decodes
+greedily in C++; int8 weights are its fastest on a CPU (`docs/evaluation.md` has the measures).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from streamre.hearing.guards import Decoded
+from streamre.hearing.prompt import WhisperVocabulary
+
+COMPUTE_TYPES = ("auto", "int8", "int8_float32", "int16", "float32", "float16", "bfloat16",
+                 "int8_float16", "int8_bfloat16")
+CPU_COMPUTE_TYPE = "int8"  # measured fastest on 2 cores at the same WER (docs/evaluation.md)
+
+
+class CT2Whisper:
+    """A `WhisperBackend` over `ctranslate2.models.Whisper`.
+
+    Args:
+        folder: the CTranslate2 model folder (its `tokenizer.json` and `config.json`).
+        files: the files that make its `model.bin`, in order (one, or the parts of a split one).
+        device: cpu or cuda.
+        compute_type: CTranslate2's name; auto is int8 on a CPU and float16 on CUDA.
+        threads: CPU threads (0: CTranslate2's default).
+    """
+
+    def __init__(self, folder: Path, files: list[Path], device: str = "cpu",
+                 compute_type: str = "auto", threads: int = 0) -> None:
+        import ctranslate2
+
+        if compute_type not in COMPUTE_TYPES:
+            raise ValueError(f"compute type must be one of {', '.join(COMPUTE_TYPES)}, "
+                             f"not {compute_type!r}")
+        if compute_type == "auto":
+            compute_type = CPU_COMPUTE_TYPE if device == "cpu" else "float16"
+        self.compute_type = compute_type
+        in_memory = None
+        if files != [folder / "model.bin"]:  # a split model: its parts joined in memory
+            in_memory = {"model.bin": b"".join(p.read_bytes() for p in files)}
+            for extra in ("config.json", "vocabulary.json", "vocabulary.txt"):
+                if (folder / extra).is_file():
+                    in_memory[extra] = (folder / extra).read_bytes()
+        self.model = ctranslate2.models.Whisper(
+            str(folder), device=device.split(":")[0],
+            device_index=int(device.split(":")[1]) if ":" in device else 0,
+            compute_type=compute_type, intra_threads=threads, files=in_memory)
+        self.vocabulary = WhisperVocabulary.from_file(folder / "tokenizer.json",
+                                                      self.model.is_multilingual)
+        self.n_mels = self.model.n_mels
+
+    def decode(self, features: np.ndarray, max_new_tokens: int) -> list[Decoded]:
+        import ctranslate2
+
+        prompt = self.vocabulary.prompt
+        # CTranslate2 4.8's Whisper writes at most half of max_length new tokens (measured), where
+        # the documentation has prompt and new tokens together: room for both, cut here.
+        results = self.model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32)),
+            [prompt] * features.shape[0], beam_size=1,
+            max_length=2 * (len(prompt) + max_new_tokens),
+            return_scores=True, return_no_speech_prob=True, return_logits_vocab=False,
+            length_penalty=0)
+        decoded = []
+        for r in results:
+            tokens = [t for t in r.sequences_ids[0] if t != self.vocabulary.end]
+            ended = len(tokens) < max_new_tokens
+            tokens = tokens[:max_new_tokens]
+            # With length_penalty 0 the score is the sum of the tokens' log-probabilities;
+            # CTranslate2 gives no per-token values, so each token is given the mean.
+            total = r.scores[0] if r.scores else 0.0
+            mean = total / max(1, len(tokens) + 1)  # the end token is scored too
+            decoded.append(Decoded(tokens, [mean] * len(tokens), r.no_speech_prob, ended))
+        return decoded
+
+    def text(self, tokens: list[int]) -> str:
+        return self.vocabulary.text(tokens)

@@ -1,0 +1,69 @@
+"""How a segment is heard: the window it is padded to, how many tokens it may be answered with,
+and the thresholds of the guards. One frozen object, handed to every backend.
+
+Whisper was trained on 30 s windows of log-mel frames. Cut to an utterance's own length it
+loops; zero-padded to 10 s it keeps its accuracy at a third of the encoder's cost (measured in
+the hearing issue and in `docs/evaluation.md`), so a segment is padded to the smallest window
+of `windows_s` that holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streamre import SAMPLE_RATE
+
+WHISPER_WINDOW_S = 30  # the window Whisper was trained on: 3000 frames of 10 ms
+HOP = 160  # samples between log-mel frames (10 ms)
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP
+# A sentence of speech is 2-4 tokens a second; a segment may write this many, plus a fixed
+# allowance for short ones, before the cap calls it a loop.
+TOKENS_PER_SECOND = 10
+TOKENS_ALLOWANCE = 24
+
+
+@dataclass(frozen=True)
+class HearingOptions:
+    """Args:
+        windows_s: the window sizes a segment may be padded to, in seconds, ascending; the
+            last one is Whisper's 30 s. A segment longer than the largest is heard in parts.
+        max_new_tokens: the most tokens any segment may be answered with.
+        no_speech_threshold: a segment whose no-speech probability is above this and whose
+            average log-probability is below `logprob_threshold` is silence (Whisper's rule).
+        logprob_threshold: see `no_speech_threshold`.
+        no_speech_sure: above this no-speech probability a segment is silence however sure the
+            model is of its words (on digital silence tiny.en writes "you" at 0.99).
+        compression_ratio_threshold: a transcript that gzip compresses more than this is a
+            loop (Whisper's rule); so is one that ends in a repeated block, or that reaches its
+            token cap.
+    """
+
+    windows_s: tuple[int, ...] = (10, 20, 30)
+    max_new_tokens: int = 192
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    no_speech_sure: float = 0.95
+    compression_ratio_threshold: float = 2.4
+
+    def __post_init__(self) -> None:
+        if not self.windows_s or list(self.windows_s) != sorted(set(self.windows_s)):
+            raise ValueError(f"windows_s must be ascending window sizes, got {self.windows_s}")
+        if self.windows_s[0] < 1 or self.windows_s[-1] > WHISPER_WINDOW_S:
+            raise ValueError(f"windows must lie within 1..{WHISPER_WINDOW_S} s, "
+                             f"got {self.windows_s}")
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
+
+    @property
+    def longest_samples(self) -> int:
+        return self.windows_s[-1] * SAMPLE_RATE
+
+    def window_for(self, samples: int) -> int:
+        """The smallest window (seconds) that holds a segment of `samples` samples."""
+        return next((w for w in self.windows_s if samples <= w * SAMPLE_RATE), self.windows_s[-1])
+
+    def token_budget(self, samples: int) -> int:
+        """The most tokens a segment of `samples` samples may be answered with."""
+        seconds = samples / SAMPLE_RATE
+        return max(1, min(self.max_new_tokens,
+                          int(TOKENS_ALLOWANCE + TOKENS_PER_SECOND * seconds)))

@@ -1,0 +1,50 @@
+"""Whisper's vocabulary as hearing needs it: the decoder prompt, the end and no-speech tokens,
+and tokens back to text. One place, so both backends prompt and read alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamre.model.tokenizer import ENDOFTEXT, NOTIMESTAMPS, whisper_prompt
+
+# English-only Whisper models call their no-speech token <|nocaptions|>.
+NO_SPEECH_TOKENS = ("<|nospeech|>", "<|nocaptions|>")
+
+
+@dataclass(frozen=True)
+class WhisperVocabulary:
+    """Args:
+        tokenizer: a `tokenizers.Tokenizer` with Whisper's special tokens.
+        prompt: the decoder prompt's ids (start of transcript, [English, transcribe,] no
+            timestamps).
+        end: the end-of-text id.
+        no_speech: the no-speech token's id, or None.
+        timestamp_begin: the first timestamp token's id (the one after no-timestamps).
+    """
+
+    tokenizer: object
+    prompt: list[int]
+    end: int
+    no_speech: int | None
+    timestamp_begin: int
+
+    @classmethod
+    def of(cls, tokenizer, multilingual: bool) -> "WhisperVocabulary":
+        prompt = [tokenizer.token_to_id(t) for t in whisper_prompt(tokenizer, multilingual)]
+        no_speech = next((tokenizer.token_to_id(t) for t in NO_SPEECH_TOKENS
+                          if tokenizer.token_to_id(t) is not None), None)
+        return cls(tokenizer, prompt, tokenizer.token_to_id(ENDOFTEXT), no_speech,
+                   tokenizer.token_to_id(NOTIMESTAMPS) + 1)
+
+    @classmethod
+    def from_file(cls, path: Path, multilingual: bool) -> "WhisperVocabulary":
+        from tokenizers import Tokenizer
+
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: Whisper's tokenizer.json is missing")
+        return cls.of(Tokenizer.from_file(str(path)), multilingual)
+
+    def text(self, tokens: list[int]) -> str:
+        """The text of decoded tokens; special tokens (from the end token on) are dropped."""
+        return self.tokenizer.decode([t for t in tokens if t < self.end])

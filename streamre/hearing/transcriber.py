@@ -1,0 +1,170 @@
+"""Hearing: segments in, what Whisper heard out, whatever engine runs it.
+
+A `Transcriber` pads each segment to its window (`HearingOptions.window_for`), decodes the
+segments of one window together on a `WhisperBackend`, and applies the guards: the token cap by
+duration, a looping segment decoded again at Whisper's 30 s window (its repeats cut if it still
+loops), and nothing said for silence. Each guard that acts is reported to `on_guard`, which the
+server counts in `/metrics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from streamre import SAMPLE_RATE
+from streamre.hearing.features import window_log_mel
+from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
+from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
+
+GUARDS = ("capped", "loop_retried", "repeats_cut", "silence")
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What Whisper heard in one segment.
+
+    text: the transcript ("" for silence).
+    avg_logprob: the mean log-probability of its tokens.
+    no_speech_prob: Whisper's probability that the segment holds no speech (None: the model
+        has no such token).
+    window_s: the window it was finally decoded in.
+    guards: the guards that acted on it (names from `GUARDS`).
+    """
+
+    text: str
+    avg_logprob: float
+    no_speech_prob: float | None
+    window_s: int
+    guards: tuple[str, ...] = ()
+
+
+class Hearing(Protocol):
+    """Waveforms (16 kHz, int16 or float) in, one `Heard` each out. Blocking: run it on a worker
+    thread."""
+
+    name: str
+    device: str
+    options: HearingOptions
+
+    def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[Heard]: ...
+
+    def window_of(self, waveform: np.ndarray) -> int: ...
+
+    def warmup(self) -> None: ...
+
+
+class WhisperBackend(Protocol):
+    """An engine that runs a pretrained Whisper: greedy decoding after the model's own prompt
+    (start of transcript, English, no timestamps)."""
+
+    n_mels: int
+
+    def decode(self, features: np.ndarray, max_new_tokens: int) -> list[Decoded]:
+        """features: shape = (B, n_mels, frames), one window for the batch."""
+
+    def text(self, tokens: list[int]) -> str: ...
+
+
+class Transcriber:
+    """A `Hearing` over a `WhisperBackend`.
+
+    Args:
+        backend: the engine.
+        options: windows, token cap, guard thresholds.
+        name: what `/healthz` and the logs call it.
+        device: where it runs.
+        on_guard: called with a guard's name each time it acts.
+    """
+
+    def __init__(self, backend: WhisperBackend, options: HearingOptions, name: str,
+                 device: str, on_guard: Callable[[str], None] | None = None) -> None:
+        self.backend, self.options, self.name, self.device = backend, options, name, device
+        self.on_guard = on_guard
+
+    def warmup(self) -> None:
+        """One decode per window size on a noise burst, so no real segment pays for a first
+        call of its shape."""
+        rng = np.random.default_rng(0)
+        noise = (rng.standard_normal(SAMPLE_RATE) * 1000).astype(np.int16)
+        for window in self.options.windows_s:
+            self.backend.decode(window_log_mel([noise], window, self.backend.n_mels), 4)
+
+    def window_of(self, waveform: np.ndarray) -> int:
+        """The window a segment is heard in: what the engine groups batches by."""
+        return self.options.window_for(min(len(waveform), self.options.longest_samples))
+
+    def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[Heard]:
+        # A segment longer than the largest window is heard in equal parts, their texts joined.
+        parts: list[np.ndarray] = []
+        owners: list[int] = []
+        for i, w in enumerate(waveforms):
+            pieces = max(1, -(-len(w) // self.options.longest_samples))
+            for k in range(pieces):
+                parts.append(w[k * len(w) // pieces:(k + 1) * len(w) // pieces])
+                owners.append(i)
+        heard = self._hear_parts(parts)
+        joined: list[list[Heard]] = [[] for _ in waveforms]
+        for owner, h in zip(owners, heard, strict=True):
+            joined[owner].append(h)
+        return [_join(h) for h in joined]
+
+    def _hear_parts(self, parts: list[np.ndarray]) -> list[Heard]:
+        windows = [self.window_of(p) for p in parts]
+        decoded = self._decode(parts, windows)
+        looping = [i for i, d in enumerate(decoded)
+                   if windows[i] < WHISPER_WINDOW_S and loops(d, self.backend.text(d.tokens),
+                                                              self.options)]
+        if looping:  # decoded again at the window Whisper was trained on
+            retried = self._decode([parts[i] for i in looping], [WHISPER_WINDOW_S] * len(looping))
+            for i, d in zip(looping, retried, strict=True):
+                decoded[i], windows[i] = d, WHISPER_WINDOW_S
+        return [self._guarded(d, w, retried=i in looping)
+                for i, (d, w) in enumerate(zip(decoded, windows, strict=True))]
+
+    def _decode(self, parts: list[np.ndarray], windows: list[int]) -> list[Decoded]:
+        """Each part decoded in its window; the parts of one window share a call. A part's
+        tokens past its own budget are cut (it then did not end)."""
+        found: list[Decoded | None] = [None] * len(parts)
+        order = sorted(range(len(parts)), key=lambda i: windows[i])
+        for window, same in groupby(order, key=lambda i: windows[i]):
+            rows = list(same)
+            budgets = [self.options.token_budget(len(parts[i])) for i in rows]
+            features = window_log_mel([parts[i] for i in rows], window, self.backend.n_mels)
+            for i, budget, d in zip(rows, budgets, self.backend.decode(features, max(budgets)),
+                                    strict=True):
+                if len(d.tokens) > budget:
+                    d = Decoded(d.tokens[:budget], d.logprobs[:budget], d.no_speech_prob, False)
+                found[i] = d
+        return found
+
+    def _guarded(self, decoded: Decoded, window: int, retried: bool) -> Heard:
+        guards = ["loop_retried"] if retried else []
+        if not decoded.ended:
+            guards.append("capped")
+        if is_silence(decoded, self.options):
+            guards.append("silence")
+            text = ""
+        else:
+            cut = without_repeats(decoded)
+            if len(cut.tokens) < len(decoded.tokens):
+                guards.append("repeats_cut")
+                decoded = cut
+            text = self.backend.text(decoded.tokens).strip()
+        for guard in guards:
+            if self.on_guard is not None:
+                self.on_guard(guard)
+        return Heard(text, decoded.avg_logprob, decoded.no_speech_prob, window, tuple(guards))
+
+
+def _join(parts: list[Heard]) -> Heard:
+    if len(parts) == 1:
+        return parts[0]
+    speech = [p.no_speech_prob for p in parts if p.no_speech_prob is not None]
+    return Heard(" ".join(p.text for p in parts if p.text),
+                 sum(p.avg_logprob for p in parts) / len(parts),
+                 min(speech) if speech else None, max(p.window_s for p in parts),
+                 tuple(dict.fromkeys(g for p in parts for g in p.guards)))
