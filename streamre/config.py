@@ -19,20 +19,16 @@ from typing import Any, Mapping
 
 from streamre.audio.vad import VadConfig
 from streamre.graph.room import GraphSettings
+from streamre.inference.speech_path import SpeechSettings
 from streamre.settings import (ConfigError, add_flags, build, env_name, nested, setting,
                                unknown_keys)
 
 
-def facts_from_transcript(speech_facts: str, ensemble: bool) -> bool:
-    """Whether a segment's facts come from its transcript read by the text model (when there is
-    one): `text`, or `auto` unless the speech model's orders vote (`ensemble`)."""
-    return speech_facts == "text" or (speech_facts == "auto" and not ensemble)
-
-
 @dataclass(frozen=True)
-class ServeConfig:
-    """Every setting of `streamre serve`, each with its default and help; `vad` and `graph`
-    are the segmenter's and the room graph's own settings objects."""
+class ServeConfig(SpeechSettings):
+    """Every setting of `streamre serve`, each with its default and help: which models hear and
+    read (`SpeechSettings`, shared with `extract` and `eval`), then the server's own; `vad` and
+    `graph` are the segmenter's and the room graph's own settings objects."""
 
     # network
     host: str = setting("127.0.0.1", "address to listen on")
@@ -67,16 +63,7 @@ class ServeConfig:
     send_queue: int = setting(
         256, "messages buffered per client before a slow viewer is resynced with a snapshot"
     )
-    # model and inference
-    model: str = setting("", "checkpoint folder or hub id (empty: the bundled default model)")
-    device: str = setting("auto", "torch device: auto, cpu, cuda, cuda:N")
-    threads: int = setting(0, "CPU threads for inference (0: torch's default)")
-    dtype: str = setting(
-        "auto", "weights and activations: auto (bfloat16 or float16 on a GPU, float32 on the "
-        "CPU), float32, bfloat16, float16")
-    max_padding: float = setting(
-        0.5, "most padding one model call may carry, as a share of its audio; a batch of very "
-        "different lengths is split into calls of similar length")
+    # inference (which models, and how, are `SpeechSettings`)
     max_batch: int = setting(8, "most segments in one model call")
     gather_ms: int = setting(20, "how long the batcher waits for more segments after the first")
     session_queue: int = setting(
@@ -85,23 +72,7 @@ class ServeConfig:
     lag_warning_s: float = setting(
         3.0, "queue wait after which a session is sent a 'lagging' warning"
     )
-    max_new_tokens: int = setting(
-        192, "longest decoded output per segment (transcript and facts), in tokens; a segment "
-        "also stops at 24 plus 10 per second of its audio")
-    ensemble: bool = setting(
-        False, "for a speech model trained in element orders: decode every order and keep the "
-        "facts --ensemble-votes of them agree on (RPG-MoGe); without, the first order alone")
-    ensemble_votes: int = setting(2, "orders that must agree on a fact (with --ensemble)")
     # written text: chat lines and notes
-    text_model: str = setting(
-        "", "text extractor for chat lines and notes: a folder or hub id, of streamre train-text "
-        "or of a speech model trained to read text (empty: the bundled one, if this copy has "
-        "it; none: the server takes no text)")
-    speech_facts: str = setting(
-        "auto", "where a segment's facts come from: text (the speech model's transcript, read "
-        "by the text model: more whole facts on CoNLL04 test, see the model cards), speech (the "
-        "speech model's own decoding), auto (text when there is a text model, unless "
-        "--ensemble: then the orders' vote)", choices=["auto", "text", "speech"])
     max_text_chars: int = setting(5000, "longest text message or posted note, in characters")
     text_per_minute: int = setting(
         60, "text messages one session may send a minute (after a burst of 10); posted notes "
@@ -128,19 +99,12 @@ class ServeConfig:
         for name in ("max_sessions", "max_pending", "max_producers", "max_viewers", "max_rooms",
                      "max_rooms_per_session", "max_text_chars", "text_per_minute",
                      "max_message_bytes", "send_queue", "max_batch",
-                     "session_queue", "max_new_tokens", "ensemble_votes", "mqtt_outbox_max"):
+                     "session_queue", "mqtt_outbox_max"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        from streamre.inference.extractor import DTYPES
-
-        if self.dtype != "auto" and self.dtype not in DTYPES:
-            errors.append(f"dtype must be auto, {', '.join(DTYPES)}, got {self.dtype!r}")
+        errors += self.speech_errors()
         if self.handshake_timeout_s <= 0 or self.room_idle_s < 0:
             errors.append("handshake_timeout_s must be positive and room_idle_s not negative")
-        if self.speech_facts not in ("auto", "text", "speech"):
-            errors.append(f"speech_facts must be auto, text or speech, got {self.speech_facts!r}")
-        if self.max_padding < 0:
-            errors.append("max_padding must not be negative")
         if self.mqtt:
             from streamre.mqtt.broker import BrokerAddress
 

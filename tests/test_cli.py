@@ -9,15 +9,11 @@ import subprocess
 import time
 import urllib.request
 
-import pytest
 
 from helpers import FACT, FACT_TEXT, STREAMRE, run, start_server
 
-@pytest.mark.parametrize("facts", ["speech", "text"])
-def test_extract_prints_one_json_line_per_segment(fact_checkpoint, text_checkpoint, meeting_wav,
-                                                  tmp_path, facts):
-    result = run("extract", str(meeting_wav), "--model", str(fact_checkpoint), "--speech-facts",
-                 facts, "--text-model", str(text_checkpoint))
+def test_extract_prints_one_json_line_per_segment(fact_checkpoint, meeting_wav, tmp_path):
+    result = run("extract", str(meeting_wav), "--model", str(fact_checkpoint))
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["segment_id"] for line in lines] == [0, 1]
@@ -39,6 +35,9 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
     assert missing.returncode == 2 and "cannot load model" in missing.stderr
     no_text = run("extract", "x.wav", "--speech-facts", "text", "--text-model", "none")
     assert no_text.returncode != 0 and "needs a text model" in no_text.stderr
+    no_whisper = run("extract", "x.wav", "--asr", str(tmp_path / "no-whisper"))
+    assert no_whisper.returncode != 0 and "--asr" in no_whisper.stderr
+    assert no_whisper.stderr.strip().count("\n") == 0
 
 
 def test_serve_fails_fast_when_the_model_cannot_load(tmp_path):

@@ -110,13 +110,24 @@ def test_train_flags_are_made_from_train_config():
             ["train", "--train", "a", "--out", "b", "--max-steps", "0"]))
 
 
-@pytest.mark.parametrize("speech_facts, ensemble, through_text", [
-    ("auto", False, True), ("auto", True, False), ("text", True, True), ("speech", False, False),
+@pytest.mark.parametrize("speech_facts, ensemble, model, through_text", [
+    ("auto", False, "", True), ("auto", True, "", False), ("auto", False, "m", False),
+    ("text", True, "", True), ("speech", False, "", False),
 ])
-def test_auto_reads_the_transcript_unless_the_orders_vote(speech_facts, ensemble, through_text):
-    from streamre.config import facts_from_transcript
+def test_auto_reads_whispers_transcript_unless_a_speech_model_is_named_or_votes(
+        speech_facts, ensemble, model, through_text):
+    from streamre.inference.speech_path import SpeechSettings
 
-    assert facts_from_transcript(speech_facts, ensemble) is through_text
+    settings = SpeechSettings(speech_facts=speech_facts, ensemble=ensemble, model=model)
+    assert settings.reads_transcripts is through_text
+
+
+@pytest.mark.parametrize("windows, message", [
+    ("10,5", "ascending"), ("10,40", "within"), ("ten", "whole seconds"),
+])
+def test_bad_hearing_windows_are_refused_with_the_setting_named(windows, message):
+    with pytest.raises(ConfigError, match=f"asr_windows.*{message}"):
+        load_config(parse("--asr-windows", windows), {})
 
 
 def test_the_ensemble_with_a_one_order_model_is_refused_before_the_server_starts(

@@ -108,3 +108,27 @@ def test_typed_sentences_never_hold_up_waiting_audio(fact_checkpoint, text_check
     assert order == ["speech x1", "text x3"]
     assert all([(t.head, t.relation, t.tail) for t in r.triplets] == [FACT] for r in results)
     assert [r.text for r in results[1:]] == [FACT_TEXT] * 3
+
+
+class Windowed(Recording):
+    """Whisper's hearing pads segments to windows; here: under 0.5 s one window, else another."""
+
+    def window_of(self, waveform):
+        return 10 if len(waveform) < 8000 else 20
+
+
+def test_a_batch_holds_segments_of_one_window_and_the_others_keep_their_turn(fact_checkpoint):
+    async def scenario():
+        extractor = Windowed.load(str(fact_checkpoint), "cpu")
+        engine = InferenceEngine(lambda: extractor, max_batch=8, gather_ms=0)
+        await engine.start()
+        jobs = [("a", noise(0.3, 0)), ("b", noise(0.7, 1)), ("c", noise(0.4, 2)),
+                ("a", noise(0.8, 3))]
+        results = await asyncio.gather(*(engine.submit(s, audio) for s, audio in jobs))
+        await engine.close()
+        return extractor, results
+
+    extractor, results = asyncio.run(scenario())
+    windows = [{extractor.window_of(range(n)) for n in call} for call in extractor.calls[1:]]
+    assert windows == [{10}, {20}] and [len(c) for c in extractor.calls[1:]] == [2, 2]
+    assert all(r.triplets for r in results)

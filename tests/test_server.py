@@ -78,7 +78,8 @@ def test_stream_meeting_end_to_end(make_server, meeting_audio, rate):
 def test_http_routes(make_server):
     server = make_server()
     status, headers, body = http_get(server.http + "/healthz")
-    assert status == 200 and json.loads(body) == {"status": "ok", "model": "fact", "device": "cpu"}
+    assert status == 200 and json.loads(body) == {"status": "ok", "model": "fact", "asr": None,
+                                                  "text_model": None, "device": "cpu"}
     status, headers, body = http_get(server.http + "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html") and b"<html" in body
     status, headers, _ = http_get(server.http + "/app.js")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 
@@ -31,11 +32,10 @@ def stream(args: argparse.Namespace) -> int:
 
 def extract(args: argparse.Namespace) -> int:
     from streamre.cli.extract import extract_files
+    from streamre.inference.speech_path import SpeechSettings
+    from streamre.settings import build
 
-    return extract_files(args.files, model=args.model, device=args.device,
-                         batch_size=args.batch_size, text_model=args.text_model,
-                         speech_facts=args.speech_facts, ensemble=args.ensemble,
-                         min_votes=args.ensemble_votes)
+    return extract_files(args.files, build(SpeechSettings, args), batch_size=args.batch_size)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -59,23 +59,28 @@ def train_text(args: argparse.Namespace) -> int:
 
 def eval(args: argparse.Namespace) -> int:
     from streamre.inference import ModelExtractor
+    from streamre.inference.speech_path import SpeechPath, SpeechSettings
+    from streamre.settings import build
     from streamre.training.data import read_manifest
     from streamre.training.evaluate import evaluate
 
-    from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
-
+    settings = build(SpeechSettings, args)
+    if args.text_reads_speech_model:
+        settings = dataclasses.replace(settings, speech_facts="speech")
+    path = SpeechPath(settings)
     examples = read_manifest(args.data)
-    text_extractor = None
-    if args.text_model:
-        source = resolve_text_model(args.text_model)
-        if source is None:
-            raise ValueError(f"no text model {args.text_model!r} (this copy bundles none)")
-        text_extractor = load_text_extractor(source, args.device)
-    elif args.input == "text":
-        raise ValueError("--input text reads the gold text with --text-model; give one")
-    extractor = None if args.input == "text" else ModelExtractor.load(
-        args.model or None, args.device, max_new_tokens=args.max_new_tokens,
-        ensemble=args.ensemble, min_votes=args.ensemble_votes)
+    reads_text = args.input == "text" or args.text_reads_speech_model
+    text_extractor = path.load_text() if reads_text else None
+    if reads_text and text_extractor is None:
+        raise ValueError("reading text needs a text model (--text-model)")
+    if args.input == "text":
+        extractor = None
+    elif args.text_reads_speech_model:
+        extractor = ModelExtractor.load(settings.model or None, settings.device,
+                                        settings.threads, settings.max_new_tokens,
+                                        dtype=settings.dtype)
+    else:
+        extractor = path.load_speech()
     summary = evaluate(extractor, examples, args.batch_size, args.predictions,
                        progress=not args.no_progress, text_extractor=text_extractor)
     print(json.dumps(summary))

@@ -1,7 +1,5 @@
-"""`streamre extract`: the server's segmenter and models on files, one JSON line per segment.
-
-As in the server, a segment's facts are by default the text model's, read from the speech
-model's transcript (`--speech-facts`)."""
+"""`streamre extract`: the server's segmenter and speech path on files, one JSON line per
+segment. The speech path is built as the server builds it (`SpeechPath`)."""
 
 from __future__ import annotations
 
@@ -9,26 +7,15 @@ import json
 import sys
 
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
-from streamre.config import facts_from_transcript
-from streamre.inference import ModelExtractor
-from streamre.inference.pipeline import PipelineExtractor
-from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
+from streamre.inference.speech_path import SpeechPath, SpeechSettings
 
 CHUNK = 16000  # feed the segmenter a second at a time, as a live stream would
 
 
-def extract_files(files: list[str], model: str = "", device: str = "auto", batch_size: int = 8,
-                  out=None, text_model: str = "", speech_facts: str = "auto",
-                  ensemble: bool = False, min_votes: int = 2) -> int:
+def extract_files(files: list[str], settings: SpeechSettings, batch_size: int = 8,
+                  out=None) -> int:
     out = out or sys.stdout
-    text_source = resolve_text_model(text_model) \
-        if facts_from_transcript(speech_facts, ensemble) else None
-    if speech_facts == "text" and text_source is None:
-        raise ValueError("--speech-facts text needs a text model (--text-model)")
-    extractor = ModelExtractor.load(model or None, device, ensemble=ensemble,
-                                    min_votes=min_votes)
-    if text_source is not None:
-        extractor = PipelineExtractor(extractor, load_text_extractor(text_source, device))
+    extractor = SpeechPath(settings).load_speech()
     vad = VadConfig()
     status = 0
     for path in files:

