@@ -47,7 +47,9 @@ def read_text(text_extractor, texts: list[str], batch_size: int = 32) -> list[Ex
 def evaluate(extractor, examples: list[Example], batch_size: int = 8,
              predictions_path: str | Path | None = None, progress: bool = True,
              text_extractor=None) -> dict:
-    """ER, RP and RTE micro scores, the transcripts' WER, and the count of utterances.
+    """ER, RP and RTE micro scores (the paper's, exact strings), the same under
+    `normalised` (case, punctuation and leading articles set aside), the transcripts' WER, and
+    the count of utterances.
 
     With `text_extractor`: the triplets are the text extractor's, read from the speech
     model's transcripts (a pipeline), or from the manifest's gold text when `extractor` is
@@ -66,9 +68,11 @@ def evaluate(extractor, examples: list[Example], batch_size: int = 8,
                     "transcript": extraction.text,
                     "gold": [list(t) for t in example.triplets],
                     "predicted": [t.to_json() for t in extraction.triplets]}) + "\n")
-    scores = score([[(t.head, t.relation, t.tail) for t in p.triplets] for p in predictions],
-                   [e.triplets for e in examples])
+    found = [[(t.head, t.relation, t.tail) for t in p.triplets] for p in predictions]
+    scores = score(found, [e.triplets for e in examples])
     summary = {k: v for k, v in scores.items() if k != "n"}
+    normalised = score(found, [e.triplets for e in examples], normalised=True)
+    summary["normalised"] = {k: v for k, v in normalised.items() if k != "n"}
     if extractor is not None:
         wer = word_error_rate([p.text for p in predictions], [e.text for e in examples])
         summary["WER"] = round(wer, 4)

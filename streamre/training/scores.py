@@ -1,8 +1,11 @@
 """SpeechRE scores as in the paper's code: micro precision, recall and F1 over the split.
 
 Per sample: ER compares the sets of head and tail strings (no types), RP the sets of relation
-labels, RTE the sets of exact (head, relation, tail). For transcripts, the word error rate
-after a light normalisation: case, punctuation, spacing.
+labels, RTE the sets of exact (head, relation, tail). `normalised=True` scores the same with
+each entity's case, punctuation and leading article (the, a, an) set aside, so "the World Bank"
+matches "World Bank" and "Calif" matches "Calif.": a heard transcript rarely keeps a dataset's
+spelling conventions. For transcripts, the word error rate after a light normalisation: case,
+punctuation, spacing.
 """
 
 from __future__ import annotations
@@ -13,20 +16,33 @@ from typing import Iterable, Sequence
 Triple = tuple[str, str, str]
 
 
-def _views(triplets: Iterable[Sequence[str]]) -> dict[str, set]:
+LEADING_ARTICLES = ("the", "a", "an")
+
+
+def normalise_entity(name: str) -> str:
+    """An entity's name without case, punctuation or a leading article."""
+    words = normalise_transcript(name).split()
+    if len(words) > 1 and words[0] in LEADING_ARTICLES:
+        words = words[1:]
+    return " ".join(words)
+
+
+def _views(triplets: Iterable[Sequence[str]], normalised: bool = False) -> dict[str, set]:
     triplets = [tuple(t) for t in triplets]
+    if normalised:
+        triplets = [(normalise_entity(h), r, normalise_entity(t)) for h, r, t in triplets]
     return {"ER": {x for h, _, t in triplets for x in (h, t)},
             "RP": {r for _, r, _ in triplets},
             "RTE": set(triplets)}
 
 
-def score(predictions: list[Iterable[Sequence[str]]], golds: list[Iterable[Sequence[str]]]
-          ) -> dict:
+def score(predictions: list[Iterable[Sequence[str]]], golds: list[Iterable[Sequence[str]]],
+          normalised: bool = False) -> dict:
     if len(predictions) != len(golds):
         raise ValueError("one prediction per gold sample")
     counts = {k: [0, 0, 0] for k in ("ER", "RP", "RTE")}  # true positives, predicted, gold
     for predicted, gold in zip(predictions, golds, strict=True):
-        p, g = _views(predicted), _views(gold)
+        p, g = _views(predicted, normalised), _views(gold, normalised)
         for k, c in counts.items():
             c[0] += len(p[k] & g[k])
             c[1] += len(p[k])
