@@ -8,8 +8,12 @@ largest N that stays flat is reported. With `--notes-per-s R`, notes are posted 
 server over HTTP at R a second while the clients stream (the text channel under load), and
 their latencies are reported beside. Writes JSON, a Markdown table and a PNG plot.
 
+With `--together`, every client streams the same meeting, so their segments end at the same
+moment: the worst case for the batcher. The bare time is the speech path's (`SpeechPath`): by
+default Whisper hears and the text model reads, as `streamre serve` runs.
+
     .venv/bin/python benchmarks/stream_latency.py --clients 1 2 4 8 [--model DIR] [--seconds 30]
-        [--frame-ms 40] [--serve-args "--gather-ms 10"] [--notes-per-s 5]
+        [--frame-ms 40] [--serve-args "--gather-ms 10"] [--notes-per-s 5] [--together]
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
-from streamre.inference import ModelExtractor
+from streamre.inference.speech_path import SpeechPath, SpeechSettings
 from streamre.protocol import start_message, stop_message
 
 SENTENCES = [
@@ -155,7 +159,7 @@ async def run_level(model: str, n: int, audio: list[np.ndarray], frame_ms: int,
     return [m for c in per_client for m in c], note_ms
 
 
-def bare_model_ms(extractor: ModelExtractor, audio: list[np.ndarray], vad: VadConfig
+def bare_model_ms(extractor, audio: list[np.ndarray], vad: VadConfig
                   ) -> dict[tuple[int, float], float]:
     """Bare model time of every segment the server will cut, by (audio index, start in s)."""
     times = {}
@@ -191,12 +195,15 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix for the output files")
     parser.add_argument("--notes-per-s", type=float, default=0.0,
                         help="notes posted over HTTP each second while the clients stream")
+    parser.add_argument("--together", action="store_true",
+                        help="every client streams the same meeting: segments end together")
     args = parser.parse_args()
     extra = shlex.split(args.serve_args)
 
-    audio = [meeting(args.seconds, seed) for seed in range(4)]
-    extractor = ModelExtractor.load(args.model or None, "cpu")
+    audio = [meeting(args.seconds, seed) for seed in range(1 if args.together else 4)]
+    extractor = SpeechPath(SpeechSettings(model=args.model, device="cpu")).load_speech()
     extractor.warmup()
+    model_name = extractor.name
     bare = bare_model_ms(extractor, audio, VadConfig())
     bare_p50 = percentile(list(bare.values()), 50)
     del extractor  # the server has the CPUs to itself
@@ -214,6 +221,7 @@ def main() -> None:
             "queue_p95_ms": percentile([m["queue_ms"] for m in messages], 95),
             "infer_p50_ms": percentile([m["infer_ms"] for m in messages], 50),
             "batch_p50": percentile([m.get("batch_size", 1) for m in messages], 50),
+            "batch_max": max((m.get("batch_size", 1) for m in messages), default=0),
             "bare_model_p50_ms": bare_p50,
             "overhead_p50": percentile(ratios, 50), "overhead_p95": percentile(ratios, 95),
             "notes": len(note_ms), "notes_failed": int(np.isnan(note_ms).sum()) if note_ms else 0,
@@ -225,18 +233,21 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "stream_latency" + (f"_{args.tag}" if args.tag else "")
-    meta = {"model": resolve_name(args.model), "machine": platform.processor() or platform.machine(),
+    meta = {"model": model_name, "together": args.together,
+            "machine": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "seconds_per_client": args.seconds, "frame_ms": args.frame_ms,
             "serve_args": extra, "bare_model_segments": len(bare), "flat_up_to": flat_up_to(rows),
             "notes_per_s": args.notes_per_s}
     (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     header = ("| clients | segments | p50 ms | p95 ms | server p95 ms | queue p95 ms | "
-              "infer p50 ms | bare model p50 ms | overhead p50 | overhead p95 |\n|"
-              + "---|" * 10 + "\n")
+              "infer p50 ms | batch p50/max | bare model p50 ms | overhead p50 | "
+              "overhead p95 |\n|"
+              + "---|" * 11 + "\n")
     lines = "".join(
         f"| {r['clients']} | {r['segments']} | {r['latency_p50_ms']:.0f} | "
         f"{r['latency_p95_ms']:.0f} | {r['server_latency_p95_ms']:.0f} | {r['queue_p95_ms']:.0f} | "
-        f"{r['infer_p50_ms']:.0f} | {r['bare_model_p50_ms']:.0f} | {r['overhead_p50']:.2f}x | "
+        f"{r['infer_p50_ms']:.0f} | {r['batch_p50']:.0f}/{r['batch_max']} | "
+        f"{r['bare_model_p50_ms']:.0f} | {r['overhead_p50']:.2f}x | "
         f"{r['overhead_p95']:.2f}x |\n" for r in rows)
     (out / f"{name}.md").write_text(
         f"Model {meta['model']}, {meta['cpus']} CPUs, {args.seconds:.0f} s of speech per "
@@ -246,15 +257,11 @@ def main() -> None:
            + ", ".join(f"{r['note_p50_ms']:.0f}/{r['note_p95_ms']:.0f} at {r['clients']}"
                        for r in rows) + f"; failed: {sum(r['notes_failed'] for r in rows)})"
            if args.notes_per_s else "")
-        + f". Latency flat up to {meta['flat_up_to']} clients.\n\n" + header + lines)
+        + f". Latency flat up to {meta['flat_up_to']} clients. Latencies run from a segment's "
+        f"end, which is the VAD's {VadConfig().hangover_ms} ms hangover after the last word: add "
+        f"it for the time from the last word.\n\n" + header + lines)
     plot(rows, meta, out / f"{name}.png")
     print((out / f"{name}.md").read_text())
-
-
-def resolve_name(model: str) -> str:
-    from streamre.model.checkpoint import resolve_model
-
-    return resolve_model(model or None).rstrip("/").split("/")[-1]
 
 
 def plot(rows: list[dict], meta: dict, path: Path) -> None:

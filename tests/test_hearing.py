@@ -190,3 +190,20 @@ def test_a_missing_whisper_is_one_clear_error(tmp_path):
         load_hearing(str(tmp_path / "nowhere"), "cpu", "torch")
     with pytest.raises(ValueError, match="asr backend"):
         load_hearing("", "cpu", "onnx")
+
+
+def test_a_whisper_split_in_parts_is_heard_as_the_whole(tiny_whisper_folders, tmp_path):
+    whole = tiny_whisper_folders / "ct2"
+    data = (whole / "model.bin").read_bytes()
+    split = tmp_path / "split"
+    split.mkdir()
+    half = len(data) // 2
+    (split / "model.bin.part1").write_bytes(data[:half])
+    (split / "model.bin.part2").write_bytes(data[half:])
+    for name in ("tokenizer.json", "config.json", "vocabulary.json"):
+        if (whole / name).is_file():
+            (split / name).write_bytes((whole / name).read_bytes())
+    wave = (np.random.default_rng(5).standard_normal(2 * SAMPLE_RATE) * 4000).astype(np.int16)
+    heard = [load_hearing(str(folder), "cpu", "ctranslate2", "float32").transcribe([wave])[0]
+             for folder in (whole, split)]
+    assert heard[0] == heard[1] and heard[0].text

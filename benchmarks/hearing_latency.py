@@ -1,0 +1,95 @@
+"""One segment from audio to facts on the default speech path: Whisper hears, the text model
+reads. For each compute type and window policy, `--repeats` calls on the same 5 s utterance
+(flite `slt`) after a warm-up: p50 and p95 of hearing, reading and the whole, and the batched
+cost of eight such segments in one call. Writes JSON and a Markdown table.
+
+    .venv/bin/python benchmarks/hearing_latency.py [--threads 2] [--repeats 30]
+        [--compute-types int8 float32] [--windows 10,20,30 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from streamre.audio import read_audio
+from streamre.inference.speech_path import SpeechPath, SpeechSettings
+
+TEXT = "Elena Petrova, a data scientist at Spotify, moved to Stockholm in March last year."
+
+
+def five_seconds() -> np.ndarray:
+    """A spoken sentence, cut or padded with silence to exactly 5 s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.wav"
+        subprocess.run(["flite", "-voice", "slt", "-t", TEXT, "-o", str(path)], check=True)
+        audio = read_audio(path)[:5 * 16000]
+    return np.concatenate([audio, np.zeros(5 * 16000 - len(audio), np.int16)])
+
+
+def timed(call, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def measure(extractor, audio: np.ndarray, repeats: int) -> dict:
+    """p50 and p95 (ms) of hearing, reading, the whole path, and eight segments in one call."""
+    text = extractor.hearing.transcribe([audio])[0].text
+    runs = {"hear": timed(lambda: extractor.hearing.transcribe([audio]), repeats),
+            "read": timed(lambda: extractor.reader.extract([text]), repeats),
+            "whole": timed(lambda: extractor.extract([audio]), repeats),
+            "batch8": timed(lambda: extractor.extract([audio] * 8), max(3, repeats // 5))}
+    return {"heard": text, **{f"{name}_p{q}_ms": round(float(np.percentile(t, q)), 1)
+                              for name, t in runs.items() for q in (50, 95)}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--compute-types", nargs="+", default=["int8", "float32"])
+    parser.add_argument("--windows", nargs="+", default=["10,20,30", "30"])
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    audio = five_seconds()
+    rows = []
+    for compute_type in args.compute_types:
+        for windows in args.windows:
+            path = SpeechPath(SpeechSettings(device="cpu", threads=args.threads,
+                                             asr_compute_type=compute_type,
+                                             asr_windows=tuple(windows.split(","))))
+            extractor = path.load_speech()
+            extractor.warmup()
+            row = {"compute_type": compute_type, "windows": windows,
+                   **measure(extractor, audio, args.repeats)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"threads": args.threads, "cpus": os.cpu_count(), "repeats": args.repeats,
+            "segment_s": 5, "model": extractor.name}
+    (out / "hearing_latency.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    lines = [f"One 5 s segment (flite slt) from audio to facts, {args.threads} threads, "
+             f"{args.repeats} calls each; batch of 8: the same segment eight times in one call.\n",
+             "| compute type | windows | hear p50/p95 ms | read p50/p95 ms | whole p50/p95 ms | "
+             "8 in one call p50 ms |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['compute_type']} | {r['windows']} | {r['hear_p50_ms']:.0f}/{r['hear_p95_ms']:.0f}"
+              f" | {r['read_p50_ms']:.0f}/{r['read_p95_ms']:.0f} | {r['whole_p50_ms']:.0f}/"
+              f"{r['whole_p95_ms']:.0f} | {r['batch8_p50_ms']:.0f} |" for r in rows]
+    (out / "hearing_latency.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
