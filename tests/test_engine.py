@@ -1,4 +1,7 @@
-"""The batching engine: round-robin fairness, when it waits to gather a batch, and when not.
+"""The batching engine carrying out its policy with a real model: the batches it hands over and
+the answers it gives back. The policy's rules, times included, are tested on the policy alone
+(`test_batching.py`); here a gather window of 30 s stands for "waits", so no outcome hangs on
+how fast this machine is.
 
 The extractor here is a real `ModelExtractor` on the trained fact checkpoint, wrapped to record
 the batches the engine hands it."""
@@ -38,18 +41,22 @@ async def run_engine(path, producers, jobs, gather_ms=300, max_batch=8):
     return extractor, results, time.monotonic() - began
 
 
+GATHER_MS = 30_000  # far longer than any test: waiting for it would show
+
+
 def test_a_lone_producer_never_waits_for_a_batch(fact_checkpoint):
-    _, (result,), _ = asyncio.run(
-        run_engine(fact_checkpoint, producers=1, jobs=[("a", noise(0.5, 0))]))
+    _, (result,), took = asyncio.run(
+        run_engine(fact_checkpoint, producers=1, jobs=[("a", noise(0.5, 0))],
+                   gather_ms=GATHER_MS))
     assert [(t.head, t.relation, t.tail) for t in result.triplets] == [FACT]
     assert result.text == FACT_TEXT
-    assert result.queue_ms < 150  # the gather window is 300 ms: it did not wait
+    assert took < GATHER_MS / 1000 / 2 and result.batch_size == 1  # it did not wait
 
 
 def test_other_live_producers_make_it_wait_and_batch(fact_checkpoint):
     async def scenario():
         extractor = Recording.load(str(fact_checkpoint), "cpu")
-        engine = InferenceEngine(lambda: extractor, max_batch=8, gather_ms=300,
+        engine = InferenceEngine(lambda: extractor, max_batch=8, gather_ms=GATHER_MS,
                                  live_producers=lambda: 3)
         await engine.start()
         first = asyncio.create_task(engine.submit("a", noise(0.5, 1)))
@@ -62,7 +69,8 @@ def test_other_live_producers_make_it_wait_and_batch(fact_checkpoint):
     extractor, results = asyncio.run(scenario())
     assert extractor.calls[-1] and len(extractor.calls[-1]) == 3  # one call for all three
     assert [r.batch_size for r in results] == [3, 3, 3]
-    assert results[0].queue_ms >= 250  # it waited for the others
+    # It waited for the others, and went as soon as the last live producer had a segment.
+    assert 90 <= results[0].queue_ms < GATHER_MS / 2  # b and c came 100 ms after a
 
 
 def test_round_robin_takes_one_segment_per_session_in_turn(fact_checkpoint):

@@ -1,28 +1,24 @@
 """The batching engine: segments from every session, one model, results back to their sessions.
 
-Segments are queued per session; the worker takes them round-robin across sessions (a busy
-session cannot starve a quiet one), waits `gather_ms` for a batch to fill, and runs the blocking
-extractor on its own thread so the event loop never waits on the model. The wait is skipped when
-every live producer already has a segment queued: nobody else could join the batch, so waiting
-would only add latency (a single stream never waits).
-
-Written sentences (chat, notes) go to the text extractor, on the same thread, and never hold
-up audio: a batch of sentences runs when no segment is waiting, or when the oldest sentence
-has waited `TEXT_MAX_WAIT_S` (a sentence batch costs milliseconds, a segment batch hundreds).
+What runs next, and when, is `BatchPolicy`'s decision (`streamre.inference.batching`: round-robin
+across sessions, gathering, one window per batch, typed sentences never holding up audio). This
+shell carries it out: it feeds the policy, sleeps when told to wait, and runs the blocking
+extractor on its own thread so the event loop never waits on the model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from streamre import SAMPLE_RATE
+from streamre.inference.batching import (BatchPolicy, RunSpeech, RunText, SpeechJob, TextJob,
+                                         Wait)
 from streamre.inference.extractor import TripletExtractor
 from streamre.inference.text_extractor import TextExtractor
 from streamre.triplets import Extraction, Triplet
@@ -44,37 +40,23 @@ class InferenceResult:
                 "batch_size": self.batch_size}
 
 
-@dataclass
-class _Job:
-    session_id: str
-    audio: np.ndarray | str  # a segment's waveform, or a written sentence
-    submitted: float
-    future: asyncio.Future = field(repr=False)
-
-
-TEXT_MAX_WAIT_S = 0.5
-
-
 class TextUnavailable(RuntimeError):
     """The server has no text extractor."""
 
 
 class InferenceEngine:
     """Segments from every session in, batched model calls on one worker thread, each answer
-    back to the session that asked; sessions are served round-robin.
+    back to the session that asked, in the order `BatchPolicy` decides.
 
     Args:
-        load: makes the extractor (called once, off the event loop, then warmed up).
+        load: makes the extractor (called once, off the event loop, then warmed up). One with
+            `window_of(waveform)` (Whisper's hearing) gets batches of one window size.
         max_batch: most segments in one model call.
         gather_ms: how long a batch waits for more segments after its first (not at all when
             every live producer already has one queued).
         metrics: the server's `Metrics`, or None.
         live_producers: how many producers are streaming now.
         load_text: makes the text extractor for written sentences (None: text is refused).
-
-    An extractor with `window_of(waveform)` (Whisper's hearing) is given batches of one window
-    size: the first segment round-robin decides it, and the sessions whose next segment has
-    another size wait for a later batch.
     """
 
     def __init__(self, load: Callable[[], TripletExtractor], max_batch: int = 8,
@@ -83,15 +65,12 @@ class InferenceEngine:
                  load_text: Callable[[], TextExtractor] | None = None) -> None:
         self._load, self._load_text = load, load_text
         self.text_extractor: TextExtractor | None = None
-        self._text: deque[_Job] = deque()
         self._live_producers = live_producers
-        self.max_batch = max_batch
-        self.gather_s = gather_ms / 1000
+        self.policy = BatchPolicy(max_batch, gather_ms / 1000)
         self.metrics = metrics
         self.extractor: TripletExtractor | None = None
         self.ready = asyncio.Event()
         self.load_error: BaseException | None = None
-        self._queues: OrderedDict[str, deque[_Job]] = OrderedDict()
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamre-infer")
         self._worker: asyncio.Task | None = None
@@ -106,6 +85,7 @@ class InferenceEngine:
         except BaseException as e:
             self.load_error = e
             raise
+        self.policy.window_of = getattr(self.extractor, "window_of", None)
         self.ready.set()
         self._wakeup.set()
 
@@ -123,12 +103,12 @@ class InferenceEngine:
 
     @property
     def pending(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return self.policy.pending
 
     async def submit(self, session_id: str, audio: np.ndarray) -> InferenceResult:
         """A segment's transcript and triplets."""
-        job = self._job(session_id, audio)
-        self._queues.setdefault(session_id, deque()).append(job)
+        job = SpeechJob(session_id, audio, time.monotonic(), self._future())
+        self.policy.add_speech(job)
         if self.metrics:
             self.metrics.inference_queue.set(self.pending)
         self._wakeup.set()
@@ -139,78 +119,50 @@ class InferenceEngine:
         the server has no text extractor."""
         if self._load_text is None:
             raise TextUnavailable("this server has no text extractor (serve --text-model)")
-        job = self._job(session_id, sentence)
-        self._text.append(job)
+        job = TextJob(session_id, sentence, time.monotonic(), self._future())
+        self.policy.add_text(job)
         self._wakeup.set()
         return await job.future
 
-    def _job(self, session_id: str, item: np.ndarray | str) -> _Job:
+    def _future(self) -> asyncio.Future:
         if self._closing and (self._worker is None or self._worker.done()):
             raise RuntimeError("inference engine is closed")
-        return _Job(session_id, item, time.monotonic(), asyncio.get_running_loop().create_future())
-
-    def _worth_gathering(self) -> bool:
-        if self.pending >= self.max_batch or self.gather_s <= 0 or self._closing:
-            return False
-        # Unknown producers (no counter given): assume someone may still join.
-        return self._live_producers is None or self._live_producers() > len(self._queues)
-
-    def _take_batch(self) -> list[_Job]:
-        window_of = getattr(self.extractor, "window_of", None)
-        batch: list[_Job] = []
-        window = None
-        waiting: set[str] = set()  # sessions whose next segment needs another window
-        while len(batch) < self.max_batch:
-            session_id = next((s for s in self._queues if s not in waiting), None)
-            if session_id is None:
-                break
-            queue = self._queues[session_id]
-            if window_of is not None:
-                size = window_of(queue[0].audio)
-                window = size if window is None else window
-                if size != window:
-                    waiting.add(session_id)  # keeps its place for the next batch
-                    continue
-            batch.append(queue.popleft())
-            # Rotate: this session goes to the back of the line.
-            del self._queues[session_id]
-            if queue:
-                self._queues[session_id] = queue
-        return batch
+        return asyncio.get_running_loop().create_future()
 
     async def _run(self) -> None:
+        await self.ready.wait()
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if not self.ready.is_set():
-                continue
-            while self._queues or self._text:
-                if self._text and (not self._queues or self._text_overdue()):
-                    count = min(self.max_batch, len(self._text))
-                    await self._call([self._text.popleft() for _ in range(count)],
-                                     self._extract_text, record=False)
-                    continue
-                if self._worth_gathering():
-                    await asyncio.sleep(self.gather_s)
-                await self._call(self._take_batch(), self.extractor.extract, record=True)
-            if self._closing:
+            live = self._live_producers() if self._live_producers is not None else None
+            decision = self.policy.decide(time.monotonic(), live, self._closing)
+            if isinstance(decision, RunText):
+                await self._call(decision.jobs, [j.sentence for j in decision.jobs],
+                                 self._extract_text)
+            elif isinstance(decision, RunSpeech):
+                await self._call(decision.jobs, [j.waveform for j in decision.jobs],
+                                 self.extractor.extract, record=True)
+            elif decision is None and self._closing:
                 return
-
-    def _text_overdue(self) -> bool:
-        return time.monotonic() - self._text[0].submitted >= TEXT_MAX_WAIT_S
+            else:  # wait for the policy's time, or for new work, whichever comes first
+                self._wakeup.clear()
+                timeout = decision.until - time.monotonic() if isinstance(decision, Wait) \
+                    else None
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
 
     def _extract_text(self, sentences: list[str]) -> list[Extraction]:
         found = self.text_extractor.extract(sentences)
         return [Extraction(s, triplets) for s, triplets in zip(sentences, found, strict=True)]
 
-    async def _call(self, batch: list[_Job], extract: Callable[[list], list[Extraction]],
-                    record: bool) -> None:
+    async def _call(self, batch: list[SpeechJob] | list[TextJob], items: list,
+                    extract: Callable[[list], list[Extraction]], record: bool = False) -> None:
         """One model call on the worker thread; each job gets its answer, or the error.
         `record`: the call goes into the audio metrics (batch size, real-time factor)."""
         started = time.monotonic()
         try:
             results = await asyncio.get_running_loop().run_in_executor(
-                self._executor, extract, [j.audio for j in batch])
+                self._executor, extract, items)
             if len(results) != len(batch):
                 raise RuntimeError(f"extractor answered {len(results)} of {len(batch)}")
         except Exception as e:  # a bad batch fails its own items, not the server
@@ -227,10 +179,10 @@ class InferenceEngine:
                     answer.text, answer.triplets, (started - job.submitted) * 1000, infer_ms,
                     len(batch)))
 
-    def _record(self, batch: list[_Job], started: float, infer_ms: float) -> None:
+    def _record(self, batch: list[SpeechJob], started: float, infer_ms: float) -> None:
         if not self.metrics:
             return
-        audio_s = sum(len(j.audio) for j in batch) / SAMPLE_RATE
+        audio_s = sum(len(j.waveform) for j in batch) / SAMPLE_RATE
         self.metrics.batch_size.observe(len(batch))
         self.metrics.infer_seconds.observe(infer_ms / 1000)
         if audio_s > 0:
@@ -248,10 +200,8 @@ class InferenceEngine:
                 await self._worker
             else:  # the model never loaded: nothing can serve what is queued
                 self._worker.cancel()
-                for job in [*(j for q in self._queues.values() for j in q), *self._text]:
+                for job in self.policy.drain():
                     if not job.future.done():
                         job.future.set_exception(RuntimeError("model did not load"))
-                self._queues.clear()
-                self._text.clear()
             self._worker = None
         self._executor.shutdown(wait=True)

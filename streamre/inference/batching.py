@@ -1,0 +1,143 @@
+"""The batching policy, with no I/O: which queued work the model does next, and when.
+
+Segments are queued per session and taken round-robin across sessions (a busy session cannot
+starve a quiet one). A batch waits up to `gather_s` after its first segment for more, unless
+every live producer already has a segment queued: nobody else could join, so waiting would only
+add latency (a single stream never waits). With hearing's windows (`window_of`), a batch holds
+segments of one window size; a session whose next segment needs another keeps its turn.
+
+Typed sentences (chat, notes) queue apart and never hold up audio: a batch of them goes when
+no segment is waiting, or when the oldest has waited `text_max_wait_s` (a sentence batch costs
+milliseconds, a segment batch hundreds).
+
+`BatchPolicy.decide(now, live_producers)` is the whole contract: it returns `RunSpeech` or
+`RunText` (the jobs leave the queues), `Wait` (call again by `until`, or sooner when work
+arrives), or None (nothing queued). The asyncio engine only carries out what it decides.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+TEXT_MAX_WAIT_S = 0.5
+
+
+@dataclass
+class SpeechJob:
+    session_id: str
+    waveform: np.ndarray
+    submitted: float  # on the monotonic clock
+    future: object = field(default=None, repr=False)
+
+
+@dataclass
+class TextJob:
+    session_id: str
+    sentence: str
+    submitted: float
+    future: object = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class RunSpeech:
+    jobs: list[SpeechJob]
+
+
+@dataclass(frozen=True)
+class RunText:
+    jobs: list[TextJob]
+
+
+@dataclass(frozen=True)
+class Wait:
+    until: float
+
+
+class BatchPolicy:
+    """Args:
+        max_batch: most jobs in one model call.
+        gather_s: how long a speech batch may wait for more after its first segment.
+        window_of: the window a segment is heard in (None: any segments may share a batch).
+        text_max_wait_s: how long a sentence may wait behind audio.
+    """
+
+    def __init__(self, max_batch: int = 8, gather_s: float = 0.02,
+                 window_of: Callable[[np.ndarray], int] | None = None,
+                 text_max_wait_s: float = TEXT_MAX_WAIT_S) -> None:
+        self.max_batch, self.gather_s, self.window_of = max_batch, gather_s, window_of
+        self.text_max_wait_s = text_max_wait_s
+        self.speech: OrderedDict[str, deque[SpeechJob]] = OrderedDict()
+        self.text: deque[TextJob] = deque()
+        self._gather_until: float | None = None
+
+    @property
+    def pending(self) -> int:
+        """Segments queued."""
+        return sum(len(q) for q in self.speech.values())
+
+    def add_speech(self, job: SpeechJob) -> None:
+        self.speech.setdefault(job.session_id, deque()).append(job)
+
+    def add_text(self, job: TextJob) -> None:
+        self.text.append(job)
+
+    def drain(self) -> list[SpeechJob | TextJob]:
+        """Every queued job, the queues emptied (when nothing can serve them)."""
+        jobs = [*(j for q in self.speech.values() for j in q), *self.text]
+        self.speech.clear()
+        self.text.clear()
+        return jobs
+
+    def decide(self, now: float, live_producers: int | None = None,
+               closing: bool = False) -> RunSpeech | RunText | Wait | None:
+        """What to do at `now`. `live_producers`: how many producers are streaming (None:
+        unknown, so someone may still join); `closing`: finish what is queued, wait for nothing."""
+        if self.text and (not self.speech or self._text_overdue(now)):
+            count = min(self.max_batch, len(self.text))
+            return RunText([self.text.popleft() for _ in range(count)])
+        if not self.speech:
+            return None
+        if not closing and self._worth_gathering(live_producers):
+            if self._gather_until is None:
+                self._gather_until = now + self.gather_s
+            if now < self._gather_until:
+                until = self._gather_until
+                if self.text:  # a sentence must not wait past its bound
+                    until = min(until, self.text[0].submitted + self.text_max_wait_s)
+                return Wait(until)
+        self._gather_until = None
+        return RunSpeech(self._take_batch())
+
+    def _text_overdue(self, now: float) -> bool:
+        return now - self.text[0].submitted >= self.text_max_wait_s
+
+    def _worth_gathering(self, live_producers: int | None) -> bool:
+        if self.pending >= self.max_batch or self.gather_s <= 0:
+            return False
+        return live_producers is None or live_producers > len(self.speech)
+
+    def _take_batch(self) -> list[SpeechJob]:
+        batch: list[SpeechJob] = []
+        window = None
+        waiting: set[str] = set()  # sessions whose next segment needs another window
+        while len(batch) < self.max_batch:
+            session_id = next((s for s in self.speech if s not in waiting), None)
+            if session_id is None:
+                break
+            queue = self.speech[session_id]
+            if self.window_of is not None:
+                size = self.window_of(queue[0].waveform)
+                window = size if window is None else window
+                if size != window:
+                    waiting.add(session_id)  # keeps its place for the next batch
+                    continue
+            batch.append(queue.popleft())
+            # Rotate: this session goes to the back of the line.
+            del self.speech[session_id]
+            if queue:
+                self.speech[session_id] = queue
+        return batch
