@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from streamre.audio import read_audio
-from helpers import FACT, FACT_TEXT, spert_items, synthesize, tiny_encoder
+from helpers import FACT, FACT_TEXT, noise, spert_items, synthesize, tiny_encoder
 from streamre.config import ServeConfig
 
 SENTENCES = [
@@ -57,30 +57,47 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return create_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", seed=1)
 
 
+FIXTURE_THREADS = 1  # small trainings repeat exactly only on a fixed thread count
+MAX_ROUNDS = 4  # a fixture's training that has not learnt its data by then fails loudly
+
+
 @pytest.fixture(scope="session")
 def fact_checkpoint(tmp_path_factory) -> Path:
     """A tiny checkpoint trained (a few seconds, real gradient steps) to hear one sentence and
     its fact in any sound, so tests can watch transcripts and triplets travel from a forward
-    pass to the room graph."""
+    pass to the room graph. Seeded and on one thread; trained until it answers unseen noise
+    with its sentence and fact, in at most MAX_ROUNDS rounds."""
     import torch
 
+    from streamre.inference import ModelExtractor
     from streamre.model import MCAMModel, create_checkpoint, load_checkpoint, target_text
+    from streamre.training.seeding import fixed_threads, seed_everything
 
     path = create_checkpoint(tmp_path_factory.mktemp("ckpt") / "fact", seed=1)
     model, tokenizer = load_checkpoint(str(path))
-    model.train()
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    ids = tokenizer([target_text(FACT_TEXT, [FACT])] * 3, return_tensors="pt").input_ids
-    for _ in range(80):
-        waves = [(rng.standard_normal(int(16000 * rng.uniform(0.3, 1.5))) * rng.uniform(100, 5000)
-                  ).astype(np.int16) for _ in range(3)]
-        loss = model(*MCAMModel.prepare_waveforms(waves), ids[:, :-1], ids[:, 1:]).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval().save_pretrained(path)
+    with fixed_threads(FIXTURE_THREADS):
+        seed_everything(0)
+        rng = np.random.default_rng(0)
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        ids = tokenizer([target_text(FACT_TEXT, [FACT])] * 3, return_tensors="pt").input_ids
+        for _ in range(MAX_ROUNDS):
+            model.train()
+            for _ in range(80):
+                waves = [(rng.standard_normal(int(16000 * rng.uniform(0.3, 1.5)))
+                          * rng.uniform(100, 5000)).astype(np.int16) for _ in range(3)]
+                loss = model(*MCAMModel.prepare_waveforms(waves), ids[:, :-1], ids[:, 1:]).loss
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            model.eval()
+            checks = [noise(seconds, 100 + seed) for seed, seconds in enumerate((0.4, 1.0, 2.0))]
+            answers = ModelExtractor(model, tokenizer).extract(checks)
+            if all(a.text == FACT_TEXT and [(t.head, t.relation, t.tail) for t in a.triplets]
+                   == [FACT] for a in answers):
+                break
+        else:
+            pytest.fail(f"the fact checkpoint did not learn its fact: {answers}")
+    model.save_pretrained(path)
     return path
 
 
@@ -141,16 +158,25 @@ def make_server(fact_checkpoint, tmp_path):
 @pytest.fixture(scope="session")
 def text_checkpoint(tmp_path_factory) -> Path:
     """A tiny text extractor trained with `streamre train-text`'s own code (a few seconds, real
-    gradient steps) to find the facts of TEXT_SENTENCES."""
+    gradient steps) to find the facts of TEXT_SENTENCES: seeded, on one thread, and trained on
+    until its dev score (its own sentences) is perfect, in at most MAX_ROUNDS rounds."""
     import json
 
+    from streamre.training.seeding import fixed_threads
     from streamre.training.text import TextTrainConfig, train_text
 
     folder = tmp_path_factory.mktemp("text")
     source = folder / "sentences.json"
     source.write_text(json.dumps(spert_items()))
     out = folder / "model"
-    train_text(TextTrainConfig(train=str(source), dev=str(source), out=str(out),
-                               encoder=str(tiny_encoder(folder / "encoder")), epochs=30,
-                               batch_size=3, lr=3e-3, head_lr=3e-3, warmup=0.05))
-    return out
+    encoder = tiny_encoder(folder / "encoder")
+    with fixed_threads(FIXTURE_THREADS):
+        for round_ in range(1, MAX_ROUNDS + 1):
+            result = train_text(TextTrainConfig(
+                train=str(source), dev=str(source), out=str(out), encoder=str(encoder),
+                epochs=30 * round_, batch_size=3, lr=3e-3, head_lr=3e-3, warmup=0.05,
+                resume=round_ > 1))
+            if result["dev"]["RTE"]["f1"] == 1.0:
+                return out
+    pytest.fail(f"the text checkpoint reached dev RTE {result['dev']['RTE']} after "
+                f"{30 * MAX_ROUNDS} epochs")

@@ -160,6 +160,8 @@ def tiny_encoder(folder: Path) -> Path:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
+    from streamre.training.seeding import seed_everything
+
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # [PAD] is id 0
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -170,6 +172,7 @@ def tiny_encoder(folder: Path) -> Path:
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
     fast = BertTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
                              cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    seed_everything(0)  # the same weights whatever ran before
     BertModel(BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=1,
                          num_attention_heads=2, intermediate_size=64),
               add_pooling_layer=False).save_pretrained(folder)

