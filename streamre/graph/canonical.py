@@ -1,6 +1,7 @@
 """Canonical entities: one node for every way a name is said or spelled.
 
-`entity_key` folds case, whitespace, punctuation, a leading article and possessives. The
+`entity_key` (one rule for the whole package, in `streamre.triplets`) folds case, whitespace,
+punctuation, a leading article and possessives. The
 `EntityResolver` also merges near-identical keys ("david chenn" → "david chen") with rapidfuzz,
 guarded: short names must match exactly, numbers in names must be equal, and names of
 different entity types never merge. A
@@ -10,24 +11,13 @@ node's label is its most frequent surface form; the others are kept as aliases.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 
 from rapidfuzz import fuzz, process
 
-ARTICLES = {"the", "a", "an"}
-_POSSESSIVE = re.compile(r"(?<=\w)['’]s\b|(?<=s)['’](?=\s|$)")
-_PUNCTUATION = re.compile(r"[^\w\s]")
+from streamre.triplets import entity_key
+
 _DIGITS = re.compile(r"\d+")
-
-
-def entity_key(text: str) -> str:
-    """Canonical key of a mention: 'The World Bank's' and 'world  bank' give 'world bank'."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    words = _PUNCTUATION.sub(" ", _POSSESSIVE.sub("", folded)).split()
-    if len(words) > 1 and words[0] in ARTICLES:
-        words = words[1:]
-    return " ".join(words) or " ".join(folded.split())
 
 
 class EntityResolver:

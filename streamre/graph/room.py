@@ -26,7 +26,7 @@ import networkx as nx
 from streamre.graph.canonical import EntityResolver, entity_key
 from streamre.graph.dedup import DedupWindow
 from streamre.settings import setting
-from streamre.triplets import Triplet
+from streamre.triplets import Triplet, fact_key
 
 
 def _edge_key(head_node: str, relation: str, tail_node: str) -> str:
@@ -35,8 +35,9 @@ def _edge_key(head_node: str, relation: str, tail_node: str) -> str:
 
 
 def edge_id(head: str, relation: str, tail: str) -> str:
-    """Stable id of a canonical (head, relation, tail): the same fact, the same id, always."""
-    return _edge_key(entity_key(head), relation, entity_key(tail))
+    """Stable id of a canonical (head, relation, tail) (`fact_key`): the same fact, the same
+    id, always."""
+    return _edge_key(*fact_key(head, relation, tail))
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,10 @@
 """Voting between the facts a model wrote in several element orders (RPG-MoGe): a triplet is
-kept when at least `min_votes` orders wrote it. Votes are counted on canonical triplets (names
-folded as the graph folds them), so "the World Bank" and "World Bank" agree."""
+kept when at least `min_votes` orders wrote it. Votes are counted by `Triplet.key` (the one rule
+for the same fact), so "the World Bank" and "World Bank" agree."""
 
 from __future__ import annotations
 
-from streamre.graph.canonical import entity_key
 from streamre.triplets import Triplet
-
-
-def canonical(t: Triplet) -> tuple[str, str, str]:
-    return entity_key(t.head), t.relation.strip().casefold(), entity_key(t.tail)
 
 
 def vote(found_in_each_order: list[list[Triplet]], min_votes: int = 2) -> list[Triplet]:
@@ -21,8 +16,8 @@ def vote(found_in_each_order: list[list[Triplet]], min_votes: int = 2) -> list[T
     needed = min(min_votes, orders)
     ballots: dict[tuple[str, str, str], list[Triplet]] = {}
     for found in found_in_each_order:
-        for key in dict.fromkeys(canonical(t) for t in found):  # one vote per order
-            ballots.setdefault(key, []).append(next(t for t in found if canonical(t) == key))
+        for key in dict.fromkeys(t.key for t in found):  # one vote per order
+            ballots.setdefault(key, []).append(next(t for t in found if t.key == key))
     kept = []
     for votes in ballots.values():
         if len(votes) >= needed:

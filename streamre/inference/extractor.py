@@ -156,7 +156,7 @@ class ModelExtractor:
             if answer.text:
                 texts[owner].append(answer.text)
             for t in answer.triplets:
-                facts[owner].setdefault((t.head, t.relation, t.tail), t)
+                facts[owner].setdefault(t.key, t)
         return [Extraction(" ".join(text), list(found.values()))
                 for text, found in zip(texts, facts, strict=True)]
 

@@ -94,14 +94,16 @@ class TextExtractor:
         rows = torch.tensor([pair_row(b, h, t) for b, h, t in pairs], device=self.device)
         probabilities = self.model.pair_logits(relation_view, rows).float().softmax(-1)
         best, label = probabilities[:, 1:].max(-1)
-        found: list[dict[tuple, float]] = [{} for _ in texts]
+        found: list[dict[tuple, Triplet]] = [{} for _ in texts]  # by `Triplet.key`
         for (b, h, t), p, r, none in zip(pairs, best.tolist(), label.tolist(),
                                          probabilities[:, 0].tolist(), strict=True):
             if p > none:
-                key = (_name(pieces[b], h), config.relation_types[r], _name(pieces[b], t))
-                found[b][key] = max(p, found[b].get(key, 0.0))
-        return [[Triplet(*key, confidence=p) for key, p in
-                 sorted(f.items(), key=lambda kv: -kv[1])] for f in found]
+                triplet = Triplet(_name(pieces[b], h), config.relation_types[r],
+                                  _name(pieces[b], t), p)
+                kept = found[b].get(triplet.key)
+                if kept is None or p > kept.confidence:
+                    found[b][triplet.key] = triplet
+        return [sorted(f.values(), key=lambda t: -t.confidence) for f in found]
 
 
 def pair_row(batch: int, head: EntitySpan, tail: EntitySpan) -> list[int]:

@@ -1,11 +1,11 @@
 """SpeechRE scores as in the paper's code: micro precision, recall and F1 over the split.
 
 Per sample: ER compares the sets of head and tail strings (no types), RP the sets of relation
-labels, RTE the sets of exact (head, relation, tail). `normalised=True` scores the same with
-each entity's case, punctuation and leading article (the, a, an) set aside, so "the World Bank"
-matches "World Bank" and "Calif" matches "Calif.": a heard transcript rarely keeps a dataset's
-spelling conventions. For transcripts, the word error rate after a light normalisation: case,
-punctuation, spacing.
+labels, RTE the sets of exact (head, relation, tail). `normalised=True` scores the same by the
+package's one rule for the same fact (`fact_key`): each name's case, punctuation, leading article
+(the, a, an) and possessive set aside, so "the World Bank" matches "World Bank" and "Calif"
+matches "Calif.": a heard transcript rarely keeps a dataset's spelling conventions. For
+transcripts, the word error rate after a light normalisation: case, punctuation, spacing.
 """
 
 from __future__ import annotations
@@ -13,24 +13,15 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
+from streamre.triplets import fact_key
+
 Triple = tuple[str, str, str]
-
-
-LEADING_ARTICLES = ("the", "a", "an")
-
-
-def normalise_entity(name: str) -> str:
-    """An entity's name without case, punctuation or a leading article."""
-    words = normalise_transcript(name).split()
-    if len(words) > 1 and words[0] in LEADING_ARTICLES:
-        words = words[1:]
-    return " ".join(words)
 
 
 def _views(triplets: Iterable[Sequence[str]], normalised: bool = False) -> dict[str, set]:
     triplets = [tuple(t) for t in triplets]
     if normalised:
-        triplets = [(normalise_entity(h), r, normalise_entity(t)) for h, r, t in triplets]
+        triplets = [fact_key(h, r, t) for h, r, t in triplets]
     return {"ER": {x for h, _, t in triplets for x in (h, t)},
             "RP": {r for _, r, _ in triplets},
             "RTE": set(triplets)}
