@@ -153,10 +153,6 @@ class VadSegmenter:
         self.forced_splits = 0
 
     @property
-    def samples_seen(self) -> int:
-        return self._buf.end
-
-    @property
     def speaking(self) -> bool:
         return self._speaking
 

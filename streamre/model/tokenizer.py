@@ -71,6 +71,3 @@ def prompt_ids(tokenizer) -> list[int]:
     ids = tokenizer("").input_ids
     return ids[:-1] if ids and ids[-1] == tokenizer.eos_token_id else ids
 
-
-def marker_ids(tokenizer) -> dict[int, str]:
-    return {tokenizer.convert_tokens_to_ids(m): m for m in TARGET_MARKERS}

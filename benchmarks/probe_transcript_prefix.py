@@ -11,7 +11,7 @@ facts are decoded, under three conditions on the same utterances:
 
 Prints ER, RP and RTE F1 and the forced transcripts' WER per condition; writes them as JSON.
 
-    .venv/bin/python tools/probe_transcript_prefix.py --data corpus/conll04/dev_slt.jsonl \\
+    .venv/bin/python benchmarks/probe_transcript_prefix.py --data corpus/conll04/dev_slt.jsonl \\
         --model models/streamre-whisper-tiny-conll04 --whisper runs/whisper-tiny.en --out probe.json
 """
 
