@@ -20,7 +20,7 @@ from streamre import SAMPLE_RATE
 from streamre.inference.batching import (BatchPolicy, RunSpeech, RunText, SpeechJob, TextJob,
                                          Wait)
 from streamre.inference.extractor import TripletExtractor
-from streamre.inference.text_extractor import TextExtractor
+from streamre.inference.text_extractor import Reader
 from streamre.triplets import Extraction, Triplet
 
 
@@ -62,9 +62,9 @@ class InferenceEngine:
     def __init__(self, load: Callable[[], TripletExtractor], max_batch: int = 8,
                  gather_ms: int = 20, metrics=None,
                  live_producers: Callable[[], int] | None = None,
-                 load_text: Callable[[], TextExtractor] | None = None) -> None:
+                 load_text: Callable[[], Reader] | None = None) -> None:
         self._load, self._load_text = load, load_text
-        self.text_extractor: TextExtractor | None = None
+        self.text_extractor: Reader | None = None
         self._live_producers = live_producers
         self.policy = BatchPolicy(max_batch, gather_ms / 1000)
         self.metrics = metrics

@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from streamre.hearing import Hearing
+from streamre.inference.text_extractor import Reader
 from streamre.triplets import Extraction
 
 
@@ -16,10 +17,10 @@ class PipelineExtractor:
 
     Args:
         hearing: a `Hearing` (Whisper behind `streamre.hearing`).
-        reader: a text extractor: sentences in, triplets out.
+        reader: a `Reader` (a text extractor): sentences in, triplets out.
     """
 
-    def __init__(self, hearing: Hearing, reader) -> None:
+    def __init__(self, hearing: Hearing, reader: Reader) -> None:
         self.hearing, self.reader = hearing, reader
         self.name = f"{hearing.name}+{reader.name}"
         self.device = hearing.device

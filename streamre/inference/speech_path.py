@@ -15,7 +15,7 @@ from streamre.hearing.ct2_backend import COMPUTE_TYPES
 from streamre.hearing.load import BACKENDS
 from streamre.inference.extractor import DTYPES, ModelExtractor, TripletExtractor, orders_of
 from streamre.inference.pipeline import PipelineExtractor
-from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
+from streamre.inference.text_extractor import Reader, load_text_extractor, resolve_text_model
 from streamre.settings import ConfigError, setting
 
 SPEECH_FACTS = ("auto", "text", "speech")
@@ -116,7 +116,7 @@ class SpeechPath:
                               f"{settings.model or 'the bundled model'} writes one")
         self._text = None
 
-    def load_text(self):
+    def load_text(self) -> Reader | None:
         """The text extractor (None when there is none), loaded on first call."""
         if self._text is None and self.text_source is not None:
             s = self.settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import torch
 
@@ -17,6 +17,18 @@ from streamre.triplets import Triplet
 
 
 DEFAULT_TEXT_MODEL = "streamre-minilm-conll04"
+
+
+class Reader(Protocol):
+    """Written sentences in, each one's facts out (best first, names as written): what reads
+    Whisper's transcripts, typed chat lines and notes. Blocking, like hearing."""
+
+    name: str
+    device: str
+
+    def extract(self, texts: Sequence[str]) -> list[list[Triplet]]: ...
+
+    def warmup(self) -> None: ...
 
 
 def resolve_text_model(name: str) -> str | None:
@@ -31,7 +43,7 @@ def resolve_text_model(name: str) -> str | None:
     return resolve_model(name)
 
 
-def load_text_extractor(source: str | Path, device: str = "auto", dtype: str = "auto"):
+def load_text_extractor(source: str | Path, device: str = "auto", dtype: str = "auto") -> Reader:
     """The text extractor a folder or hub id holds: a `TextExtractor` (`streamre
     train-text`), or a speech model trained to read text too (`ModelTextExtractor`)."""
     from transformers import PretrainedConfig

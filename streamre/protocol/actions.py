@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from streamre.audio import Segment
-from streamre.protocol.wire import CloseCode
+from streamre.protocol.wire import CloseCode, Role
 
 
 # What the shell is asked to do, in order.
@@ -69,4 +69,4 @@ class Busy:
 
 # Asked before a session becomes a producer or viewer, or joins another room: the role it
 # would take (None if it has one) and the room; None lets it in.
-Admit = Callable[[Union[str, None], str], Union[Busy, None]]
+Admit = Callable[[Union[Role, None], str], Union[Busy, None]]

@@ -18,7 +18,7 @@ from streamre.protocol.actions import (Action, Admit, Busy, Close, DropSegment, 
                                        InferText, JoinRoom, Reply, SendSnapshot)
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse, room_name
 from streamre.protocol.wire import (ENCODINGS, MAX_FRAME_SECONDS, MAX_SPEAKER_CHARS,
-                                    PROTOCOL_VERSION, CloseCode, Limits, error_message, is_int,
+                                    PROTOCOL_VERSION, CloseCode, Limits, Role, error_message, is_int,
                                     pong_message, ready_message, segment_message, vad_message)
 
 __all__ = ["Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "Infer", "InferText",
@@ -52,7 +52,7 @@ class SessionProtocol:
         self._clock = clock
         self._text_rate = RateLimit(limits.text_per_minute / 60, TEXT_BURST)
         self._items = 0  # segment ids given out, to audio segments and text sentences alike
-        self.role: str | None = None  # "producer" | "viewer"
+        self.role: Role | None = None
         self.room: str | None = None
         self.speaker: str | None = None
         self.sample_rate = SAMPLE_RATE
@@ -68,7 +68,7 @@ class SessionProtocol:
             return self._refuse(e)
 
     def receive_audio(self, data: bytes) -> list[Action]:
-        if self.role != "producer":
+        if self.role != Role.PRODUCER:
             return self._refuse(Refusal("audio_before_start",
                                          "send {'type':'start', ...} before any audio", True))
         if self.finishing:
@@ -93,7 +93,7 @@ class SessionProtocol:
         """The stream is over (`stop`, a disconnect, a shutdown): the open utterance's segment.
         Later audio is ignored; call once."""
         self.finishing = True
-        if self.role != "producer":
+        if self.role != Role.PRODUCER:
             return []
         tail = self._audio.flush()
         return self._events(self._segmenter.feed(tail) + self._segmenter.flush())
@@ -107,7 +107,7 @@ class SessionProtocol:
         if kind == "subscribe":
             return self._subscribe(message)
         if kind == "stop":
-            if self.role != "producer":
+            if self.role != Role.PRODUCER:
                 raise Refusal("not_streaming", "'stop' ends an audio stream; none was started")
             if self.finishing:
                 return []
@@ -143,15 +143,15 @@ class SessionProtocol:
             raise Refusal("bad_speaker", f"speaker must be a string of at most "
                            f"{MAX_SPEAKER_CHARS} chars", True)
         room = room_name(message, fatal=True)
-        self._check_admission("producer", room, fatal=True)
-        self.role, self.speaker, self.sample_rate = "producer", speaker, rate
+        self._check_admission(Role.PRODUCER, room, fatal=True)
+        self.role, self.speaker, self.sample_rate = Role.PRODUCER, speaker, rate
         self._audio = AudioInput(rate)
         self._segmenter = VadSegmenter(self.vad)
         return self._join(room)
 
     def _subscribe(self, message: dict) -> list[Action]:
         room = room_name(message, fatal=False)
-        if self.role == "producer" and room != self.room:
+        if self.role == Role.PRODUCER and room != self.room:
             raise Refusal("room_mismatch", "a producer can only resync its own room")
         if room == self.room:
             return [SendSnapshot()]  # a resync: a fresh snapshot is the whole answer
@@ -159,9 +159,9 @@ class SessionProtocol:
             raise Refusal("too_many_rooms", f"a session may join at most "
                            f"{self.limits.max_rooms} rooms; open another connection")
         # A viewer already in a room keeps it when refused another; a newcomer is closed.
-        self._check_admission(None if self.role else "viewer", room, fatal=self.role is None)
+        self._check_admission(None if self.role else Role.VIEWER, room, fatal=self.role is None)
         if self.role is None:
-            self.role = "viewer"
+            self.role = Role.VIEWER
         return self._join(room)
 
     def _text(self, message: dict) -> list[Action]:

@@ -5,7 +5,7 @@ write the same JSON."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from streamre import SAMPLE_RATE
@@ -18,6 +18,13 @@ STREAM_PATH = "/v1/stream"
 MAX_SPEAKER_CHARS = 128
 MAX_JSON_DEPTH = 32  # nesting of arrays and objects in a client's message
 MAX_FRAME_SECONDS = 1.0  # audio in one binary frame (PROTOCOL.md: 10 ms to 1 s)
+
+
+class Role(StrEnum):
+    """What a session is once it has sent `start` (a producer of audio) or `subscribe` (a
+    viewer); its value is the word `ready.role` and the metrics' `role` label carry."""
+    PRODUCER = "producer"
+    VIEWER = "viewer"
 
 
 class CloseCode(IntEnum):
@@ -77,9 +84,9 @@ class Limits:
                 "text_per_minute": self.text_per_minute}
 
 
-def ready_message(session_id: str, room: str, role: str, limits: Limits) -> dict:
+def ready_message(session_id: str, room: str, role: Role, limits: Limits) -> dict:
     return {"type": "ready", "session_id": session_id, "room": room,
-            "protocol": PROTOCOL_VERSION, "role": role, "limits": limits.to_json()}
+            "protocol": PROTOCOL_VERSION, "role": str(role), "limits": limits.to_json()}
 
 
 def error_message(code: str, message: str) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from streamre.config import ServeConfig
-from streamre.protocol import Busy, CloseCode
+from streamre.protocol import Busy, CloseCode, Role
 from streamre.server.metrics import Metrics
 from streamre.server.rooms import Rooms
 from streamre.server.session import Session
@@ -46,9 +46,9 @@ class Admission:
             self.metrics.sessions_rejected.labels("handshake_timeout").inc()
             await session.handshake_expired(self.config.handshake_timeout_s)
 
-    def admit(self, new_role: str | None, room: str) -> Busy | None:
+    def admit(self, new_role: Role | None, room: str) -> Busy | None:
         """The server's capacity for one more producer or viewer, and for the room."""
-        most = self.config.max_producers if new_role == "producer" else self.config.max_viewers
+        most = self.config.max_producers if new_role == Role.PRODUCER else self.config.max_viewers
         if new_role is not None and sum(1 for s in self.sessions if s.role == new_role) >= most:
             return Busy("server_full", f"this server takes at most {most} {new_role}s; "
                         "try later")

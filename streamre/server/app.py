@@ -33,7 +33,7 @@ from streamre.inference import InferenceEngine, TripletExtractor
 from streamre.inference.speech_path import SpeechPath
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
-from streamre.protocol import STREAM_PATH, CloseCode, Limits, SessionProtocol
+from streamre.protocol import STREAM_PATH, CloseCode, Limits, Role, SessionProtocol
 from streamre.server.admission import Admission
 from streamre.server.connection import Connection, Disconnected
 from streamre.server.http import BearerAuth, routes
@@ -65,7 +65,7 @@ class StreamServer:
         self.engine = InferenceEngine(
             load_extractor or path.load_speech, max_batch=config.max_batch,
             gather_ms=config.gather_ms, metrics=self.metrics,
-            live_producers=lambda: sum(1 for s in self.sessions if s.role == "producer"),
+            live_producers=lambda: sum(1 for s in self.sessions if s.role == Role.PRODUCER),
             load_text=load_text)
         self.text_per_minute = config.text_per_minute if self.engine.takes_text else 0
         self.notes: Notes | None = None
@@ -157,10 +157,10 @@ class StreamServer:
         for listener in self._uvicorn.servers if self._uvicorn is not None else []:
             listener.close()  # no new connections; open ones stay for now
         sessions = list(self.sessions)
-        await asyncio.gather(*(s.finish(connected=True) for s in sessions if s.role == "producer"),
+        await asyncio.gather(*(s.finish(connected=True) for s in sessions if s.role == Role.PRODUCER),
                              return_exceptions=True)
         for session in sessions:
-            if session.role != "producer":
+            if session.role != Role.PRODUCER:
                 await session.ws.close(CloseCode.GOING_AWAY, "server shutting down")
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True

@@ -16,7 +16,7 @@ from streamre import SAMPLE_RATE
 from streamre.graph import Mention
 from streamre.inference import InferenceEngine
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, InferText,
-                               JoinRoom, Reply, SendSnapshot, SessionProtocol, done_message,
+                               JoinRoom, Reply, Role, SendSnapshot, SessionProtocol, done_message,
                                triplets_message, warning_message)
 from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
@@ -182,12 +182,12 @@ class Session:
         await asyncio.shield(self._finishing)
 
     async def _finish(self, connected: bool) -> None:
-        if self.role == "producer":
+        if self.role == Role.PRODUCER:
             await self._carry_out(self.protocol.end_of_stream())
             if self._inflight:
                 await asyncio.gather(*list(self._inflight), return_exceptions=True)
         if connected and not self.outbox.closed:
-            if self.role == "producer":
+            if self.role == Role.PRODUCER:
                 self.outbox.send(done_message())
             await self.outbox.drain()
             await self.ws.close(CloseCode.NORMAL)
@@ -198,7 +198,7 @@ class Session:
     async def close(self) -> None:
         """The connection is gone: leave the room and stop the writer. What the session sent
         still reaches the room graph."""
-        if self.role == "producer" and self._finishing is None:
+        if self.role == Role.PRODUCER and self._finishing is None:
             await self.finish(connected=False)
         elif self._finishing is not None:
             await asyncio.shield(self._finishing)
