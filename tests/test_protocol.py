@@ -51,7 +51,7 @@ def test_start_joins_then_ready_then_snapshot():
                                        "max_sample_rate": 48000, "encodings": ["pcm_s16le"],
                                        "max_utterance_s": 15.0, "max_rooms": 16,
                                        "max_text_chars": 5000, "text_per_minute": 60}}
-    assert (p.role, p.room, p.speaker, p.sample_rate) == ("producer", "standup", "alice", 48000)
+    assert (p.role, p.room_name, p.speaker, p.sample_rate) == ("producer", "standup", "alice", 48000)
 
 
 @pytest.mark.parametrize("change, code", [
@@ -176,7 +176,7 @@ def test_a_session_joins_a_bounded_number_of_rooms():
     assert send(p, subscribe_message("r1"))[0] == JoinRoom("r1")  # back to one it had: fine
     refused = send(p, subscribe_message("r3"))
     assert error_codes(refused) == ["too_many_rooms"] and len(refused) == 1  # not closed
-    assert p.room == "r1"  # still in its room
+    assert p.room_name == "r1"  # still in its room
     assert isinstance(send(p, ping_message())[0], Reply)
 
 
@@ -200,7 +200,7 @@ def test_the_server_says_who_it_has_room_for():
     viewer = SessionProtocol("s3", VadConfig(), LIMITS, admit)
     assert isinstance(send(viewer, subscribe_message("a"))[0], JoinRoom)
     assert error_codes(send(viewer, subscribe_message("full"))) == ["too_many_rooms"]
-    assert (viewer.role, viewer.room) == ("viewer", "a")  # a viewer keeps what it had
+    assert (viewer.role, viewer.room_name) == ("viewer", "a")  # a viewer keeps what it had
     assert asked == [("producer", "standup"), ("viewer", "full"), ("viewer", "a"),
                      (None, "full")]
 

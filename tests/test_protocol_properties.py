@@ -150,14 +150,14 @@ def test_a_viewer_joins_a_bounded_number_of_rooms_and_keeps_its_room_when_refuse
     for name, busy in requests:
         busy_now[0] = busy
         actions = p.receive_text(json.dumps(subscribe_message(name)))
-        joined = [a.room for a in actions if isinstance(a, JoinRoom)]
+        joined = [a.room_name for a in actions if isinstance(a, JoinRoom)]
         closes = [a for a in actions if isinstance(a, Close)]
         if joined:
             room = joined[0]
         if closes:  # only a newcomer the server cannot take is closed, and with 1013
             assert room is None and closes[0].code == CloseCode.TRY_AGAIN_LATER
             return
-        assert p.room == room and len(p.rooms_joined) <= 3
+        assert p.room_name == room and len(p.rooms_joined) <= 3
         errors = [a.message["code"] for a in actions
                   if isinstance(a, Reply) and a.message["type"] == "error"]
         assert set(errors) <= {"too_many_rooms"} and (not errors or not joined)

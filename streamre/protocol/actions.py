@@ -18,7 +18,7 @@ class Reply:
 
 @dataclass(frozen=True)
 class JoinRoom:
-    room: str  # leave the current room, if any; `ready` and a snapshot follow
+    room_name: str  # leave the current room, if any; `ready` and a snapshot follow
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ class SessionProtocol:
         self._text_rate = RateLimit(limits.text_per_minute / 60, TEXT_BURST)
         self._items = 0  # segment ids given out, to audio segments and text sentences alike
         self.role: Role | None = None
-        self.room: str | None = None
+        self.room_name: str | None = None  # the room it is in (the server holds the Room)
         self.speaker: str | None = None
         self.sample_rate = SAMPLE_RATE
         self.finishing = False  # `stop` came, or the shell is ending the stream
@@ -151,9 +151,9 @@ class SessionProtocol:
 
     def _subscribe(self, message: dict) -> list[Action]:
         room = room_name(message, fatal=False)
-        if self.role == Role.PRODUCER and room != self.room:
+        if self.role == Role.PRODUCER and room != self.room_name:
             raise Refusal("room_mismatch", "a producer can only resync its own room")
-        if room == self.room:
+        if room == self.room_name:
             return [SendSnapshot()]  # a resync: a fresh snapshot is the whole answer
         if room not in self.rooms_joined and len(self.rooms_joined) >= self.limits.max_rooms:
             raise Refusal("too_many_rooms", f"a session may join at most "
@@ -167,7 +167,7 @@ class SessionProtocol:
     def _text(self, message: dict) -> list[Action]:
         if self.limits.text_per_minute == 0:
             raise Refusal("text_unavailable", "this server takes no text (it has no text model)")
-        if self.room is None:
+        if self.room_name is None:
             raise Refusal("not_in_room", "send 'start' or 'subscribe' before 'text'")
         sentences, speaker = note(message, self.limits.max_text_chars, self.speaker)
         if not self._text_rate.take(self._clock()):
@@ -185,7 +185,7 @@ class SessionProtocol:
             raise Refusal(busy.code, busy.message, fatal, CloseCode.TRY_AGAIN_LATER)
 
     def _join(self, room: str) -> list[Action]:
-        self.room = room
+        self.room_name = room
         self.rooms_joined.add(room)
         return [JoinRoom(room), Reply(ready_message(self.session_id, room, self.role, self.limits)),
                 SendSnapshot()]

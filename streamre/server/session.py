@@ -87,7 +87,7 @@ class Session:
                     self.metrics.errors.labels(action.message["code"]).inc()
                 self.outbox.send(action.message)
             elif isinstance(action, JoinRoom):
-                self._join(action.room)
+                self._join(action.room_name)
             elif isinstance(action, SendSnapshot):
                 self.outbox.send_snapshot()
             elif isinstance(action, Infer):
