@@ -7,8 +7,7 @@ import numpy as np
 import torch
 
 from streamre import SAMPLE_RATE
-from streamre.hearing.options import HOP
-from streamre.model.features import N_FFT, mel_filters
+from streamre.model.features import HOP, N_FFT, mel_filters
 
 
 def as_float(waveform: np.ndarray) -> np.ndarray:

@@ -12,14 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streamre import SAMPLE_RATE
+from streamre.model.decoding import token_budget
 
 WHISPER_WINDOW_S = 30  # the window Whisper was trained on: 3000 frames of 10 ms
-HOP = 160  # samples between log-mel frames (10 ms)
-FRAMES_PER_SECOND = SAMPLE_RATE // HOP
-# A sentence of speech is 2-4 tokens a second; a segment may write this many, plus a fixed
-# allowance for short ones, before the cap calls it a loop.
-TOKENS_PER_SECOND = 10
-TOKENS_ALLOWANCE = 24
 
 
 @dataclass(frozen=True)
@@ -64,6 +59,4 @@ class HearingOptions:
 
     def token_budget(self, samples: int) -> int:
         """The most tokens a segment of `samples` samples may be answered with."""
-        seconds = samples / SAMPLE_RATE
-        return max(1, min(self.max_new_tokens,
-                          int(TOKENS_ALLOWANCE + TOKENS_PER_SECOND * seconds)))
+        return token_budget(samples / SAMPLE_RATE, self.max_new_tokens)

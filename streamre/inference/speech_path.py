@@ -16,6 +16,7 @@ from streamre.hearing.load import BACKENDS
 from streamre.inference.extractor import DTYPES, ModelExtractor, TripletExtractor, orders_of
 from streamre.inference.pipeline import PipelineExtractor
 from streamre.inference.text_extractor import Reader, load_text_extractor, resolve_text_model
+from streamre.model.decoding import TOKENS_ALLOWANCE, TOKENS_PER_SECOND
 from streamre.settings import ConfigError, setting
 
 SPEECH_FACTS = ("auto", "text", "speech")
@@ -53,8 +54,8 @@ class SpeechSettings:
         "auto", "the speech and text models' weights: auto (bfloat16 or float16 on a GPU, "
         "float32 on the CPU), float32, bfloat16, float16")
     max_new_tokens: int = setting(
-        192, "longest decoded output per segment, in tokens; a segment also stops at 24 plus "
-        "10 per second of its audio")
+        192, f"longest decoded output per segment, in tokens; a segment also stops at "
+        f"{TOKENS_ALLOWANCE} plus {TOKENS_PER_SECOND} per second of its audio")
     max_padding: float = setting(
         0.5, "speech model: most padding one call may carry, as a share of its audio")
     ensemble: bool = setting(

@@ -1,6 +1,18 @@
-"""Greedy decoding, and its guard against a looping output (which needs no model)."""
+"""Greedy decoding, and its guards against a looping output (which need no model): the token
+budget by duration and the repeated-tail check. The aligned model and hearing both use them."""
 
 from __future__ import annotations
+
+# A sentence of speech is 2-4 tokens a second; a segment may write this many, plus a fixed
+# allowance for short ones, before the cap calls it a loop.
+TOKENS_PER_SECOND = 10
+TOKENS_ALLOWANCE = 24
+
+
+def token_budget(seconds: float, max_new_tokens: int) -> int:
+    """The most tokens a segment of `seconds` may be answered with: generous for speech, a cap
+    for a looping decoder."""
+    return max(1, min(max_new_tokens, int(TOKENS_ALLOWANCE + TOKENS_PER_SECOND * seconds)))
 
 
 def repeating_tail(tokens: list[int], max_period: int = 32) -> int:

@@ -37,12 +37,9 @@ from streamre import SAMPLE_RATE
 from streamre.model.config import (  # noqa: F401 (ALIGNMENTS, MODALITIES: re-exported)
     ALIGNMENTS, MODALITIES, SPEECH_ABSENT, SPEECH_PRESENT, TEXT_ABSENT, TEXT_PRESENT, MCAMConfig)
 from streamre.model.alignment import LengthAdapter, RelationPrompts, causal_bias, padding_bias
-from streamre.model.decoding import decode_in_orders, greedy_decode
+from streamre.model.decoding import decode_in_orders, greedy_decode, token_budget
 from streamre.model.features import HOP, encode_own_length, prepare_waveforms
 from streamre.model.relation_heads import RelationHeads, RelationPrompt
-
-MAX_TOKENS_PER_SECOND = 10  # decoding budget: generous for speech, a cap for a looping decoder
-
 
 @dataclass
 class DecoderOutput:
@@ -236,11 +233,11 @@ class MCAMModel(PreTrainedModel):
         return self.decode(memory, memory_mask, decoder_input_ids, labels)
 
     def budgets(self, attention_mask: torch.Tensor, max_new_tokens: int) -> list[int]:
-        """How many tokens each segment may write after the prompt: `MAX_TOKENS_PER_SECOND`
-        per second of its audio (and `max_new_tokens` in all)."""
+        """How many tokens each segment may write after the prompt (`token_budget`, and no
+        more than the decoder's positions leave)."""
         seconds = attention_mask.sum(-1).float() / SAMPLE_RATE
         room = self.decoder.max_target_positions - len(self.config.decoder_prompt)
-        return [min(max_new_tokens, room, int(24 + MAX_TOKENS_PER_SECOND * s))
+        return [min(room, token_budget(s, max_new_tokens))
                 for s in seconds.tolist()]
 
     @torch.inference_mode()
