@@ -17,7 +17,7 @@ from streamre.model import load_checkpoint
 from streamre.training.data import Collator, Example, ManifestError, read_manifest
 from streamre.training.scores import edit_distance, score, word_error_rate
 from streamre.training.config import TrainConfig
-from streamre.training.loop import build_model, parameter_groups, tri_stage
+from streamre.training.model_setup import build_model, parameter_groups, tri_stage
 
 UTTERANCES = [
     ("David Chen works for the World Bank.", [["David Chen", "Work_For", "World Bank"]]),

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from streamre import SAMPLE_RATE
 from streamre.model.decoding import token_budget
+from streamre.model.features import WHISPER_WINDOW_S
 
-WHISPER_WINDOW_S = 30  # the window Whisper was trained on: 3000 frames of 10 ms
 
 
 @dataclass(frozen=True)

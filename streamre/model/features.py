@@ -15,7 +15,9 @@ from torch import nn
 from streamre import SAMPLE_RATE
 from streamre.model.alignment import padding_bias
 
-N_FFT, HOP = 400, 160  # Whisper's 25 ms windows every 10 ms
+N_FFT = 400  # Whisper's 25 ms windows ...
+HOP = 160  # ... every 10 ms
+WHISPER_WINDOW_S = 30  # the window Whisper was trained on: 3000 frames
 
 
 def prepare_waveforms(waveforms: list[np.ndarray], device: torch.device | str = "cpu"

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import random
 import sys
 import time
@@ -41,103 +40,15 @@ from tqdm import tqdm
 
 from streamre.inference.extractor import ModelExtractor, pick_device
 from streamre.inference.model_text import ModelTextExtractor
-from streamre.model.checkpoint import (
-    PRESETS, create_checkpoint, from_whisper, load_checkpoint, resolve_model, save_float16,
-    with_alignment, with_orders, with_relation_heads, with_text)
+from streamre.model.checkpoint import load_checkpoint, save_float16
+from streamre.model.features import WHISPER_WINDOW_S
 from streamre.model.relation_heads import RelationPrompt
 from streamre.training.config import TrainConfig
 from streamre.training.data import Collator, Example, read_manifest
 from streamre.training.evaluate import evaluate
+from streamre.training.model_setup import build_model, load_teacher, optimisation
 from streamre.training.objective import inputs_objective, mcam_objective
 from streamre.training.seeding import seed_everything
-
-
-def tri_stage(step: int, total: int, warmup: float, hold: float, final: float) -> float:
-    """LR scale: linear warm-up from 1 %, hold at 1, exponential decay to `final`."""
-    w, h = int(total * warmup), int(total * hold)
-    if step < w:
-        return 0.01 + 0.99 * step / w
-    if step < w + h:
-        return 1.0
-    decay = max(1, total - w - h)
-    return math.exp(math.log(final) * min(1.0, (step - w - h) / decay))
-
-
-# -- building the model -------------------------------------------------------------------------
-
-def _init_kind(init: str) -> str:
-    """'mcam' or 'whisper', by the model type in --init's config."""
-    from transformers import AutoConfig
-
-    try:
-        model_type = AutoConfig.from_pretrained(resolve_model(init)).model_type
-    except (OSError, ValueError) as e:
-        raise FileNotFoundError(f"--init {init}: cannot read its config ({e})") from None
-    kind = {"streamre-mcam": "mcam", "whisper": "whisper"}.get(model_type)
-    if kind is None:
-        raise ValueError(f"--init {init}: a {model_type} model; expected Whisper (see streamre "
-                         "import-whisper) or a checkpoint of this model")
-    return kind
-
-
-def build_model(cfg: TrainConfig, examples: list[Example], scratch: Path):
-    """(model, tokenizer) from --init, or a tiny one made from scratch in `scratch`."""
-    relations = list(cfg.relations) or sorted({r for e in examples for _, r, _ in e.triplets}) \
-        or ["relation"]
-    if not cfg.init:
-        texts = [e.text for e in examples] + [e.target() for e in examples]
-        model, tokenizer = load_checkpoint(str(create_checkpoint(
-            scratch, texts, relations, cfg.alignment, cfg.seed, PRESETS[cfg.preset])))
-    elif _init_kind(cfg.init) == "mcam":
-        model, tokenizer = load_checkpoint(cfg.init)
-        model = with_alignment(model, cfg.alignment, relations)
-    else:
-        model, tokenizer = from_whisper(resolve_model(cfg.init), relations, cfg.alignment)
-    if cfg.orders:
-        model, tokenizer = with_orders(model, tokenizer, list(cfg.orders))
-    if cfg.relation_heads:
-        model, tokenizer = with_relation_heads(model, tokenizer)
-    return (with_text(model) if cfg.reads_text else model), tokenizer
-
-
-def load_teacher(cfg: TrainConfig):
-    """The original Whisper that --keep-whisper keeps the transcripts close to, or None."""
-    if cfg.keep_whisper == 0:
-        return None
-    source = cfg.teacher or (cfg.init if cfg.init and _init_kind(cfg.init) == "whisper" else "")
-    if not source:
-        raise ValueError("--keep-whisper needs --teacher: the Whisper folder the model came from")
-    if _init_kind(source) != "whisper":
-        raise ValueError(f"--teacher {source}: not a Whisper folder (see streamre import-whisper)")
-    teacher, _ = from_whisper(resolve_model(source), [], "none")
-    for p in teacher.parameters():
-        p.requires_grad = False
-    return teacher.eval()
-
-
-def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
-    """The optimiser's groups: the tuned encoder layers and the relation heads at their scaled
-    rates, the rest at the peak rate; frozen parameters stop asking for gradients."""
-    layers = model.encoder.layers
-    tuned = len(layers) if cfg.encoder_layers_tuned == -1 else \
-        min(cfg.encoder_layers_tuned, len(layers))
-    trained_encoder = {id(p) for layer in layers[len(layers) - tuned:] for p in layer.parameters()}
-    if tuned == len(layers):
-        trained_encoder |= {id(p) for p in model.encoder.parameters()}
-    encoder, rest = [], []
-    for p in model.encoder.parameters():
-        p.requires_grad = id(p) in trained_encoder and cfg.encoder_lr_scale > 0
-        if p.requires_grad:
-            encoder.append(p)
-    heads = list(model.relation_heads.parameters()) if model.relation_heads is not None else []
-    apart = {id(p) for p in [*model.encoder.parameters(), *heads]}
-    rest = [p for p in model.parameters() if id(p) not in apart and p.requires_grad]
-    groups = [{"params": rest, "lr": cfg.lr}]
-    if encoder:
-        groups.append({"params": encoder, "lr": cfg.lr * cfg.encoder_lr_scale})
-    if heads:
-        groups.append({"params": heads, "lr": cfg.lr * cfg.relation_heads_lr_scale})
-    return groups
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -161,7 +72,7 @@ def train(cfg: TrainConfig) -> dict:
     teacher = load_teacher(cfg)
     if teacher is not None:
         teacher.to(device)
-    optimizer, scheduler, state = _optimisation(model, cfg, device, last if resuming else None)
+    optimizer, scheduler, state = optimisation(model, cfg, device, last if resuming else None)
     trainable = [p for group in optimizer.param_groups for p in group["params"]]
     collate = Collator(tokenizer, RelationPrompt.of(model, tokenizer))
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") \
@@ -207,29 +118,13 @@ def _datasets(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
     """The training set (without utterances longer than Whisper's window) and the dev set."""
     manifests = (cfg.train,) if isinstance(cfg.train, str) else cfg.train
     train_set = [example for path in manifests for example in read_manifest(path)]
-    window_s = 30.0  # Whisper's window: longer utterances cannot be learnt whole
+    window_s = WHISPER_WINDOW_S  # longer utterances cannot be learnt whole
     too_long = [e for e in train_set if e.duration > window_s]
     if too_long:
         print(f"streamre train: leaving out {len(too_long)} of {len(train_set)} training "
               f"utterances longer than {window_s:.0f} s", file=sys.stderr)
         train_set = [e for e in train_set if e.duration <= window_s]
     return train_set, (read_manifest(cfg.dev) if cfg.dev else train_set)
-
-
-def _optimisation(model, cfg: TrainConfig, device: str, resume_from: Path | None):
-    """Adam over the trainable groups, the tri-stage schedule and the loop's state; as they
-    were saved in `resume_from` when given."""
-    optimizer = torch.optim.Adam(parameter_groups(model, cfg), betas=(0.9, 0.98), eps=1e-8)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: tri_stage(
-        s, cfg.max_steps, cfg.warmup, cfg.hold, cfg.final_lr_scale))
-    # epoch: passes begun; done: batches of the current pass already taken (for resume)
-    state = {"step": 0, "best": None, "evals_without_gain": 0, "epoch": 0, "done": 0}
-    if resume_from is not None:
-        state = {**state, **json.loads((resume_from / "state.json").read_text())}
-        saved = torch.load(resume_from / "optimizer.pt", map_location=device, weights_only=True)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-    return optimizer, scheduler, state
 
 
 def _report(bar, log, cfg: TrainConfig, state: dict, losses: dict, grad_norm, lr: float,
