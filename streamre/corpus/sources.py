@@ -4,6 +4,8 @@ SpERT JSON (CoNLL04): a list of {tokens, entities: [{type, start, end}], relatio
 head, tail}]}, token spans end-exclusive. CasRel JSON (WebNLG): a list of {text, triple_list}
 over tokenised text. Both become `Sentence`s: readable text (tokens joined the way people write
 them), triplets with the same surface strings, and character spans of every entity.
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations

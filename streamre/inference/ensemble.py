@@ -1,6 +1,9 @@
 """Voting between the facts a model wrote in several element orders (RPG-MoGe): a triplet is
 kept when at least `min_votes` orders wrote it. Votes are counted by `Triplet.key` (the one rule
-for the same fact), so "the World Bank" and "World Bank" agree."""
+for the same fact), so "the World Bank" and "World Bank" agree.
+
+The papers named here: `docs/papers.md`.
+"""
 
 from __future__ import annotations
 

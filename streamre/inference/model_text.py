@@ -3,7 +3,10 @@ text extractor's seam: written sentences in, triplets out.
 
 The text is embedded by the model's text path and also forced as the transcript, with
 `<facts>` after it, so only the facts are decoded. Sentences whose prompts have the same
-length share a model call."""
+length share a model call.
+
+The papers named here: `docs/papers.md`.
+"""
 
 from __future__ import annotations
 

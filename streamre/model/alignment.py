@@ -1,4 +1,7 @@
-"""The MCAM alignment adapter's parts, and the attention biases every path of the model uses."""
+"""The MCAM alignment adapter's parts, and the attention biases every path of the model uses.
+
+The papers named here: `docs/papers.md`.
+"""
 
 from __future__ import annotations
 

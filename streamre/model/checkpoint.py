@@ -2,6 +2,8 @@
 
 A checkpoint is a folder with `config.json`, `model.safetensors` and `tokenizer.json`; anything
 `from_pretrained` accepts (a folder, or a hub id when a hub is reachable) can be loaded.
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations

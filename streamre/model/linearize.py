@@ -6,6 +6,8 @@ The model writes the transcript, then `<facts>`, then the triplets REBEL-style:
 so it tokenizes as the same words inside a sentence would. The parser takes pieces (marker or
 text, each with a log-probability) so the same code serves decoded strings and scored token
 sequences; it never raises, whatever the model emits.
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations

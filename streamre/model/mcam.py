@@ -21,6 +21,8 @@ with `relation_heads`, a prompt of the relations heard is given after `<facts>`.
 Whisper is trained on 30 s windows; here the encoder runs on each segment's own frames
 (positions sliced), with padding masked in every attention, so batching never changes a
 segment's output.
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ the head, `<subj>` before the tail, `<obj>` before the relation):
 
 The parser needs no order: a triplet is done when its three fields are filled, and a field
 filled twice starts the next one.
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ is what the heads predict at that step, not the gold relations.
 
 Padding is zeroed after every block and pooling keeps a last odd frame (ceil mode), so a
 segment's logits do not depend on what it is batched with (in eval mode).
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ ordered pair of entities from the two spans, the words between them and the enti
 
 `TextREModel` is a transformers `PreTrainedModel`: `save_pretrained` / `from_pretrained`
 folders (or hub ids), the encoder's own config nested in ours.
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """What `streamre train` is told: every setting once, with its help; its flags are made from
-these fields (`streamre.settings`)."""
+these fields (`streamre.settings`).
+
+The papers named here: `docs/papers.md`.
+"""
 
 from __future__ import annotations
 

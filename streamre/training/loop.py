@@ -23,6 +23,8 @@ The best checkpoint by dev RTE F1 (for a model that reads text, the mean of dev 
 speech and from the manifest's text) is written to `--out` as a model folder, with the dev scores
 and the transcripts' WER in `training.json`; `--out/last/` holds what `--resume` needs;
 `--out/train_log.jsonl` has one line per logged step and per evaluation.
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations

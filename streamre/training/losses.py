@@ -2,6 +2,8 @@
 
 Shapes: B batch, T text tokens, S speech frames, L target tokens, V vocabulary, R relations,
 D model width. Masks are boolean, True where a position is real.
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations

