@@ -58,7 +58,6 @@ def train_text(args: argparse.Namespace) -> int:
 
 
 def eval(args: argparse.Namespace) -> int:
-    from streamre.inference import ModelExtractor
     from streamre.inference.speech_path import SpeechPath, SpeechSettings
     from streamre.settings import build
     from streamre.training.data import read_manifest
@@ -76,9 +75,7 @@ def eval(args: argparse.Namespace) -> int:
     if args.input == "text":
         extractor = None
     elif args.text_reads_speech_model:
-        extractor = ModelExtractor.load(settings.model or None, settings.device,
-                                        settings.threads, settings.max_new_tokens,
-                                        dtype=settings.dtype)
+        extractor = path.load_speech_model()
     else:
         extractor = path.load_speech()
     summary = evaluate(extractor, examples, args.batch_size, args.predictions,

@@ -132,6 +132,11 @@ class SpeechPath:
             hearing = load_hearing(s.asr, device, s.asr_backend, s.asr_compute_type, s.threads,
                                    s.hearing_options(), self.on_guard)
             return PipelineExtractor(hearing, self.load_text())
+        return self.load_speech_model()
+
+    def load_speech_model(self) -> ModelExtractor:
+        """The aligned speech model (`model`), hearing and reading at once."""
+        s = self.settings
         return ModelExtractor.load(s.model or None, s.device, s.threads, s.max_new_tokens,
                                    dtype=s.dtype, max_padding=s.max_padding, ensemble=s.ensemble,
                                    min_votes=s.ensemble_votes)
