@@ -25,9 +25,10 @@ from streamre.triplets import Extraction
 DTYPES = ("float32", "bfloat16", "float16")  # torch's names; "auto" picks one per device
 # oneDNN (torch's CPU kernels) caches a compiled kernel per input shape, 1024 of them by
 # default. Every segment length is a new shape, so a server's memory grew by hundreds of MB
-# before the cache filled (measured: 539 to 902 MB over 250 model calls); 8 keeps it flat at
-# the same speed. Read when the first kernel is made, so it is set before any model call.
-KERNEL_CACHE_ENV, KERNEL_CACHE_SIZE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8"
+# before the cache filled (benchmarks/README.md); 8 keeps it flat at the same speed. Read when
+# the first kernel is made, so it is set before any model call.
+KERNEL_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+KERNEL_CACHE_SIZE = "8"
 
 
 class TripletExtractor(Protocol):

@@ -54,8 +54,8 @@ class TrainConfig:
         False, "CNN heads over the speech encoder guess the relations, given to the decoder as "
         "a prompt before the facts (RPG-MoGe's relation prompts)")
     relation_heads_lr_scale: float = setting(
-        10.0, "the relation heads learn at S times --lr (they start untrained; at 1 a probe "
-        "found them learning nothing)", metavar="S")
+        10.0, "the relation heads learn at S times --lr: they start untrained (the speech model "
+        "card has the probe that chose 10)", metavar="S")
     max_steps: int = setting(2000, "optimiser steps in all")
     batch_size: int = setting(8, "utterances per step")
     lr: float = setting(1e-4, "peak learning rate")
