@@ -28,7 +28,8 @@ class TorchWhisper:
 
     def __init__(self, model, vocabulary: WhisperVocabulary, suppress: list[int],
                  suppress_begin: list[int]) -> None:
-        self.model, self.vocabulary = model, vocabulary
+        self.model = model
+        self.vocabulary = vocabulary
         self.n_mels = model.config.num_mel_bins
         self.device = next(model.parameters()).device
         vocab = model.config.vocab_size

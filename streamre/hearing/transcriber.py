@@ -82,7 +82,10 @@ class Transcriber:
 
     def __init__(self, backend: WhisperBackend, options: HearingOptions, name: str,
                  device: str, on_guard: Callable[[str], None] | None = None) -> None:
-        self.backend, self.options, self.name, self.device = backend, options, name, device
+        self.backend = backend
+        self.options = options
+        self.name = name
+        self.device = device
         self.on_guard = on_guard
 
     def warmup(self) -> None:

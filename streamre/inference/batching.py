@@ -68,7 +68,9 @@ class BatchPolicy:
     def __init__(self, max_batch: int = 8, gather_s: float = 0.02,
                  window_of: Callable[[np.ndarray], int] | None = None,
                  text_max_wait_s: float = TEXT_MAX_WAIT_S) -> None:
-        self.max_batch, self.gather_s, self.window_of = max_batch, gather_s, window_of
+        self.max_batch = max_batch
+        self.gather_s = gather_s
+        self.window_of = window_of
         self.text_max_wait_s = text_max_wait_s
         self.speech: OrderedDict[str, deque[SpeechJob]] = OrderedDict()
         self.text: deque[TextJob] = deque()

@@ -63,7 +63,8 @@ class InferenceEngine:
                  gather_ms: int = 20, metrics=None,
                  live_producers: Callable[[], int] | None = None,
                  load_text: Callable[[], Reader] | None = None) -> None:
-        self._load, self._load_text = load, load_text
+        self._load = load
+        self._load_text = load_text
         self.text_extractor: Reader | None = None
         self._live_producers = live_producers
         self.policy = BatchPolicy(max_batch, gather_ms / 1000)

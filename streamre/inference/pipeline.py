@@ -21,7 +21,8 @@ class PipelineExtractor:
     """
 
     def __init__(self, hearing: Hearing, reader: Reader) -> None:
-        self.hearing, self.reader = hearing, reader
+        self.hearing = hearing
+        self.reader = reader
         self.name = f"{hearing.name}+{reader.name}"
         self.device = hearing.device
 

@@ -106,7 +106,8 @@ class SpeechPath:
         errors = settings.speech_errors()
         if errors:
             raise ConfigError("; ".join(errors))
-        self.settings, self.on_guard = settings, on_guard
+        self.settings = settings
+        self.on_guard = on_guard
         self.text_source = resolve_text_model(settings.text_model)
         if settings.reads_transcripts and self.text_source is None:
             raise ConfigError("reading what Whisper heard needs a text model (--text-model); "
