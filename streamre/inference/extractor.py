@@ -15,6 +15,7 @@ import torch
 
 from streamre import SAMPLE_RATE
 from streamre.model.checkpoint import load_checkpoint, resolve_model
+from streamre.model.devices import DTYPES, pick_device, pick_dtype  # noqa: F401 (re-exported)
 from streamre.inference.ensemble import vote
 from streamre.model.linearize import FACTS, MARKERS, Piece, parse_pieces
 from streamre.model.orders import order_token, parse_in_order
@@ -22,7 +23,6 @@ from streamre.model.relation_heads import RelationPrompt
 from streamre.triplets import Extraction
 
 
-DTYPES = ("float32", "bfloat16", "float16")  # torch's names; "auto" picks one per device
 # oneDNN (torch's CPU kernels) caches a compiled kernel per input shape, 1024 of them by
 # default. Every segment length is a new shape, so a server's memory grew by hundreds of MB
 # before the cache filled (benchmarks/README.md); 8 keeps it flat at the same speed. Read when
@@ -40,17 +40,6 @@ class TripletExtractor(Protocol):
     def warmup(self) -> None: ...
 
 
-def pick_dtype(dtype: str, device: str) -> torch.dtype:
-    """The weights' type; auto: bfloat16 on a GPU that has it, else float16; float32 on a CPU."""
-    if dtype == "auto":
-        if not device.startswith("cuda"):
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be auto or one of {', '.join(DTYPES)}, not {dtype!r}")
-    return getattr(torch, dtype)
-
-
 def length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:
     """Indices sorted by length, cut wherever padding to the group's longest would exceed
     `max_padding` of the group's real audio; each group becomes one model call."""
@@ -65,14 +54,6 @@ def length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]
                 continue
         groups.append([i])
     return groups
-
-
-def pick_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
-    return device
 
 
 def orders_of(model: str | None) -> list[str] | None:

@@ -13,10 +13,11 @@ from typing import Callable
 from streamre.hearing import HearingOptions, load_hearing
 from streamre.hearing.ct2_backend import COMPUTE_TYPES
 from streamre.hearing.load import BACKENDS
-from streamre.inference.extractor import DTYPES, ModelExtractor, TripletExtractor, orders_of
+from streamre.inference.extractor import ModelExtractor, TripletExtractor, orders_of
 from streamre.inference.pipeline import PipelineExtractor
 from streamre.inference.text_extractor import Reader, load_text_extractor, resolve_text_model
 from streamre.model.decoding import TOKENS_ALLOWANCE, TOKENS_PER_SECOND
+from streamre.model.devices import DTYPES, pick_device
 from streamre.settings import ConfigError, setting
 
 SPEECH_FACTS = ("auto", "text", "speech")
@@ -129,7 +130,7 @@ class SpeechPath:
         """Segments to transcripts and facts, as the settings say."""
         s = self.settings
         if s.reads_transcripts:
-            device = _device(s.device)
+            device = pick_device(s.device)
             hearing = load_hearing(s.asr, device, s.asr_backend, s.asr_compute_type, s.threads,
                                    s.hearing_options(), self.on_guard)
             return PipelineExtractor(hearing, self.load_text())
@@ -141,9 +142,3 @@ class SpeechPath:
         return ModelExtractor.load(s.model or None, s.device, s.threads, s.max_new_tokens,
                                    dtype=s.dtype, max_padding=s.max_padding, ensemble=s.ensemble,
                                    min_votes=s.ensemble_votes)
-
-
-def _device(device: str) -> str:
-    from streamre.inference.extractor import pick_device
-
-    return pick_device(device)
