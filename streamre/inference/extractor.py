@@ -15,6 +15,7 @@ import torch
 
 from streamre import SAMPLE_RATE
 from streamre.model.checkpoint import load_checkpoint, resolve_model
+from streamre.model.features import equal_parts
 from streamre.model.devices import DTYPES, pick_device, pick_dtype  # noqa: F401 (re-exported)
 from streamre.inference.ensemble import vote
 from streamre.model.linearize import FACTS, MARKERS, Piece, parse_pieces
@@ -118,14 +119,7 @@ class ModelExtractor:
 
     def extract(self, waveforms: Sequence[np.ndarray]) -> list[Extraction]:
         # Audio longer than the model's window is heard in equal parts, and their answers joined.
-        window = self.model.window_samples
-        parts: list[np.ndarray] = []
-        owners: list[int] = []
-        for i, w in enumerate(waveforms):
-            pieces = max(1, -(-len(w) // window))
-            for k in range(pieces):
-                parts.append(w[k * len(w) // pieces:(k + 1) * len(w) // pieces])
-                owners.append(i)
+        parts, owners = equal_parts(waveforms, self.model.window_samples)
         answers: list[Extraction] = [Extraction("", []) for _ in parts]
         for group in length_groups([len(p) for p in parts], self.max_padding):
             values, mask = self.model.prepare_waveforms([parts[i] for i in group], self.device)

@@ -7,6 +7,7 @@ the peak, scaled), computed on each segment's own samples rather than a 30 s win
 from __future__ import annotations
 
 import functools
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -20,6 +21,28 @@ HOP = 160  # ... every 10 ms
 WHISPER_WINDOW_S = 30  # the window Whisper was trained on: 3000 frames
 
 
+def as_float(waveform: np.ndarray) -> np.ndarray:
+    """int16 or float samples to float32 in [-1, 1]."""
+    waveform = np.asarray(waveform)
+    if waveform.dtype == np.int16:
+        return waveform.astype(np.float32) / 32768.0
+    return waveform.astype(np.float32, copy=False)
+
+
+def equal_parts(waveforms: Sequence[np.ndarray], max_samples: int
+                ) -> tuple[list[np.ndarray], list[int]]:
+    """Waveforms longer than `max_samples` cut into equal parts that fit; returns the parts and,
+    for each, the index of the waveform it came from (answers are joined back by it)."""
+    parts: list[np.ndarray] = []
+    owners: list[int] = []
+    for i, w in enumerate(waveforms):
+        pieces = max(1, -(-len(w) // max_samples))
+        for k in range(pieces):
+            parts.append(w[k * len(w) // pieces:(k + 1) * len(w) // pieces])
+            owners.append(i)
+    return parts, owners
+
+
 def prepare_waveforms(waveforms: list[np.ndarray], device: torch.device | str = "cpu"
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """int16 or float waveforms at 16 kHz to padded (B, T) values in [-1, 1] and a mask."""
@@ -27,10 +50,7 @@ def prepare_waveforms(waveforms: list[np.ndarray], device: torch.device | str = 
     values = torch.zeros(len(waveforms), longest)
     mask = torch.zeros(len(waveforms), longest, dtype=torch.long)
     for i, w in enumerate(waveforms):
-        w = np.asarray(w)
-        x = torch.as_tensor(w, dtype=torch.float32)
-        if w.dtype == np.int16:
-            x = x / 32768.0
+        x = torch.from_numpy(as_float(w))
         values[i, : len(x)] = x
         mask[i, : len(x)] = 1
     return values.to(device), mask.to(device)

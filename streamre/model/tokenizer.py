@@ -15,6 +15,12 @@ from streamre.model.orders import order_token
 
 ENDOFTEXT, START, NOTIMESTAMPS = "<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"
 ENGLISH, TRANSCRIBE = "<|en|>", "<|transcribe|>"
+MULTILINGUAL_VOCAB = 51865  # Whisper's multilingual token table; English-only ones have 51864
+
+
+def is_multilingual(vocab_size: int) -> bool:
+    """Whether a Whisper with this many token rows is multilingual (its prompt names English)."""
+    return vocab_size >= MULTILINGUAL_VOCAB
 
 
 def whisper_prompt(tokenizer_object, multilingual: bool) -> list[str]:

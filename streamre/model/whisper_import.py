@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from streamre.model.ct2_format import WhisperImportError, read_ct2_model
-from streamre.model.tokenizer import ENDOFTEXT, START, prompted_tokenizer, whisper_prompt
+from streamre.model.tokenizer import (ENDOFTEXT, START, is_multilingual, prompted_tokenizer,
+                                      whisper_prompt)
 from streamre.model.whisper_sources import find_ct2_files, model_files
 
 WHISPER_SPEC = "WhisperSpec"
@@ -196,7 +197,7 @@ def import_whisper(source: str, out: str | Path, dtype: torch.dtype = torch.floa
     tokenizer_object.add_special_tokens([AddedToken("<|%.2f|>" % (i * 0.02), special=True)
                                          for i in range(model.config.vocab_size - known)])
     try:
-        prompt = whisper_prompt(tokenizer_object, model.config.vocab_size >= 51865)
+        prompt = whisper_prompt(tokenizer_object, is_multilingual(model.config.vocab_size))
     except ValueError as e:
         raise WhisperImportError(str(e)) from None
     tokenizer = prompted_tokenizer(tokenizer_object, prompt)
