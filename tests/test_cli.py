@@ -38,6 +38,33 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
     no_whisper = run("extract", "x.wav", "--asr", str(tmp_path / "no-whisper"))
     assert no_whisper.returncode != 0 and "--asr" in no_whisper.stderr
     assert no_whisper.stderr.strip().count("\n") == 0
+    (tmp_path / "long.txt").write_text("Priya Natarajan\n" + "x" * 65 + "\n")
+    for command in ("extract", "eval", "serve"):
+        target = {"extract": ["x.wav"], "eval": ["--data", "m.jsonl"], "serve": []}[command]
+        for vocabulary, says in ((tmp_path / "none.txt", "No such file"),
+                                 (tmp_path / "long.txt", "long.txt: phrase 1 has 65 characters")):
+            bad = run(command, *target, "--vocabulary", str(vocabulary))
+            assert bad.returncode == 2 and says in bad.stderr, bad.stderr
+    speech = run("extract", "x.wav", "--speech-facts", "speech", "--vocabulary",
+                 str(tmp_path / "long.txt"))
+    assert speech.returncode == 2 and "speech model" in speech.stderr
+
+
+def test_extract_hears_a_name_from_its_vocabulary_file(tmp_path):
+    from test_default_model import speak
+
+    import soundfile
+
+    text = "Our contact at Heineken is Wojciech Zielinski."
+    soundfile.write(tmp_path / "named.wav", speak(text, tmp_path / "raw.wav"), 16000)
+    (tmp_path / "names.txt").write_text("Wojciech Zielinski\nHeineken\nPriya Natarajan\n")
+    heard = {}
+    for name, extra in (("plain", []), ("named", ["--vocabulary", str(tmp_path / "names.txt")])):
+        result = run("extract", str(tmp_path / "named.wav"), *extra)
+        assert result.returncode == 0, result.stderr
+        heard[name] = " ".join(json.loads(line)["text"] for line in result.stdout.splitlines())
+    assert "Wojciech Zielinski" not in heard["plain"] and "Heineken" not in heard["plain"]
+    assert "Our contact at Heineken is Wojciech Zielinski" in heard["named"], heard
 
 
 def test_serve_fails_fast_when_the_model_cannot_load(tmp_path):

@@ -76,7 +76,7 @@ class ScriptedWhisper:
     def __init__(self, answers: dict[int, Decoded]) -> None:
         self.answers, self.calls = answers, []
 
-    def decode(self, features, max_new_tokens):
+    def decode(self, features, max_new_tokens, previous=()):
         window = features.shape[-1] // 100
         self.calls.append((window, features.shape[0], max_new_tokens))
         return [self.answers[window]] * features.shape[0]
@@ -144,7 +144,7 @@ def tiny_whisper_folders(tmp_path_factory):
     bpe.decoder = decoders.ByteLevel()
     bpe.train_from_iterator(SEED_TEXTS, trainers.BpeTrainer(
         vocab_size=300, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    bpe.add_special_tokens([ENDOFTEXT, START, "<|nocaptions|>", NOTIMESTAMPS])
+    bpe.add_special_tokens([ENDOFTEXT, START, "<|startofprev|>", "<|nocaptions|>", NOTIMESTAMPS])
     tokenizer = prompted_tokenizer(bpe, [START, NOTIMESTAMPS])
     eos = tokenizer.eos_token_id
     torch.manual_seed(3)
@@ -179,6 +179,12 @@ def test_ctranslate2_and_torch_hear_alike(tiny_whisper_folders):
     for a, b in zip(ct2, torch_, strict=True):
         assert a.tokens == b.tokens and len(a.tokens) >= 3
         assert a.ended == b.ended
+    # After previous text (a vocabulary's prompt) as well; the prompt changes what is written.
+    previous = engines[0].backend.vocabulary.previous_text(["David Chen", "World Bank"], 20)
+    ct2, torch_ = (e.backend.decode(features, 12, previous) for e in engines)
+    for a, b in zip(ct2, torch_, strict=True):
+        assert a.tokens == b.tokens and a.no_speech_prob == pytest.approx(b.no_speech_prob,
+                                                                           abs=1e-4)
     # The whole path too, windows and guards included, and from the transformers folder.
     from_hf = load_hearing(str(tiny_whisper_folders / "hf"), "cpu", "torch", options=options)
     texts = [[h.text for h in e.transcribe(waves)] for e in (*engines, from_hf)]

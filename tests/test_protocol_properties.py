@@ -22,7 +22,7 @@ from streamre.protocol import (Busy, Close, CloseCode, DropSegment, Finish, Infe
 VAD = VadConfig(max_utterance_s=1.5, split_overlap_ms=200, min_utterance_ms=100)
 ERROR_CODES = {"bad_json", "bad_message", "unknown_type", "not_streaming", "already_started",
                "unsupported_protocol", "unsupported_encoding", "unsupported_channels",
-               "bad_sample_rate", "bad_speaker", "bad_room", "room_mismatch",
+               "bad_sample_rate", "bad_speaker", "bad_vocabulary", "bad_room", "room_mismatch",
                "audio_before_start", "frame_too_long", "not_in_room", "bad_text",
                "text_too_long", "text_rate"}
 REPLY_TYPES = {"ready", "error", "pong", "vad", "segment"}

@@ -132,6 +132,11 @@ class RoomGraph:
     def edge_count(self) -> int:
         return sum(1 for *_, d in self.graph.edges(data=True) if self._visible(d))
 
+    def labels(self) -> list[str]:
+        """The shown entities' labels, the most recently mentioned first."""
+        nodes = sorted(self._visible_nodes(), key=lambda n: -self.graph.nodes[n]["last_seen"])
+        return [self.resolver.label(n) for n in nodes]
+
     def apply(self, triplets: Iterable[Triplet], mention: Mention, now: float) -> GraphDelta | None:
         self.dedup.expire(now)
         changed: dict[str, tuple[str, str]] = {}

@@ -1,5 +1,6 @@
 """Persistence: every batch of facts a room takes in is journaled in SQLite before it is applied
-and announced; replaying the journal rebuilds each room exactly (ids, mentions, version).
+and announced; replaying the journal rebuilds each room exactly (ids, mentions, version). A
+room's vocabulary (the names it expects to hear) is kept beside its facts.
 
 One file (`streamre.db` in the data dir), WAL mode, `synchronous=FULL`, one transaction per
 batch: a process killed at any moment leaves either the whole batch or none of it, and nothing
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS facts (
     PRIMARY KEY (room, seq)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vocabulary (room TEXT PRIMARY KEY, phrases TEXT NOT NULL);
 """
 
 
@@ -42,6 +44,9 @@ class GraphStore:
         self._lock = threading.Lock()
         self._next_seq = dict(self._db.execute(
             "SELECT room, MAX(seq) + 1 FROM facts GROUP BY room").fetchall())
+        self._vocabularies: dict[str, tuple[str, ...]] = {
+            room: tuple(json.loads(phrases))
+            for room, phrases in self._db.execute("SELECT room, phrases FROM vocabulary")}
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -69,11 +74,29 @@ class GraphStore:
         return seq
 
     def has_room(self, room: str) -> bool:
-        """Whether any fact of `room` is journaled."""
-        return room in self._next_seq
+        """Whether any fact or a vocabulary of `room` is journaled."""
+        return room in self._next_seq or room in self._vocabularies
 
     def rooms(self) -> list[str]:
-        return [r for (r,) in self._db.execute("SELECT DISTINCT room FROM facts ORDER BY room")]
+        return sorted({*self._next_seq, *self._vocabularies})
+
+    # -- vocabularies -----------------------------------------------------------------------
+
+    def vocabulary(self, room: str) -> tuple[str, ...]:
+        """The phrases `room` was last given (none if never)."""
+        return self._vocabularies.get(room, ())
+
+    def save_vocabulary(self, room: str, phrases: tuple[str, ...]) -> None:
+        """Keep `room`'s vocabulary durably (an empty one is forgotten)."""
+        check_room(room)
+        with self._lock:
+            if phrases:
+                self._db.execute("INSERT OR REPLACE INTO vocabulary VALUES (?, ?)",
+                                 (room, json.dumps(list(phrases))))
+                self._vocabularies[room] = tuple(phrases)
+            else:
+                self._db.execute("DELETE FROM vocabulary WHERE room = ?", (room,))
+                self._vocabularies.pop(room, None)
 
     def entries(self, room: str) -> Iterator[tuple[list[Triplet], Mention, float]]:
         rows = self._db.execute("SELECT t, mention, triplets FROM facts WHERE room = ? "

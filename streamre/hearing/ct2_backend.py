@@ -7,6 +7,7 @@ greedily in C++; int8 weights are its fastest on a CPU (`docs/evaluation.md` has
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -53,10 +54,11 @@ class CT2Whisper:
                                                       self.model.is_multilingual)
         self.n_mels = self.model.n_mels
 
-    def decode(self, features: np.ndarray, max_new_tokens: int) -> list[Decoded]:
+    def decode(self, features: np.ndarray, max_new_tokens: int,
+               previous: Sequence[int] = ()) -> list[Decoded]:
         import ctranslate2
 
-        prompt = self.vocabulary.prompt
+        prompt = self.vocabulary.prompt_after(previous)
         # CTranslate2 4.8's Whisper writes at most half of max_length new tokens (measured), where
         # the documentation has prompt and new tokens together: room for both, cut here.
         results = self.model.generate(

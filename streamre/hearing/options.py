@@ -16,6 +16,8 @@ from streamre.model.decoding import token_budget
 from streamre.model.features import WHISPER_WINDOW_S
 
 
+VOCABULARY_PROMPTS = ("spotted", "all", "none")
+
 
 @dataclass(frozen=True)
 class HearingOptions:
@@ -31,6 +33,14 @@ class HearingOptions:
         compression_ratio_threshold: a transcript that gzip compresses more than this is a
             loop (Whisper's rule); so is one that ends in a repeated block, or that reaches its
             token cap.
+        vocabulary_prompt: which of a segment's vocabulary phrases Whisper is prompted with,
+            in a second pass: `spotted` (those close to words of the first transcript), `all`
+            (as many as fit), or `none` (no second pass).
+        spot_threshold: how close (rapidfuzz ratio, 0-100) heard words must be to a phrase
+            for it to be spotted.
+        prompt_tokens: the most tokens of phrases in a prompt.
+        snap_threshold: heard words at least this close to a phrase are written as the phrase
+            (0: never).
     """
 
     windows_s: tuple[int, ...] = (10, 20, 30)
@@ -39,6 +49,10 @@ class HearingOptions:
     logprob_threshold: float = -1.0
     no_speech_sure: float = 0.95
     compression_ratio_threshold: float = 2.4
+    vocabulary_prompt: str = "spotted"
+    spot_threshold: float = 70.0
+    prompt_tokens: int = 120
+    snap_threshold: float = 85.0
 
     def __post_init__(self) -> None:
         if not self.windows_s or list(self.windows_s) != sorted(set(self.windows_s)):
@@ -48,6 +62,9 @@ class HearingOptions:
                              f"got {self.windows_s}")
         if self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
+        if self.vocabulary_prompt not in VOCABULARY_PROMPTS:
+            raise ValueError(f"vocabulary_prompt must be one of {', '.join(VOCABULARY_PROMPTS)}, "
+                             f"not {self.vocabulary_prompt!r}")
 
     @property
     def longest_samples(self) -> int:

@@ -8,6 +8,8 @@ Decoding is greedy with a key/value cache, with the same suppressed tokens as CT
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -53,11 +55,13 @@ class TorchWhisper:
         return encoder.layer_norm(hidden)
 
     @torch.inference_mode()
-    def decode(self, features: np.ndarray, max_new_tokens: int) -> list[Decoded]:
+    def decode(self, features: np.ndarray, max_new_tokens: int,
+               previous: Sequence[int] = ()) -> list[Decoded]:
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
         memory = self.encode(features)
-        batch, prompt = memory.shape[0], self.vocabulary.prompt
+        batch, prompt = memory.shape[0], self.vocabulary.prompt_after(previous)
+        start = len(prompt) - len(self.vocabulary.prompt)  # where the transcript starts
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         step = torch.tensor([prompt] * batch, device=self.device)
         tokens: list[list[int]] = [[] for _ in range(batch)]
@@ -69,7 +73,7 @@ class TorchWhisper:
                                               cache=cache, use_cache=True).last_hidden_state
             logits = self.model.proj_out(hidden).float()
             if position == 0 and self.vocabulary.no_speech is not None:  # read at the start token
-                no_speech = logits[:, 0].softmax(-1)[:, self.vocabulary.no_speech].tolist()
+                no_speech = logits[:, start].softmax(-1)[:, self.vocabulary.no_speech].tolist()
             logprobs = self._suppressed(logits[:, -1], first=position == 0).log_softmax(-1)
             best, chosen = logprobs.max(-1)
             for b in range(batch):

@@ -5,10 +5,18 @@ segments of one window together on a `WhisperBackend`, and applies the guards: t
 duration, a looping segment decoded again at Whisper's 30 s window (its repeats cut if it still
 loops), and nothing said for silence. Each guard that acts is reported to `on_guard`, which the
 server counts in `/metrics`.
+
+A segment may come with a vocabulary (`streamre.hearing.vocabulary`): the names its room expects.
+The first transcript is made without it; phrases it suggests (or all, by `vocabulary_prompt`)
+are then given to Whisper as previous text and the segment is decoded again. Prompts take over
+output (a name list copied, loops, names said on noise), so the second transcript is kept only
+if it passes the guards and stays about as long as the first; otherwise the first stands
+(`prompt_rejected`). Silence is never prompted.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Callable, Protocol, Sequence
@@ -19,9 +27,12 @@ from streamre import SAMPLE_RATE
 from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
+from streamre.hearing.prompt import WhisperVocabulary
+from streamre.hearing.vocabulary import snapped, spotted
 from streamre.model.features import equal_parts
 
-GUARDS = ("capped", "loop_retried", "repeats_cut", "silence")
+GUARDS = ("capped", "loop_retried", "repeats_cut", "silence", "prompted", "prompt_rejected",
+          "snapped")
 
 
 @dataclass(frozen=True)
@@ -60,12 +71,15 @@ class Hearing(Protocol):
 
 class WhisperBackend(Protocol):
     """An engine that runs a pretrained Whisper: greedy decoding after the model's own prompt
-    (start of transcript, English, no timestamps)."""
+    (start of transcript, English, no timestamps), and previous text if given."""
 
     n_mels: int
+    vocabulary: WhisperVocabulary
 
-    def decode(self, features: np.ndarray, max_new_tokens: int) -> list[Decoded]:
-        """features: shape = (B, n_mels, frames), one window for the batch."""
+    def decode(self, features: np.ndarray, max_new_tokens: int,
+               previous: Sequence[int] = ()) -> list[Decoded]:
+        """features: shape = (B, n_mels, frames), one window for the batch; previous: the
+        ids of previous text for every row."""
 
     def text(self, tokens: list[int]) -> str: ...
 
@@ -101,38 +115,97 @@ class Transcriber:
         """The window a segment is heard in: what the engine groups batches by."""
         return self.options.window_for(min(len(waveform), self.options.longest_samples))
 
-    def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[Heard]:
+    def transcribe(self, waveforms: Sequence[np.ndarray],
+                   vocabularies: Sequence[Sequence[str]] | None = None) -> list[Heard]:
+        """Each waveform's transcript; `vocabularies`: each one's phrases, if any."""
         # A segment longer than the largest window is heard in equal parts, their texts joined.
         parts, owners = equal_parts(waveforms, self.options.longest_samples)
         heard = self._hear_parts(parts)
+        if vocabularies is not None:
+            heard = self._with_vocabulary(parts, heard, [vocabularies[o] for o in owners])
         joined: list[list[Heard]] = [[] for _ in waveforms]
         for owner, h in zip(owners, heard, strict=True):
             joined[owner].append(h)
         return [_join(h) for h in joined]
 
-    def _hear_parts(self, parts: list[np.ndarray]) -> list[Heard]:
+    def _hear_parts(self, parts: list[np.ndarray],
+                    previous: list[tuple[int, ...]] | None = None) -> list[Heard]:
+        previous = previous or [()] * len(parts)
         windows = [self.window_of(p) for p in parts]
-        decoded = self._decode(parts, windows)
+        decoded = self._decode(parts, windows, previous)
         looping = [i for i, d in enumerate(decoded)
                    if windows[i] < WHISPER_WINDOW_S and loops(d, self.backend.text(d.tokens),
                                                               self.options)]
         if looping:  # decoded again at the window Whisper was trained on
-            retried = self._decode([parts[i] for i in looping], [WHISPER_WINDOW_S] * len(looping))
+            retried = self._decode([parts[i] for i in looping], [WHISPER_WINDOW_S] * len(looping),
+                                   [previous[i] for i in looping])
             for i, d in zip(looping, retried, strict=True):
                 decoded[i], windows[i] = d, WHISPER_WINDOW_S
         return [self._guarded(d, w, retried=i in looping)
                 for i, (d, w) in enumerate(zip(decoded, windows, strict=True))]
 
-    def _decode(self, parts: list[np.ndarray], windows: list[int]) -> list[Decoded]:
-        """Each part decoded in its window; the parts of one window share a call. A part's
-        tokens past its own budget are cut (it then did not end)."""
+    def _with_vocabulary(self, parts: list[np.ndarray], first: list[Heard],
+                         vocabularies: list[Sequence[str]]) -> list[Heard]:
+        """The parts heard again with their vocabulary as previous text, where it has
+        phrases to give; a second transcript that fails the guards leaves the first."""
+        options = self.options
+        previous: dict[int, tuple[int, ...]] = {}
+        for i, (heard, vocabulary) in enumerate(zip(first, vocabularies, strict=True)):
+            if not heard.text or not vocabulary or options.vocabulary_prompt == "none":
+                continue
+            phrases = spotted(heard.text, vocabulary, options.spot_threshold) \
+                if options.vocabulary_prompt == "spotted" else vocabulary
+            ids = self.backend.vocabulary.previous_text(phrases, options.prompt_tokens)
+            if ids:
+                previous[i] = tuple(ids)
+        rows = list(previous)
+        heard = list(first)
+        if rows:
+            again = self._hear_parts([parts[i] for i in rows], [previous[i] for i in rows])
+            for i, second in zip(rows, again, strict=True):
+                kept = self._prompted(first[i], second, self.backend.text(list(previous[i])))
+                heard[i] = kept
+        if options.snap_threshold > 0:
+            for i, (h, vocabulary) in enumerate(zip(heard, vocabularies, strict=True)):
+                text = snapped(h.text, vocabulary, options.snap_threshold) if vocabulary \
+                    else h.text
+                if text != h.text:
+                    self._count("snapped")
+                    heard[i] = Heard(text, h.avg_logprob, h.no_speech_prob, h.window_s,
+                                     (*h.guards, "snapped"))
+        return heard
+
+    def _prompted(self, first: Heard, second: Heard, prompt: str) -> Heard:
+        """The second transcript, or the first where the prompt took over: silence, a loop
+        even at 30 s, the prompt copied, or many more words than the first heard."""
+        words, before = len(second.text.split()), len(first.text.split())
+        took_over = (not second.text or "repeats_cut" in second.guards
+                     or _copies_prompt(second.text, prompt) or words > 1.5 * before + 2)
+        guard = "prompt_rejected" if took_over else "prompted"
+        self._count(guard)
+        kept = first if took_over else second
+        return Heard(kept.text, kept.avg_logprob, kept.no_speech_prob, kept.window_s,
+                     tuple(dict.fromkeys((*first.guards, *second.guards, guard))))
+
+    def _count(self, guard: str) -> None:
+        if self.on_guard is not None:
+            self.on_guard(guard)
+
+    def _decode(self, parts: list[np.ndarray], windows: list[int],
+                previous: list[tuple[int, ...]]) -> list[Decoded]:
+        """Each part decoded in its window after its previous text; the parts of one window
+        and one previous text share a call. A part's tokens past its own budget are cut (it
+        then did not end)."""
         found: list[Decoded | None] = [None] * len(parts)
-        order = sorted(range(len(parts)), key=lambda i: windows[i])
-        for window, same in groupby(order, key=lambda i: windows[i]):
+
+        def call(i: int) -> tuple:
+            return windows[i], previous[i]
+        for (window, before), same in groupby(sorted(range(len(parts)), key=call), key=call):
             rows = list(same)
             budgets = [self.options.token_budget(len(parts[i])) for i in rows]
             features = window_log_mel([parts[i] for i in rows], window, self.backend.n_mels)
-            for i, budget, d in zip(rows, budgets, self.backend.decode(features, max(budgets)),
+            for i, budget, d in zip(rows, budgets,
+                                    self.backend.decode(features, max(budgets), before),
                                     strict=True):
                 if len(d.tokens) > budget:
                     d = Decoded(d.tokens[:budget], d.logprobs[:budget], d.no_speech_prob, False)
@@ -153,9 +226,17 @@ class Transcriber:
                 decoded = cut
             text = self.backend.text(decoded.tokens).strip()
         for guard in guards:
-            if self.on_guard is not None:
-                self.on_guard(guard)
+            self._count(guard)
         return Heard(text, decoded.avg_logprob, decoded.no_speech_prob, window, tuple(guards))
+
+
+def _copies_prompt(text: str, prompt: str) -> bool:
+    """Two of the prompt's phrases written one right after the other, in any order: the model
+    read its prompt out (people seldom say two names back to back)."""
+    phrases = {p.strip(" .").casefold() for p in prompt.split(",")} - {""}
+    said = " ".join(text.casefold().split())
+    return any(f"{a}, {b}" in said or f"{a} {b}" in said
+               for a, b in itertools.permutations(phrases, 2))
 
 
 def _join(parts: list[Heard]) -> Heard:

@@ -32,6 +32,7 @@ class SpeechJob:
     waveform: np.ndarray
     submitted: float  # on the monotonic clock
     future: object = field(default=None, repr=False)
+    vocabulary: tuple[str, ...] = ()  # the phrases its room expects to hear
 
 
 @dataclass

@@ -12,6 +12,7 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -106,9 +107,10 @@ class InferenceEngine:
     def pending(self) -> int:
         return self.policy.pending
 
-    async def submit(self, session_id: str, audio: np.ndarray) -> InferenceResult:
-        """A segment's transcript and triplets."""
-        job = SpeechJob(session_id, audio, time.monotonic(), self._future())
+    async def submit(self, session_id: str, audio: np.ndarray,
+                     vocabulary: tuple[str, ...] = ()) -> InferenceResult:
+        """A segment's transcript and triplets; `vocabulary`: the phrases its room expects."""
+        job = SpeechJob(session_id, audio, time.monotonic(), self._future(), vocabulary)
         self.policy.add_speech(job)
         if self.metrics:
             self.metrics.inference_queue.set(self.pending)
@@ -140,7 +142,7 @@ class InferenceEngine:
                                  self._extract_text)
             elif isinstance(decision, RunSpeech):
                 await self._call(decision.jobs, [j.waveform for j in decision.jobs],
-                                 self.extractor.extract, record=True)
+                                 self._speech_call(decision.jobs), record=True)
             elif decision is None and self._closing:
                 return
             else:  # wait for the policy's time, or for new work, whichever comes first
@@ -151,6 +153,14 @@ class InferenceEngine:
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
                 except asyncio.TimeoutError:
                     pass
+
+    def _speech_call(self, jobs: list[SpeechJob]) -> Callable[[list], list[Extraction]]:
+        """The extractor's call for these segments: with their vocabularies where it hears
+        with one (Whisper's hearing; the aligned speech model takes none)."""
+        vocabularies = [j.vocabulary for j in jobs]
+        if any(vocabularies) and getattr(self.extractor, "takes_vocabulary", False):
+            return partial(self.extractor.extract, vocabularies=vocabularies)
+        return self.extractor.extract
 
     def _extract_text(self, sentences: list[str]) -> list[Extraction]:
         found = self.text_extractor.extract(sentences)

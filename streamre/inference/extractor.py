@@ -160,7 +160,11 @@ class ModelExtractor:
         text = self.tokenizer.decode([t for t in ids[:cut] if t not in self._specials
                                       and t not in self._markers]).strip()
         parse = parse_in_order if self.model.config.orders else parse_pieces
-        return Extraction(text, parse(self._pieces(ids[cut + 1:], logprobs[cut + 1:])))
+        triplets = parse(self._pieces(ids[cut + 1:], logprobs[cut + 1:]))
+        # A half-trained decoder can spell relations the model never had ("Work_ForIn"):
+        # only the model's own labels are facts.
+        labels = set(self.model.config.relations)
+        return Extraction(text, [t for t in triplets if not labels or t.relation in labels])
 
     def _pieces(self, ids: list[int], logprobs: list[float]) -> list[Piece]:
         """Token ids to marker pieces and decoded text spans, each span with its summed score."""

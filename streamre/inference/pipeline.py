@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from streamre.hearing import Hearing
+from streamre.hearing.vocabulary import merged
 from streamre.inference.text_extractor import Reader
 from streamre.triplets import Extraction
 
@@ -18,11 +19,13 @@ class PipelineExtractor:
     Args:
         hearing: a `Hearing` (Whisper behind `streamre.hearing`).
         reader: a `Reader` (a text extractor): sentences in, triplets out.
+        vocabulary: phrases every segment is heard with, after its own (`--vocabulary FILE`).
     """
 
-    def __init__(self, hearing: Hearing, reader: Reader) -> None:
+    def __init__(self, hearing: Hearing, reader: Reader, vocabulary: tuple[str, ...] = ()) -> None:
         self.hearing = hearing
         self.reader = reader
+        self.vocabulary = vocabulary
         self.name = f"{hearing.name}+{reader.name}"
         self.device = hearing.device
 
@@ -34,8 +37,15 @@ class PipelineExtractor:
         """The window a segment is heard in; segments of one window share a batch."""
         return self.hearing.window_of(waveform)
 
-    def extract(self, waveforms: Sequence[np.ndarray]) -> list[Extraction]:
-        heard = [h.text for h in self.hearing.transcribe(waveforms)]
+    takes_vocabulary = True  # hearing is biased by each segment's vocabulary
+
+    def extract(self, waveforms: Sequence[np.ndarray],
+                vocabularies: Sequence[Sequence[str]] | None = None) -> list[Extraction]:
+        """Each segment's transcript and facts; `vocabularies`: each one's phrases, if any."""
+        if self.vocabulary:
+            vocabularies = [merged(v, self.vocabulary) for v in
+                            vocabularies or [()] * len(waveforms)]
+        heard = [h.text for h in self.hearing.transcribe(waveforms, vocabularies)]
         spoken = [i for i, text in enumerate(heard) if text]  # silence has nothing to read
         found = self.reader.extract([heard[i] for i in spoken]) if spoken else []
         triplets: list[list] = [[] for _ in heard]

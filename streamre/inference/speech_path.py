@@ -13,6 +13,8 @@ from typing import Callable
 from streamre.hearing import HearingOptions, load_hearing
 from streamre.hearing.ct2_backend import COMPUTE_TYPES
 from streamre.hearing.load import BACKENDS
+from streamre.hearing.options import VOCABULARY_PROMPTS
+from streamre.hearing.vocabulary import BadVocabulary, read_vocabulary
 from streamre.inference.extractor import ModelExtractor, TripletExtractor, orders_of
 from streamre.inference.pipeline import PipelineExtractor
 from streamre.inference.text_extractor import Reader, load_text_extractor, resolve_text_model
@@ -63,6 +65,16 @@ class SpeechSettings:
         False, "speech model trained in element orders: decode every order and keep the facts "
         "--ensemble-votes of them agree on (implies --speech-facts speech under auto)")
     ensemble_votes: int = setting(2, "orders that must agree on a fact (with --ensemble)")
+    vocabulary: str = setting(
+        "", "a file of phrases Whisper should expect, one per line (names of people, "
+        "organisations, places; project words): heard with every segment, beside each room's own")
+    vocabulary_prompt: str = setting(
+        "spotted", "which phrases Whisper is prompted with, in a second pass: spotted (those "
+        "close to words of the first transcript), all (as many as fit), none",
+        choices=list(VOCABULARY_PROMPTS))
+    vocabulary_snap: float = setting(
+        85.0, "heard words written as a name is, at least this close (0-100) to a phrase, are "
+        "written as the phrase (0: never)")
 
     def speech_errors(self) -> list[str]:
         errors = []
@@ -79,6 +91,12 @@ class SpeechSettings:
             self.hearing_options()
         except ValueError as e:
             errors.append(f"asr_windows: {e}")
+        if self.vocabulary and not self.reads_transcripts:
+            errors.append("a vocabulary biases Whisper's hearing; the speech model "
+                          "(--speech-facts speech) hears without one")
+        if not 0 <= self.vocabulary_snap <= 100:
+            errors.append(f"vocabulary_snap is a closeness from 0 to 100, got "
+                          f"{self.vocabulary_snap}")
         return errors
 
     def hearing_options(self) -> HearingOptions:
@@ -86,7 +104,9 @@ class SpeechSettings:
             windows = tuple(int(w) for w in self.asr_windows)
         except ValueError:
             raise ValueError(f"window sizes are whole seconds, got {self.asr_windows}") from None
-        return HearingOptions(windows, self.max_new_tokens)
+        return HearingOptions(windows, self.max_new_tokens,
+                              vocabulary_prompt=self.vocabulary_prompt,
+                              snap_threshold=self.vocabulary_snap)
 
     @property
     def reads_transcripts(self) -> bool:
@@ -117,6 +137,10 @@ class SpeechPath:
             raise ConfigError(f"--ensemble needs a speech model trained in several element "
                               f"orders (streamre train --orders); "
                               f"{settings.model or 'the bundled model'} writes one")
+        try:
+            self.vocabulary = read_vocabulary(settings.vocabulary) if settings.vocabulary else ()
+        except (BadVocabulary, OSError) as e:
+            raise ConfigError(f"vocabulary: {e}") from None
         self._text = None
 
     def load_text(self) -> Reader | None:
@@ -133,7 +157,7 @@ class SpeechPath:
             device = pick_device(s.device)
             hearing = load_hearing(s.asr, device, s.asr_backend, s.asr_compute_type, s.threads,
                                    s.hearing_options(), self.on_guard)
-            return PipelineExtractor(hearing, self.load_text())
+            return PipelineExtractor(hearing, self.load_text(), self.vocabulary)
         return self.load_speech_model()
 
     def load_speech_model(self) -> ModelExtractor:

@@ -109,9 +109,9 @@ class TextExtractor:
         found: list[dict[tuple, Triplet]] = [{} for _ in texts]  # by `Triplet.key`
         for (b, h, t), p, r, none in zip(pairs, best.tolist(), label.tolist(),
                                          probabilities[:, 0].tolist(), strict=True):
-            if p > none:
-                triplet = Triplet(_name(pieces[b], h), config.relation_types[r],
-                                  _name(pieces[b], t), p)
+            head, tail = _name(pieces[b], h), _name(pieces[b], t)
+            if p > none and head and tail:
+                triplet = Triplet(head, config.relation_types[r], tail, p)
                 kept = found[b].get(triplet.key)
                 if kept is None or p > kept.confidence:
                     found[b][triplet.key] = triplet
@@ -134,5 +134,22 @@ def padded_ids(pieces: list[Pieces], device: str = "cpu") -> tuple[torch.Tensor,
     return ids.to(device), mask.to(device)
 
 
-def _name(pieces: Pieces, mention: EntitySpan) -> str:
-    return pieces.text[mention.start:mention.end]
+ARTICLES = {"the", "a", "an"}
+# Words whose stop is part of the name ("Acme Corp.", "Sacramento, Calif."); other names lose a
+# stop tagged with them, which is the sentence's ("lives in Seattle.").
+ABBREVIATIONS = {
+    "corp", "inc", "co", "ltd", "bros", "jr", "sr", "st", "mt", "ft", "dr", "gen", "col", "sen",
+    "rep", "gov", "calif", "ala", "ariz", "ark", "colo", "conn", "del", "fla", "ga", "ill",
+    "ind", "kan", "ky", "la", "md", "mass", "mich", "minn", "miss", "mo", "mont", "neb", "nev",
+    "okla", "ore", "pa", "tenn", "tex", "va", "vt", "wash", "wis", "wyo", "no", "dept", "univ"}
+
+
+def _name(pieces: Pieces, mention: EntitySpan) -> str | None:
+    """The mention's text as a name; None for what is never one (an article, punctuation)."""
+    name = pieces.text[mention.start:mention.end].strip()
+    last = name.rsplit(None, 1)[-1] if name else ""
+    if last.endswith(".") and "." not in last[:-1] and last[:-1].casefold() not in ABBREVIATIONS:
+        name = name[:-1].rstrip()
+    if not any(c.isalnum() for c in name) or name.casefold() in ARTICLES:
+        return None
+    return name

@@ -19,6 +19,7 @@ class Reply:
 @dataclass(frozen=True)
 class JoinRoom:
     room_name: str  # leave the current room, if any; `ready` and a snapshot follow
+    vocabulary: tuple[str, ...] = ()  # phrases added to the room's vocabulary (`start`)
 
 
 @dataclass(frozen=True)

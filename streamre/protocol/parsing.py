@@ -48,6 +48,14 @@ def parse(text: str) -> dict:
 
 def parse_object(text: str | bytes) -> dict:
     """A JSON object, nested at most MAX_JSON_DEPTH deep."""
+    message = parse_json(text)
+    if not isinstance(message, dict):
+        raise Refusal("bad_message", "a message must be a JSON object")
+    return message
+
+
+def parse_json(text: str | bytes) -> object:
+    """Any JSON value, UTF-8, nested at most MAX_JSON_DEPTH deep."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -56,12 +64,9 @@ def parse_object(text: str | bytes) -> dict:
     if nested_deeper(text, MAX_JSON_DEPTH):
         raise Refusal("bad_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        message = json.loads(text)
+        return json.loads(text)
     except ValueError:
-        raise Refusal("bad_json", "text frames must be JSON objects") from None
-    if not isinstance(message, dict):
-        raise Refusal("bad_message", "a message must be a JSON object")
-    return message
+        raise Refusal("bad_json", "not valid JSON") from None
 
 
 def note(message: dict, max_chars: int, speaker: str | None = None) -> tuple[list[str], str | None]:

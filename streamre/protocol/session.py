@@ -16,6 +16,7 @@ from streamre.audio import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInput, Droppe
                             SpeechEnd, SpeechStart, VadConfig, VadSegmenter)
 from streamre.protocol.actions import (Action, Admit, Busy, Close, DropSegment, Finish, Infer,
                                        InferText, JoinRoom, Reply, SendSnapshot)
+from streamre.hearing.vocabulary import BadVocabulary, check_vocabulary
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse, room_name
 from streamre.protocol.wire import (ENCODINGS, MAX_FRAME_SECONDS, MAX_SPEAKER_CHARS,
                                     PROTOCOL_VERSION, CloseCode, Limits, Role, error_message, is_int,
@@ -142,12 +143,17 @@ class SessionProtocol:
                                     or len(speaker) > MAX_SPEAKER_CHARS):
             raise Refusal("bad_speaker", f"speaker must be a string of at most "
                            f"{MAX_SPEAKER_CHARS} chars", True)
+        vocabulary = message.get("vocabulary", [])
+        try:
+            vocabulary = check_vocabulary(vocabulary)
+        except BadVocabulary as e:
+            raise Refusal("bad_vocabulary", f"vocabulary: {e}", True) from None
         room = room_name(message, fatal=True)
         self._check_admission(Role.PRODUCER, room, fatal=True)
         self.role, self.speaker, self.sample_rate = Role.PRODUCER, speaker, rate
         self._audio = AudioInput(rate)
         self._segmenter = VadSegmenter(self.vad)
-        return self._join(room)
+        return self._join(room, vocabulary)
 
     def _subscribe(self, message: dict) -> list[Action]:
         room = room_name(message, fatal=False)
@@ -184,10 +190,11 @@ class SessionProtocol:
         if busy is not None:
             raise Refusal(busy.code, busy.message, fatal, CloseCode.TRY_AGAIN_LATER)
 
-    def _join(self, room: str) -> list[Action]:
+    def _join(self, room: str, vocabulary: tuple[str, ...] = ()) -> list[Action]:
         self.room_name = room
         self.rooms_joined.add(room)
-        return [JoinRoom(room), Reply(ready_message(self.session_id, room, self.role, self.limits)),
+        return [JoinRoom(room, vocabulary),
+                Reply(ready_message(self.session_id, room, self.role, self.limits)),
                 SendSnapshot()]
 
     def _events(self, events) -> list[Action]:

@@ -29,17 +29,19 @@ from starlette.websockets import WebSocket
 from streamre.config import ServeConfig
 from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
+from streamre.hearing.vocabulary import BadVocabulary
 from streamre.inference import InferenceEngine, TripletExtractor
 from streamre.inference.speech_path import SpeechPath
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.protocol import STREAM_PATH, CloseCode, Limits, Role, SessionProtocol
+from streamre.protocol.parsing import Refusal, parse_json
 from streamre.server.admission import Admission
 from streamre.server.connection import Connection, Disconnected
 from streamre.server.http import BearerAuth, routes
 from streamre.server.metrics import Metrics
 from streamre.server.notes import Notes
-from streamre.server.rooms import Rooms
+from streamre.server.rooms import Rooms, TooManyRooms
 from streamre.server.session import Session, SessionSettings
 
 log = logging.getLogger("streamre.server")
@@ -266,6 +268,21 @@ class StreamServer:
 
     def note_limit(self) -> int:
         return self.notes.max_body_bytes
+
+    def room_vocabulary(self, name: str) -> list[str]:
+        return list(self.rooms.vocabulary(name))
+
+    def set_room_vocabulary(self, name: str, body: bytes) -> tuple[int, object]:
+        """PUT's answer: the room's vocabulary as kept, or why not."""
+        try:
+            phrases = self.rooms.set_vocabulary(name, parse_json(body))
+        except Refusal as e:
+            return HTTPStatus.BAD_REQUEST, {"error": e.code, "message": str(e)}
+        except BadVocabulary as e:
+            return HTTPStatus.BAD_REQUEST, {"error": "bad_vocabulary", "message": str(e)}
+        except TooManyRooms as e:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": "too_many_rooms", "message": str(e)}
+        return HTTPStatus.OK, list(phrases)
 
 
 class _Uvicorn(uvicorn.Server):

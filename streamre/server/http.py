@@ -46,6 +46,10 @@ class ServerView(Protocol):
 
     def room_graph(self, name: str): ...  # a RoomGraph, or None
 
+    def room_vocabulary(self, name: str) -> list[str]: ...
+
+    def set_room_vocabulary(self, name: str, body: bytes) -> tuple[int, object]: ...
+
 
 def json_response(status: int, payload, headers: dict | None = None) -> Response:
     return _response(status, json.dumps(payload).encode(), "application/json", headers)
@@ -83,13 +87,9 @@ def routes(server: ServerView) -> list[Route]:
 
     async def notes(request: Request) -> Response:
         name = request.path_params["room"]
-        if not valid_room(name):
-            return json_response(HTTPStatus.BAD_REQUEST, {"error": "bad_room",
-                                                          "message": ROOM_RULE})
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/json":
-            return json_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {
-                "error": "unsupported_media_type", "message": "send the note as application/json"})
+        refused = _refused_json(request, name, "the note")
+        if refused is not None:
+            return refused
         body = await _body(request, server.note_limit())
         if body is None:
             return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
@@ -107,10 +107,48 @@ def routes(server: ServerView) -> list[Route]:
         Route("/v1/rooms", rooms),
         Route("/v1/rooms/{room:path}/graph", room_graph),
         Route("/v1/rooms/{room:path}/notes", notes, methods=["POST"]),
+        Route("/v1/rooms/{room:path}/vocabulary", _vocabulary(server), methods=["GET", "PUT"]),
         Route(STREAM_PATH, stream_over_http),
         Route("/vendor/{name:path}", vendor_file),
         Route("/{path:path}", client_file),
     ]
+
+
+def _vocabulary(server: ServerView):
+    """GET and PUT of a room's vocabulary: a JSON list of phrases."""
+    async def vocabulary(request: Request) -> Response:
+        name = request.path_params["room"]
+        if request.method == "GET":
+            if not valid_room(name):
+                return json_response(HTTPStatus.BAD_REQUEST, {"error": "bad_room",
+                                                              "message": ROOM_RULE})
+            return json_response(HTTPStatus.OK, server.room_vocabulary(name))
+        refused = _refused_json(request, name, "the vocabulary")
+        if refused is not None:
+            return refused
+        body = await _body(request, MAX_VOCABULARY_BYTES)
+        if body is None:
+            return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
+                "error": "bad_vocabulary",
+                "message": f"a vocabulary body is at most {MAX_VOCABULARY_BYTES} bytes"})
+        return json_response(*server.set_room_vocabulary(name, body))
+
+    return vocabulary
+
+
+# 500 phrases of 64 characters, each up to 4 bytes in UTF-8 or 6 as a JSON escape, and commas.
+MAX_VOCABULARY_BYTES = 256 * 1024
+
+
+def _refused_json(request: Request, room: str, what: str) -> Response | None:
+    """The answer to a write with a bad room name or a body that is not JSON; None if fine."""
+    if not valid_room(room):
+        return json_response(HTTPStatus.BAD_REQUEST, {"error": "bad_room", "message": ROOM_RULE})
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        return json_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {
+            "error": "unsupported_media_type", "message": f"send {what} as application/json"})
+    return None
 
 
 async def _body(request: Request, limit: int) -> bytes | None:

@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 
 from streamre.graph import GraphSettings, Mention, RoomGraph
 from streamre.graph.store import GraphStore
+from streamre.hearing.vocabulary import check_vocabulary, merged
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.server.outbox import Outbox
 from streamre.triplets import Triplet
@@ -31,6 +32,21 @@ class Room:
     on_refused: Callable[[int], None] = lambda n: None  # facts refused by the room's caps
     members: set[Outbox] = field(default_factory=set)
     idle_since: float = 0.0  # when its last member left (or it opened), on the rooms' clock
+    vocabulary: tuple[str, ...] = ()  # the phrases its people gave (start, PUT), journaled
+
+    def set_vocabulary(self, phrases: list[str], add: bool = False) -> tuple[str, ...]:
+        """Replace the room's vocabulary (or `add` to it), kept in the journal; raises
+        `BadVocabulary` past the bounds, the old one kept."""
+        phrases = check_vocabulary([*self.vocabulary, *phrases] if add else phrases)
+        self.store.save_vocabulary(self.name, phrases)
+        self.vocabulary = phrases
+        return phrases
+
+    def hearing_vocabulary(self) -> tuple[str, ...]:
+        """What its segments are heard with (beside `serve --vocabulary`): its own phrases,
+        then the names its graph learnt, the most recent first (a name heard right once is
+        spelled the same later), at most `MAX_PHRASES`."""
+        return merged(self.vocabulary, self.graph.labels())
 
     def apply(self, triplets: list[Triplet], mention: Mention, at: float) -> None:
         """Journal, apply and announce facts heard at meeting time `at` (Unix seconds)."""
@@ -143,8 +159,19 @@ class Rooms:
             return room.graph
         return self.store.load(name, self.settings) if self.store.has_room(name) else None
 
+    def vocabulary(self, name: str) -> tuple[str, ...]:
+        """A room's own vocabulary, in memory or journaled (none for a room never given one)."""
+        room = self._rooms.get(name)
+        return room.vocabulary if room is not None else self.store.vocabulary(name)
+
+    def set_vocabulary(self, name: str, phrases: list[str]) -> tuple[str, ...]:
+        """Replace a room's vocabulary (opening the room); raises `BadVocabulary` or
+        `TooManyRooms`."""
+        return self.open(name).set_vocabulary(phrases)
+
     def evict_idle(self) -> list[str]:
-        """Forget the rooms with no clients and no facts that have idled `idle_s`; their names."""
+        """Forget the rooms with no clients, no facts and no vocabulary that have idled
+        `idle_s`; their names."""
         now = self._clock()
         gone = [name for name, room in self._rooms.items()
                 if not room.members and now - room.idle_since >= self.idle_s
@@ -179,4 +206,5 @@ class Rooms:
 
     def _room(self, name: str, graph: RoomGraph) -> Room:
         return Room(name, graph, self.store, self.publisher,
-                    lambda count: self._on_refused(name, graph, count), idle_since=self._clock())
+                    lambda count: self._on_refused(name, graph, count), idle_since=self._clock(),
+                    vocabulary=self.store.vocabulary(name))

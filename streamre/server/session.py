@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from streamre import SAMPLE_RATE
 from streamre.graph import Mention
 from streamre.inference import InferenceEngine
+from streamre.hearing.vocabulary import BadVocabulary
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, InferText,
                                JoinRoom, Reply, Role, SendSnapshot, SessionProtocol, done_message,
+                               error_message,
                                triplets_message, warning_message)
 from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
@@ -81,6 +83,7 @@ class Session:
         await self.outbox.wait_for_reader()  # a client that does not read is not read either
 
     async def _carry_out(self, actions: list[Action]) -> None:
+        later: list[dict | None] = []  # errors that follow the actions' own replies
         for action in actions:
             if isinstance(action, Reply):
                 if action.message["type"] == "error":
@@ -88,6 +91,8 @@ class Session:
                 self.outbox.send(action.message)
             elif isinstance(action, JoinRoom):
                 self._join(action.room_name)
+                if action.vocabulary:
+                    later.append(self._add_vocabulary(action.vocabulary))
             elif isinstance(action, SendSnapshot):
                 self.outbox.send_snapshot()
             elif isinstance(action, Infer):
@@ -102,12 +107,25 @@ class Session:
             elif isinstance(action, Close):
                 await self.outbox.drain()
                 await self.ws.close(action.code, action.reason)
+        for message in filter(None, later):
+            self.outbox.send(message)
 
     def _join(self, name: str) -> None:
         if self.room is not None:
             self.rooms.leave(self.room, self.outbox)
         self.room = self.rooms.enter(name, self.outbox)
         self.outbox.snapshot_source = self.room.graph.snapshot
+
+    def _add_vocabulary(self, vocabulary: tuple[str, ...]) -> dict | None:
+        """`start`'s phrases joined to the room's; the error to send (after `ready`) when
+        the room's own and these together are too many."""
+        try:
+            self.room.set_vocabulary(list(vocabulary), add=True)
+        except BadVocabulary as e:
+            self.metrics.errors.labels("bad_vocabulary").inc()
+            return error_message("bad_vocabulary",
+                                 f"vocabulary not added, the room keeps its own: {e}")
+        return None
 
     # -- segments to triplets ---------------------------------------------------------------
 
@@ -126,7 +144,8 @@ class Session:
     async def _infer(self, segment, closed_at: float) -> None:
         self.metrics.segments.labels(str(segment.forced_split).lower()).inc()
         try:
-            result = await self.engine.submit(self.id, segment.audio)
+            result = await self.engine.submit(self.id, segment.audio,
+                                              self.room.hearing_vocabulary())
         except Exception as e:
             log.exception("inference failed for %s/%s", self.id, segment.index)
             self.metrics.errors.labels("inference_failed").inc()

@@ -1,0 +1,237 @@
+"""A room's vocabulary: its bounds, how a first transcript spots names and a second pass is
+prompted with them (and refused when the prompt takes over), snapping, and the four ways in:
+`start`, `PUT /v1/rooms/{room}/vocabulary`, `serve --vocabulary`, `extract`/`eval --vocabulary`.
+The real Whisper hearing a name right only with it is in test_default_model.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from helpers import of_type, stream
+from websockets.asyncio.client import connect
+
+from streamre import SAMPLE_RATE
+from streamre.hearing import HearingOptions, Transcriber
+from streamre.hearing.guards import Decoded
+from streamre.hearing.vocabulary import (MAX_PHRASES, BadVocabulary, check_vocabulary, merged,
+                                         read_vocabulary, snapped, sound_key, spotted)
+from streamre.triplets import Extraction, Triplet
+
+NAMES = ["Wojciech Zielinski", "Heineken", "Priya Natarajan"]
+MISHEARD = "Our contact at Hineken is YCZ Eloenski."  # what tiny.en hears in flite's slt
+RIGHT = "Our contact at Heineken is Wojciech Zielinski."
+
+
+# -- the vocabulary as data --------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, message", [
+    ("Heineken", "JSON list"),
+    (["Heineken", 3], "phrase 1 is not a string"),
+    (["  "], "phrase 0 is empty"),
+    (["x" * 65], "65 characters"),
+    ([f"name {i}" for i in range(MAX_PHRASES + 1)], "501 phrases"),
+])
+def test_a_vocabulary_past_its_bounds_is_refused_with_the_reason(value, message):
+    with pytest.raises(BadVocabulary, match=message):
+        check_vocabulary(value)
+
+
+def test_a_vocabulary_keeps_one_spelling_of_each_phrase_in_order(tmp_path):
+    assert check_vocabulary([" Priya  Natarajan ", "Infosys", "priya natarajan"]) == (
+        "Priya Natarajan", "Infosys")
+    assert len(check_vocabulary([f"name {i}" for i in range(MAX_PHRASES)] * 2)) == MAX_PHRASES
+    file = tmp_path / "names.txt"
+    file.write_text("Priya Natarajan\n\nInfosys\n")
+    assert read_vocabulary(file) == ("Priya Natarajan", "Infosys")
+    file.write_text("ok\n" + "x" * 70 + "\n")
+    with pytest.raises(BadVocabulary, match="names.txt: phrase 1"):
+        read_vocabulary(file)
+    assert merged(["A", "b"], ["B", "c"], limit=2) == ("A", "b")
+
+
+def test_names_are_spotted_by_letters_or_sound_and_snapped_only_where_written_as_names():
+    assert sound_key("aqia") == sound_key("ikea")
+    assert spotted("Anishmet works for Bubble, based in Goth and Bird.",
+                   ["Anna Schmidt", "Gothenburg", "Priya Natarajan"], 70) == [
+        "Anna Schmidt", "Gothenburg"]
+    assert snapped("Nadia Ramen flew in from Vaby, Switzerland.", ["Nadia Rahman", "Vevey"],
+                   75) == "Nadia Rahman flew in from Vevey, Switzerland."
+    # Common words are not names, however they sound.
+    assert snapped("I think we should revisit it next week.", ["IKEA", "Anna Schmidt"], 75) \
+        == "I think we should revisit it next week."
+
+
+# -- the second pass ---------------------------------------------------------------------------
+
+class WordWhisper:
+    """A backend that writes `first` without previous text and `prompted` after it, one token
+    a word, and records the previous text of each call."""
+
+    n_mels = 80
+
+    def __init__(self, first: str, prompted: str, no_speech: float = 0.0) -> None:
+        self.first, self.prompted, self.no_speech = first, prompted, no_speech
+        self.words: dict[str, int] = {}
+        self.previous: list[str] = []
+        self.vocabulary = self  # hearing asks the backend's vocabulary for previous text
+
+    def _ids(self, text: str) -> list[int]:
+        return [self.words.setdefault(w, len(self.words)) for w in text.split()]
+
+    def previous_text(self, phrases, budget: int) -> list[int]:
+        return self._ids(", ".join(phrases))[:budget]
+
+    def decode(self, features, max_new_tokens, previous=()):
+        self.previous.append(self.text(list(previous)))
+        ids = self._ids(self.prompted if previous else self.first)
+        return [Decoded(ids, [-0.2] * len(ids), self.no_speech, True)] * features.shape[0]
+
+    def text(self, tokens) -> str:
+        by_id = {i: w for w, i in self.words.items()}
+        return " ".join(by_id[t] for t in tokens)
+
+
+def hear(backend: WordWhisper, vocabulary, **options) -> tuple[object, list[str]]:
+    counted: list[str] = []
+    hearing = Transcriber(backend, HearingOptions(**options), "words", "cpu", counted.append)
+    wave = np.zeros(3 * SAMPLE_RATE, np.int16)
+    return hearing.transcribe([wave], None if vocabulary is None else [vocabulary])[0], counted
+
+
+def test_the_names_a_first_transcript_suggests_prompt_a_second_that_is_kept():
+    backend = WordWhisper(MISHEARD, RIGHT)
+    heard, counted = hear(backend, NAMES)
+    assert heard.text == RIGHT and "prompted" in heard.guards and counted == ["prompted"]
+    assert backend.previous[0] == ""
+    assert set(backend.previous[1].split(", ")) == {"Wojciech Zielinski", "Heineken"}
+    backend = WordWhisper(MISHEARD, RIGHT)
+    assert hear(backend, None)[0].text == MISHEARD and backend.previous == [""]
+    assert hear(backend, [])[0].text == MISHEARD and backend.previous == ["", ""]
+
+
+@pytest.mark.parametrize("prompted", [
+    "Wojciech Zielinski, Heineken",  # the prompt read out
+    RIGHT + " And he said that we would all go to lunch with the whole team today.",
+])
+def test_a_prompt_that_takes_over_the_output_leaves_the_first_transcript(prompted):
+    heard, counted = hear(WordWhisper(MISHEARD, prompted), NAMES, snap_threshold=0)
+    assert heard.text == MISHEARD and counted == ["prompt_rejected"]
+
+
+def test_silence_is_never_prompted():
+    backend = WordWhisper("you", "Heineken Heineken", no_speech=0.99)
+    heard, counted = hear(backend, NAMES)
+    assert heard.text == "" and counted == ["silence"] and backend.previous == [""]
+
+
+def test_a_heard_name_close_to_a_phrase_is_written_as_the_phrase():
+    heard, counted = hear(WordWhisper("Our contact at Hineken is Wojciech Zielinsky.", ""),
+                          NAMES, vocabulary_prompt="none")
+    assert heard.text == RIGHT and counted == ["snapped"]
+    heard, _ = hear(WordWhisper("Our contact at Hineken is Wojciech Zielinsky.", ""),
+                    NAMES, vocabulary_prompt="none", snap_threshold=0)
+    assert heard.text == "Our contact at Hineken is Wojciech Zielinsky."
+
+
+# -- the server: start, PUT and GET, the journal, what segments are heard with ----------------
+
+class VocabularyRecorder:
+    """A speech path that hears with a vocabulary the way the pipeline does, and records
+    the vocabularies each segment came with."""
+
+    name, device, takes_vocabulary = "recorder", "cpu", True
+
+    def __init__(self) -> None:
+        self.vocabularies: list[tuple] = []
+
+    def warmup(self) -> None:
+        pass
+
+    def extract(self, waveforms, vocabularies=None):
+        self.vocabularies += list(vocabularies or [()] * len(waveforms))
+        return [Extraction("Wojciech Zielinski works for Heineken.",
+                           [Triplet("Wojciech Zielinski", "Work_For", "Heineken", 0.9)])
+                for _ in waveforms]
+
+
+def put(url: str, body: bytes, content_type: str = "application/json"):
+    request = urllib.request.Request(url, body, {"Content-Type": content_type}, method="PUT")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def get(url: str):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_a_rooms_vocabulary_is_set_read_kept_over_a_restart_and_heard_with(make_server,
+                                                                           meeting_audio):
+    recorder = VocabularyRecorder()
+    server = make_server(lambda: recorder)
+    url = server.http + "/v1/rooms/standup/vocabulary"
+    assert get(url) == []
+    assert put(url, json.dumps(["Priya Natarajan", "Infosys"]).encode()) == (
+        200, ["Priya Natarajan", "Infosys"])
+    messages, _ = asyncio.run(stream(server.url, meeting_audio, room="standup",
+                                     vocabulary=["Wojciech Zielinski"]))
+    assert of_type(messages, "ready") and not of_type(messages, "error")
+    assert get(url) == ["Priya Natarajan", "Infosys", "Wojciech Zielinski"]
+    assert recorder.vocabularies[0][:3] == ("Priya Natarajan", "Infosys", "Wojciech Zielinski")
+    # A second meeting in the room hears the names its graph learnt as well.
+    asyncio.run(stream(server.url, meeting_audio, room="standup"))
+    assert "Heineken" in recorder.vocabularies[-1]
+    server.stop()
+    again = make_server(lambda: VocabularyRecorder())
+    assert get(again.http + "/v1/rooms/standup/vocabulary") == [
+        "Priya Natarajan", "Infosys", "Wojciech Zielinski"]
+    assert put(again.http + "/v1/rooms/standup/vocabulary", b"[]") == (200, [])
+    assert get(again.http + "/v1/rooms/standup/vocabulary") == []
+
+
+@pytest.mark.parametrize("body, content_type, status, code", [
+    (b'"Infosys"', "application/json", 400, "bad_vocabulary"),
+    (b'["ok", 5]', "application/json", 400, "bad_vocabulary"),
+    (json.dumps(["x" * 65]).encode(), "application/json", 400, "bad_vocabulary"),
+    (json.dumps([f"n{i}" for i in range(501)]).encode(), "application/json", 400,
+     "bad_vocabulary"),
+    (b'["Infosys"', "application/json", 400, "bad_json"),
+    (b'["Infosys"]', "text/plain", 415, "unsupported_media_type"),
+    (b'["' + b"x" * 300_000 + b'"]', "application/json", 413, "bad_vocabulary"),
+])
+def test_a_bad_vocabulary_is_refused_with_a_clear_4xx(make_server, body, content_type, status,
+                                                      code):
+    server = make_server(lambda: VocabularyRecorder())
+    got, answer = put(server.http + "/v1/rooms/r/vocabulary", body, content_type)
+    assert (got, answer["error"]) == (status, code) and answer["message"]
+    assert get(server.http + "/v1/rooms/r/vocabulary") == []
+
+
+def test_start_with_a_bad_vocabulary_is_refused_and_too_many_added_keeps_the_rooms(
+        make_server):
+    server = make_server(lambda: VocabularyRecorder())
+
+    async def first_messages(vocabulary) -> list[dict]:
+        async with connect(server.url) as ws:
+            await ws.send(json.dumps({"type": "start", "room": "r", "vocabulary": vocabulary}))
+            messages = []
+            async with asyncio.timeout(10):
+                while not of_type(messages, "error"):
+                    messages.append(json.loads(await ws.recv()))
+            return messages
+
+    refused = asyncio.run(first_messages(["ok", 7]))
+    assert [m["type"] for m in refused] == ["error"] and refused[0]["code"] == "bad_vocabulary"
+    assert put(server.http + "/v1/rooms/r/vocabulary",
+               json.dumps([f"n{i}" for i in range(MAX_PHRASES)]).encode())[0] == 200
+    late = asyncio.run(first_messages(["one more"]))
+    assert [m["type"] for m in late][:1] == ["ready"] and late[-1]["code"] == "bad_vocabulary"
+    assert len(get(server.http + "/v1/rooms/r/vocabulary")) == MAX_PHRASES
