@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -120,4 +121,38 @@ def test_the_chat_box_sends_text_into_the_room_graph(make_server, text_checkpoin
             assert [(e["relation"]) for e in graph["edges"]] == [FACT[1]]
         finally:
             browser.close()
+    assert not errors, errors
+
+
+def test_the_vocabulary_box_reads_and_saves_the_rooms_vocabulary(make_server):
+    from playwright.sync_api import sync_playwright
+
+    server = make_server()
+    with urllib.request.urlopen(urllib.request.Request(
+            server.http + "/v1/rooms/names/vocabulary", b'["Priya Natarajan"]',
+            {"Content-Type": "application/json"}, method="PUT"), timeout=10):
+        pass
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{server.http}/?room=names&viewer=1")
+            page.wait_for_function("document.querySelector('#vocabulary-text').value"
+                                   " === 'Priya Natarajan'", timeout=20000)
+            page.click("#vocabulary-box summary")
+            page.fill("#vocabulary-text", "Priya Natarajan\n\n  Infosys \n")
+            page.click("#vocabulary-save")
+            page.wait_for_function("document.querySelector('#vocabulary-state').textContent"
+                                   " === 'saved: 2 phrases'", timeout=20000)
+            page.fill("#vocabulary-text", "x" * 70)
+            page.click("#vocabulary-save")
+            page.wait_for_function("document.querySelector('#vocabulary-state').textContent"
+                                   ".startsWith('not saved: phrase 0 has 70 characters')",
+                                   timeout=20000)
+        finally:
+            browser.close()
+    with urllib.request.urlopen(server.http + "/v1/rooms/names/vocabulary", timeout=10) as r:
+        assert json.loads(r.read()) == ["Priya Natarajan", "Infosys"]
     assert not errors, errors

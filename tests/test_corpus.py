@@ -214,3 +214,23 @@ def test_entity_swaps_keep_the_sentence_and_move_the_facts(sources):
     # Both people of "Oswald killed Kennedy" are drawn from the other people of the source.
     assert {s.entities[0].text for s in swapped if s.id.startswith("conll04/dev/0/")} <= \
         {"Kennedy", "Maria Lopez"}
+
+
+def test_a_heard_sentence_keeps_the_facts_whose_names_were_heard_and_where_they_stand():
+    from streamre.corpus.heard import HeardStats, heard_sentence
+
+    entities = [{"text": "Anna Schmidt", "type": "Peop"}, {"text": "Volvo", "type": "Org"},
+                {"text": "Gothenburg", "type": "Loc"}]
+    facts = [["Anna Schmidt", "Work_For", "Volvo"], ["Volvo", "OrgBased_In", "Gothenburg"]]
+    stats = HeardStats()
+    item = heard_sentence("Anishmet works for Bubble, based in Goth and Bird.", entities, facts,
+                          75, stats)
+    spans = {e["type"]: " ".join(item["tokens"][e["start"]:e["end"]]) for e in item["entities"]}
+    assert spans == {"Peop": "Anishmet", "Loc": "Goth and Bird"}  # "Bubble" is not "Volvo"
+    assert item["relations"] == []  # both facts lost an end
+    item = heard_sentence("Anna Schmidt works for Volvo in Gothenburg.", entities, facts, 75,
+                          stats)
+    named = [" ".join(item["tokens"][e["start"]:e["end"]]) for e in item["entities"]]
+    assert [(named[r["head"]], r["type"], named[r["tail"]]) for r in item["relations"]] == [
+        tuple(f) for f in facts]
+    assert (stats.facts, stats.facts_kept, stats.entities_found) == (4, 2, 5)

@@ -264,3 +264,27 @@ def test_a_text_model_is_told_by_its_folder(text_checkpoint, tiny_checkpoint, tm
     texts = [FACT_TEXT, "Maria Lopez lives in Boston.", "", "Oswald killed Kennedy.", FACT_TEXT]
     together = reader.extract(texts)
     assert together == [reader.extract([t])[0] for t in texts] and together[2] == []
+
+
+@pytest.mark.parametrize("span, name", [
+    ("The", None), ("a", None), (".", None), (" , ", None),
+    ("Seattle.", "Seattle"), ("Acme Corp.", "Acme Corp."), ("Sacramento, Calif.", "Sacramento, Calif."),
+    ("U.S.", "U.S."), ("World Bank", "World Bank"),
+])
+def test_a_name_is_never_an_article_or_punctuation_nor_keeps_the_sentences_stop(span, name):
+    from streamre.inference.text_extractor import as_name
+
+    assert as_name(span) == name
+
+
+def test_the_speech_model_gives_only_relations_from_its_label_set(fact_checkpoint):
+    from streamre.inference import ModelExtractor
+    from streamre.model.linearize import target_text
+
+    extractor = ModelExtractor.load(str(fact_checkpoint), "cpu")
+    assert "Work_ForIn" not in extractor.model.config.relations
+    facts = [("David Chen", "Work_For", "World Bank"), ("David Chen", "Work_ForIn", "Acme")]
+    ids = extractor.tokenizer(target_text(FACT_TEXT, facts), add_special_tokens=False).input_ids
+    read = extractor.read(ids, [0.0] * len(ids))
+    assert read.text == FACT_TEXT
+    assert [(t.head, t.relation, t.tail) for t in read.triplets] == [facts[0]]

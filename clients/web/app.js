@@ -211,6 +211,7 @@ function onMessage(event) {
     case "ready":
       retryDelay = 1000;
       sessionId = msg.session_id;
+      loadVocabulary(msg.room);
       if (mode === "talk" && audio && audio.context.state !== "running") break;  // keep the hint
       setState(`${mode === "talk" ? "streaming to" : "viewing"} room ${msg.room}`);
       break;
@@ -316,6 +317,32 @@ $("chat").onsubmit = (event) => {
   }
   send({ type: "text", text });
   $("chat-text").value = "";
+};
+
+// -- the room's vocabulary: names Whisper should expect ---------------------------------------
+
+function vocabularyUrl(room) {
+  const url = new URL(`/v1/rooms/${encodeURIComponent(room)}/vocabulary`, location.href);
+  if (token) url.searchParams.set("token", token);
+  return url;
+}
+
+async function loadVocabulary(room) {
+  const response = await fetch(vocabularyUrl(room));
+  if (!response.ok) return;
+  const phrases = await response.json();
+  $("vocabulary-text").value = phrases.join("\n");
+  $("vocabulary-state").textContent = `${phrases.length} phrases`;
+}
+
+$("vocabulary").onsubmit = async (event) => {
+  event.preventDefault();
+  const phrases = $("vocabulary-text").value.split("\n").map((p) => p.trim()).filter(Boolean);
+  const response = await fetch(vocabularyUrl(currentRoom()), {
+    method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(phrases) });
+  const answer = await response.json();
+  $("vocabulary-state").textContent = response.ok ? `saved: ${answer.length} phrases`
+    : `not saved: ${answer.message}`;
 };
 
 $("talk").onclick = () => talk().catch((e) => setState(`microphone: ${e.message}`));

@@ -145,8 +145,12 @@ ABBREVIATIONS = {
 
 
 def _name(pieces: Pieces, mention: EntitySpan) -> str | None:
-    """The mention's text as a name; None for what is never one (an article, punctuation)."""
-    name = pieces.text[mention.start:mention.end].strip()
+    return as_name(pieces.text[mention.start:mention.end])
+
+
+def as_name(text: str) -> str | None:
+    """A tagged span as a name; None for what is never one (an article, punctuation)."""
+    name = text.strip()
     last = name.rsplit(None, 1)[-1] if name else ""
     if last.endswith(".") and "." not in last[:-1] and last[:-1].casefold() not in ABBREVIATIONS:
         name = name[:-1].rstrip()
