@@ -5,8 +5,10 @@ from disjoint pools, so a choice made on dev cannot learn test's names.
 
     python tools/make_meetings_set.py [--conll04 ../shared/data/conll04] [--out datasets/meetings]
 
-Writes SpERT JSON (`dev.json`, `test.json`), which `streamre synth` reads. The sentences are
-this project's own; the output is deterministic.
+Writes SpERT JSON (`dev.json`, `test.json`), which `streamre synth` reads, and a training set
+of the same kind (`train.json`) written apart from them: its own templates, worded otherwise,
+and its own names, none of which is in dev or test. The sentences are this project's own; the
+output is deterministic.
 """
 
 from __future__ import annotations
@@ -94,6 +96,59 @@ TEMPLATES = [
 ]
 
 
+# The training set's own names and templates: none in the evaluation pools above.
+TRAIN_PEOPLE = [
+    "Aleksandra Zajac", "Babajide Ogunleye", "Carmen Iglesias", "Dang Van Thanh",
+    "Eero Virtanen", "Farhan Chowdhury", "Giedre Kazlauskaite", "Hiroshi Nakamura",
+    "Ilse Vermeulen", "Jorge Valdivia", "Kavya Iyengar", "Luka Petrovic", "Mbali Zulu",
+    "Noura Al Amiri", "Orla Byrne", "Pedro Almeida", "Qiu Ying", "Rania Haddadin",
+    "Sven Ostergaard", "Tatiana Ivanova", "Umar Bello", "Vera Lindholm", "Wanjiru Kamau",
+    "Ximena Paredes", "Yannick Dubois", "Zofia Malinowska", "Arvid Sandberg", "Beatrix Kovacs",
+    "Cheng Wei", "Dilnoza Karimova", "Esi Owusu", "Filip Novak", "Gulnara Sadykova",
+    "Hemi Walker", "Ifeoma Chukwu", "Jakub Dvorak", "Keiko Mori", "Lionel Mbarga",
+    "Malin Stromberg", "Nizhoni Begay", "Oyelaran Ade", "Paola Conti", "Rashid Al Tamimi",
+    "Selin Yilmaz", "Teodor Ionescu", "Ulla Hakkarainen", "Vusi Mahlangu", "Wiebke Brandt",
+]
+TRAIN_ORGS = [
+    "Tencent", "Ocado", "Vestas", "Ambev", "Natura", "Jollibee", "Telstra", "Daimler", "Orkla",
+    "Kone", "Elbit", "Aramex", "Cemex", "Grupo Bimbo", "Skanska", "Tullow Oil", "Zoomcar",
+    "Paytm", "Nubank", "Bolt", "Wolt", "Miro", "Personio", "Celonis", "Mercado Libre",
+    "Globant", "Jumia", "Andela", "Careem", "Tokopedia", "Gojek", "Swiggy", "Zomato",
+]
+TRAIN_PLACES = [
+    ("Tampere", "Finland"), ("Eindhoven", "the Netherlands"), ("Bergen", "Norway"),
+    ("Malmo", "Sweden"), ("Graz", "Austria"), ("Brno", "the Czech Republic"),
+    ("Cluj", "Romania"), ("Kaunas", "Lithuania"), ("Nagoya", "Japan"), ("Busan", "South Korea"),
+    ("Chennai", "India"), ("Ibadan", "Nigeria"), ("Kumasi", "Ghana"), ("Durban", "South Africa"),
+    ("Medellin", "Colombia"), ("Curitiba", "Brazil"), ("Guadalajara", "Mexico"),
+    ("Auckland", "New Zealand"), ("Halifax", "Canada"), ("Antwerp", "Belgium"),
+    ("Bilbao", "Spain"), ("Turin", "Italy"), ("Nantes", "France"), ("Dresden", "Germany"),
+]
+TRAIN_TEMPLATES = [
+    ("{P} has been with {O} for three years.", [("P", "Work_For", "O")]),
+    ("I spoke to {P} at {O} yesterday.", [("P", "Work_For", "O")]),
+    ("{P} is {R} with {O}.", [("P", "Work_For", "O")]),
+    ("Ask {P} from {O} about the invoice.", [("P", "Work_For", "O")]),
+    ("{P} leads the {O} team and is based in {L}.", [("P", "Work_For", "O"),
+                                                    ("P", "Live_In", "L")]),
+    ("{O} is headquartered in {L}.", [("O", "OrgBased_In", "L")]),
+    ("We are visiting {O} in {L} next month.", [("O", "OrgBased_In", "L")]),
+    ("{O}, a startup from {L}, wants a demo.", [("O", "OrgBased_In", "L")]),
+    ("{P} lives in {L} now.", [("P", "Live_In", "L")]),
+    ("{P} is calling in from {L} today.", [("P", "Live_In", "L")]),
+    ("{P} grew up in {L}, {C}.", [("P", "Live_In", "L"), ("L", "Located_In", "C")]),
+    ("Our team in {L}, {C}, ships the release.", [("L", "Located_In", "C")]),
+    ("The conference is in {L} in {C}.", [("L", "Located_In", "C")]),
+    ("{P} was killed by {Q} in {L}, the report says.", [("Q", "Kill", "P")]),
+    ("{P} shot {Q} during the robbery.", [("P", "Kill", "Q")]),
+    ("{P} will join the call late.", []),
+    ("Thanks, {P}, that was helpful.", []),
+    ("Could you send the agenda before noon?", []),
+    ("Let's take the rest of this offline.", []),
+    ("The numbers look better than last quarter.", []),
+]
+
+
 def conll04_words(folder: Path) -> set[str]:
     words: set[str] = set()
     for path in folder.glob("*.json"):
@@ -132,10 +187,24 @@ def build(pool_half: int, count: int, seed: int, banned: set[str]) -> list[dict]
     people, orgs = clean(PEOPLE), clean(ORGS)
     places = [p for p in PLACES if clean([p[0]])]
     pick = [people[pool_half::2], orgs[pool_half::2], places[pool_half::2]]
+    return filled(TEMPLATES, pick, count, seed)
+
+
+def build_train(count: int, seed: int) -> list[dict]:
+    """The training sentences: their own templates and names, kept out of dev and test."""
+    evaluation = {w for n in [*PEOPLE, *ORGS, *(c for c, _ in PLACES)] for w in tokens_of(n)}
+    mine = {w for n in [*TRAIN_PEOPLE, *TRAIN_ORGS, *(c for c, _ in TRAIN_PLACES)]
+            for w in tokens_of(n)}
+    if mine & evaluation:
+        raise SystemExit(f"training names share words with dev or test: {mine & evaluation}")
+    return filled(TRAIN_TEMPLATES, [TRAIN_PEOPLE, TRAIN_ORGS, TRAIN_PLACES], count, seed)
+
+
+def filled(templates: list, pick: list, count: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     items = []
     for k in range(count):
-        template = TEMPLATES[k % len(TEMPLATES)]
+        template = templates[k % len(templates)]
         p, q = rng.sample(pick[0], 2)
         city, country = rng.choice(pick[2])
         names = {"P": p, "Q": q, "O": rng.choice(pick[1]), "L": city, "C": country,
@@ -159,6 +228,9 @@ def main() -> None:
         items = build(half, 150, seed=half, banned=banned)
         (out / f"{split}.json").write_text(json.dumps(items, indent=0) + "\n")
         print(split, len(items), "sentences,", sum(len(i["relations"]) for i in items), "facts")
+    items = build_train(400, seed=2)
+    (out / "train.json").write_text(json.dumps(items, indent=0) + "\n")
+    print("train", len(items), "sentences,", sum(len(i["relations"]) for i in items), "facts")
 
 
 if __name__ == "__main__":

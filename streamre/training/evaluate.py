@@ -48,8 +48,8 @@ def evaluate(extractor, examples: list[Example], batch_size: int = 8,
              predictions_path: str | Path | None = None, progress: bool = True,
              text_extractor=None) -> dict:
     """ER, RP and RTE micro scores (the paper's, exact strings), the same under
-    `normalised` (case, punctuation and leading articles set aside), the transcripts' WER, and
-    the count of utterances.
+    `normalised` (case, punctuation and leading articles set aside), the transcripts' WER (and
+    `WER_no_facts`, on the utterances that state no fact), and the count of utterances.
 
     With `text_extractor`: the triplets are the text extractor's, read from the speech
     model's transcripts (a pipeline), or from the manifest's gold text when `extractor` is
@@ -76,4 +76,9 @@ def evaluate(extractor, examples: list[Example], batch_size: int = 8,
     if extractor is not None:
         wer = word_error_rate([p.text for p in predictions], [e.text for e in examples])
         summary["WER"] = round(wer, 4)
+        # Where nothing is to be found, a prompt of names can only add words: measured apart.
+        quiet = [i for i, e in enumerate(examples) if not e.triplets]
+        if quiet:
+            summary["WER_no_facts"] = round(word_error_rate(
+                [predictions[i].text for i in quiet], [examples[i].text for i in quiet]), 4)
     return {**summary, "n": scores["n"]}
