@@ -5,7 +5,8 @@ from disjoint pools, so a choice made on dev cannot learn test's names.
 
     python tools/make_meetings_set.py [--conll04 ../shared/data/conll04] [--out datasets/meetings]
 
-Writes SpERT JSON (`dev.json`, `test.json`), which `streamre synth` reads, and a training set
+Writes SpERT JSON (`dev.json`, `test.json`), which `streamre synth` reads, each split's names
+as one vocabulary file (`dev.names.txt`, `test.names.txt`), and a training set
 of the same kind (`train.json`) written apart from them: its own templates, worded otherwise,
 and its own names, none of which is in dev or test. The sentences are this project's own; the
 output is deterministic.
@@ -228,6 +229,10 @@ def main() -> None:
         items = build(half, 150, seed=half, banned=banned)
         (out / f"{split}.json").write_text(json.dumps(items, indent=0) + "\n")
         print(split, len(items), "sentences,", sum(len(i["relations"]) for i in items), "facts")
+        # The split's names as one vocabulary (--vocabulary), as a meeting would list them.
+        names = dict.fromkeys(" ".join(i["tokens"][e["start"]:e["end"]])
+                              for i in items for e in i["entities"])
+        (out / f"{split}.names.txt").write_text("".join(f"{n}\n" for n in sorted(names)))
     items = build_train(400, seed=2)
     (out / "train.json").write_text(json.dumps(items, indent=0) + "\n")
     print("train", len(items), "sentences,", sum(len(i["relations"]) for i in items), "facts")
