@@ -1,10 +1,12 @@
 """One segment from audio to facts on the default speech path: Whisper hears, the text model
-reads. For each compute type and window policy, `--repeats` calls on the same 5 s utterance
+reads. For each compute type, window policy and vocabulary (none, or a file: the names are
+spotted and the segment heard again with them), `--repeats` calls on the same 5 s utterance
 (flite `slt`) after a warm-up: p50 and p95 of hearing, reading and the whole, and the batched
 cost of eight such segments in one call. Writes JSON and a Markdown table.
 
     .venv/bin/python benchmarks/hearing_latency.py [--threads 2] [--repeats 30]
         [--compute-types int8 float32] [--windows 10,20,30 30]
+        [--vocabularies none datasets/meetings/dev.names.txt] [--text-model T] [--tag T]
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ def timed(call, repeats: int) -> list[float]:
 
 def measure(extractor, audio: np.ndarray, repeats: int) -> dict:
     """p50 and p95 (ms) of hearing, reading, the whole path, and eight segments in one call."""
-    text = extractor.hearing.transcribe([audio])[0].text
-    runs = {"hear": timed(lambda: extractor.hearing.transcribe([audio]), repeats),
+    text = extractor.extract([audio])[0].text
+    vocabularies = [extractor.vocabulary] if extractor.vocabulary else None
+    runs = {"hear": timed(lambda: extractor.hearing.transcribe([audio], vocabularies), repeats),
             "read": timed(lambda: extractor.reader.extract([text]), repeats),
             "whole": timed(lambda: extractor.extract([audio]), repeats),
             "batch8": timed(lambda: extractor.extract([audio] * 8), max(3, repeats // 5))}
@@ -60,34 +63,44 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--compute-types", nargs="+", default=["int8", "float32"])
     parser.add_argument("--windows", nargs="+", default=["10,20,30", "30"])
+    parser.add_argument("--vocabularies", nargs="+", default=["none"],
+                        help="none, or vocabulary files (one phrase per line)")
+    parser.add_argument("--text-model", default="", help="the reader (empty: the bundled one)")
+    parser.add_argument("--tag", default="", help="suffix of the result files' names")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     audio = five_seconds()
     rows = []
     for compute_type in args.compute_types:
         for windows in args.windows:
-            path = SpeechPath(SpeechSettings(device="cpu", threads=args.threads,
-                                             asr_compute_type=compute_type,
-                                             asr_windows=tuple(windows.split(","))))
-            extractor = path.load_speech()
-            extractor.warmup()
-            row = {"compute_type": compute_type, "windows": windows,
-                   **measure(extractor, audio, args.repeats)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for vocabulary in args.vocabularies:
+                path = SpeechPath(SpeechSettings(
+                    device="cpu", threads=args.threads, asr_compute_type=compute_type,
+                    asr_windows=tuple(windows.split(",")), text_model=args.text_model,
+                    vocabulary="" if vocabulary == "none" else vocabulary))
+                extractor = path.load_speech()
+                extractor.warmup()
+                row = {"compute_type": compute_type, "windows": windows,
+                       "vocabulary": len(path.vocabulary),
+                       **measure(extractor, audio, args.repeats)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"threads": args.threads, "cpus": os.cpu_count(), "repeats": args.repeats,
             "segment_s": 5, "model": extractor.name}
-    (out / "hearing_latency.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    name = "hearing_latency" + (f"_{args.tag}" if args.tag else "")
+    (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = [f"One 5 s segment (flite slt) from audio to facts, {args.threads} threads, "
-             f"{args.repeats} calls each; batch of 8: the same segment eight times in one call.\n",
-             "| compute type | windows | hear p50/p95 ms | read p50/p95 ms | whole p50/p95 ms | "
-             "8 in one call p50 ms |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['compute_type']} | {r['windows']} | {r['hear_p50_ms']:.0f}/{r['hear_p95_ms']:.0f}"
+             f"{args.repeats} calls each; batch of 8: the same segment eight times in one call; "
+             f"reader {extractor.reader.name}; vocabulary: phrases given.\n",
+             "| compute type | windows | vocabulary | hear p50/p95 ms | read p50/p95 ms | "
+             "whole p50/p95 ms | 8 in one call p50 ms |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['compute_type']} | {r['windows']} | {r['vocabulary']} | "
+              f"{r['hear_p50_ms']:.0f}/{r['hear_p95_ms']:.0f}"
               f" | {r['read_p50_ms']:.0f}/{r['read_p95_ms']:.0f} | {r['whole_p50_ms']:.0f}/"
               f"{r['whole_p95_ms']:.0f} | {r['batch8_p50_ms']:.0f} |" for r in rows]
-    (out / "hearing_latency.md").write_text("\n".join(lines) + "\n")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
