@@ -235,3 +235,9 @@ def test_start_with_a_bad_vocabulary_is_refused_and_too_many_added_keeps_the_roo
     late = asyncio.run(first_messages(["one more"]))
     assert [m["type"] for m in late][:1] == ["ready"] and late[-1]["code"] == "bad_vocabulary"
     assert len(get(server.http + "/v1/rooms/r/vocabulary")) == MAX_PHRASES
+
+
+def test_a_segment_whose_names_were_all_heard_as_written_is_not_heard_again():
+    backend = WordWhisper(RIGHT, "something else entirely")
+    heard, counted = hear(backend, NAMES)
+    assert heard.text == RIGHT and counted == [] and backend.previous == [""]

@@ -155,6 +155,9 @@ class Transcriber:
                 continue
             phrases = spotted(heard.text, vocabulary, options.spot_threshold) \
                 if options.vocabulary_prompt == "spotted" else vocabulary
+            said = heard.text.casefold()
+            if all(p.casefold() in said for p in phrases):
+                continue  # every name it suggests was heard as written: nothing to mend
             ids = self.backend.vocabulary.previous_text(phrases, options.prompt_tokens)
             if ids:
                 previous[i] = tuple(ids)
