@@ -66,7 +66,7 @@ def default_path():
 
 
 def test_the_default_path_is_unmodified_whisper_then_the_bundled_text_model(default_path):
-    assert default_path.name == "whisper-tiny.en (ctranslate2 int8)+streamre-minilm-conll04"
+    assert default_path.name == "whisper-tiny.en (ctranslate2 int8)+streamre-minilm-meetings"
 
 
 def test_whisper_hears_new_sentences_in_the_unseen_voice_and_the_text_model_reads_them(
@@ -160,7 +160,7 @@ def test_unseen_voice_sentences_give_their_transcripts_and_facts(extractor, text
 
 
 def test_the_bundled_text_model_reads_facts_from_written_sentences(text_extractor):
-    assert text_extractor.name == "streamre-minilm-conll04"
+    assert text_extractor.name == "streamre-minilm-meetings"
     assert text_extractor.model.config.encoder["hidden_size"] == 384  # MiniLM, not a test model
     # Measured: all six; a model that ignores its input finds at most one.
     assert facts_found(text_extractor.extract([text for text, _ in SPOKEN])) >= 5

@@ -200,7 +200,7 @@ def test_by_default_whisper_hears_and_the_text_model_reads(make_server, meeting_
     server = make_server(model="", text_model="")  # the defaults: tiny.en, the bundled reader
     health = json.loads(http_get(server.http + "/healthz")[2])
     assert health["asr"] == "whisper-tiny.en (ctranslate2 int8)"
-    assert health["text_model"] == "streamre-minilm-conll04"
+    assert health["text_model"] == "streamre-minilm-meetings"
     messages, code = asyncio.run(stream(server.url, meeting_audio, room="heard"))
     answers = of_type(messages, "triplets")
     assert code == 1000 and len(answers) == 2 and all(a["source"] == "speech" for a in answers)

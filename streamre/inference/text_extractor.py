@@ -16,7 +16,7 @@ from streamre.textre.model import TextREModel
 from streamre.triplets import Triplet
 
 
-DEFAULT_TEXT_MODEL = "streamre-minilm-conll04"
+DEFAULT_TEXT_MODEL = "streamre-minilm-meetings"
 
 
 class Reader(Protocol):
