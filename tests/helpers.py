@@ -38,6 +38,17 @@ def synthesize(text: str, path: Path, voice: str = "en-us", speed: int = 160) ->
     return path
 
 
+def send_json(url: str, body: bytes, content_type: str = "application/json",
+              method: str = "POST"):
+    """(status, JSON answer) of a request with a body, errors included."""
+    request = urllib.request.Request(url, body, {"Content-Type": content_type}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
 def http_get(url: str, headers: dict | None = None):
     """(status, headers (looked up case-insensitively), body)."""
     request = urllib.request.Request(url, headers=headers or {})

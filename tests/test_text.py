@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from websockets.asyncio.client import connect
 
-from helpers import FACT, FACT_TEXT, run, spert_items, tiny_encoder, wire
+from helpers import FACT, FACT_TEXT, run, send_json, spert_items, tiny_encoder, wire
 from streamre.protocol import subscribe_message, text_message
 from streamre.textre import split_sentences
 from streamre.textre.encoding import Pieces, decode_tags, mentions_of, tags_of
@@ -109,12 +109,7 @@ def test_a_chat_line_joins_the_graph_with_its_source(text_server):
 
 
 def post(url: str, body: bytes, content_type: str = "application/json"):
-    request = urllib.request.Request(url, body, {"Content-Type": content_type}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return send_json(url, body, content_type)
 
 
 def test_a_posted_note_answers_with_its_triplets(text_server):

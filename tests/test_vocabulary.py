@@ -12,7 +12,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import of_type, stream
+from helpers import of_type, send_json, stream
 from websockets.asyncio.client import connect
 
 from streamre import SAMPLE_RATE
@@ -160,12 +160,7 @@ class VocabularyRecorder:
 
 
 def put(url: str, body: bytes, content_type: str = "application/json"):
-    request = urllib.request.Request(url, body, {"Content-Type": content_type}, method="PUT")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return send_json(url, body, content_type, method="PUT")
 
 
 def get(url: str):

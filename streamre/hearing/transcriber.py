@@ -16,9 +16,8 @@ if it passes the guards and stays about as long as the first; otherwise the firs
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import groupby, permutations
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -166,8 +165,7 @@ class Transcriber:
         if rows:
             again = self._hear_parts([parts[i] for i in rows], [previous[i] for i in rows])
             for i, second in zip(rows, again, strict=True):
-                kept = self._prompted(first[i], second, self.backend.text(list(previous[i])))
-                heard[i] = kept
+                heard[i] = self._prompted(first[i], second, self.backend.text(list(previous[i])))
         if options.snap_threshold > 0:
             for i, (h, vocabulary) in enumerate(zip(heard, vocabularies, strict=True)):
                 text = snapped(h.text, vocabulary, options.snap_threshold) if vocabulary \
@@ -239,7 +237,7 @@ def _copies_prompt(text: str, prompt: str) -> bool:
     phrases = {p.strip(" .").casefold() for p in prompt.split(",")} - {""}
     said = " ".join(text.casefold().split())
     return any(f"{a}, {b}" in said or f"{a} {b}" in said
-               for a, b in itertools.permutations(phrases, 2))
+               for a, b in permutations(phrases, 2))
 
 
 def _join(parts: list[Heard]) -> Heard:
