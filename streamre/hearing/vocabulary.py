@@ -146,16 +146,15 @@ def matches(text: str, phrases: Sequence[str], threshold: float,
         cdist(phrase_keys, run_keys, scorer=fuzz.ratio, workers=1),
         cdist([sound_key(k) for k in phrase_keys], [sound_key(k) for k in run_keys],
               scorer=fuzz.ratio, workers=1))
+    sizes = np.array([j - i + 1 for i, j in runs])
     found = []
     for p, phrase in enumerate(phrases):
-        size = len(phrase.split())
-        best, where = 0.0, None
-        for r, (i, j) in enumerate(runs):
-            if -1 <= (j - i + 1) - size <= EXTRA_WORDS and scores[p][r] > best:
-                best, where = float(scores[p][r]), (i, j)
-        if where is not None and best >= threshold:
-            found.append(Match(phrase, where[0], where[1], best, words[where[0]].start,
-                               words[where[1]].end))
+        extra = sizes - len(phrase.split())
+        row = np.where((extra >= -1) & (extra <= EXTRA_WORDS), scores[p], -1.0)
+        best = int(row.argmax())  # the first of the closest runs
+        if row[best] >= 0 and row[best] >= threshold:
+            i, j = runs[best]
+            found.append(Match(phrase, i, j, float(row[best]), words[i].start, words[j].end))
     return found
 
 
