@@ -3,6 +3,7 @@ here, segments reach the server, and the page's #stats and drawing match the roo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FACT, FACT_TEXT, http_get
+from helpers import FACT, FACT_TEXT, http_get, send_json
 from streamre.graph import GraphSettings
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -24,6 +25,26 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 def room_graph(server, room: str) -> dict | None:
     status, _, body = http_get(f"{server.http}/v1/rooms/{room}/graph")
     return json.loads(body) if status == 200 else None
+
+
+@contextlib.contextmanager
+def viewer_page(server, room: str):
+    """A headless Chromium page viewing `room`, ready; it fails the test if the page threw."""
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{server.http}/?room={room}&viewer=1")
+            page.wait_for_function("document.querySelector('#state').textContent"
+                                   f".includes('viewing room {room}')", timeout=20000)
+            yield page
+        finally:
+            browser.close()
+    assert not errors, errors
 
 
 def stats(page) -> tuple[int, int]:
@@ -97,62 +118,36 @@ def test_microphone_page_and_viewer_match_the_room_graph(make_server, meeting_wa
 
 
 def test_the_chat_box_sends_text_into_the_room_graph(make_server, text_checkpoint):
-    from playwright.sync_api import sync_playwright
-
     server = make_server(text_model=str(text_checkpoint))
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{server.http}/?room=chat&viewer=1")
-            page.wait_for_function("document.querySelector('#state').textContent"
-                                   ".includes('viewing room chat')", timeout=20000)
-            page.fill("#chat-text", FACT_TEXT)
-            page.click("#chat-send")
-            line = page.locator("#transcript li").first
-            line.locator(".fact").first.wait_for(timeout=20000)
-            assert line.locator(".text").inner_text() == FACT_TEXT
-            assert line.locator(".when").inner_text() == "typed"
-            assert line.locator(".fact").all_inner_texts() == [" · ".join(FACT)]
-            assert page.input_value("#chat-text") == ""
-            graph = room_graph(server, "chat")
-            assert [(e["relation"]) for e in graph["edges"]] == [FACT[1]]
-        finally:
-            browser.close()
-    assert not errors, errors
+    with viewer_page(server, "chat") as page:
+        page.fill("#chat-text", FACT_TEXT)
+        page.click("#chat-send")
+        line = page.locator("#transcript li").first
+        line.locator(".fact").first.wait_for(timeout=20000)
+        assert line.locator(".text").inner_text() == FACT_TEXT
+        assert line.locator(".when").inner_text() == "typed"
+        assert line.locator(".fact").all_inner_texts() == [" · ".join(FACT)]
+        assert page.input_value("#chat-text") == ""
+        graph = room_graph(server, "chat")
+        assert [(e["relation"]) for e in graph["edges"]] == [FACT[1]]
 
 
 def test_the_vocabulary_box_reads_and_saves_the_rooms_vocabulary(make_server):
-    from playwright.sync_api import sync_playwright
-
     server = make_server()
-    with urllib.request.urlopen(urllib.request.Request(
-            server.http + "/v1/rooms/names/vocabulary", b'["Priya Natarajan"]',
-            {"Content-Type": "application/json"}, method="PUT"), timeout=10):
-        pass
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{server.http}/?room=names&viewer=1")
-            page.wait_for_function("document.querySelector('#vocabulary-text').value"
-                                   " === 'Priya Natarajan'", timeout=20000)
-            page.click("#vocabulary-box summary")
-            page.fill("#vocabulary-text", "Priya Natarajan\n\n  Infosys \n")
-            page.click("#vocabulary-save")
-            page.wait_for_function("document.querySelector('#vocabulary-state').textContent"
-                                   " === 'saved: 2 phrases'", timeout=20000)
-            page.fill("#vocabulary-text", "x" * 70)
-            page.click("#vocabulary-save")
-            page.wait_for_function("document.querySelector('#vocabulary-state').textContent"
-                                   ".startsWith('not saved: phrase 0 has 70 characters')",
-                                   timeout=20000)
-        finally:
-            browser.close()
-    with urllib.request.urlopen(server.http + "/v1/rooms/names/vocabulary", timeout=10) as r:
+    url = server.http + "/v1/rooms/names/vocabulary"
+    assert send_json(url, b'["Priya Natarajan"]', method="PUT")[0] == 200
+    with viewer_page(server, "names") as page:
+        page.wait_for_function("document.querySelector('#vocabulary-text').value"
+                               " === 'Priya Natarajan'", timeout=20000)
+        page.click("#vocabulary-box summary")
+        page.fill("#vocabulary-text", "Priya Natarajan\n\n  Infosys \n")
+        page.click("#vocabulary-save")
+        page.wait_for_function("document.querySelector('#vocabulary-state').textContent"
+                               " === 'saved: 2 phrases'", timeout=20000)
+        page.fill("#vocabulary-text", "x" * 70)
+        page.click("#vocabulary-save")
+        page.wait_for_function("document.querySelector('#vocabulary-state').textContent"
+                               ".startsWith('not saved: phrase 0 has 70 characters')",
+                               timeout=20000)
+    with urllib.request.urlopen(url, timeout=10) as r:
         assert json.loads(r.read()) == ["Priya Natarajan", "Infosys"]
-    assert not errors, errors
