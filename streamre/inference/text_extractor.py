@@ -13,7 +13,7 @@ from streamre.inference.extractor import pick_device, pick_dtype
 from streamre.model.checkpoint import MODELS_DIR, resolve_model
 from streamre.textre.encoding import EntitySpan, Pieces, decode_tags, encode
 from streamre.textre.model import TextREModel
-from streamre.triplets import Triplet
+from streamre.triplets import ARTICLES, Triplet
 
 
 DEFAULT_TEXT_MODEL = "streamre-minilm-meetings"
@@ -109,8 +109,10 @@ class TextExtractor:
         found: list[dict[tuple, Triplet]] = [{} for _ in texts]  # by `Triplet.key`
         for (b, h, t), p, r, none in zip(pairs, best.tolist(), label.tolist(),
                                          probabilities[:, 0].tolist(), strict=True):
+            if p <= none:
+                continue
             head, tail = _name(pieces[b], h), _name(pieces[b], t)
-            if p > none and head and tail:
+            if head and tail:
                 triplet = Triplet(head, config.relation_types[r], tail, p)
                 kept = found[b].get(triplet.key)
                 if kept is None or p > kept.confidence:
@@ -134,7 +136,6 @@ def padded_ids(pieces: list[Pieces], device: str = "cpu") -> tuple[torch.Tensor,
     return ids.to(device), mask.to(device)
 
 
-ARTICLES = {"the", "a", "an"}
 # Words whose stop is part of the name ("Acme Corp.", "Sacramento, Calif."); other names lose a
 # stop tagged with them, which is the sentence's ("lives in Seattle.").
 ABBREVIATIONS = {
