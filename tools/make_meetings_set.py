@@ -20,6 +20,8 @@ import random
 import re
 from pathlib import Path
 
+from streamre.corpus.sources import TOKEN
+
 PEOPLE = [
     "Elena Petrova", "Priya Natarajan", "Kwame Mensah", "Lucia Fernandes", "Jonas Lindqvist",
     "Aiko Tanaka", "Mateo Rojas", "Ngozi Okafor", "Anders Holm", "Fatima Zahra Benali",
@@ -159,7 +161,7 @@ def conll04_words(folder: Path) -> set[str]:
 
 
 def tokens_of(text: str) -> list[str]:
-    return re.findall(r"\w+(?:'\w+)?|[^\w\s]", text)
+    return TOKEN.findall(text)
 
 
 def sentence(template: tuple, names: dict[str, str]) -> dict:

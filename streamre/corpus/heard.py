@@ -10,12 +10,10 @@ Sentences are written as SpERT JSON, which `train-text` reads.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from streamre.corpus.sources import TOKEN
 from streamre.hearing.vocabulary import apart, matches
-
-TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
 
 
 @dataclass

@@ -11,10 +11,14 @@ The papers named here: `docs/papers.md`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # Penn Treebank escapes and quote tokens, spelled as written text.
+# How this project cuts its own text into SpERT tokens: words (with an inner apostrophe) and
+# single punctuation marks.
+TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
 _TOKEN_TEXT = {"-LRB-": "(", "-RRB-": ")", "-LCB-": "{", "-RCB-": "}", "-LSB-": "[",
                "-RSB-": "]", "``": '"', "''": '"', "`": "'"}
 _NO_SPACE_BEFORE = {".", ",", ":", ";", "?", "!", ")", "}", "]", "%", "'s", "'S", "n't", "'t",
