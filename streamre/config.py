@@ -90,6 +90,9 @@ class ServeConfig(SpeechSettings):
         2.0, "a room's retained snapshot is refreshed at most this often")
     # storage and logging
     data_dir: str = setting("data", "folder for persistent state (the graph journal)")
+    transcript_retention_days: float = setting(
+        0.0, "transcript lines older than this many days are deleted from the journal, "
+        "checked every minute (0: kept forever); the graph's facts are kept")
     log_level: str = setting("info", "debug, info, warning or error")
 
     def __post_init__(self) -> None:
@@ -103,6 +106,8 @@ class ServeConfig(SpeechSettings):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
         errors += self.speech_errors()
+        if self.transcript_retention_days < 0:
+            errors.append("transcript_retention_days must not be negative (0: keep forever)")
         if self.handshake_timeout_s <= 0 or self.room_idle_s < 0:
             errors.append("handshake_timeout_s must be positive and room_idle_s not negative")
         if self.mqtt:

@@ -37,13 +37,17 @@ def store(tmp_path):
 
 
 class Member:
-    """Stands where a client's outbox would: it records the deltas it is sent."""
+    """Stands where a client's outbox would: it records the deltas and lines it is sent."""
 
     def __init__(self) -> None:
         self.versions: list[int] = []
+        self.lines: list[int] = []
 
     def send_graph_delta(self, version: int, text: str) -> None:
         self.versions.append(version)
+
+    def send_transcript(self, seq: int, text: str) -> None:
+        self.lines.append(seq)
 
 
 def rooms_of(store, clock, max_rooms=3, idle_s=60.0) -> Rooms:
@@ -71,7 +75,7 @@ def test_a_room_with_facts_rests_in_the_journal_and_comes_back(store):
     rooms = rooms_of(store, clock, max_rooms=2)
     member = Member()
     room = rooms.enter("facts", member)
-    room.apply([Triplet("David Chen", "Work_For", "World Bank")], Mention("s", 0), 1.0)
+    room.record(Mention("s", 0), [Triplet("David Chen", "Work_For", "World Bank")], 1.0, 1.0)
     assert member.versions == [1]
     rooms.leave(room, member)
     clock.now = 1000

@@ -99,6 +99,16 @@ class Subscriber:
         self.process.send_signal(signal.SIGTERM)
         assert self.process.wait(20) == 0
 
+    def lines(self, room: str) -> list[tuple[str, int, str]]:
+        """(session, segment, text) of the transcript lines it kept, in the order said."""
+        if not self.db.exists():
+            return []
+        store = MirrorStore(self.db)
+        try:
+            return [(s.session_id, s.segment_id, s.text) for s in store.transcript(room)]
+        finally:
+            store.close()
+
     def graph(self, room: str) -> dict | None:
         if not self.db.exists():
             return None
@@ -127,6 +137,7 @@ def test_broker_restart_mid_meeting_loses_nothing(make_server, broker, meeting_a
                          mqtt_snapshot_interval_s=0.5)
     subscriber = Subscriber(broker.url, "standup", tmp_path / "sub.db")
     try:
+        subscriber.wait_subscribed()  # transcript lines are not retained: it must be there
         asyncio.run(stream(server.url, meeting_audio, room="standup"))
         broker.stop()
         asyncio.run(stream(server.url, meeting_audio, room="standup"))  # while it is down
@@ -134,12 +145,22 @@ def test_broker_restart_mid_meeting_loses_nothing(make_server, broker, meeting_a
         asyncio.run(stream(server.url, meeting_audio, room="standup"))
         graph = converged(subscriber, server, "standup")
         assert graph["version"] == 6 and graph["edges"][0]["mentions"] == 6
+        # Every transcript line too, the ones said while the broker was down included.
+        said = json.loads(http_get(f"{server.http}/v1/rooms/standup/transcript")[2])
+        expected = sorted(((s["session_id"], s["segment_id"], s["text"])
+                           for s in said["segments"]), key=lambda x: x[:2])
+        assert len(expected) == 6
+        wait_for(lambda: sorted(subscriber.lines("standup")) == expected, timeout=30)
     finally:
         subscriber.stop()
     exported = subprocess.run([sys.executable, "-m", "streamre", "graph", "export", "--db",
                                str(tmp_path / "sub.db"), "--room", "standup"],
                               capture_output=True, text=True, timeout=60)
     assert json.loads(exported.stdout) == graph
+    subtitles = subprocess.run([sys.executable, "-m", "streamre", "graph", "export", "--db",
+                                str(tmp_path / "sub.db"), "--room", "standup", "--format",
+                                "srt"], capture_output=True, text=True, timeout=60)
+    assert subtitles.stdout.count(" --> ") == 6 and subtitles.stdout.startswith("1\n")
 
 
 def test_subscriber_restart_mid_meeting(make_server, broker, meeting_audio, tmp_path):
@@ -178,7 +199,8 @@ def test_absent_broker_never_stalls_and_the_outbox_drains_in_order(make_server, 
     started = time.monotonic()
     messages, code = asyncio.run(stream(server.url, meeting_audio, room="late"))
     assert code == 1000 and time.monotonic() - started < 20  # answered without a broker
-    assert len(server.server.publisher.outbox) == 4  # 2 triplets + 2 deltas, on disk
+    # 2 deltas, 2 transcript lines and 2 triplets answers, on disk
+    assert len(server.server.publisher.outbox) == 6
     broker.start()
     try:
         async def receive_in_order():
@@ -195,9 +217,15 @@ def test_absent_broker_never_stalls_and_the_outbox_drains_in_order(make_server, 
     kinds = [(t.split("/")[-1], p.get("segment_id", p.get("version", p.get("state"))))
              for t, p in got]
     assert ("online" in [k[1] for k in kinds])
-    ordered = [k for k in kinds if k[0] in ("triplets", "delta")]
+    ordered = [k for k in kinds if k[0] in ("triplets", "delta", "transcript")]
     # In the order they happened: a room learns a fact before the producer is told.
-    assert ordered == [("delta", 1), ("triplets", 0), ("delta", 2), ("triplets", 1)]
+    assert ordered == [("delta", 1), ("transcript", 0), ("triplets", 0),
+                       ("delta", 2), ("transcript", 1), ("triplets", 1)]
+    lines = [p for t, p in got if t.endswith("/transcript")]
+    answers = [p for t, p in got if t.endswith("/triplets")]
+    assert [(x["segment_id"], x["text"]) for x in lines] == \
+        [(x["segment_id"], x["text"]) for x in answers]
+    assert all(x["edges"] and x["room"] == "late" for x in lines)
     triplets = [p for t, p in got if t.endswith("/triplets")]
     assert triplets[0]["message_id"] == f"{triplets[0]['session_id']}/0"
     assert len(server.server.publisher.outbox) == 0

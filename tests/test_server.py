@@ -254,8 +254,9 @@ def test_slow_viewer_never_stalls_producers(make_server, meeting_audio):
 
             def flood():  # 300 deltas of about 20 kB each
                 for i in range(300):
-                    room.apply([Triplet(f"e{i}", f"R{j}" + "x" * 2000, "y") for j in range(10)],
-                               Mention("flood", i), time.time())
+                    room.record(Mention("flood", i),
+                                [Triplet(f"e{i}", f"R{j}" + "x" * 2000, "y") for j in range(10)],
+                                time.time(), time.time())
             server.loop.call_soon_threadsafe(flood)
             started = time.monotonic()
             messages, code = await stream(server.url, meeting_audio, room="busy")
@@ -295,7 +296,7 @@ def test_full_rooms_refuse_new_facts_and_say_so(make_server, meeting_audio):
 async def _apply(room, triplets):
     from streamre.graph import Mention
 
-    room.apply(triplets, Mention("test", 0), time.time())
+    room.record(Mention("test", 0), triplets, time.time(), time.time())
 
 
 def test_connect_disconnect_cycles_leak_nothing(make_server):

@@ -1,4 +1,5 @@
-// The browser client: microphone to /v1/stream; snapshot + deltas into a live cytoscape graph.
+// The browser client: microphone to /v1/stream; snapshot + deltas into a live cytoscape graph;
+// the room's transcript (history, then live), each line linked to the facts it stated.
 "use strict";
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -12,6 +13,7 @@ let mode = null;  // "talk" | "view"
 let retryDelay = 1000;
 let lagTimer = null;
 let sessionId = "";  // this connection's, from "ready": the key of our transcript lines
+let replaying = null;  // the version the graph view shows instead of the live one, or null
 
 if (params.get("room")) $("room").value = params.get("room");
 
@@ -31,6 +33,7 @@ const cy = window.cytoscape ? cytoscape({
       "text-rotation": "autorotate" } },
     { selector: ".match", style: { "background-color": "#e0731f", "font-weight": "bold" } },
     { selector: ".faded", style: { opacity: 0.15 } },
+    { selector: "edge.stated", style: { "line-color": "#e0731f", "target-arrow-color": "#e0731f", width: 5 } },
   ],
 }) : null;
 if (!cy) $("graph").textContent = "graph view unavailable (run npm ci in clients/web); the table below still updates";
@@ -81,6 +84,8 @@ function renderTable() {
   const body = $("edges").tBodies[0];
   body.replaceChildren(...[...edges.values()].map((e) => {
     const row = document.createElement("tr");
+    row.dataset.edge = e.id;
+    row.onclick = () => showEvidence(e.id);
     for (const v of [nodes.get(e.source)?.label ?? e.source, e.relation,
                      nodes.get(e.target)?.label ?? e.target, e.confidence.toFixed(2), e.mentions]) {
       const cell = document.createElement("td");
@@ -94,13 +99,19 @@ function renderTable() {
   stats.dataset.edges = edges.size;
   stats.dataset.version = version;
   stats.textContent = `${nodes.size} nodes · ${edges.size} edges`;
+  const timeline = $("timeline");
+  timeline.max = version;
+  if (replaying === null) timeline.value = version;
+  $("timeline-state").textContent = replaying === null ? `live · v${version}` : `v${replaying} of ${version}`;
 }
 
-// -- the live transcript: one line per segment, marked with the facts it gave --------------------
-// A producer's lines come from its `triplets` messages; a viewer's from the evidence that graph
-// edges carry (the sentences that stated them).
+// -- the transcript: one line per segment, marked with the facts it gave --------------------------
+// Every page asks for the room's transcript (`history`): the lines said before it joined, then
+// each new one. A producer's own lines also come from its `triplets` messages, a little sooner.
 
-const lines = new Map();  // "session/segment" -> {item, facts: Set}
+const lines = new Map();  // "session/segment" -> {item, facts: Set, edges: []}
+const MAX_LINES = 20000;  // a very long meeting; the oldest lines leave the page past it
+const unlabelled = new Set();  // lines whose facts' edges have not reached this page yet
 
 function transcriptLine(key, when, text) {
   let line = lines.get(key);
@@ -114,11 +125,16 @@ function transcriptLine(key, when, text) {
     const facts = document.createElement("div");
     facts.className = "facts";
     item.append(stamp, words, facts);
-    line = { item, facts: new Set() };
+    line = { item, facts: new Set(), edges: [] };
+    item.onclick = () => highlightLine(line);
     lines.set(key, line);
     const list = $("transcript");
     list.append(item);
-    while (list.children.length > 200) { lines.delete(list.firstChild.dataset.segment); list.firstChild.remove(); }
+    while (list.children.length > MAX_LINES) {
+      unlabelled.delete(lines.get(list.firstChild.dataset.segment));
+      lines.delete(list.firstChild.dataset.segment);
+      list.firstChild.remove();
+    }
     list.scrollTop = list.scrollHeight;
   }
   if (when) line.item.querySelector(".when").textContent = when;
@@ -155,16 +171,81 @@ function onTriplets(msg) {
   if (msg.error) feed(`segment ${msg.segment_id}: ${msg.message}`, "warning");
 }
 
-function evidenceLines(changedEdges) {
-  if (mode === "talk") return;  // a producer has its own lines, from its triplets messages
-  for (const e of changedEdges) {
-    for (const ev of e.evidence || []) {
-      const line = transcriptLine(`${ev.session_id}/${ev.segment_id}`, "", ev.text);
-      markFacts(line, [{ head: nodes.get(e.source)?.label ?? e.source, relation: e.relation,
-                         tail: nodes.get(e.target)?.label ?? e.target }]);
-    }
-  }
+function clock(t) { return new Date(t * 1000).toLocaleTimeString(); }
+
+function factOf(edgeId) {
+  const e = edges.get(edgeId);
+  return e && { head: nodes.get(e.source)?.label ?? e.source, relation: e.relation,
+                tail: nodes.get(e.target)?.label ?? e.target };
 }
+
+function onTranscript(msg) {
+  const who = msg.speaker ? `${msg.speaker} · ` : "";
+  const line = transcriptLine(`${msg.session_id}/${msg.segment_id}`,
+                              `${who}${clock(msg.time)}${msg.source === "text" ? " · typed" : ""}`,
+                              msg.text || "(nothing heard)");
+  line.edges = msg.edges;
+  line.item.dataset.edges = msg.edges.join(" ");
+  labelFacts(line);
+}
+
+function labelFacts(line) {
+  if (line.facts.size) return;  // a producer's own line, marked from its triplets
+  const facts = line.edges.map(factOf).filter(Boolean);
+  if (facts.length < line.edges.length) unlabelled.add(line); else unlabelled.delete(line);
+  markFacts(line, facts);
+}
+
+// Clicking a line marks the facts it stated in the graph; clicking it again clears them.
+function highlightLine(line) {
+  const on = !line.item.classList.contains("selected");
+  for (const item of $("transcript").querySelectorAll(".selected")) item.classList.remove("selected");
+  if (cy) cy.edges().removeClass("stated");
+  if (!on) return;
+  line.item.classList.add("selected");
+  if (cy) for (const id of line.edges) cy.getElementById(id).addClass("stated");
+}
+
+// Clicking an edge (in the graph or the table) lists every line that stated it.
+async function showEvidence(edgeId) {
+  const fact = factOf(edgeId);
+  const url = roomUrl("transcript");
+  url.searchParams.set("edge", edgeId);
+  const response = await fetch(url);
+  const box = $("evidence");
+  box.hidden = false;
+  $("evidence-fact").textContent = fact ? `${fact.head} · ${fact.relation} · ${fact.tail}` : edgeId;
+  if (!response.ok) { $("evidence-lines").replaceChildren(); feed(`evidence: HTTP ${response.status}`, "warning"); return; }
+  const page = await response.json();
+  $("evidence-lines").replaceChildren(...page.segments.map((s) => {
+    const item = document.createElement("li");
+    item.textContent = `${s.speaker || "unknown"} · ${clock(s.time)}: ${s.text}`;
+    return item;
+  }));
+}
+if (cy) cy.on("tap", "edge", (event) => showEvidence(event.target.id()));
+
+// -- the timeline: the graph as it was at any version -------------------------------------------
+
+async function replay(target) {
+  if (target >= version) { live(); return; }
+  const url = roomUrl("graph");
+  url.searchParams.set("version", target);
+  const response = await fetch(url);
+  if (!response.ok) { feed(`timeline: HTTP ${response.status}`, "warning"); return; }
+  const graph = await response.json();
+  replaying = graph.version;
+  drawGraph(graph.nodes, graph.edges, true);
+  renderTable();
+}
+
+function live() {
+  replaying = null;
+  drawGraph([...nodes.values()], [...edges.values()], true);
+  renderTable();
+}
+$("timeline").addEventListener("change", () => replay(Number($("timeline").value)));
+$("timeline-live").onclick = live;
 
 function onGraph(msg) {
   const reset = msg.op === "snapshot";
@@ -180,9 +261,9 @@ function onGraph(msg) {
   for (const n of msg.nodes) nodes.set(n.id, n);
   for (const e of msg.edges) edges.set(e.id, e);
   version = msg.version;
-  drawGraph(msg.nodes, msg.edges, reset);
+  if (replaying === null) drawGraph(msg.nodes, msg.edges, reset);
   renderTable();
-  evidenceLines(msg.edges);
+  for (const line of [...unlabelled]) labelFacts(line);
 }
 
 // -- the connection -----------------------------------------------------------------------------
@@ -211,13 +292,16 @@ function onMessage(event) {
     case "ready":
       retryDelay = 1000;
       sessionId = msg.session_id;
-      loadVocabulary(msg.room);
+      loadVocabulary();
+      // A producer asks for the room's transcript too (a viewer did with its subscribe).
+      if (mode === "talk") send({ type: "subscribe", room: msg.room, history: true });
       if (mode === "talk" && audio && audio.context.state !== "running") break;  // keep the hint
       setState(`${mode === "talk" ? "streaming to" : "viewing"} room ${msg.room}`);
       break;
     case "graph": onGraph(msg); break;
     case "vad": $("speech").classList.toggle("on", msg.event === "speech_start"); break;
     case "triplets": onTriplets(msg); break;
+    case "transcript": onTranscript(msg); break;
     case "warning":
       feed(`warning: ${msg.message || msg.code}`, "warning");
       if (msg.code === "lagging") {
@@ -231,7 +315,7 @@ function onMessage(event) {
 }
 
 function firstMessage() {
-  if (mode === "view") return { type: "subscribe", room: currentRoom() };
+  if (mode === "view") return { type: "subscribe", room: currentRoom(), history: true };
   return { type: "start", protocol: 1, room: currentRoom(), sample_rate: audio.context.sampleRate,
            encoding: "pcm_s16le", channels: 1 };
 }
@@ -285,13 +369,19 @@ function view() { mode = "view"; connect(); }
 
 // -- exports ------------------------------------------------------------------------------------
 
-async function download(format) {
-  const url = new URL(`/v1/rooms/${encodeURIComponent(currentRoom())}/graph`, location.href);
-  if (format === "graphml") url.searchParams.set("format", "graphml");
+function roomUrl(what) {
+  const url = new URL(`/v1/rooms/${encodeURIComponent(currentRoom())}/${what}`, location.href);
   if (token) url.searchParams.set("token", token);
+  return url;
+}
+
+// `what` is graph, transcript or export; `format` its format; `name` the file's.
+async function download(what, format, name) {
+  const url = roomUrl(what);
+  url.searchParams.set("format", format);
   const response = await fetch(url);
-  if (!response.ok) { feed(`export failed: HTTP ${response.status}`, "warning"); return; }
-  save(await response.blob(), `${currentRoom()}.${format === "graphml" ? "graphml" : "json"}`);
+  if (!response.ok) { feed(`download failed: HTTP ${response.status}`, "warning"); return; }
+  save(await response.blob(), `${currentRoom()}${name}`);
 }
 
 function save(blob, name) {
@@ -302,8 +392,11 @@ function save(blob, name) {
   setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
-$("export-json").onclick = () => download("json");
-$("export-graphml").onclick = () => download("graphml");
+$("export-json").onclick = () => download("graph", "json", ".json");
+$("export-graphml").onclick = () => download("graph", "graphml", ".graphml");
+$("download-srt").onclick = () => download("transcript", "srt", ".srt");
+$("download-md").onclick = () => download("transcript", "md", "-transcript.md");
+$("download-minutes").onclick = () => download("export", "md", "-minutes.md");
 $("export-png").onclick = () => { if (cy) save(cy.png({ full: true, bg: "#ffffff", output: "blob" }), `${currentRoom()}.png`); };
 
 // A chat line or note goes on the same connection; its facts come back like a segment's.
@@ -321,14 +414,8 @@ $("chat").onsubmit = (event) => {
 
 // -- the room's vocabulary: names Whisper should expect ---------------------------------------
 
-function vocabularyUrl(room) {
-  const url = new URL(`/v1/rooms/${encodeURIComponent(room)}/vocabulary`, location.href);
-  if (token) url.searchParams.set("token", token);
-  return url;
-}
-
-async function loadVocabulary(room) {
-  const response = await fetch(vocabularyUrl(room));
+async function loadVocabulary() {
+  const response = await fetch(roomUrl("vocabulary"));
   if (!response.ok) return;
   const phrases = await response.json();
   $("vocabulary-text").value = phrases.join("\n");
@@ -338,7 +425,7 @@ async function loadVocabulary(room) {
 $("vocabulary").onsubmit = async (event) => {
   event.preventDefault();
   const phrases = $("vocabulary-text").value.split("\n").map((p) => p.trim()).filter(Boolean);
-  const response = await fetch(vocabularyUrl(currentRoom()), {
+  const response = await fetch(roomUrl("vocabulary"), {
     method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(phrases) });
   const answer = await response.json();
   $("vocabulary-state").textContent = response.ok ? `saved: ${answer.length} phrases`

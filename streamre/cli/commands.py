@@ -87,6 +87,7 @@ def eval(args: argparse.Namespace) -> int:
 def graph_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from streamre.graph import transcript as record
     from streamre.graph.room import graphml
     from streamre.graph.store import GraphStore
     from streamre.mqtt.mirror_store import MirrorStore
@@ -97,19 +98,34 @@ def graph_export(args: argparse.Namespace) -> int:
     try:  # a server's journal, or a subscriber's mirror
         if args.room in journal.rooms():
             data = journal.load(args.room).to_json()
+            lines = [said for _, said in journal.transcript(args.room)]
+            origin = journal.first_said(args.room)
         elif args.room in mirror.rooms():
             data = mirror.load(args.room).to_json()
+            lines = mirror.transcript(args.room)
+            origin = None  # its first line
         else:
             known = ", ".join(sorted(set(journal.rooms()) | set(mirror.rooms()))) or "none"
             raise ValueError(f"no room {args.room!r} in {args.db} (rooms: {known})")
     finally:
         journal.close()
         mirror.close()
-    text = graphml(data) if args.format == "graphml" else json.dumps(data, indent=2)
+    writers = {
+        "json": lambda: json.dumps(data, indent=2),
+        "graphml": lambda: graphml(data),
+        "transcript": lambda: json.dumps({"room": args.room, "segments": [
+            s.to_json() for s in lines], "next": None}, indent=2),
+        "srt": lambda: record.srt(lines, origin),
+        "vtt": lambda: record.vtt(lines, origin),
+        "transcript-md": lambda: record.transcript_markdown(args.room, lines),
+        "minutes": lambda: json.dumps(record.minutes(data, lines), indent=2),
+        "minutes-md": lambda: record.minutes_markdown(record.minutes(data, lines)),
+    }
+    text = writers[args.format]()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
-        print(text)
+        print(text, end="" if text.endswith("\n") else "\n")
     return 0
 
 

@@ -145,11 +145,17 @@ def _subscribe_parser(sub) -> None:
 def _graph_parser(sub) -> None:
     graph = sub.add_parser("graph", help="work with a persisted knowledge graph")
     graph_sub = graph.add_subparsers(dest="graph_command", required=True, metavar="ACTION")
-    export = graph_sub.add_parser("export", help="write a room's graph as JSON or GraphML")
+    export = graph_sub.add_parser(
+        "export", help="write a room's graph, transcript or minutes",
+        description="Write a room's graph (json, graphml), its transcript (transcript: JSON "
+                    "as the HTTP endpoint gives; srt, vtt, transcript-md) or its minutes "
+                    "(minutes: JSON; minutes-md), from a server's journal or a subscriber's "
+                    "database.")
     export.add_argument("--db", required=True, metavar="FILE",
                         help="a server's DATA_DIR/streamre.db, or a subscriber's --db")
     export.add_argument("--room", required=True)
-    export.add_argument("--format", default="json", choices=["json", "graphml"])
+    export.add_argument("--format", default="json", choices=[
+        "json", "graphml", "transcript", "srt", "vtt", "transcript-md", "minutes", "minutes-md"])
     export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     export.set_defaults(run=commands.graph_export)
 

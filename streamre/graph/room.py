@@ -74,6 +74,7 @@ class GraphDelta:
 
 
 EVIDENCE_KEPT = 3  # sentences an edge keeps as its evidence, the latest ones
+SEGMENTS_KEPT = 10  # segment refs an edge keeps, the latest; the journal's transcript has all
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,6 @@ class Mention:
     def evidence(self) -> dict:
         return {"session_id": self.session_id, "segment_id": self.segment_id, "text": self.text,
                 "source": self.source}
-
-
-def _segment_order(ref: str) -> tuple[str, int]:
-    session, _, index = ref.rpartition("/")
-    return session, int(index)
 
 
 class RoomGraph:
@@ -138,6 +134,12 @@ class RoomGraph:
         return [self.resolver.label(n) for n in nodes]
 
     def apply(self, triplets: Iterable[Triplet], mention: Mention, now: float) -> GraphDelta | None:
+        return self.apply_stating(triplets, mention, now)[0]
+
+    def apply_stating(self, triplets: Iterable[Triplet], mention: Mention, now: float
+                      ) -> tuple[GraphDelta | None, list[str]]:
+        """`apply`, and the ids of every edge the triplets stated (shown or not, refused
+        facts left out): what the mention's transcript segment links to."""
         self.dedup.expire(now)
         changed: dict[str, tuple[str, str]] = {}
         touched: dict[str, None] = {}
@@ -162,10 +164,11 @@ class RoomGraph:
         # A fact on a hidden edge still changes its nodes: shown nodes must say so.
         nodes = [n for n in touched if self._node_visible(n)]
         if not visible and not nodes:
-            return None
+            return None, list(changed)
         self.version += 1
         return GraphDelta(self.room, self.version, [self._node_json(n) for n in nodes],
-                          [self._edge_json(h, t, k) for k, (h, t) in visible.items()])
+                          [self._edge_json(h, t, k) for k, (h, t) in visible.items()]), \
+            list(changed)
 
     def _has_room_for(self, t: Triplet, relation: str) -> bool:
         head, tail = self.resolver.lookup(t.head), self.resolver.lookup(t.tail)
@@ -190,7 +193,8 @@ class RoomGraph:
         if not self.graph.has_edge(head, tail, key=eid):
             self._edge_ends[eid] = (head, tail)
             self.graph.add_edge(head, tail, key=eid, relation=relation, mentions=0,
-                                first_seen=now, last_seen=now, segments=[], speakers=[],
+                                first_seen=now, last_seen=now, segments=[], segment_count=0,
+                                speakers=[],
                                 evidence=[], _miss=1.0, _current=0.0)
         e = self.graph.edges[head, tail, eid]
         if new_event:  # the previous event is closed: fold it into the noisy-or
@@ -201,8 +205,9 @@ class RoomGraph:
             e["_current"] = max(e["_current"], confidence)
         e["confidence"] = 1 - e["_miss"] * (1 - e["_current"])
         e["first_seen"], e["last_seen"] = min(e["first_seen"], now), max(e["last_seen"], now)
-        if mention.segment_ref not in e["segments"]:
-            e["segments"] = sorted(e["segments"] + [mention.segment_ref], key=_segment_order)
+        if e["segments"][-1:] != [mention.segment_ref]:  # one batch is one segment
+            e["segments"] = (e["segments"] + [mention.segment_ref])[-SEGMENTS_KEPT:]
+            e["segment_count"] += 1
         if mention.speaker and mention.speaker not in e["speakers"]:
             e["speakers"] = sorted(e["speakers"] + [mention.speaker])
         if mention.text and mention.evidence() not in e["evidence"]:

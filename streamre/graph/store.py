@@ -1,11 +1,14 @@
-"""Persistence: every batch of facts a room takes in is journaled in SQLite before it is applied
-and announced; replaying the journal rebuilds each room exactly (ids, mentions, version). A
-room's vocabulary (the names it expects to hear) is kept beside its facts.
+"""Persistence: every segment a room hears or reads is journaled in SQLite, with the batch of
+facts it gave, before either is announced; replaying the facts rebuilds each room exactly (ids,
+mentions, version), and the segments are its transcript. A room's vocabulary (the names it
+expects to hear) is kept beside them.
 
 One file (`streamre.db` in the data dir), WAL mode, `synchronous=FULL`, one transaction per
-batch: a process killed at any moment leaves either the whole batch or none of it, and nothing
-that was announced is lost. The graph settings the journal was written with are kept beside
-it, so `streamre graph export` replays with the same ones.
+segment: a process killed at any moment leaves either the whole segment and its facts or none
+of it, and nothing that was announced is lost. Each batch of facts keeps the graph version it
+made and when it was written, so the graph can be rebuilt as it was at any version or time.
+The graph settings the journal was written with are kept beside it, so `streamre graph export`
+replays with the same ones.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from streamre.graph.room import GraphSettings, Mention, RoomGraph
+from streamre.graph.transcript import Said
 from streamre.room_name import check_room
 from streamre.storage import open_sqlite
 from streamre.triplets import Triplet
@@ -33,7 +37,28 @@ CREATE TABLE IF NOT EXISTS facts (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS vocabulary (room TEXT PRIMARY KEY, phrases TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    session_id TEXT NOT NULL,
+    segment_id INTEGER NOT NULL,
+    speaker TEXT,
+    source TEXT NOT NULL,
+    start REAL,
+    "end" REAL,
+    time REAL NOT NULL,
+    text TEXT NOT NULL,
+    edges TEXT NOT NULL,
+    PRIMARY KEY (room, seq)
+);
+CREATE INDEX IF NOT EXISTS segments_by_time ON segments (time);
+CREATE TABLE IF NOT EXISTS segment_edges (
+    room TEXT NOT NULL, edge TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (room, edge, seq));
 """
+# Added to `facts` after its first release: when a batch was written (Unix seconds); NULL in
+# older journals, whose batches count by their meeting time instead.
+FACT_COLUMNS = {"wall": "REAL"}
+SEGMENT_FIELDS = 'session_id, segment_id, speaker, source, start, "end", time, text, edges'
 
 
 class GraphStore:
@@ -41,9 +66,15 @@ class GraphStore:
         """Open (or create) the store file at `path`; a server's is DATA_DIR/streamre.db."""
         self.path = Path(path)
         self._db = open_sqlite(self.path, SCHEMA, "FULL")
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(facts)")}
+        for column, kind in FACT_COLUMNS.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE facts ADD COLUMN {column} {kind}")
         self._lock = threading.Lock()
         self._next_seq = dict(self._db.execute(
             "SELECT room, MAX(seq) + 1 FROM facts GROUP BY room").fetchall())
+        self._next_said = dict(self._db.execute(
+            "SELECT room, MAX(seq) + 1 FROM segments GROUP BY room").fetchall())
         self._vocabularies: dict[str, tuple[str, ...]] = {
             room: tuple(json.loads(phrases))
             for room, phrases in self._db.execute("SELECT room, phrases FROM vocabulary")}
@@ -60,25 +91,96 @@ class GraphStore:
 
     # -- the journal ------------------------------------------------------------------------
 
-    def append(self, room: str, triplets: list[Triplet], mention: Mention, t: float) -> int:
-        """Journal one batch durably; returns its sequence number in the room."""
+    def append(self, room: str, triplets: list[Triplet], mention: Mention, t: float,
+               wall: float | None = None) -> int:
+        """Journal one batch of facts durably (with no transcript segment); returns its
+        sequence number in the room."""
+        return self.record(room, None, triplets, mention, t, wall)[0]
+
+    def record(self, room: str, said: Said | None, triplets: list[Triplet], mention: Mention,
+               t: float, wall: float | None = None) -> tuple[int | None, int | None]:
+        """Journal a segment and the facts it gave in one durable transaction: all of it or
+        none; `wall` is when (Unix seconds). Returns the facts' sequence number and the
+        segment's (None for what was not given)."""
         check_room(room)
-        payload = json.dumps([[x.head, x.relation, x.tail, x.confidence] for x in triplets])
         with self._lock:
-            seq = self._next_seq.get(room, 0)
-            with self._db:  # one transaction: all of the batch or none of it
+            fact_seq = self._next_seq.get(room, 0) if triplets else None
+            said_seq = self._next_said.get(room, 0) if said is not None else None
+            with self._db:  # one transaction: all of the segment or none of it
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("INSERT INTO facts VALUES (?, ?, ?, ?, ?)",
-                                 (room, seq, t, json.dumps(mention.to_json()), payload))
-            self._next_seq[room] = seq + 1
-        return seq
+                if triplets:
+                    payload = json.dumps([[x.head, x.relation, x.tail, x.confidence]
+                                          for x in triplets])
+                    self._db.execute(
+                        "INSERT INTO facts (room, seq, t, mention, triplets, wall) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (room, fact_seq, t, json.dumps(mention.to_json()), payload, wall))
+                if said is not None:
+                    self._db.execute(
+                        f"INSERT INTO segments (room, seq, {SEGMENT_FIELDS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (room, said_seq, said.session_id, said.segment_id, said.speaker,
+                         said.source, said.start, said.end, said.time, said.text,
+                         json.dumps(list(said.edges))))
+                    self._db.executemany("INSERT OR IGNORE INTO segment_edges VALUES (?, ?, ?)",
+                                         [(room, e, said_seq) for e in said.edges])
+            if fact_seq is not None:
+                self._next_seq[room] = fact_seq + 1
+            if said_seq is not None:
+                self._next_said[room] = said_seq + 1
+        return fact_seq, said_seq
 
     def has_room(self, room: str) -> bool:
-        """Whether any fact or a vocabulary of `room` is journaled."""
-        return room in self._next_seq or room in self._vocabularies
+        """Whether any fact, segment or a vocabulary of `room` is journaled."""
+        return room in self._next_seq or room in self._next_said or room in self._vocabularies
 
     def rooms(self) -> list[str]:
-        return sorted({*self._next_seq, *self._vocabularies})
+        return sorted({*self._next_seq, *self._next_said, *self._vocabularies})
+
+    # -- the transcript ---------------------------------------------------------------------
+
+    def transcript(self, room: str, after: int = -1, limit: int | None = None,
+                   speaker: str | None = None, edge: str | None = None
+                   ) -> list[tuple[int, Said]]:
+        """(sequence number, segment) of `room` after sequence number `after`, oldest first:
+        at most `limit`, only `speaker`'s, or only those that stated `edge`."""
+        query = f"SELECT s.seq, {SEGMENT_FIELDS} FROM segments s"
+        where, args = ["s.room = ?", "s.seq > ?"], [room, after]
+        if edge is not None:
+            query += " JOIN segment_edges e ON e.room = s.room AND e.seq = s.seq AND e.edge = ?"
+            args.insert(0, edge)
+        if speaker is not None:
+            where.append("s.speaker = ?")
+            args.append(speaker)
+        query += " WHERE " + " AND ".join(where) + " ORDER BY s.seq"
+        if limit is not None:
+            query += " LIMIT ?"
+            args.append(limit)
+        return [(seq, Said(sid, index, who, source, start, end, t, text, tuple(json.loads(e))))
+                for seq, sid, index, who, source, start, end, t, text, e
+                in self._db.execute(query, args)]
+
+    def first_said(self, room: str) -> float | None:
+        """When the room's first journaled segment began (Unix seconds): where its subtitles'
+        clock starts, so every page of them shares one clock."""
+        return self._db.execute("SELECT MIN(time) FROM segments WHERE room = ?",
+                                (room,)).fetchone()[0]
+
+    def began(self, room: str) -> float | None:
+        """When the room's record begins: its first segment or fact, Unix seconds."""
+        firsts = [first for first in (self.first_said(room), self._db.execute(
+            "SELECT MIN(COALESCE(wall, t)) FROM facts WHERE room = ?", (room,)).fetchone()[0])
+            if first is not None]
+        return min(firsts) if firsts else None
+
+    def forget_before(self, cutoff: float) -> int:
+        """The retention rule: every room's segments said before `cutoff` (Unix seconds) are
+        deleted; the graph's facts stay. Returns how many went."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM segment_edges WHERE (room, seq) IN "
+                             "(SELECT room, seq FROM segments WHERE time < ?)", (cutoff,))
+            return self._db.execute("DELETE FROM segments WHERE time < ?", (cutoff,)).rowcount
 
     # -- vocabularies -----------------------------------------------------------------------
 
@@ -98,18 +200,32 @@ class GraphStore:
                 self._db.execute("DELETE FROM vocabulary WHERE room = ?", (room,))
                 self._vocabularies.pop(room, None)
 
-    def entries(self, room: str) -> Iterator[tuple[list[Triplet], Mention, float]]:
-        rows = self._db.execute("SELECT t, mention, triplets FROM facts WHERE room = ? "
-                                "ORDER BY seq", (room,))
-        for t, mention, triplets in rows:
+    def entries(self, room: str, written_by: float | None = None
+                ) -> Iterator[tuple[list[Triplet], Mention, float]]:
+        """The room's batches of facts in journal order; with `written_by`, those before the
+        first written later than that (Unix seconds; an older journal's batches count by
+        meeting time): the graph's state then, even if the clock once stepped back."""
+        query = "SELECT t, mention, triplets FROM facts WHERE room = ?"
+        args: list = [room]
+        if written_by is not None:
+            query += (" AND seq < COALESCE((SELECT MIN(seq) FROM facts WHERE room = ? AND "
+                      "COALESCE(wall, t) > ?), 9e18)")
+            args += [room, written_by]
+        for t, mention, triplets in self._db.execute(query + " ORDER BY seq", args):
             yield ([Triplet(h, r, tl, c) for h, r, tl, c in json.loads(triplets)],
                    Mention(**json.loads(mention)), t)
 
-    def load(self, room: str, settings: GraphSettings | None = None) -> RoomGraph:
-        """The room rebuilt by replaying its journal."""
+    def load(self, room: str, settings: GraphSettings | None = None,
+             version: int | None = None, written_by: float | None = None) -> RoomGraph | None:
+        """The room rebuilt by replaying its journal: all of it, up to graph `version` (None
+        if the room never reached it), or what was written by `written_by`."""
         graph = RoomGraph(room, settings or self.settings() or GraphSettings())
-        for triplets, mention, t in self.entries(room):
+        for triplets, mention, t in self.entries(room, written_by):
+            if version is not None and graph.version >= version:
+                break
             graph.apply(triplets, mention, t)
+        if version is not None and graph.version != version:
+            return None
         return graph
 
     def close(self) -> None:

@@ -1,11 +1,11 @@
 """The server's MQTT publisher: its own task, draining the persistent outbox in order.
 
-Triplets and graph deltas go through the outbox (QoS 1, not retained). Each room's snapshot is
-retained and published from the live graph at most every `snapshot_interval_s`, after the
-outbox has drained, and for every room again after each (re)connection, so a subscriber that
-missed anything resyncs. `streamre/v1/status/{server_id}` is `online` while connected, and
-`offline` as the last will or on a clean shutdown. A slow or absent broker never blocks the
-caller: `publish_*` only append to the outbox.
+Triplets, transcript lines and graph deltas go through the outbox (QoS 1, not retained). Each
+room's snapshot is retained and published from the live graph at most every
+`snapshot_interval_s`, after the outbox has drained, and for every room again after each
+(re)connection, so a subscriber that missed anything resyncs. `streamre/v1/status/{server_id}`
+is `online` while connected, and `offline` as the last will or on a clean shutdown. A slow or
+absent broker never blocks the caller: `publish_*` only append to the outbox.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ class MqttPublisher:
 
     def publish_triplets(self, room: str, message: dict) -> None:
         self._put(room, "triplets", message)
+
+    def publish_transcript(self, room: str, message: dict) -> None:
+        self._put(room, "transcript", message)
 
     def publish_delta(self, room: str, message: dict) -> None:
         self._put(room, "graph/delta", message)

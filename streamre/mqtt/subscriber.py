@@ -1,4 +1,5 @@
-"""`streamre subscribe`: keep a persistent copy of room graphs from the MQTT broker.
+"""`streamre subscribe`: keep a persistent copy of room graphs and transcripts from the MQTT
+broker.
 
 A persistent MQTT session (QoS 1, fixed client id) lets the broker queue messages while we are
 away; `GraphMirror` decides what each message changes, and the store writes it in one
@@ -20,7 +21,8 @@ import aiomqtt
 from streamre.mqtt.broker import BrokerAddress, stay_connected, topic
 from streamre.mqtt.mirror import GraphMirror
 from streamre.mqtt.mirror_store import MirrorStore
-from streamre.room_name import ROOM_RULE, valid_room
+from streamre.graph.transcript import Said
+from streamre.room_name import ROOM_RULE, check_room, valid_room
 
 log = logging.getLogger("streamre.subscribe")
 
@@ -40,9 +42,9 @@ async def subscribe(url: str, room: str, db: str, client_id: str | None = None,
     stop = stop or _stop_on_signals()
 
     async def session(client: aiomqtt.Client, protocol: aiomqtt.ProtocolVersion) -> None:
-        log.info("subscribed to %s:%d rooms=%s", address.host, address.port, room)
-        for kind in ("graph/snapshot", "graph/delta"):
+        for kind in ("graph/snapshot", "graph/delta", "transcript"):
             await client.subscribe(topic(room, kind), qos=1)
+        log.info("subscribed to %s:%d rooms=%s", address.host, address.port, room)
         receiver = asyncio.create_task(_receive(client, mirror, store))
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -68,7 +70,12 @@ async def subscribe(url: str, room: str, db: str, client_id: str | None = None,
 async def _receive(client: aiomqtt.Client, mirror: GraphMirror, store: MirrorStore) -> None:
     async for message in client.messages:
         try:
-            change = mirror.apply(json.loads(message.payload))
+            payload = json.loads(message.payload)
+            if str(message.topic).endswith("/transcript"):
+                room = str(message.topic).split("/")[2]
+                store.save_said(check_room(room), Said.from_json(payload))
+                continue
+            change = mirror.apply(payload)
         except (ValueError, TypeError, KeyError) as e:
             log.warning("ignoring a bad message on %s: %s", message.topic, e)
             continue

@@ -7,7 +7,8 @@
 """
 
 from streamre.protocol.session import (Action, Admit, Busy, Close, DropSegment, Finish, Infer,
-                                       InferText, JoinRoom, Reply, SendSnapshot, SessionProtocol)
+                                       InferText, JoinRoom, Reply, SendHistory, SendSnapshot,
+                                       SessionProtocol)
 from streamre.protocol.wire import (ENCODINGS, PROTOCOL_VERSION, ROOM_NAME, STREAM_PATH, CloseCode,
                                     Limits, Role, done_message, error_message, ping_message,
                                     pong_message, ready_message, segment_message, start_message,
@@ -17,7 +18,7 @@ from streamre.protocol.wire import (ENCODINGS, PROTOCOL_VERSION, ROOM_NAME, STRE
 
 __all__ = [
     "Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "Infer", "InferText",
-    "JoinRoom", "Reply", "SendSnapshot", "SessionProtocol", "ENCODINGS", "PROTOCOL_VERSION",
+    "JoinRoom", "Reply", "SendHistory", "SendSnapshot", "SessionProtocol", "ENCODINGS", "PROTOCOL_VERSION",
     "ROOM_NAME", "STREAM_PATH", "CloseCode", "Limits", "Role", "done_message", "error_message",
     "ping_message", "pong_message", "ready_message", "segment_message", "start_message",
     "stop_message", "subscribe_message", "text_message", "text_triplets_message",

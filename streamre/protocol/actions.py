@@ -28,6 +28,11 @@ class SendSnapshot:
 
 
 @dataclass(frozen=True)
+class SendHistory:
+    """The room's transcript so far (`subscribe` with `history`), then each new line."""
+
+
+@dataclass(frozen=True)
 class Infer:
     segment: Segment  # for the model; its `triplets` answer is the shell's to send
 
@@ -57,7 +62,7 @@ class Close:
     reason: str
 
 
-Action = Union[Reply, JoinRoom, SendSnapshot, Infer, InferText, DropSegment, Finish, Close]
+Action = Union[Reply, JoinRoom, SendSnapshot, SendHistory, Infer, InferText, DropSegment, Finish, Close]
 
 
 @dataclass(frozen=True)

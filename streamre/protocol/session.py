@@ -15,7 +15,7 @@ from streamre import SAMPLE_RATE
 from streamre.audio import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInput, Dropped, Segment,
                             SpeechEnd, SpeechStart, VadConfig, VadSegmenter)
 from streamre.protocol.actions import (Action, Admit, Busy, Close, DropSegment, Finish, Infer,
-                                       InferText, JoinRoom, Reply, SendSnapshot)
+                                       InferText, JoinRoom, Reply, SendHistory, SendSnapshot)
 from streamre.hearing.vocabulary import BadVocabulary, check_vocabulary
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse, room_name
 from streamre.protocol.wire import (ENCODINGS, MAX_FRAME_SECONDS, MAX_SPEAKER_CHARS,
@@ -23,7 +23,7 @@ from streamre.protocol.wire import (ENCODINGS, MAX_FRAME_SECONDS, MAX_SPEAKER_CH
                                     pong_message, ready_message, segment_message, vad_message)
 
 __all__ = ["Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "Infer", "InferText",
-           "JoinRoom", "Reply", "SendSnapshot", "SessionProtocol"]
+           "JoinRoom", "Reply", "SendHistory", "SendSnapshot", "SessionProtocol"]
 
 
 class SessionProtocol:
@@ -157,10 +157,14 @@ class SessionProtocol:
 
     def _subscribe(self, message: dict) -> list[Action]:
         room = room_name(message, fatal=False)
+        history = message.get("history", False)
+        if not isinstance(history, bool):
+            raise Refusal("bad_history", "history must be true or false")
         if self.role == Role.PRODUCER and room != self.room_name:
             raise Refusal("room_mismatch", "a producer can only resync its own room")
+        later = [SendHistory()] if history else []
         if room == self.room_name:
-            return [SendSnapshot()]  # a resync: a fresh snapshot is the whole answer
+            return [SendSnapshot(), *later]  # a resync: a fresh snapshot (and the transcript)
         if room not in self.rooms_joined and len(self.rooms_joined) >= self.limits.max_rooms:
             raise Refusal("too_many_rooms", f"a session may join at most "
                            f"{self.limits.max_rooms} rooms; open another connection")
@@ -168,7 +172,7 @@ class SessionProtocol:
         self._check_admission(None if self.role else Role.VIEWER, room, fatal=self.role is None)
         if self.role is None:
             self.role = Role.VIEWER
-        return self._join(room)
+        return self._join(room) + later
 
     def _text(self, message: dict) -> list[Action]:
         if self.limits.text_per_minute == 0:

@@ -53,8 +53,11 @@ def start_message(room: str = "default", sample_rate: int = SAMPLE_RATE,
     return message
 
 
-def subscribe_message(room: str = "default") -> dict:
-    return {"type": "subscribe", "room": room}
+def subscribe_message(room: str = "default", history: bool = False) -> dict:
+    message = {"type": "subscribe", "room": room}
+    if history:
+        message["history"] = True
+    return message
 
 
 def stop_message() -> dict:

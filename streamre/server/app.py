@@ -15,6 +15,7 @@ import logging
 import re
 import signal
 import socket
+import time
 import uuid
 from http import HTTPStatus
 from pathlib import Path
@@ -47,6 +48,7 @@ from streamre.server.session import Session, SessionSettings
 log = logging.getLogger("streamre.server")
 
 OUTBOX_NAME = "mqtt-outbox.db"
+RETENTION_EVERY_S = 60.0  # how often old transcript lines are looked for
 
 
 class StreamServer:
@@ -195,11 +197,25 @@ class StreamServer:
         return 1 if failed else 0
 
     async def _sweep_rooms(self) -> None:
+        retention_due = 0.0
         while True:
+            if self.config.transcript_retention_days and time.monotonic() >= retention_due:
+                self.forget_old_transcript()
+                retention_due = time.monotonic() + RETENTION_EVERY_S
             await asyncio.sleep(min(max(self.config.room_idle_s / 2, 0.5), 30))
             gone = self.rooms.evict_idle()
             if gone:
                 log.debug("forgot %d idle empty room(s)", len(gone))
+
+    def forget_old_transcript(self) -> int:
+        """The retention rule, applied now: transcript lines older than
+        `transcript_retention_days` leave the journal."""
+        cutoff = time.time() - self.config.transcript_retention_days * 86400
+        gone = self.store.forget_before(cutoff)
+        if gone:
+            log.info("deleted %d transcript line(s) older than %g day(s)", gone,
+                     self.config.transcript_retention_days)
+        return gone
 
     # -- WebSocket --------------------------------------------------------------------------
 
@@ -268,6 +284,12 @@ class StreamServer:
 
     def note_limit(self) -> int:
         return self.notes.max_body_bytes
+
+    def journal(self) -> GraphStore:
+        return self.store
+
+    def has_room(self, name: str) -> bool:
+        return self.rooms.has_room(name)
 
     def room_vocabulary(self, name: str) -> list[str]:
         return list(self.rooms.vocabulary(name))

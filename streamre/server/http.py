@@ -1,5 +1,6 @@
-"""The HTTP side of `streamre serve`, as Starlette routes: health, metrics, rooms, room graphs,
-and the browser client's files; plus the bearer-token check every request passes first.
+"""The HTTP side of `streamre serve`, as Starlette routes: health, metrics, rooms, room graphs
+(now and as they were), transcripts and minutes (`streamre.server.record`), vocabularies,
+notes, and the browser client's files; plus the bearer-token check every request passes first.
 
 The routes read the server through a small view (`ServerView`), never the other way round.
 """
@@ -7,7 +8,6 @@ The routes read the server through a small view (`ServerView`), never the other 
 from __future__ import annotations
 
 import hmac
-import json
 import mimetypes
 from http import HTTPStatus
 from pathlib import Path
@@ -23,6 +23,8 @@ from starlette.websockets import WebSocket
 from streamre import WEB_CLIENT_DIR
 from streamre.protocol import STREAM_PATH, valid_room
 from streamre.room_name import ROOM_RULE
+from streamre.server import record
+from streamre.server.responses import body_response, json_response
 
 # Third-party browser code, installed from the npm registry by `npm ci` in clients/web.
 VENDOR_FILES = {
@@ -50,15 +52,9 @@ class ServerView(Protocol):
 
     def set_room_vocabulary(self, name: str, body: bytes) -> tuple[int, object]: ...
 
+    def journal(self): ...  # the GraphStore: each room's facts and transcript
 
-def json_response(status: int, payload, headers: dict | None = None) -> Response:
-    return _response(status, json.dumps(payload).encode(), "application/json", headers)
-
-
-def _response(status: int, body: bytes, content_type: str, headers: dict | None = None
-              ) -> Response:
-    return Response(body, status, {"Cache-Control": "no-store", **(headers or {})},
-                    media_type=content_type)
+    def has_room(self, name: str) -> bool: ...  # in memory or journaled
 
 
 def routes(server: ServerView) -> list[Route]:
@@ -66,19 +62,25 @@ def routes(server: ServerView) -> list[Route]:
         return json_response(*server.health())
 
     async def metrics(request: Request) -> Response:
-        return _response(HTTPStatus.OK, *server.metrics_page())
+        return body_response(HTTPStatus.OK, *server.metrics_page())
 
     async def rooms(request: Request) -> Response:
         return json_response(HTTPStatus.OK, server.room_summaries())
 
     async def room_graph(request: Request) -> Response:
         name = request.path_params["room"]
-        graph = server.room_graph(name) if valid_room(name) else None
+        if "version" in request.query_params or "at" in request.query_params:
+            try:
+                graph = record.graph_then(request, server.journal(), server.has_room)
+            except record.BadQuery as e:
+                return json_response(*e.answer())
+        else:
+            graph = server.room_graph(name) if valid_room(name) else None
         if graph is None:
             return json_response(HTTPStatus.NOT_FOUND, {"error": "no_such_room", "room": name})
         fmt = request.query_params.get("format", "json")
         if fmt == "graphml":
-            return _response(HTTPStatus.OK, graph.to_graphml().encode(),
+            return body_response(HTTPStatus.OK, graph.to_graphml().encode(),
                              "application/graphml+xml; charset=utf-8")
         if fmt != "json":
             return json_response(HTTPStatus.BAD_REQUEST, {"error": "bad_format",
@@ -97,6 +99,14 @@ def routes(server: ServerView) -> list[Route]:
                 f"{server.note_limit()} bytes"})
         return json_response(*await server.post_note(name, body))
 
+    async def transcript(request: Request) -> Response:
+        return record.answered(lambda: record.transcript_answer(
+            request, server.journal(), server.has_room))
+
+    async def export(request: Request) -> Response:
+        return record.answered(lambda: record.export_answer(
+            request, server.journal(), server.has_room, server.room_graph))
+
     async def stream_over_http(request: Request) -> Response:
         return json_response(HTTPStatus.UPGRADE_REQUIRED,
                              {"error": "upgrade_required", "message": "this path is a WebSocket"})
@@ -107,6 +117,8 @@ def routes(server: ServerView) -> list[Route]:
         Route("/v1/rooms", rooms),
         Route("/v1/rooms/{room:path}/graph", room_graph),
         Route("/v1/rooms/{room:path}/notes", notes, methods=["POST"]),
+        Route("/v1/rooms/{room:path}/transcript", transcript),
+        Route("/v1/rooms/{room:path}/export", export),
         Route("/v1/rooms/{room:path}/vocabulary", _vocabulary(server), methods=["GET", "PUT"]),
         Route(STREAM_PATH, stream_over_http),
         Route("/vendor/{name:path}", vendor_file),
@@ -203,7 +215,7 @@ def _file_response(file: Path, name: str) -> Response:
     kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if kind.startswith("text/") or kind.endswith("javascript"):
         kind += "; charset=utf-8"
-    return _response(HTTPStatus.OK, file.read_bytes(), kind)
+    return body_response(HTTPStatus.OK, file.read_bytes(), kind)
 
 
 class BearerAuth:

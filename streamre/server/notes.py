@@ -79,16 +79,22 @@ async def read_sentence(engine: InferenceEngine, metrics: Metrics, room: Room, s
     its `triplets` answer to MQTT, and that answer returned for its sender."""
     try:
         result = await engine.submit_text(session_id, sentence)
+        triplets = result.triplets
+        answer = dict(triplets=[t.to_json() for t in triplets], **result.timing(asked_at))
     except Exception as e:
         log.exception("text inference failed for %s/%s", session_id, item_id)
         metrics.errors.labels("inference_failed").inc()
-        return text_triplets_message(item_id, sentence, [], error="inference_failed",
-                                     message=str(e))
+        triplets, answer = [], dict(triplets=[], error="inference_failed", message=str(e))
     mention = Mention(session_id, item_id, speaker, text=sentence, source="text")
-    room.apply(result.triplets, mention, time.time())
-    metrics.triplets.inc(len(result.triplets))
-    answer = text_triplets_message(item_id, sentence, [t.to_json() for t in result.triplets],
-                                   **result.timing(asked_at))
+    now = time.time()
+    try:  # the sentence joins the transcript even when it could not be read
+        room.record(mention, triplets, now, now)
+        metrics.triplets.inc(len(triplets))
+    except Exception as e:
+        log.exception("could not journal %s/%s", session_id, item_id)
+        metrics.errors.labels("journal_failed").inc()
+        answer = dict(triplets=[], error="journal_failed", message=str(e))
+    answer = text_triplets_message(item_id, sentence, **answer)
     room.report(session_id, answer)
     return answer
 

@@ -7,6 +7,11 @@ not read cannot pile them up, its session stops reading from it while
 the room; when a client falls `limit` messages behind, its queued graph updates are replaced by
 one snapshot taken when it is sent, so a slow viewer costs the room nothing and never sees a
 gap.
+
+A client that follows the room's transcript (`subscribe` with `history`) is sent its journaled
+lines first, then each new one, in journal order. Lines are shared by the room too: when the
+client falls behind, its queued lines are replaced by one catch-up that reads the journal
+from the last line it was sent, so it misses none and holds no more than the queue.
 """
 
 from __future__ import annotations
@@ -14,12 +19,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from streamre.server.connection import Connection, Disconnected
 
 _SNAPSHOT = object()
+_CATCH_UP = object()  # the transcript lines after the last one sent, read when sent
 REPLIES_PER_SLOT = 4
+CATCH_UP_PAGE = 500  # transcript lines read from the journal at a time
+
+
+class _Line(NamedTuple):
+    seq: int  # its sequence number in the room's journal
+    text: str
+
+
+# The journaled transcript after a sequence number, at most so many lines: (seq, message).
+TranscriptSource = Callable[[int, int], "list[tuple[int, str]]"]
 
 
 class Outbox:
@@ -27,6 +43,8 @@ class Outbox:
         self.ws = ws
         self.limit = limit
         self.snapshot_source: Callable[[], dict] | None = None
+        self._transcript: TranscriptSource | None = None  # None: not following it
+        self._line_seq = -1  # transcript line this client has been sent up to
         self._on_resync = on_resync
         self._items: deque = deque()  # str (a session message) | (version, str) | _SNAPSHOT
         self._wakeup = asyncio.Event()
@@ -57,6 +75,23 @@ class Outbox:
         if len(self._items) > self.limit:
             self._resync()
 
+    def follow_transcript(self, source: TranscriptSource | None) -> None:
+        """Send the transcript `source` holds from its first line, then each new one; None
+        stops (a room left). Queued lines of a room followed before are dropped."""
+        self._items = deque(i for i in self._items if not (i is _CATCH_UP or
+                                                          isinstance(i, _Line)))
+        self._transcript, self._line_seq = source, -1
+        if source is not None:
+            self._put(_CATCH_UP)
+
+    def send_transcript(self, seq: int, text: str) -> None:
+        """A new line of the room's transcript, for a client that follows it."""
+        if self._transcript is None:
+            return
+        self._put(_Line(seq, text))
+        if len(self._items) > self.limit:
+            self._resync()
+
     def send_snapshot(self) -> None:
         if _SNAPSHOT not in self._items:  # one waiting is taken when sent: fresh enough
             self._put(_SNAPSHOT)
@@ -70,7 +105,9 @@ class Outbox:
 
     def _resync(self) -> None:
         kept = [i for i in self._items if isinstance(i, str)]
-        self._items = deque(kept + [_SNAPSHOT])
+        lines = self._transcript is not None and any(
+            i is _CATCH_UP or isinstance(i, _Line) for i in self._items)
+        self._items = deque(kept + [_SNAPSHOT] + ([_CATCH_UP] if lines else []))
         if self._on_resync:
             self._on_resync()
 
@@ -94,6 +131,12 @@ class Outbox:
                         snapshot = self.snapshot_source()
                         self._version = snapshot["version"]
                         await self.ws.send(json.dumps(snapshot))
+                    elif item is _CATCH_UP:
+                        await self._catch_up()
+                    elif isinstance(item, _Line):
+                        if item.seq > self._line_seq:  # else it came with a catch-up
+                            self._line_seq = item.seq
+                            await self.ws.send(item.text)
                     elif isinstance(item, tuple):
                         version, text = item
                         if version <= self._version:
@@ -113,6 +156,18 @@ class Outbox:
             self._items.clear()
             self._idle.set()
             self._reader_keeps_up.set()
+
+    async def _catch_up(self) -> None:
+        source = self._transcript
+        while source is not None:
+            page = source(self._line_seq, CATCH_UP_PAGE)
+            for seq, text in page:
+                if source is not self._transcript:
+                    return  # the client moved to another room meanwhile
+                self._line_seq = seq
+                await self.ws.send(text)
+            if len(page) < CATCH_UP_PAGE:
+                return
 
     async def close(self) -> None:
         self.closed = True

@@ -1,7 +1,7 @@
 """The server's rooms: each a graph, its journal and the outboxes of everyone in it.
 
 A room is also where facts leave the process: the MQTT publisher is fed here and nowhere else,
-with each segment's `triplets` answer and each graph delta.
+with each segment's `triplets` answer, its transcript line and each graph delta.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 
 from streamre.graph import GraphSettings, Mention, RoomGraph
 from streamre.graph.store import GraphStore
+from streamre.graph.transcript import Said
 from streamre.hearing.vocabulary import check_vocabulary, merged
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.server.outbox import Outbox
@@ -48,23 +49,43 @@ class Room:
         spelled the same later), at most `MAX_PHRASES`."""
         return merged(self.vocabulary, self.graph.labels())
 
-    def apply(self, triplets: list[Triplet], mention: Mention, at: float) -> None:
-        """Journal, apply and announce facts heard at meeting time `at` (Unix seconds)."""
-        if not triplets:
-            return
-        self.store.append(self.name, triplets, mention, at)  # durable before announced
+    def record(self, mention: Mention, triplets: list[Triplet], at: float, began: float,
+               start: float | None = None, end: float | None = None) -> Said:
+        """One segment (or typed sentence) and its facts: applied to the graph, journaled in
+        one transaction, then announced (graph delta, transcript line). `at` is the meeting
+        time of its facts, `began` the meeting time it began (Unix seconds); `start` and `end`
+        are seconds of its stream."""
         refused = self.graph.refused
-        delta = self.graph.apply(triplets, mention, at)
+        delta, stated = self.graph.apply_stating(triplets, mention, at)
+        said = Said(mention.session_id, mention.segment_id, mention.speaker, mention.source,
+                    start, end, began, mention.text, tuple(stated))
+        try:  # durable before announced
+            _, seq = self.store.record(self.name, said, triplets, mention, at, time.time())
+        except Exception:
+            # Not journaled, so never applied: the graph is the journal's again.
+            self.graph = self.store.load(self.name, self.graph.settings)
+            raise
         if self.graph.refused > refused:
             self.on_refused(self.graph.refused - refused)
-        if delta is None:
-            return
-        message = delta.to_message()
-        text = json.dumps(message)  # serialised once for every member
+        if delta is not None:
+            message = delta.to_message()
+            text = json.dumps(message)  # serialised once for every member
+            for outbox in list(self.members):
+                outbox.send_graph_delta(delta.version, text)
+            if self.publisher is not None:  # after the viewers have it
+                self.publisher.publish_delta(self.name, message)
+        line = said.message()
+        text = json.dumps(line)
         for outbox in list(self.members):
-            outbox.send_graph_delta(delta.version, text)
-        if self.publisher is not None:  # after the viewers have it
-            self.publisher.publish_delta(self.name, message)
+            outbox.send_transcript(seq, text)  # to those who follow the transcript
+        if self.publisher is not None:
+            self.publisher.publish_transcript(self.name, {**line, "room": self.name})
+        return said
+
+    def transcript_after(self, seq: int, limit: int) -> list[tuple[int, str]]:
+        """The journaled transcript after sequence number `seq`, as `transcript` messages."""
+        return [(n, json.dumps(said.message()))
+                for n, said in self.store.transcript(self.name, seq, limit)]
 
     def report(self, session_id: str, answer: dict) -> None:
         """A producer's `triplets` answer, for integrators (MQTT); failed answers stay local."""
@@ -159,6 +180,10 @@ class Rooms:
             return room.graph
         return self.store.load(name, self.settings) if self.store.has_room(name) else None
 
+    def has_room(self, name: str) -> bool:
+        """Whether room `name` is in memory or in the journal."""
+        return name in self._rooms or self.store.has_room(name)
+
     def vocabulary(self, name: str) -> tuple[str, ...]:
         """A room's own vocabulary, in memory or journaled (none for a room never given one)."""
         room = self._rooms.get(name)
@@ -205,6 +230,7 @@ class Rooms:
             self._resting[room.name] = room.summary()
 
     def _room(self, name: str, graph: RoomGraph) -> Room:
-        return Room(name, graph, self.store, self.publisher,
-                    lambda count: self._on_refused(name, graph, count), idle_since=self._clock(),
+        room = Room(name, graph, self.store, self.publisher, idle_since=self._clock(),
                     vocabulary=self.store.vocabulary(name))
+        room.on_refused = lambda count: self._on_refused(name, room.graph, count)
+        return room

@@ -17,7 +17,8 @@ from streamre.graph import Mention
 from streamre.inference import InferenceEngine
 from streamre.hearing.vocabulary import BadVocabulary
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, InferText,
-                               JoinRoom, Reply, Role, SendSnapshot, SessionProtocol, done_message,
+                               JoinRoom, Reply, Role, SendHistory, SendSnapshot, SessionProtocol,
+                               done_message,
                                error_message,
                                triplets_message, warning_message)
 from streamre.server.connection import Connection
@@ -95,6 +96,8 @@ class Session:
                     later.append(self._add_vocabulary(action.vocabulary))
             elif isinstance(action, SendSnapshot):
                 self.outbox.send_snapshot()
+            elif isinstance(action, SendHistory):
+                self.outbox.follow_transcript(self.room.transcript_after)
             elif isinstance(action, Infer):
                 await self._queue(self._infer(action.segment, time.monotonic()))
             elif isinstance(action, InferText):
@@ -113,8 +116,9 @@ class Session:
     def _join(self, name: str) -> None:
         if self.room is not None:
             self.rooms.leave(self.room, self.outbox)
-        self.room = self.rooms.enter(name, self.outbox)
-        self.outbox.snapshot_source = self.room.graph.snapshot
+        room = self.room = self.rooms.enter(name, self.outbox)
+        self.outbox.snapshot_source = lambda: room.graph.snapshot()
+        self.outbox.follow_transcript(None)  # until asked (`history`), in this room too
 
     def _add_vocabulary(self, vocabulary: tuple[str, ...]) -> dict | None:
         """`start`'s phrases joined to the room's; the error to send (after `ready`) when
@@ -146,27 +150,32 @@ class Session:
         try:
             result = await self.engine.submit(self.id, segment.audio,
                                               self.room.hearing_vocabulary())
+            text, triplets = result.text, result.triplets
+            answer = dict(triplets=[t.to_json() for t in triplets], **result.timing(closed_at))
+            if result.queue_ms > self.settings.lag_warning_s * 1000:
+                self._warn_lagging(f"segments wait {result.queue_ms / 1000:.1f} s for the model")
         except Exception as e:
             log.exception("inference failed for %s/%s", self.id, segment.index)
             self.metrics.errors.labels("inference_failed").inc()
-            message = triplets_message(segment, "", [], error="inference_failed",
-                                       message=str(e))
-        else:
-            if result.queue_ms > self.settings.lag_warning_s * 1000:
-                self._warn_lagging(f"segments wait {result.queue_ms / 1000:.1f} s for the model")
-            # The room learns the facts before the client is told about them.
-            # Meeting time of the utterance: when the session started plus where in its stream
-            # the segment ends. Live, that is the wall clock; a file sent faster keeps its pace.
+            text, triplets = "", []
+            answer = dict(triplets=[], error="inference_failed", message=str(e))
+        try:
+            # The room journals the segment and learns its facts before the client is told.
+            # Meeting time: when the session started plus where in its stream the segment is.
+            # Live, that is the wall clock; a file sent faster keeps its pace.
             mention = Mention(self.id, segment.index, self.protocol.speaker,
-                              continues_previous=segment.overlap > 0, text=result.text)
-            self.room.apply(result.triplets, mention, self._started_at + segment.end_s)
-            self.metrics.triplets.inc(len(result.triplets))
-            message = triplets_message(segment, result.text,
-                                       [t.to_json() for t in result.triplets],
-                                       **result.timing(closed_at))
+                              continues_previous=segment.overlap > 0, text=text)
+            self.room.record(mention, triplets, self._started_at + segment.end_s,
+                             self._started_at + segment.start_s, segment.start_s, segment.end_s)
+            self.metrics.triplets.inc(len(triplets))
+        except Exception as e:
+            log.exception("could not journal %s/%s", self.id, segment.index)
+            self.metrics.errors.labels("journal_failed").inc()
+            answer = dict(triplets=[], error="journal_failed", message=str(e))
         finally:
             self._waiting -= 1
             self._slots.release()
+        message = triplets_message(segment, text, **answer)
         self.metrics.latency.observe(time.monotonic() - closed_at)
         self.outbox.send(message)
         self.room.report(self.id, message)
