@@ -18,11 +18,12 @@ import pytest
 from websockets.asyncio.client import connect
 
 from helpers import (FACT, FACT_TEXT, http_get, noise, of_type, pcm_frames, receive_all, run,
-                     start_server, start_text, stream, wire)
+                     start_server, start_text, stream, wait_for, wire)
 from streamre.graph import GraphSettings, Mention, RoomGraph
 from streamre.graph.store import GraphStore
 from streamre.graph.transcript import Said, minutes, minutes_markdown, srt, vtt
 from streamre.protocol import stop_message, subscribe_message
+from streamre.server.record import Retention
 from streamre.triplets import Triplet
 
 SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)\n")
@@ -269,16 +270,37 @@ def test_a_late_viewer_gets_the_transcript_then_the_live_lines(make_server, meet
     assert got[-1]["type"] == "error" and got[-1]["code"] == "bad_history"
 
 
-def test_retention_deletes_old_lines_and_keeps_the_facts(make_server, meeting_audio):
-    server = make_server(graph=GraphSettings(dedup_window_s=0), transcript_retention_days=1)
+def test_retention_deletes_old_lines_and_keeps_the_facts(make_server, meeting_audio, tmp_path):
+    data = str(tmp_path / "kept")
+    server = make_server(graph=GraphSettings(dedup_window_s=0), data_dir=data)
     asyncio.run(stream(server.url, meeting_audio, room="old"))
-    store = server.server.store
-    assert server.server.forget_old_transcript() == 0  # said just now
-    store._db.execute("UPDATE segments SET time = time - 2 * 86400 WHERE segment_id = 0")
-    assert server.server.forget_old_transcript() == 1
-    lines = get_json(f"{server.http}/v1/rooms/old/transcript")[1]["segments"]
-    assert [s["segment_id"] for s in lines] == [1]
+    server.stop()
+    aged = sqlite3.connect(tmp_path / "kept" / "streamre.db")
+    aged.execute("UPDATE segments SET time = time - 2 * 86400 WHERE segment_id = 0")
+    aged.commit()
+    aged.close()
+    # A server with a one-day retention deletes the two-day-old line as it starts.
+    server = make_server(graph=GraphSettings(dedup_window_s=0), data_dir=data,
+                         transcript_retention_days=1)
+    url = f"{server.http}/v1/rooms/old/transcript"
+    wait_for(lambda: len(get_json(url)[1]["segments"]) == 1)
+    assert get_json(url)[1]["segments"][0]["segment_id"] == 1
     assert get_json(f"{server.http}/v1/rooms/old/graph")[1]["version"] == 2
+
+
+def test_retention_looks_again_only_when_due(tmp_path):
+    store = GraphStore(tmp_path / "streamre.db")
+    now = [0.0]
+    retention = Retention(store, days=1, every_s=60, clock=lambda: now[0])
+    store.record("r", said(0, time.time() - 3 * 86400), [], Mention("s", 0), 0.0)
+    assert retention.apply_when_due() == 1
+    store.record("r", said(1, time.time() - 3 * 86400), [], Mention("s", 1), 0.0)
+    now[0] = 59.0
+    assert retention.apply_when_due() == 0  # not yet
+    now[0] = 60.0
+    assert retention.apply_when_due() == 1
+    assert Retention(store, days=0).apply_when_due() == 0  # kept forever
+    store.close()
 
 
 def test_the_record_is_exported_from_the_journal(make_server, meeting_audio, tmp_path):
@@ -359,3 +381,25 @@ def test_edges_keep_a_bounded_list_of_their_segments_and_count_all():
     (edge,) = graph.edges_json()
     assert edge["segment_count"] == 25 and edge["mentions"] == 25
     assert edge["segments"] == [f"s/{i}" for i in range(15, 25)]
+
+
+def test_a_segment_the_journal_refuses_is_answered_and_never_shown(make_server, meeting_audio):
+    server = make_server(graph=GraphSettings(dedup_window_s=0))
+    store = server.server.store
+    keep = store.record
+
+    def full_disk(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    store.record = full_disk  # the fault: what SQLite raises when the disk is full
+    messages, code = asyncio.run(stream(server.url, meeting_audio, room="full"))
+    answers = of_type(messages, "triplets")
+    assert code == 1000 and len(answers) == 2
+    assert all(a["error"] == "journal_failed" and a["triplets"] == [] for a in answers)
+    assert not [m for m in messages if m["type"] == "graph" and m["op"] == "delta"]
+    assert get_json(f"{server.http}/v1/rooms/full/graph")[1]["version"] == 0
+    store.record = keep  # the disk has room again: the room goes on from the journal
+    messages, _ = asyncio.run(stream(server.url, meeting_audio, room="full"))
+    assert [m["version"] for m in messages if m["type"] == "graph" and m["op"] == "delta"] \
+        == [1, 2]
+    assert len(get_json(f"{server.http}/v1/rooms/full/transcript")[1]["segments"]) == 2

@@ -15,7 +15,6 @@ import logging
 import re
 import signal
 import socket
-import time
 import uuid
 from http import HTTPStatus
 from pathlib import Path
@@ -42,13 +41,13 @@ from streamre.server.connection import Connection, Disconnected
 from streamre.server.http import BearerAuth, routes
 from streamre.server.metrics import Metrics
 from streamre.server.notes import Notes
+from streamre.server.record import Retention
 from streamre.server.rooms import Rooms, TooManyRooms
 from streamre.server.session import Session, SessionSettings
 
 log = logging.getLogger("streamre.server")
 
 OUTBOX_NAME = "mqtt-outbox.db"
-RETENTION_EVERY_S = 60.0  # how often old transcript lines are looked for
 
 
 class StreamServer:
@@ -96,7 +95,8 @@ class StreamServer:
                 self.config.mqtt, self.config.server_id or _host_id(), outbox,
                 lambda room: self.rooms.graph(room).snapshot(), self.metrics,
                 self.config.mqtt_snapshot_interval_s)
-        self.rooms = Rooms(self.store, self.config.graph, self.publisher, self._refused,
+        self.rooms = Rooms(self.store, self.config.graph, self.publisher,
+                           self.metrics.facts_refused.inc,
                            self.config.max_rooms, self.config.room_idle_s)
         self.notes = Notes(self.engine, self.rooms, self.metrics, self.config.max_text_chars,
                            self.text_per_minute)
@@ -147,14 +147,6 @@ class StreamServer:
     def port(self) -> int:
         return self._socket.getsockname()[1]
 
-    def _refused(self, name: str, graph: RoomGraph, count: int) -> None:
-        self.metrics.facts_refused.inc(count)
-        if graph.refused == count or graph.refused % 1000 < count:  # first, then 1 in 1000
-            log.warning("room %s is full (max_nodes=%d, max_edges=%d): %d new fact(s) "
-                        "refused so far", name, self.config.graph.max_nodes,
-                        self.config.graph.max_edges,
-                        graph.refused)
-
     async def shutdown(self) -> None:
         """Stop accepting; finish producers (flush, infer, `done`); close viewers; stop the model."""
         self._accepting = False
@@ -197,25 +189,14 @@ class StreamServer:
         return 1 if failed else 0
 
     async def _sweep_rooms(self) -> None:
-        retention_due = 0.0
+        retention = Retention(self.store, self.config.transcript_retention_days)
         while True:
-            if self.config.transcript_retention_days and time.monotonic() >= retention_due:
-                self.forget_old_transcript()
-                retention_due = time.monotonic() + RETENTION_EVERY_S
+            retention.apply_when_due()
             await asyncio.sleep(min(max(self.config.room_idle_s / 2, 0.5), 30))
             gone = self.rooms.evict_idle()
             if gone:
                 log.debug("forgot %d idle empty room(s)", len(gone))
 
-    def forget_old_transcript(self) -> int:
-        """The retention rule, applied now: transcript lines older than
-        `transcript_retention_days` leave the journal."""
-        cutoff = time.time() - self.config.transcript_retention_days * 86400
-        gone = self.store.forget_before(cutoff)
-        if gone:
-            log.info("deleted %d transcript line(s) older than %g day(s)", gone,
-                     self.config.transcript_retention_days)
-        return gone
 
     # -- WebSocket --------------------------------------------------------------------------
 
@@ -284,9 +265,6 @@ class StreamServer:
 
     def note_limit(self) -> int:
         return self.notes.max_body_bytes
-
-    def journal(self) -> GraphStore:
-        return self.store
 
     def has_room(self, name: str) -> bool:
         return self.rooms.has_room(name)

@@ -52,7 +52,7 @@ class ServerView(Protocol):
 
     def set_room_vocabulary(self, name: str, body: bytes) -> tuple[int, object]: ...
 
-    def journal(self): ...  # the GraphStore: each room's facts and transcript
+    store: object  # the GraphStore: each room's facts and transcript, read by `record`
 
     def has_room(self, name: str) -> bool: ...  # in memory or journaled
 
@@ -71,7 +71,7 @@ def routes(server: ServerView) -> list[Route]:
         name = request.path_params["room"]
         if "version" in request.query_params or "at" in request.query_params:
             try:
-                graph = record.graph_then(request, server.journal(), server.has_room)
+                graph = record.graph_then(request, server.store, server.has_room)
             except record.BadQuery as e:
                 return json_response(*e.answer())
         else:
@@ -99,14 +99,6 @@ def routes(server: ServerView) -> list[Route]:
                 f"{server.note_limit()} bytes"})
         return json_response(*await server.post_note(name, body))
 
-    async def transcript(request: Request) -> Response:
-        return record.answered(lambda: record.transcript_answer(
-            request, server.journal(), server.has_room))
-
-    async def export(request: Request) -> Response:
-        return record.answered(lambda: record.export_answer(
-            request, server.journal(), server.has_room, server.room_graph))
-
     async def stream_over_http(request: Request) -> Response:
         return json_response(HTTPStatus.UPGRADE_REQUIRED,
                              {"error": "upgrade_required", "message": "this path is a WebSocket"})
@@ -117,8 +109,7 @@ def routes(server: ServerView) -> list[Route]:
         Route("/v1/rooms", rooms),
         Route("/v1/rooms/{room:path}/graph", room_graph),
         Route("/v1/rooms/{room:path}/notes", notes, methods=["POST"]),
-        Route("/v1/rooms/{room:path}/transcript", transcript),
-        Route("/v1/rooms/{room:path}/export", export),
+        *record.routes(lambda: server.store, server.has_room, server.room_graph),
         Route("/v1/rooms/{room:path}/vocabulary", _vocabulary(server), methods=["GET", "PUT"]),
         Route(STREAM_PATH, stream_over_http),
         Route("/vendor/{name:path}", vendor_file),

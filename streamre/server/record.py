@@ -9,12 +9,15 @@ time, and its minutes. Everything here reads the journal (`GraphStore`); each ba
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from streamre.graph.room import RoomGraph
 from streamre.graph.store import GraphStore
@@ -22,6 +25,8 @@ from streamre.graph.transcript import minutes, minutes_markdown, srt, transcript
 from streamre.protocol import valid_room
 from streamre.room_name import ROOM_RULE
 from streamre.server.responses import json_response, text_response
+
+log = logging.getLogger("streamre.server")
 
 PAGE_DEFAULT, PAGE_MAX = 1000, 10000  # transcript lines in one answer
 TRANSCRIPT_FORMATS = {"json": "application/json", "srt": "application/x-subrip",
@@ -150,3 +155,36 @@ def answered(handler: Callable[[], Response]) -> Response:
         return handler()
     except BadQuery as e:
         return json_response(*e.answer())
+
+
+def routes(store: Callable[[], GraphStore], exists: Callable[[str], bool],
+           graph: Callable[[str], RoomGraph | None]) -> list[Route]:
+    """The transcript and minutes routes (the graph's own route asks `graph_then`)."""
+    async def transcript(request: Request) -> Response:
+        return answered(lambda: transcript_answer(request, store(), exists))
+
+    async def export(request: Request) -> Response:
+        return answered(lambda: export_answer(request, store(), exists, graph))
+
+    return [Route("/v1/rooms/{room:path}/transcript", transcript),
+            Route("/v1/rooms/{room:path}/export", export)]
+
+
+class Retention:
+    """The retention rule: transcript lines older than `days` leave the journal (the graph's
+    facts stay), looked for at most every `every_s`; `days` 0 keeps them forever."""
+
+    def __init__(self, store: GraphStore, days: float, every_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store, self.days, self.every_s, self._clock = store, days, every_s, clock
+        self._due = 0.0
+
+    def apply_when_due(self) -> int:
+        """Apply the rule if it is time; how many lines went."""
+        if not self.days or self._clock() < self._due:
+            return 0
+        self._due = self._clock() + self.every_s
+        gone = self.store.forget_before(time.time() - self.days * 86400)
+        if gone:
+            log.info("deleted %d transcript line(s) older than %g day(s)", gone, self.days)
+        return gone

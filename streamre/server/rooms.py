@@ -116,7 +116,8 @@ class Rooms:
         store: the graph journal every room writes to.
         settings: the dedup and size settings of every room's graph.
         publisher: where facts go over MQTT, if anywhere.
-        on_refused: called with (room, graph, count) when a room's caps refuse facts.
+        on_refused: called with the count when a room's caps refuse facts (a metric); the
+            first refusal of each room, then one in 1000, is logged here.
         max_rooms: rooms held in memory at most.
         idle_s: how long a room with no clients and no facts is kept.
         clock: monotonic seconds (tests pass their own).
@@ -124,7 +125,7 @@ class Rooms:
 
     def __init__(self, store: GraphStore, settings: GraphSettings,
                  publisher: MqttPublisher | None = None,
-                 on_refused: Callable[[str, RoomGraph, int], None] = lambda *a: None,
+                 on_refused: Callable[[int], None] = lambda count: None,
                  max_rooms: int = 1000, idle_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store, self.settings, self.publisher = store, settings, publisher
@@ -232,5 +233,13 @@ class Rooms:
     def _room(self, name: str, graph: RoomGraph) -> Room:
         room = Room(name, graph, self.store, self.publisher, idle_since=self._clock(),
                     vocabulary=self.store.vocabulary(name))
-        room.on_refused = lambda count: self._on_refused(name, room.graph, count)
+        room.on_refused = lambda count: self._refused(room, count)
         return room
+
+    def _refused(self, room: Room, count: int) -> None:
+        self._on_refused(count)
+        refused = room.graph.refused
+        if refused == count or refused % 1000 < count:  # the first, then one in 1000
+            log.warning("room %s is full (max_nodes=%d, max_edges=%d): %d new fact(s) "
+                        "refused so far", room.name, self.settings.max_nodes,
+                        self.settings.max_edges, refused)

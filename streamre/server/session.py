@@ -18,9 +18,7 @@ from streamre.inference import InferenceEngine
 from streamre.hearing.vocabulary import BadVocabulary
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, InferText,
                                JoinRoom, Reply, Role, SendHistory, SendSnapshot, SessionProtocol,
-                               done_message,
-                               error_message,
-                               triplets_message, warning_message)
+                               done_message, error_message, triplets_message, warning_message)
 from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
 from streamre.server.notes import read_sentence
@@ -148,30 +146,21 @@ class Session:
     async def _infer(self, segment, closed_at: float) -> None:
         self.metrics.segments.labels(str(segment.forced_split).lower()).inc()
         try:
-            result = await self.engine.submit(self.id, segment.audio,
-                                              self.room.hearing_vocabulary())
-            text, triplets = result.text, result.triplets
-            answer = dict(triplets=[t.to_json() for t in triplets], **result.timing(closed_at))
-            if result.queue_ms > self.settings.lag_warning_s * 1000:
-                self._warn_lagging(f"segments wait {result.queue_ms / 1000:.1f} s for the model")
-        except Exception as e:
-            log.exception("inference failed for %s/%s", self.id, segment.index)
-            self.metrics.errors.labels("inference_failed").inc()
-            text, triplets = "", []
-            answer = dict(triplets=[], error="inference_failed", message=str(e))
-        try:
-            # The room journals the segment and learns its facts before the client is told.
-            # Meeting time: when the session started plus where in its stream the segment is.
-            # Live, that is the wall clock; a file sent faster keeps its pace.
-            mention = Mention(self.id, segment.index, self.protocol.speaker,
-                              continues_previous=segment.overlap > 0, text=text)
-            self.room.record(mention, triplets, self._started_at + segment.end_s,
-                             self._started_at + segment.start_s, segment.start_s, segment.end_s)
-            self.metrics.triplets.inc(len(triplets))
-        except Exception as e:
-            log.exception("could not journal %s/%s", self.id, segment.index)
-            self.metrics.errors.labels("journal_failed").inc()
-            answer = dict(triplets=[], error="journal_failed", message=str(e))
+            text, triplets, answer = await self._hear(segment, closed_at)
+            try:
+                # The room journals the segment and learns its facts before the client is
+                # told. Meeting time: when the session started plus where in its stream the
+                # segment is. Live, that is the wall clock; a file sent faster keeps its pace.
+                mention = Mention(self.id, segment.index, self.protocol.speaker,
+                                  continues_previous=segment.overlap > 0, text=text)
+                self.room.record(mention, triplets, self._started_at + segment.end_s,
+                                 self._started_at + segment.start_s, segment.start_s,
+                                 segment.end_s)
+                self.metrics.triplets.inc(len(triplets))
+            except Exception as e:
+                log.exception("could not journal %s/%s", self.id, segment.index)
+                self.metrics.errors.labels("journal_failed").inc()
+                answer = dict(triplets=[], error="journal_failed", message=str(e))
         finally:
             self._waiting -= 1
             self._slots.release()
@@ -179,6 +168,21 @@ class Session:
         self.metrics.latency.observe(time.monotonic() - closed_at)
         self.outbox.send(message)
         self.room.report(self.id, message)
+
+    async def _hear(self, segment, closed_at: float) -> tuple[str, list, dict]:
+        """The segment's transcript, its triplets and the rest of its `triplets` answer
+        (timing, or the error when hearing failed: then nothing was heard)."""
+        try:
+            result = await self.engine.submit(self.id, segment.audio,
+                                              self.room.hearing_vocabulary())
+        except Exception as e:
+            log.exception("inference failed for %s/%s", self.id, segment.index)
+            self.metrics.errors.labels("inference_failed").inc()
+            return "", [], dict(triplets=[], error="inference_failed", message=str(e))
+        if result.queue_ms > self.settings.lag_warning_s * 1000:
+            self._warn_lagging(f"segments wait {result.queue_ms / 1000:.1f} s for the model")
+        return result.text, result.triplets, dict(
+            triplets=[t.to_json() for t in result.triplets], **result.timing(closed_at))
 
     async def _infer_text(self, item: InferText, asked_at: float, room: Room) -> None:
         try:
