@@ -359,6 +359,10 @@ def test_token_auth_on_http_and_websocket(make_server):
     assert http_get(server.http + "/healthz", {"Authorization": "Bearer wrong"})[0] == 401
     assert http_get(server.http + "/healthz", {"Authorization": "Bearer s3cret"})[0] == 200
     assert http_get(server.http + "/v1/rooms?token=s3cret")[0] == 200
+    for record in ("transcript", "export", "graph?version=0"):  # the record, likewise
+        assert http_get(f"{server.http}/v1/rooms/r/{record}")[0] == 401
+        assert http_get(f"{server.http}/v1/rooms/r/{record}",
+                        {"Authorization": "Bearer s3cret"})[0] == 404  # no such room
     # Ambiguous credentials are refused whichever comes first.
     assert http_get(server.http + "/v1/rooms?token=s3cret&token=wrong")[0] == 401
     assert http_get(server.http + "/v1/rooms?token=wrong&token=s3cret")[0] == 401
