@@ -1,7 +1,8 @@
 """What the meeting's record costs a live meeting: the stream benchmark at N clients, run on
 this tree and on an earlier revision (one without segment journaling), in alternating rounds
-so the machine's drift falls on both. Reports each round's p95 latency (segment end to its
-`triplets` message, on the client) and the ratio of the medians.
+(each first in every other round) so the machine's drift falls on both. Reports each round's
+p95 latency (segment end to its `triplets` message, on the client) and the ratio of the
+medians.
 
     .venv/bin/python benchmarks/record_cost.py --before ed1a352 [--clients 8] [--rounds 2]
         [--seconds 30]
@@ -51,7 +52,8 @@ def main() -> None:
         try:
             rounds = {"before": [], "now": []}
             for i in range(args.rounds):
-                for name, tree in (("before", before_tree), ("now", ROOT)):
+                order = [("before", before_tree), ("now", ROOT)]
+                for name, tree in order if i % 2 == 0 else order[::-1]:  # neither always first
                     row = run_stream_benchmark(tree, args.clients, args.seconds,
                                                Path(tmp) / f"{name}{i}")
                     rounds[name].append(row)

@@ -5,8 +5,8 @@ expects to hear) is kept beside them.
 
 One file (`streamre.db` in the data dir), WAL mode, `synchronous=FULL`, one transaction per
 segment: a process killed at any moment leaves either the whole segment and its facts or none
-of it, and nothing that was announced is lost. Each batch of facts keeps the graph version it
-made and when it was written, so the graph can be rebuilt as it was at any version or time.
+of it, and nothing that was announced is lost. Each batch of facts keeps when it was written,
+so a replay stopped early rebuilds the graph as it was at any version or time.
 The graph settings the journal was written with are kept beside it, so `streamre graph export`
 replays with the same ones.
 """

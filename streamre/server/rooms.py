@@ -56,7 +56,9 @@ class Room:
         time of its facts, `began` the meeting time it began (Unix seconds); `start` and `end`
         are seconds of its stream."""
         refused = self.graph.refused
-        delta, stated = self.graph.apply_stating(triplets, mention, at)
+        # No facts, no call: the graph is exactly what replaying its facts rebuilds.
+        delta, stated = self.graph.apply_stating(triplets, mention, at) if triplets \
+            else (None, [])
         said = Said(mention.session_id, mention.segment_id, mention.speaker, mention.source,
                     start, end, began, mention.text, tuple(stated))
         try:  # durable before announced
