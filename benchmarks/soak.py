@@ -3,9 +3,10 @@
 Workers cycle through three kinds of client: a producer that streams speech and stops cleanly
 (it must get exactly one `triplets` per `segment`, then `done` and close 1000), a producer that
 drops mid-utterance (a clean WebSocket close or a torn TCP connection), and a viewer that
-subscribes, reads and leaves. Meanwhile the server's resident memory is sampled. Reported:
-memory over time and its slope after warm-up, the server's open sockets and event-loop tasks
-before and after, and every lost or doubled answer.
+subscribes (asking for the transcript so far), reads and leaves. Meanwhile the server's
+resident memory is sampled. Reported: memory over time and its slope after warm-up, the
+server's open sockets and event-loop tasks before and after, and every lost or doubled answer.
+Every segment is journaled with its transcript, so the journal grows while memory should not.
 
     .venv/bin/python benchmarks/soak.py --minutes 10 [--workers 6] [--model DIR] [--tag NAME]
 """
@@ -89,7 +90,8 @@ async def drop(url: str, audio: np.ndarray, room: str, rng: random.Random) -> di
 
 async def view(url: str, room: str, rng: random.Random) -> dict:
     async with connect(url, max_size=None) as ws:
-        await ws.send(json.dumps(subscribe_message(room)))
+        # Every viewer reads the room's transcript so far: the record is read from SQLite.
+        await ws.send(json.dumps(subscribe_message(room, history=True)))
         ready, snapshot = json.loads(await ws.recv()), json.loads(await ws.recv())
         try:
             async with asyncio.timeout(rng.uniform(0.2, 2.0)):

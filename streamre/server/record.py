@@ -29,6 +29,7 @@ from streamre.server.responses import json_response, text_response
 log = logging.getLogger("streamre.server")
 
 PAGE_DEFAULT, PAGE_MAX = 1000, 10000  # transcript lines in one answer
+MAX_CURSOR = 2**62  # a cursor is a journal sequence number, an SQLite integer
 TRANSCRIPT_FORMATS = {"json": "application/json", "srt": "application/x-subrip",
                       "vtt": "text/vtt", "md": "text/markdown"}
 
@@ -95,7 +96,7 @@ def transcript_answer(request: Request, store: GraphStore, exists: Callable[[str
     room = _room(request, exists)
     fmt = _format(request, TRANSCRIPT_FORMATS, "json")
     limit = _count(request, "limit", PAGE_DEFAULT if fmt == "json" else PAGE_MAX, 1, PAGE_MAX)
-    after = _count(request, "after", -1, 0, None)
+    after = _count(request, "after", -1, 0, MAX_CURSOR)
     speaker, edge = request.query_params.get("speaker"), request.query_params.get("edge")
     rows = store.transcript(room, after, limit + 1, speaker, edge)  # one more: is there a next?
     more = len(rows) > limit
