@@ -163,10 +163,12 @@ function markFacts(line, facts) {
 }
 
 function onTriplets(msg) {
-  const when = msg.source === "text" ? "typed"
-    : msg.start === undefined ? "" : `${msg.start.toFixed(1)}–${msg.end.toFixed(1)} s`;
-  const line = transcriptLine(`${sessionId}/${msg.segment_id}`, when,
-                              msg.text || "(nothing heard)");
+  // The room's transcript line for it (speaker and clock time) comes first; this marks it
+  // with the facts as the model read them, or stands in for it if it has not come.
+  const key = `${sessionId}/${msg.segment_id}`;
+  const when = lines.has(key) ? "" : msg.source === "text" ? "typed"
+    : `${msg.start.toFixed(1)}–${msg.end.toFixed(1)} s`;
+  const line = transcriptLine(key, when, msg.text || "(nothing heard)");
   markFacts(line, msg.triplets);
   if (msg.error) feed(`segment ${msg.segment_id}: ${msg.message}`, "warning");
 }
