@@ -22,7 +22,7 @@ from streamre.inference import InferenceEngine
 from streamre.protocol import text_triplets_message
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse_object
 from streamre.server.metrics import Metrics
-from streamre.server.rooms import Room, Rooms, TooManyRooms
+from streamre.server.rooms import Room, Rooms, TooManyRooms, record_counted
 
 log = logging.getLogger("streamre.server")
 
@@ -86,14 +86,8 @@ async def read_sentence(engine: InferenceEngine, metrics: Metrics, room: Room, s
         metrics.errors.labels("inference_failed").inc()
         triplets, answer = [], dict(triplets=[], error="inference_failed", message=str(e))
     mention = Mention(session_id, item_id, speaker, text=sentence, source="text")
-    now = time.time()
-    try:  # the sentence joins the transcript even when it could not be read
-        room.record(mention, triplets, now, now)
-        metrics.triplets.inc(len(triplets))
-    except Exception as e:
-        log.exception("could not journal %s/%s", session_id, item_id)
-        metrics.errors.labels("journal_failed").inc()
-        answer = dict(triplets=[], error="journal_failed", message=str(e))
+    now = time.time()  # the sentence joins the transcript even when it could not be read
+    answer = record_counted(room, metrics, mention, triplets, now, now) or answer
     answer = text_triplets_message(item_id, sentence, **answer)
     room.report(session_id, answer)
     return answer

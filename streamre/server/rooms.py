@@ -102,6 +102,21 @@ class Room:
                 "refused_facts": self.graph.refused}
 
 
+def record_counted(room: Room, metrics, mention: Mention, triplets: list[Triplet], at: float,
+                   began: float, start: float | None = None, end: float | None = None
+                   ) -> dict | None:
+    """`room.record`, counted in `metrics` (the server's `Metrics`); None once journaled, or
+    the error fields of the `triplets` answer when the journal refused it (a full disk)."""
+    try:
+        room.record(mention, triplets, at, began, start, end)
+    except Exception as e:
+        log.exception("could not journal %s", mention.segment_ref)
+        metrics.errors.labels("journal_failed").inc()
+        return dict(triplets=[], error="journal_failed", message=str(e))
+    metrics.triplets.inc(len(triplets))
+    return None
+
+
 class TooManyRooms(Exception):
     """Every room in memory has a client in it, and `max_rooms` are."""
 

@@ -23,7 +23,7 @@ from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
 from streamre.server.notes import read_sentence
 from streamre.server.outbox import Outbox
-from streamre.server.rooms import Room, Rooms
+from streamre.server.rooms import Room, Rooms, record_counted
 
 log = logging.getLogger("streamre.session")
 
@@ -147,20 +147,15 @@ class Session:
         self.metrics.segments.labels(str(segment.forced_split).lower()).inc()
         try:
             text, triplets, answer = await self._hear(segment, closed_at)
-            try:
-                # The room journals the segment and learns its facts before the client is
-                # told. Meeting time: when the session started plus where in its stream the
-                # segment is. Live, that is the wall clock; a file sent faster keeps its pace.
-                mention = Mention(self.id, segment.index, self.protocol.speaker,
-                                  continues_previous=segment.overlap > 0, text=text)
-                self.room.record(mention, triplets, self._started_at + segment.end_s,
-                                 self._started_at + segment.start_s, segment.start_s,
-                                 segment.end_s)
-                self.metrics.triplets.inc(len(triplets))
-            except Exception as e:
-                log.exception("could not journal %s/%s", self.id, segment.index)
-                self.metrics.errors.labels("journal_failed").inc()
-                answer = dict(triplets=[], error="journal_failed", message=str(e))
+            # The room journals the segment and learns its facts before the client is told.
+            # Meeting time: when the session started plus where in its stream the segment is.
+            # Live, that is the wall clock; a file sent faster keeps its pace.
+            mention = Mention(self.id, segment.index, self.protocol.speaker,
+                              continues_previous=segment.overlap > 0, text=text)
+            answer = record_counted(self.room, self.metrics, mention, triplets,
+                                    self._started_at + segment.end_s,
+                                    self._started_at + segment.start_s, segment.start_s,
+                                    segment.end_s) or answer
         finally:
             self._waiting -= 1
             self._slots.release()
