@@ -1,0 +1,122 @@
+"""What instances of one cluster tell each other: operations, topics, and who is there.
+
+An `Op` is one segment (or typed sentence) a room was told, with the facts read from it,
+as the instance that heard it (its *origin*) made it. It is named by (origin, seq): `seq`
+counts the origin's ops in that room from 1, so a receiver sees at once what it already has
+(QoS 1 redelivers) and what it lacks. `key` is the origin's wall clock when it made the op;
+(key, origin, seq) is the one total order every instance replays a room's ops in.
+
+An origin is the server's id plus a random tag kept in its data dir, so an instance whose
+data was wiped never reuses its old sequence numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from streamre.graph.room import Mention
+from streamre.graph.transcript import Said
+from streamre.mqtt.broker import TOPIC_ROOT
+from streamre.room_name import check_room, valid_room
+from streamre.triplets import Triplet
+
+OP_VERSION = 1
+
+
+def ops_topic(cluster: str, room: str) -> str:
+    """`streamre/v1/cluster/{cluster}/{room}/ops`; `room` may be the wildcard `+`."""
+    if room != "+":
+        check_room(room)
+    return f"{TOPIC_ROOT}/cluster/{cluster}/{room}/ops"
+
+
+def member_topic(cluster: str, origin: str) -> str:
+    """Where an instance says it is online (with its heads) or offline (its last will);
+    `origin` may be the wildcard `+`."""
+    return f"{TOPIC_ROOT}/cluster/{cluster}/members/{origin}"
+
+
+def valid_name(name: object) -> bool:
+    """A cluster name or an origin: one MQTT topic level, as a room name is."""
+    return valid_room(name)
+
+
+class BadOp(ValueError):
+    """A payload on an ops topic that is not an op (logged and counted, never merged)."""
+
+
+@dataclass(frozen=True)
+class Op:
+    room: str
+    origin: str
+    seq: int
+    key: float  # the origin's wall clock when it made the op
+    session_id: str
+    segment_id: int
+    speaker: str | None
+    source: str  # "speech" or "text"
+    continues_previous: bool
+    start: float | None  # seconds of its stream (speech only)
+    end: float | None
+    time: float  # meeting time it began, Unix seconds
+    at: float  # meeting time of its facts
+    text: str
+    triplets: tuple[Triplet, ...]
+
+    @property
+    def id(self) -> tuple[str, int]:
+        return self.origin, self.seq
+
+    @property
+    def order(self) -> tuple[float, str, int]:
+        return self.key, self.origin, self.seq
+
+    def mention(self) -> Mention:
+        return Mention(self.session_id, self.segment_id, self.speaker, self.continues_previous,
+                       self.text, self.source)
+
+    def said(self, edges: list[str]) -> Said:
+        return Said(self.session_id, self.segment_id, self.speaker, self.source, self.start,
+                    self.end, self.time, self.text, tuple(edges))
+
+    def to_json(self) -> dict:
+        return {"v": OP_VERSION, "room": self.room, "origin": self.origin, "seq": self.seq,
+                "key": self.key, "session_id": self.session_id, "segment_id": self.segment_id,
+                "speaker": self.speaker, "source": self.source,
+                "continues_previous": self.continues_previous, "start": self.start,
+                "end": self.end, "time": self.time, "at": self.at, "text": self.text,
+                "triplets": [[t.head, t.relation, t.tail, t.confidence] for t in self.triplets]}
+
+    @classmethod
+    def from_json(cls, data: object) -> Op:
+        """An op from its JSON; `BadOp` says what is wrong with one that is not."""
+        try:
+            if not isinstance(data, dict) or data.get("v") != OP_VERSION:
+                raise BadOp(f"not an op of version {OP_VERSION}")
+            op = cls(data["room"], data["origin"], data["seq"], _number(data["key"]),
+                     data["session_id"], data["segment_id"], data.get("speaker"),
+                     data["source"], bool(data.get("continues_previous", False)),
+                     _number(data.get("start"), True), _number(data.get("end"), True),
+                     _number(data["time"]), _number(data["at"]), data.get("text", ""),
+                     tuple(Triplet(str(h), str(r), str(t), _number(c))
+                           for h, r, t, c in data.get("triplets", [])))
+        except (KeyError, TypeError, ValueError) as e:
+            raise BadOp(f"bad op: {e}") from None
+        if not (valid_room(op.room) and valid_name(op.origin)):
+            raise BadOp("bad op: room or origin is not a valid name")
+        if not (isinstance(op.seq, int) and op.seq >= 1 and isinstance(op.segment_id, int)
+                and isinstance(op.session_id, str) and isinstance(op.text, str)
+                and (op.speaker is None or isinstance(op.speaker, str))
+                and op.source in ("speech", "text")):
+            raise BadOp("bad op: a field has the wrong type")
+        return op
+
+
+def _number(value: object, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value!r}")
+    return float(value)
