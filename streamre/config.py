@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from streamre.audio.vad import VadConfig
 from streamre.graph.room import GraphSettings
 from streamre.inference.speech_path import SpeechSettings
+from streamre.room_name import valid_room
 from streamre.settings import (ConfigError, add_flags, build, env_name, nested, setting,
                                unknown_keys)
 
@@ -88,6 +89,13 @@ class ServeConfig(SpeechSettings):
                                             "the broker is away; more are refused and counted")
     mqtt_snapshot_interval_s: float = setting(
         2.0, "a room's retained snapshot is refreshed at most this often")
+    cluster: str = setting(
+        "", "share rooms with every instance given the same --mqtt broker and this cluster "
+        "name (empty: this instance alone); docs/cluster.md")
+    cluster_idle_s: float = setting(
+        86400.0, "in a cluster, a room with no new op for this long leaves the heads this "
+        "instance publishes (retained, expiring after this long): peers that join later "
+        "catch up the rooms active within it")
     # storage and logging
     data_dir: str = setting("data", "folder for persistent state (the graph journal)")
     transcript_retention_days: float = setting(
@@ -119,6 +127,11 @@ class ServeConfig(SpeechSettings):
                 errors.append(str(e))
         if any(c in self.server_id for c in "/+#"):
             errors.append("server_id must not contain '/', '+' or '#'")
+        if self.cluster and not (self.mqtt and valid_room(self.cluster)):
+            errors.append("cluster needs an MQTT broker (mqtt) and a name of 1-64 letters, "
+                          "digits, '_', '.', '-'")
+        if self.cluster_idle_s <= 0:
+            errors.append("cluster_idle_s must be positive")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             errors.append(f"log_level must be debug, info, warning or error, got {self.log_level!r}")
         if errors:

@@ -25,7 +25,8 @@ def serve(args: argparse.Namespace) -> int:
 def stream(args: argparse.Namespace) -> int:
     from streamre.cli.stream import stream_file
 
-    return asyncio.run(stream_file(args.file, args.url, room=args.room, realtime=args.realtime,
+    urls = args.url or ["ws://127.0.0.1:8765/v1/stream"]
+    return asyncio.run(stream_file(args.file, urls, room=args.room, realtime=args.realtime,
                                    token=args.token, speaker=args.speaker,
                                    frame_ms=args.frame_ms))
 

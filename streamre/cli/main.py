@@ -53,7 +53,9 @@ def _serve_parser(sub) -> None:
 def _stream_parser(sub) -> None:
     stream = sub.add_parser("stream", help="stream a sound file to a server, print its messages")
     stream.add_argument("file", help="sound file (any rate from 8 to 48 kHz; stereo is mixed down)")
-    stream.add_argument("--url", default="ws://127.0.0.1:8765/v1/stream")
+    stream.add_argument("--url", action="append", help=(
+        "the server's WebSocket (default ws://127.0.0.1:8765/v1/stream); give it again for "
+        "each instance of a cluster: a lost connection goes on with the next"))
     stream.add_argument("--room", default="default")
     stream.add_argument("--speaker", default=None)
     stream.add_argument("--token", default=None, help="bearer token, if the server wants one")

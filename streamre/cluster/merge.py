@@ -36,7 +36,7 @@ class Merged:
 
 
 class OrderedGraph:
-    def __init__(self, room: str, settings: GraphSettings = GraphSettings(),
+    def __init__(self, room: str, settings: GraphSettings,
                  checkpoint_every: int = CHECKPOINT_EVERY,
                  checkpoints_kept: int = CHECKPOINTS_KEPT) -> None:
         self.room, self.settings = room, settings

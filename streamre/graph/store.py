@@ -4,11 +4,9 @@ mentions, version), and the segments are its transcript. A room's vocabulary (th
 expects to hear) is kept beside them.
 
 One file (`streamre.db` in the data dir), WAL mode, `synchronous=FULL`, one transaction per
-segment: a process killed at any moment leaves either the whole segment and its facts or none
-of it, and nothing that was announced is lost. Each batch of facts keeps when it was written,
-so a replay stopped early rebuilds the graph as it was at any version or time.
-The graph settings the journal was written with are kept beside it, so `streamre graph export`
-replays with the same ones.
+segment: a process killed at any moment leaves the whole segment and its facts or none of it.
+Each batch of facts keeps when it was written, so a replay stopped early rebuilds the graph
+as it was at any version or time. The graph settings it was written with are kept beside it.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
+from streamre.cluster.ops import Op
 from streamre.graph.room import GraphSettings, Mention, RoomGraph
 from streamre.graph.transcript import Said
 from streamre.room_name import check_room
@@ -54,7 +53,14 @@ CREATE TABLE IF NOT EXISTS segments (
 CREATE INDEX IF NOT EXISTS segments_by_time ON segments (time);
 CREATE TABLE IF NOT EXISTS segment_edges (
     room TEXT NOT NULL, edge TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (room, edge, seq));
+CREATE TABLE IF NOT EXISTS ops (
+    room TEXT NOT NULL, origin TEXT NOT NULL, seq INTEGER NOT NULL, key REAL NOT NULL,
+    op TEXT NOT NULL, merged REAL NOT NULL, version INTEGER NOT NULL,
+    PRIMARY KEY (room, origin, seq));
+CREATE INDEX IF NOT EXISTS ops_in_order ON ops (room, key, origin, seq);
 """
+# A clustered room (`serve --cluster`) keeps its facts as ops (streamre.cluster): each whole,
+# as its origin made it, with when this instance merged it and its graph version after.
 # Added to `facts` after its first release: when a batch was written (Unix seconds); NULL in
 # older journals, whose batches count by their meeting time instead.
 FACT_COLUMNS = {"wall": "REAL"}
@@ -75,6 +81,7 @@ class GraphStore:
             "SELECT room, MAX(seq) + 1 FROM facts GROUP BY room").fetchall())
         self._next_said = dict(self._db.execute(
             "SELECT room, MAX(seq) + 1 FROM segments GROUP BY room").fetchall())
+        self._op_rooms = {room for (room,) in self._db.execute("SELECT DISTINCT room FROM ops")}
         self._vocabularies: dict[str, tuple[str, ...]] = {
             room: tuple(json.loads(phrases))
             for room, phrases in self._db.execute("SELECT room, phrases FROM vocabulary")}
@@ -98,17 +105,23 @@ class GraphStore:
         return self.record(room, None, triplets, mention, t, wall)[0]
 
     def record(self, room: str, said: Said | None, triplets: list[Triplet], mention: Mention,
-               t: float, wall: float | None = None) -> tuple[int | None, int | None]:
+               t: float, wall: float | None = None, op: Op | None = None, version: int = 0
+               ) -> tuple[int | None, int | None]:
         """Journal a segment and the facts it gave in one durable transaction: all of it or
-        none; `wall` is when (Unix seconds). Returns the facts' sequence number and the
-        segment's (None for what was not given)."""
+        none; `wall` is when (Unix seconds). A clustered room gives its `op` instead of the
+        facts, with its graph `version` after merging it. Returns the facts' sequence number
+        and the segment's (None for what was not given)."""
         check_room(room)
         with self._lock:
-            fact_seq = self._next_seq.get(room, 0) if triplets else None
+            fact_seq = self._next_seq.get(room, 0) if triplets and op is None else None
             said_seq = self._next_said.get(room, 0) if said is not None else None
             with self._db:  # one transaction: all of the segment or none of it
                 self._db.execute("BEGIN IMMEDIATE")
-                if triplets:
+                if op is not None:
+                    self._db.execute("INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                     (room, op.origin, op.seq, op.key, json.dumps(op.to_json()),
+                                      wall or 0.0, version))
+                if fact_seq is not None:
                     payload = json.dumps([[x.head, x.relation, x.tail, x.confidence]
                                           for x in triplets])
                     self._db.execute(
@@ -126,16 +139,54 @@ class GraphStore:
                                          [(room, e, said_seq) for e in said.edges])
             if fact_seq is not None:
                 self._next_seq[room] = fact_seq + 1
+            if op is not None:
+                self._op_rooms.add(room)
             if said_seq is not None:
                 self._next_said[room] = said_seq + 1
         return fact_seq, said_seq
 
     def has_room(self, room: str) -> bool:
         """Whether any fact, segment or a vocabulary of `room` is journaled."""
-        return room in self._next_seq or room in self._next_said or room in self._vocabularies
+        return room in self._next_seq or room in self._next_said or room in self._vocabularies \
+            or room in self._op_rooms
 
     def rooms(self) -> list[str]:
-        return sorted({*self._next_seq, *self._next_said, *self._vocabularies})
+        return sorted({*self._next_seq, *self._next_said, *self._vocabularies, *self._op_rooms})
+
+    # -- a clustered room's ops -------------------------------------------------------------
+
+    def ops(self, room: str, version: int | None = None, merged_by: float | None = None,
+            origin: str | None = None, after: int = 0) -> list[Op]:
+        """`room`'s ops in the total order: those merged by graph `version` or by time
+        `merged_by`, or `origin`'s after seq `after`."""
+        where, args = ["room = ?"], [room]
+        for clause, value in (("version <= ?", version), ("merged <= ?", merged_by),
+                              ("origin = ?", origin)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if origin is not None:
+            where.append("seq > ?")
+            args.append(after)
+        rows = self._db.execute(f"SELECT op FROM ops WHERE {' AND '.join(where)} "
+                                "ORDER BY key, origin, seq", args)
+        return [Op.from_json(json.loads(op)) for (op,) in rows]
+
+    def has_op(self, op: Op) -> bool:
+        return self._db.execute("SELECT 1 FROM ops WHERE room = ? AND origin = ? AND seq = ?",
+                                (op.room, op.origin, op.seq)).fetchone() is not None
+
+    def op_ids(self) -> list[tuple[str, str, int, float]]:
+        """(room, origin, seq, when merged) of every op journaled here."""
+        return self._db.execute("SELECT room, origin, seq, merged FROM ops").fetchall()
+
+    def op_version(self, room: str, merged_by: float = float("inf")) -> int:
+        """The graph version this instance had reached in a clustered room (by then)."""
+        return self._db.execute("SELECT COALESCE(MAX(version), 0) FROM ops WHERE room = ? AND "
+                                "merged <= ?", (room, merged_by)).fetchone()[0]
+
+    def clustered(self, room: str) -> bool:
+        return room in self._op_rooms
 
     # -- the transcript ---------------------------------------------------------------------
 
@@ -219,6 +270,8 @@ class GraphStore:
              version: int | None = None, written_by: float | None = None) -> RoomGraph | None:
         """The room rebuilt by replaying its journal: all of it, up to graph `version` (None
         if the room never reached it), or what was written by `written_by`."""
+        if self.clustered(room):
+            return self._load_ops(room, settings, version, written_by)
         graph = RoomGraph(room, settings or self.settings() or GraphSettings())
         for triplets, mention, t in self.entries(room, written_by):
             if version is not None and graph.version >= version:
@@ -226,6 +279,19 @@ class GraphStore:
             graph.apply(triplets, mention, t)
         if version is not None and graph.version != version:
             return None
+        return graph
+
+    def _load_ops(self, room: str, settings: GraphSettings | None, version: int | None,
+                  merged_by: float | None) -> RoomGraph | None:
+        """A clustered room's graph: its ops merged by then, replayed in the total order."""
+        if version is not None and version > self.op_version(room):
+            return None
+        graph = RoomGraph(room, settings or self.settings() or GraphSettings())
+        for op in self.ops(room, version, merged_by):
+            if op.triplets:
+                graph.apply(op.triplets, op.mention(), op.at)
+        graph.version = version if version is not None else self.op_version(
+            room, float("inf") if merged_by is None else merged_by)
         return graph
 
     def close(self) -> None:

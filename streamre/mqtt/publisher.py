@@ -6,6 +6,9 @@ room's snapshot is retained and published from the live graph at most every
 (re)connection, so a subscriber that missed anything resyncs. `streamre/v1/status/{server_id}`
 is `online` while connected, and `offline` as the last will or on a clean shutdown. A slow or
 absent broker never blocks the caller: `publish_*` only append to the outbox.
+
+In a cluster the outbox also carries this instance's ops to the others (`publish_op`), and
+only the cluster's lead publishes the rooms' graphs (`publishes_graph`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class MqttPublisher:
         self._last_snapshot: dict[str, float] = {}
         self._task: asyncio.Task | None = None
         self._closing = False
+        self.publishes_graph: Callable[[], bool] = lambda: True
 
     # -- called by the server (never blocks) ------------------------------------------------
 
@@ -56,8 +60,20 @@ class MqttPublisher:
         self._put(room, "graph/delta", message)
         self._dirty.add(room)
 
+    def publish_op(self, name: str, message: dict) -> None:
+        """A cluster op, on its ops topic `name`."""
+        self._put_topic(name, message)
+
+    def snapshot_soon(self, room: str) -> None:
+        """Publish `room`'s retained snapshot at the next chance (its graph was replayed)."""
+        self._dirty.add(room)
+        self._wakeup.set()
+
     def _put(self, room: str, kind: str, message: dict) -> None:
-        if not self.outbox.put(topic(room, kind), json.dumps(message).encode()):
+        self._put_topic(topic(room, kind), message)
+
+    def _put_topic(self, name: str, message: dict) -> None:
+        if not self.outbox.put(name, json.dumps(message).encode()):
             if self.metrics:
                 self.metrics.mqtt_refused.inc()
             if self.outbox.refused == 1 or self.outbox.refused % 1000 == 0:
@@ -120,11 +136,13 @@ class MqttPublisher:
         snapshots that are due."""
         while rows := self.outbox.peek(100):
             for seq, name, payload, retain in rows:
-                await self._send(client, name, payload, retain, name.split("/")[2])
+                await self._send(client, name, payload, retain, _room_of(name))
                 self.outbox.remove(seq)
             if self.metrics:
                 self.metrics.mqtt_outbox.set(len(self.outbox))
         now = time.monotonic()
+        if not self.publishes_graph():  # another instance of the cluster does; kept dirty
+            return
         for room in sorted(self._dirty):
             if self._closing or now - self._last_snapshot.get(room, -1e9) >= \
                     self.snapshot_interval_s:
@@ -158,3 +176,9 @@ class MqttPublisher:
             log.warning("MQTT publisher stopped with %d message(s) still in the outbox; they "
                         "are sent after the next start", len(self.outbox))
         self.outbox.close()
+
+
+def _room_of(name: str) -> str:
+    """The room of a topic: `streamre/v1/{room}/...` or `streamre/v1/cluster/{c}/{room}/ops`."""
+    levels = name.split("/")
+    return levels[4] if levels[2] == "cluster" and len(levels) == 6 else levels[2]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import signal
 import socket
 import uuid
@@ -32,10 +31,11 @@ from streamre.graph.store import DB_NAME, GraphStore
 from streamre.hearing.vocabulary import BadVocabulary
 from streamre.inference import InferenceEngine, TripletExtractor
 from streamre.inference.speech_path import SpeechPath
-from streamre.mqtt.outbox import MqttOutbox
+from streamre.cluster.link import ClusterLink
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.protocol import STREAM_PATH, CloseCode, Limits, Role, SessionProtocol
 from streamre.protocol.parsing import Refusal, parse_json
+from streamre.server import brokered
 from streamre.server.admission import Admission
 from streamre.server.connection import Connection, Disconnected
 from streamre.server.http import BearerAuth, routes
@@ -47,7 +47,6 @@ from streamre.server.session import Session, SessionSettings
 
 log = logging.getLogger("streamre.server")
 
-OUTBOX_NAME = "mqtt-outbox.db"
 
 
 class StreamServer:
@@ -63,6 +62,7 @@ class StreamServer:
             load_text = path.load_text
         self.store: GraphStore | None = None
         self.publisher: MqttPublisher | None = None
+        self.link: ClusterLink | None = None  # to the other instances, with --cluster
         self.rooms: Rooms | None = None
         self.sessions: dict[Session, None] = {}  # in the order they connected
         self.engine = InferenceEngine(
@@ -88,16 +88,11 @@ class StreamServer:
         self.metrics.event_loop_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
         self.store = GraphStore(Path(self.config.data_dir) / DB_NAME)
         self.store.save_settings(self.config.graph)
-        if self.config.mqtt:
-            outbox = MqttOutbox(Path(self.config.data_dir) / OUTBOX_NAME,
-                                self.config.mqtt_outbox_max)
-            self.publisher = MqttPublisher(
-                self.config.mqtt, self.config.server_id or _host_id(), outbox,
-                lambda room: self.rooms.graph(room).snapshot(), self.metrics,
-                self.config.mqtt_snapshot_interval_s)
+        self.publisher = brokered.publisher(self.config, self.metrics, lambda: self.rooms)
+        node = brokered.cluster_node(self.config)
         self.rooms = Rooms(self.store, self.config.graph, self.publisher,
                            self.metrics.facts_refused.inc,
-                           self.config.max_rooms, self.config.room_idle_s)
+                           self.config.max_rooms, self.config.room_idle_s, node=node)
         self.notes = Notes(self.engine, self.rooms, self.metrics, self.config.max_text_chars,
                            self.text_per_minute)
         self.admission = Admission(self.config, self.sessions, self.rooms, self.metrics)
@@ -106,6 +101,9 @@ class StreamServer:
             log.info("restored %d room(s) from %s", len(restored), self.store.path)
         if self.publisher is not None:
             self.publisher.start(restored)
+        if node is not None:
+            self.link = brokered.join_cluster(self.config, node, self.store, self.rooms,
+                                              self.publisher)
         await self._listen()
         self._loading = asyncio.create_task(self._load_model())
         self._sweeping = asyncio.create_task(self._sweep_rooms())
@@ -165,6 +163,8 @@ class StreamServer:
             if task is not None and not task.done():
                 task.cancel()
         await self.engine.close()
+        if self.link is not None:
+            await self.link.close()  # `offline`, before the outbox's last messages
         if self.publisher is not None:
             await self.publisher.close()  # queued messages, final snapshots, `offline`
         if self.store is not None:
@@ -293,6 +293,3 @@ class _Uvicorn(uvicorn.Server):
     def capture_signals(self):
         yield
 
-
-def _host_id() -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "streamre"

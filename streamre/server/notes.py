@@ -22,7 +22,8 @@ from streamre.inference import InferenceEngine
 from streamre.protocol import text_triplets_message
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse_object
 from streamre.server.metrics import Metrics
-from streamre.server.rooms import Room, Rooms, TooManyRooms, record_counted
+from streamre.server.room import Room, record_counted
+from streamre.server.rooms import Rooms, TooManyRooms
 
 log = logging.getLogger("streamre.server")
 

@@ -1,120 +1,21 @@
-"""The server's rooms: each a graph, its journal and the outboxes of everyone in it.
-
-A room is also where facts leave the process: the MQTT publisher is fed here and nowhere else,
-with each segment's `triplets` answer, its transcript line and each graph delta.
-"""
+"""The server's rooms by name: which are in memory, which rest in the journal, and (in a
+cluster) where the other instances' ops go."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from streamre.graph import GraphSettings, Mention, RoomGraph
+from streamre.cluster.node import ClusterNode
+from streamre.cluster.ops import Op
+from streamre.graph import GraphSettings, RoomGraph
 from streamre.graph.store import GraphStore
-from streamre.graph.transcript import Said
-from streamre.hearing.vocabulary import check_vocabulary, merged
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.server.outbox import Outbox
-from streamre.triplets import Triplet
+from streamre.server.room import Room, ordered_graph
 
 log = logging.getLogger("streamre.server")
-
-
-@dataclass
-class Room:
-    """A room's graph, its journal, and the outboxes of everyone in it (producers, viewers)."""
-    name: str
-    graph: RoomGraph
-    store: GraphStore
-    publisher: MqttPublisher | None = None
-    on_refused: Callable[[int], None] = lambda n: None  # facts refused by the room's caps
-    members: set[Outbox] = field(default_factory=set)
-    idle_since: float = 0.0  # when its last member left (or it opened), on the rooms' clock
-    vocabulary: tuple[str, ...] = ()  # the phrases its people gave (start, PUT), journaled
-
-    def set_vocabulary(self, phrases: list[str], add: bool = False) -> tuple[str, ...]:
-        """Replace the room's vocabulary (or `add` to it), kept in the journal; raises
-        `BadVocabulary` past the bounds, the old one kept."""
-        phrases = check_vocabulary([*self.vocabulary, *phrases] if add else phrases)
-        self.store.save_vocabulary(self.name, phrases)
-        self.vocabulary = phrases
-        return phrases
-
-    def hearing_vocabulary(self) -> tuple[str, ...]:
-        """What its segments are heard with (beside `serve --vocabulary`): its own phrases,
-        then the names its graph learnt, the most recent first (a name heard right once is
-        spelled the same later), at most `MAX_PHRASES`."""
-        return merged(self.vocabulary, self.graph.labels())
-
-    def record(self, mention: Mention, triplets: list[Triplet], at: float, began: float,
-               start: float | None = None, end: float | None = None) -> Said:
-        """One segment (or typed sentence) and its facts: applied to the graph, journaled in
-        one transaction, then announced (graph delta, transcript line). `at` is the meeting
-        time of its facts, `began` the meeting time it began (Unix seconds); `start` and `end`
-        are seconds of its stream."""
-        refused = self.graph.refused
-        # No facts, no call: the graph is exactly what replaying its facts rebuilds.
-        delta, stated = self.graph.apply_stating(triplets, mention, at) if triplets \
-            else (None, [])
-        said = Said(mention.session_id, mention.segment_id, mention.speaker, mention.source,
-                    start, end, began, mention.text, tuple(stated))
-        try:  # durable before announced
-            _, seq = self.store.record(self.name, said, triplets, mention, at, time.time())
-        except Exception:
-            # Not journaled, so never applied: the graph is the journal's again.
-            self.graph = self.store.load(self.name, self.graph.settings)
-            raise
-        if self.graph.refused > refused:
-            self.on_refused(self.graph.refused - refused)
-        if delta is not None:
-            message = delta.to_message()
-            text = json.dumps(message)  # serialised once for every member
-            for outbox in list(self.members):
-                outbox.send_graph_delta(delta.version, text)
-            if self.publisher is not None:  # after the viewers have it
-                self.publisher.publish_delta(self.name, message)
-        line = said.message()
-        text = json.dumps(line)
-        for outbox in list(self.members):
-            outbox.send_transcript(seq, text)  # to those who follow the transcript
-        if self.publisher is not None:
-            self.publisher.publish_transcript(self.name, {**line, "room": self.name})
-        return said
-
-    def transcript_after(self, seq: int, limit: int) -> list[tuple[int, str]]:
-        """The journaled transcript after sequence number `seq`, as `transcript` messages."""
-        return [(n, json.dumps(said.message()))
-                for n, said in self.store.transcript(self.name, seq, limit)]
-
-    def report(self, session_id: str, answer: dict) -> None:
-        """A producer's `triplets` answer, for integrators (MQTT); failed answers stay local."""
-        if self.publisher is not None and "error" not in answer:
-            self.publisher.publish_triplets(self.name, {
-                **answer, "session_id": session_id, "room": self.name,
-                "message_id": f"{session_id}/{answer['segment_id']}"})
-
-    def summary(self) -> dict:
-        return {"room": self.name, "nodes": self.graph.node_count, "edges": self.graph.edge_count,
-                "version": self.graph.version, "clients": len(self.members),
-                "refused_facts": self.graph.refused}
-
-
-def record_counted(room: Room, metrics, mention: Mention, triplets: list[Triplet], at: float,
-                   began: float, start: float | None = None, end: float | None = None
-                   ) -> dict | None:
-    """`room.record`, counted in `metrics` (the server's `Metrics`); None once journaled, or
-    the error fields of the `triplets` answer when the journal refused it (a full disk)."""
-    try:
-        room.record(mention, triplets, at, began, start, end)
-    except Exception as e:
-        log.exception("could not journal %s", mention.segment_ref)
-        metrics.errors.labels("journal_failed").inc()
-        return dict(triplets=[], error="journal_failed", message=str(e))
-    metrics.triplets.inc(len(triplets))
-    return None
 
 
 class TooManyRooms(Exception):
@@ -138,14 +39,17 @@ class Rooms:
         max_rooms: rooms held in memory at most.
         idle_s: how long a room with no clients and no facts is kept.
         clock: monotonic seconds (tests pass their own).
+        node: this instance in its cluster (`serve --cluster`), if in one: then its rooms are
+            ops, and `merge` takes the other instances'.
     """
 
     def __init__(self, store: GraphStore, settings: GraphSettings,
                  publisher: MqttPublisher | None = None,
                  on_refused: Callable[[int], None] = lambda count: None,
                  max_rooms: int = 1000, idle_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.store, self.settings, self.publisher = store, settings, publisher
+                 clock: Callable[[], float] = time.monotonic,
+                 node: ClusterNode | None = None) -> None:
+        self.store, self.settings, self.publisher, self.node = store, settings, publisher, node
         self.max_rooms, self.idle_s, self._clock = max_rooms, idle_s, clock
         self._on_refused = on_refused
         self._rooms: dict[str, Room] = {}  # in memory
@@ -155,7 +59,7 @@ class Rooms:
         """Every journaled room as it was (ids and version included), as many as fit in memory;
         the names of all of them."""
         for name in self.store.rooms():
-            room = self._room(name, self.store.load(name, self.settings))
+            room = self._room(name)
             if len(self._rooms) < self.max_rooms:
                 self._rooms[name] = room
             else:
@@ -172,10 +76,7 @@ class Rooms:
         room = self._rooms.get(name)
         if room is None:
             self._make_space()
-            journaled = self.store.has_room(name)
-            graph = self.store.load(name, self.settings) if journaled else RoomGraph(
-                name, self.settings)
-            room = self._rooms[name] = self._room(name, graph)
+            room = self._rooms[name] = self._room(name)
             self._resting.pop(name, None)
         return room
 
@@ -223,6 +124,24 @@ class Rooms:
             del self._rooms[name]
         return gone
 
+    def names(self) -> list[str]:
+        """Every room, in memory or resting."""
+        return sorted({*self._rooms, *self._resting})
+
+    def snapshot_to_publish(self, name: str) -> dict:
+        """A room's snapshot for the integrators' retained topic; in a cluster, at a version
+        past any another lead published (the room opened to keep it)."""
+        if self.node is None:
+            return self.graph(name).snapshot()
+        try:
+            room = self.open(name)
+        except TooManyRooms:
+            graph = self.graph(name)
+            graph.version = max(graph.version, self.node.version_floor(name) + 1)
+            return graph.snapshot()
+        room.claim_version()
+        return room.graph.snapshot()
+
     def summaries(self) -> list[dict]:
         """Every room, in memory or resting, by name."""
         found = {**self._resting, **{name: r.summary() for name, r in self._rooms.items()}}
@@ -247,9 +166,27 @@ class Rooms:
         if self.store.has_room(room.name):
             self._resting[room.name] = room.summary()
 
-    def _room(self, name: str, graph: RoomGraph) -> Room:
+    def merge(self, op: Op) -> bool:
+        """Another instance's op (or a copy of one of ours): merged into its room, opened if
+        need be; False if it was already here. With every room in memory busy, it is only
+        journaled, and merged when the room next loads."""
+        try:
+            return self.open(op.room).merge(op) is not None
+        except TooManyRooms:
+            if self.store.has_op(op):
+                return False
+            self.store.record(op.room, op.said([]), list(op.triplets), op.mention(), op.at,
+                              time.time(), op, self.store.op_version(op.room))
+            self.node.held(op)
+            return True
+
+    def _room(self, name: str) -> Room:
+        """Room `name` as the journal has it (or new)."""
+        ordered = ordered_graph(self.store, name, self.settings) if self.node else None
+        graph = ordered.graph if ordered else self.store.load(name, self.settings) \
+            if self.store.has_room(name) else RoomGraph(name, self.settings)
         room = Room(name, graph, self.store, self.publisher, idle_since=self._clock(),
-                    vocabulary=self.store.vocabulary(name))
+                    vocabulary=self.store.vocabulary(name), node=self.node, ordered=ordered)
         room.on_refused = lambda count: self._refused(room, count)
         return room
 

@@ -23,7 +23,8 @@ from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
 from streamre.server.notes import read_sentence
 from streamre.server.outbox import Outbox
-from streamre.server.rooms import Room, Rooms, record_counted
+from streamre.server.room import Room, record_counted
+from streamre.server.rooms import Rooms
 
 log = logging.getLogger("streamre.session")
 
