@@ -4,9 +4,11 @@ streaming protocol, HTTP, and the `streamre` command in a subprocess."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -189,3 +191,52 @@ def tiny_encoder(folder: Path) -> Path:
               add_pooling_layer=False).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+# -- a real MQTT broker -----------------------------------------------------------------------
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """Mosquitto on a port of its own, with persistence, restartable on the same port."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        if not shutil.which(MOSQUITTO):
+            pytest.fail("mosquitto is not installed (./dev.sh test installs it)")
+        self.port = port or free_port()
+        self.config = folder / "mosquitto.conf"
+        (folder / "store").mkdir(exist_ok=True)
+        # Run as root, mosquitto drops to user "mosquitto", which cannot write the test's folder:
+        # naming the current user keeps the persistence file writable.
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                               f"user {getpass.getuser()}\n"
+                               f"persistence true\npersistence_location {folder / 'store'}/\n")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> "Broker":
+        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)

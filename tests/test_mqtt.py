@@ -4,11 +4,8 @@ restarts and absences, and `streamre subscribe` ends with the server's graph."""
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,55 +18,8 @@ import pytest
 from streamre.mqtt.mirror import GraphMirror
 from streamre.mqtt.mirror_store import MirrorStore
 from streamre.mqtt.outbox import MqttOutbox
-from helpers import http_get, stream, wait_for
+from helpers import Broker, http_get, stream, wait_for
 from streamre.graph import GraphSettings
-
-MOSQUITTO = "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """Mosquitto on a port of its own, with persistence, restartable on the same port."""
-
-    def __init__(self, folder: Path, port: int | None = None) -> None:
-        if not shutil.which(MOSQUITTO):
-            pytest.fail("mosquitto is not installed (./dev.sh test installs it)")
-        self.port = port or free_port()
-        self.config = folder / "mosquitto.conf"
-        (folder / "store").mkdir(exist_ok=True)
-        # Run as root, mosquitto drops to user "mosquitto", which cannot write the test's folder:
-        # naming the current user keeps the persistence file writable.
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                               f"user {getpass.getuser()}\n"
-                               f"persistence true\npersistence_location {folder / 'store'}/\n")
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> "Broker":
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
 
 @pytest.fixture
 def broker(tmp_path):
