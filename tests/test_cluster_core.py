@@ -60,11 +60,15 @@ def test_duplicated_and_reordered_ops_give_the_graph_of_the_total_order(ops, rng
             in_order.apply(op.triplets, op.mention(), op.at)
     arrivals = ops + rng.sample(ops, len(ops) // 2)  # QoS 1 redeliveries, repairs
     rng.shuffle(arrivals)
-    merged = OrderedGraph("r", SETTINGS, checkpoint_every=every, checkpoints_kept=2)
-    taken = [merged.merge(op) for op in arrivals]
+    journal: list = []  # what a server has journaled: each op merged, after its merge
+    merged = OrderedGraph("r", SETTINGS, checkpoint_every=every, checkpoints_kept=2,
+                          journal=lambda: sorted(journal, key=lambda o: o.order))
+    taken = []
+    for op in arrivals:
+        taken.append(merged.merge(op))
+        journal += [op] if taken[-1] is not None else []
     assert sum(t is not None for t in taken) == len(ops)  # each op once, duplicates nothing
-    assert shown(merged.graph) == shown(in_order)
-    assert [o.order for o in merged.ops()] == sorted(o.order for o in ops)
+    assert shown(merged.graph) == shown(in_order) and len(merged) == len(ops)
 
 
 def test_an_op_that_sorts_last_is_a_delta_and_an_early_one_a_snapshot():
@@ -76,6 +80,23 @@ def test_an_op_that_sorts_last_is_a_delta_and_an_early_one_a_snapshot():
     assert late.rebuilt and late.delta is None and merged.graph.version == 2
     assert len(late.stated) == 1 and late.stated[0] in {e["id"] for e in merged.graph.edges_json()}
     assert merged.rewinds == 1
+
+
+def test_a_long_room_keeps_only_recent_ops_and_replays_an_older_one_from_the_journal():
+    journal = [make_op("a", seq, 100.0 + seq, [("David Chen", "Work_For", "World Bank", .5)])
+               for seq in range(1, 41)]
+    merged = OrderedGraph("r", SETTINGS, checkpoint_every=4, checkpoints_kept=2,
+                          journal=lambda: list(journal))
+    merged.extend(journal)
+    assert len(merged._ops) <= 8 and len(merged) == 40  # compacted in memory
+    old = make_op("b", 1, 101.5, [("Maria Lopez", "Live_In", "Boston", .9)])
+    late = merged.merge(old)
+    assert late.rebuilt and merged.replays == 1 and len(merged) == 41
+    assert merged.merge(journal[0]) is None  # an old duplicate, found in the journal
+    in_order = RoomGraph("r", SETTINGS)
+    for op in sorted([*journal, old], key=lambda o: o.order):
+        in_order.apply(op.triplets, op.mention(), op.at)
+    assert shown(merged.graph) == shown(in_order)
 
 
 def test_ops_travel_as_json_and_bad_ones_are_refused():

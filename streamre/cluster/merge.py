@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import copy
 from dataclasses import dataclass
+from typing import Callable
 
 from streamre.cluster.ops import Op
 from streamre.graph.room import GraphDelta, GraphSettings, RoomGraph
@@ -36,27 +37,33 @@ class Merged:
 
 
 class OrderedGraph:
+    """Args:
+        room, settings: the room's name and graph settings.
+        checkpoint_every, checkpoints_kept: copies kept for rewinding. Only the ops since the
+            oldest kept copy stay in memory (the room is compacted as it grows).
+        journal: every op journaled for the room, in the total order: what an op older than
+            anything in memory (a long outage's, caught up) is replayed with.
+    """
+
     def __init__(self, room: str, settings: GraphSettings,
                  checkpoint_every: int = CHECKPOINT_EVERY,
-                 checkpoints_kept: int = CHECKPOINTS_KEPT) -> None:
+                 checkpoints_kept: int = CHECKPOINTS_KEPT,
+                 journal: Callable[[], list[Op]] = list) -> None:
         self.room, self.settings = room, settings
-        self.graph = RoomGraph(room, settings)
-        self._every, self._kept = checkpoint_every, checkpoints_kept
-        self._ops: list[Op] = []  # in the total order
+        self._every, self._kept, self._journal = checkpoint_every, checkpoints_kept, journal
+        self.rewinds = self.replays = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.graph = RoomGraph(self.room, self.settings)
+        self._ops: list[Op] = []  # in the total order, after the `_dropped` first ones
         self._orders: list[tuple] = []
-        self._ids: set[tuple[str, int]] = set()
+        self._ids: set[tuple[str, int]] = set()  # of the ops in memory
+        self._dropped, self._dropped_last = 0, None  # how many compacted; the last's order
         self._checkpoints: list[tuple[int, RoomGraph]] = []  # (ops applied, a copy)
-        self.rewinds = 0
 
     def __len__(self) -> int:
-        return len(self._ops)
-
-    def __contains__(self, op_id: tuple[str, int]) -> bool:
-        return op_id in self._ids
-
-    @property
-    def last_order(self) -> tuple | None:
-        return self._orders[-1] if self._orders else None
+        return self._dropped + len(self._ops)
 
     def merge(self, op: Op) -> Merged | None:
         """Take `op` into the room; None if it was already there."""
@@ -64,28 +71,43 @@ class OrderedGraph:
             raise ValueError(f"op of room {op.room!r} merged into {self.room!r}")
         if op.id in self._ids:
             return None
+        if self._dropped_last is not None and op.order <= self._dropped_last:
+            return self._replay_all(op)
         place = bisect.bisect(self._orders, op.order)
         self._ids.add(op.id)
         self._ops.insert(place, op)
         self._orders.insert(place, op.order)
         if place == len(self._ops) - 1:
             delta, stated = self._apply(op)
-            self._keep_checkpoint()
+            self._keep_checkpoint(len(self))
             return Merged(delta, False, stated)
-        return Merged(None, True, self._rewind(place, op))
+        return Merged(None, True, self._rewind(self._dropped + place))
 
     def _apply(self, op: Op) -> tuple[GraphDelta | None, list[str]]:
         if not op.triplets:  # a segment with no facts leaves the graph as it is
             return None, []
         return self.graph.apply_stating(op.triplets, op.mention(), op.at)
 
-    def _keep_checkpoint(self) -> None:
-        if len(self._ops) % self._every == 0:
-            self._checkpoints.append((len(self._ops), copy.deepcopy(self.graph)))
-            del self._checkpoints[:-self._kept]
+    def _keep_checkpoint(self, applied: int) -> None:
+        if applied % self._every == 0:
+            self._checkpoints.append((applied, copy.deepcopy(self.graph)))
+            self._trim()
 
-    def _rewind(self, place: int, op: Op) -> list[str]:
-        """Replay from the latest checkpoint at or before `place`; the stated edges of `op`."""
+    def _trim(self) -> None:
+        """Keep the latest checkpoints, and forget the ops before the oldest of them: no
+        rewind goes back past it."""
+        if len(self._checkpoints) < self._kept:
+            return
+        del self._checkpoints[:-self._kept]
+        gone = self._checkpoints[0][0] - self._dropped
+        if gone > 0:
+            self._ids.difference_update(op.id for op in self._ops[:gone])
+            self._dropped, self._dropped_last = self._dropped + gone, self._orders[gone - 1]
+            del self._ops[:gone], self._orders[:gone]
+
+    def _rewind(self, place: int) -> list[str]:
+        """Replay from the latest checkpoint at or before absolute `place`; the stated
+        edges of the op there."""
         self.rewinds += 1
         version = self.graph.version
         while self._checkpoints and self._checkpoints[-1][0] > place:
@@ -94,18 +116,37 @@ class OrderedGraph:
             start, kept = self._checkpoints[-1]
             self.graph = copy.deepcopy(kept)
         else:
-            start, self.graph = 0, RoomGraph(self.room, self.settings)
+            start, self.graph = self._dropped, RoomGraph(self.room, self.settings)
         stated: list[str] = []
-        for index in range(start, len(self._ops)):
-            _, edges = self._apply(self._ops[index])
+        for index in range(start, len(self)):
+            _, edges = self._apply(self._ops[index - self._dropped])
             if index == place:
                 stated = edges
             if (index + 1) % self._every == 0:
                 self._checkpoints.append((index + 1, copy.deepcopy(self.graph)))
-        del self._checkpoints[:-self._kept]
+        self._trim()
         self.graph.version = version + 1  # announced as one snapshot
         return stated
 
-    def ops(self) -> list[Op]:
-        """Every op held, in the total order."""
-        return list(self._ops)
+    def _replay_all(self, op: Op) -> Merged | None:
+        """An op older than what memory holds: the room replayed whole, from the journal."""
+        journaled = self._journal()
+        if any(o.id == op.id for o in journaled):
+            return None
+        self.replays += 1
+        version = self.graph.version
+        ops = sorted([*journaled, op], key=lambda o: o.order)
+        self._reset()
+        stated = self.extend(ops, until=op)
+        self.graph.version = version + 1
+        return Merged(None, True, stated)
+
+    def extend(self, ops: list[Op], until: Op | None = None) -> list[str]:
+        """Merge `ops`, given in the total order (a room loading from its journal); the
+        edges that `until` stated."""
+        stated: list[str] = []
+        for op in ops:
+            merged = self.merge(op)
+            if op is until and merged is not None:
+                stated = merged.stated
+        return stated

@@ -168,9 +168,8 @@ class Room:
 
 def ordered_graph(store: GraphStore, name: str, settings) -> OrderedGraph:
     """A clustered room's ops from the journal, merged in order, at the version it had."""
-    ordered = OrderedGraph(name, settings)
-    for op in store.ops(name):
-        ordered.merge(op)
+    ordered = OrderedGraph(name, settings, journal=lambda: store.ops(name))
+    ordered.extend(store.ops(name))
     ordered.graph.version = max(ordered.graph.version, store.op_version(name))
     return ordered
 
