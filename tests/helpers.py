@@ -8,9 +8,11 @@ import getpass
 import json
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +23,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from streamre.mqtt.mirror_store import MirrorStore
 from streamre.protocol import start_message, stop_message
 
 FACT = ("David Chen", "Work_For", "World Bank")
@@ -240,3 +243,44 @@ class Broker:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+
+class Subscriber:
+    def __init__(self, url: str, room: str, db: Path) -> None:
+        self.args = [sys.executable, "-m", "streamre", "subscribe", "--mqtt", url, "--room", room,
+                     "--db", str(db)]
+        self.db = db
+        self.process = subprocess.Popen(self.args, stderr=subprocess.PIPE, text=True)
+        self.subscribed = threading.Event()
+        threading.Thread(target=self._read_log, daemon=True).start()
+
+    def _read_log(self) -> None:  # also keeps the pipe drained
+        for line in self.process.stderr:
+            if "subscribed to" in line:
+                self.subscribed.set()
+
+    def wait_subscribed(self, timeout: float = 30.0) -> None:
+        assert self.subscribed.wait(timeout), "the subscriber never subscribed"
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(20) == 0
+
+    def lines(self, room: str) -> list[tuple[str, int, str]]:
+        """(session, segment, text) of the transcript lines it kept, in the order said."""
+        if not self.db.exists():
+            return []
+        store = MirrorStore(self.db)
+        try:
+            return [(s.session_id, s.segment_id, s.text) for s in store.transcript(room)]
+        finally:
+            store.close()
+
+    def graph(self, room: str) -> dict | None:
+        if not self.db.exists():
+            return None
+        store = MirrorStore(self.db)
+        try:
+            return store.load(room).to_json() if room in store.rooms() else None
+        finally:
+            store.close()

@@ -19,8 +19,8 @@ import soundfile
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from helpers import (STREAMRE, TEXT_SENTENCES, Broker, free_port, http_get, send_json, stream,
-                     wait_for, wire)
+from helpers import (STREAMRE, TEXT_SENTENCES, Broker, Subscriber, free_port, http_get,
+                     send_json, stream, wait_for, wire)
 from streamre.graph import GraphSettings, RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
 from streamre.protocol import subscribe_message
@@ -76,6 +76,13 @@ class Instance:
         status, _, body = http_get(f"{self.http}/v1/rooms/{room}/transcript")
         segments = json.loads(body)["segments"] if status == 200 else []
         return {(s["session_id"], s["segment_id"], s["text"]) for s in segments}
+
+    def metric(self, name: str) -> float:
+        """One sample of its `/metrics`, by its full name with labels."""
+        for line in http_get(f"{self.http}/metrics")[2].decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return 0.0
 
     def note(self, room: str, text: str, speaker: str) -> None:
         status, answer = send_json(f"{self.http}/v1/rooms/{room}/notes",
@@ -205,10 +212,16 @@ def test_speaking_into_a_and_b_at_once_converges_on_the_ordered_replay(cluster,
     assert graph == replayed(a.db, "two") == replayed(c.db, "two")
     spoken = [e for e in graph[0] if e[3] == "Work_For"][0]
     assert spoken[4] == 5 and set(spoken[8]) == {"ana", "ben", "di"}  # 4 said + 1 typed
+    assert a.metric('streamre_cluster_ops_total{outcome="local"}') >= 3
+    assert c.metric('streamre_cluster_ops_total{outcome="merged"}') >= 6
+    assert (a.metric("streamre_cluster_lead"), b.metric("streamre_cluster_lead")) == (1, 0)
+    assert c.metric("streamre_cluster_members") == 2
 
 
 def test_kill_9_mid_meeting_fails_over_and_loses_nothing(cluster, meeting_audio, tmp_path):
-    _, (a, b, c) = cluster
+    broker, (a, b, c) = cluster
+    integrator = Subscriber(broker.url, "three", tmp_path / "mirror.db")  # `streamre subscribe`
+    integrator.wait_subscribed()
     wav = tmp_path / "long.wav"
     soundfile.write(wav, np.tile(meeting_audio, 3), 16000, subtype="PCM_16")  # ~24 s
     seen_on_a, seen_on_b = Viewer(a, "three"), Viewer(b, "three")
@@ -232,6 +245,11 @@ def test_kill_9_mid_meeting_fails_over_and_loses_nothing(cluster, meeting_audio,
     assert len(a.said("three")) >= 6 and graph == replayed(b.db, "three")
     spoken = graph[0][0]
     assert spoken[4] == len(a.said("three"))  # every segment one mention (no dedup window)
+    # Integrators saw one graph through two changes of lead (a, then b, then a again).
+    try:
+        wait_for(lambda: content(integrator.graph("three")) == graph, timeout=30)
+    finally:
+        integrator.stop()
 
 
 def test_a_broker_outage_keeps_each_instance_serving_then_converges(cluster, meeting_audio):

@@ -1,4 +1,5 @@
-"""The cluster's pure parts: ops as JSON, the order-free merge, heads and who repairs."""
+"""The cluster's cores: ops as JSON, the order-free merge, heads and who repairs; and one
+instance's side of it (its rooms, journal, outbox and link) fed messages directly."""
 
 from __future__ import annotations
 
@@ -9,9 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamre.cluster.heads import Heads, repairer, repairs
+from streamre.cluster.link import ClusterLink
 from streamre.cluster.merge import OrderedGraph
+from streamre.cluster.node import ClusterNode
 from streamre.cluster.ops import BadOp, Op, ops_topic
-from streamre.graph import GraphSettings, RoomGraph
+from streamre.graph import GraphSettings, Mention, RoomGraph
+from streamre.graph.store import GraphStore
+from streamre.mqtt.outbox import MqttOutbox
+from streamre.mqtt.publisher import MqttPublisher
+from streamre.server.rooms import Rooms
 from streamre.triplets import Triplet
 
 NAMES = ["David Chen", "David Chenn", "Maria Lopez", "World Bank", "the World Bank", "Boston",
@@ -131,3 +138,68 @@ def test_one_instance_repairs_each_gap():
     assert repairs("b", online["b"], online["c"], online) == [("r", "a", 1, 5)]
     assert repairs("c", online["c"], online["b"], online) == []
     assert repairer("r", "z", online) is None
+
+
+# -- one instance's side, with its real journal and outbox, no broker -------------------------
+
+def instance(tmp_path, origin: str = "a.x1"):
+    """A lone instance's rooms in cluster mode: its journal, its MQTT outbox (never sent)."""
+    store = GraphStore(tmp_path / "journal.db")
+    publisher = MqttPublisher("mqtt://127.0.0.1:1", "a", MqttOutbox(tmp_path / "outbox.db"),
+                              snapshot=lambda room: {})
+    node = ClusterNode("c1", origin, idle_s=3600)
+    rooms = Rooms(store, SETTINGS, publisher, node=node)
+    node.send = lambda op: publisher.publish_op(ops_topic("c1", op.room), op.to_json())
+    return store, publisher, node, rooms
+
+
+def published(publisher: MqttPublisher, kind: str) -> list[dict]:
+    return [json.loads(payload) for _, name, payload, _ in publisher.outbox.peek(1000)
+            if name.endswith(kind)]
+
+
+def test_a_new_lead_publishes_past_the_version_the_last_lead_published(tmp_path):
+    store, publisher, node, rooms = instance(tmp_path)
+    node.online["b.y2"] = {}  # b is there too; a sorts first, so a is the lead
+    node.published["r"] = 50  # what b published while it was the lead
+    room = rooms.open("r")
+    room.record(Mention("s1", 0, "ana", text="one"),
+                [Triplet("David Chen", "Work_For", "World Bank", .9)], at=10.0, began=9.0)
+    assert room.graph.version == 51 and published(publisher, "graph/delta") == []
+    assert "r" in publisher._dirty  # its snapshot, at 51, goes out instead
+    room.record(Mention("s1", 1, "ana", text="two"),
+                [Triplet("Maria Lopez", "Live_In", "Boston", .9)], at=12.0, began=11.0)
+    assert [d["version"] for d in published(publisher, "graph/delta")] == [52]
+    ops = published(publisher, "/ops")  # both segments went to the other instances
+    assert [(o["origin"], o["seq"]) for o in ops] == [("a.x1", 1), ("a.x1", 2)]
+    node.online["0.first"] = {}  # someone who sorts first: a stops publishing graphs
+    room.record(Mention("s1", 2, "ana", text="three"),
+                [Triplet("Priya Natarajan", "Work_For", "Infosys", .9)], at=14.0, began=13.0)
+    assert len(published(publisher, "graph/delta")) == 1
+    store.close()
+
+
+def test_the_link_merges_ops_counts_bad_ones_and_follows_members(tmp_path):
+    store, publisher, node, rooms = instance(tmp_path, origin="b.y2")
+    leads = []
+    link = ClusterLink("mqtt://127.0.0.1:1", node, store, rooms.merge, lambda: leads.append(1))
+    op = make_op("a.x1", 1, 100.0, [("David Chen", "Work_For", "World Bank", .9)])
+    payload = json.dumps(op.to_json()).encode()
+    assert link.take(ops_topic("c1", "r"), payload) is None
+    assert link.take(ops_topic("c1", "r"), payload) is None  # a QoS 1 redelivery: nothing
+    assert rooms.graph("r").edge_count == 1 and len(store.ops("r")) == 1
+    link.take(ops_topic("c1", "r"), b'{"v": 1, "room": "r"}')
+    link.take(ops_topic("c1", "r"), b"not json")
+    assert node.bad_ops == 2
+    # a.x1 says it is online with nothing: b holds a's op 1, but a resends its own ops.
+    online = json.dumps({"state": "online", "heads": {}}).encode()
+    assert link.take("streamre/v1/cluster/c1/members/a.x1", online) is None
+    assert not node.lead and leads == []
+    # c lacks a's op while a is away: b, holding the most of it, is the one to resend it.
+    link.take("streamre/v1/cluster/c1/members/a.x1", b'{"state":"offline"}')
+    assert node.lead and leads == [1]
+    assert link.take("streamre/v1/cluster/c1/members/c.z3", online) == "c.z3"
+    assert link._repairs("c.z3") == [("r", "a.x1", 0, 1)]
+    link.take("streamre/v1/r/graph/snapshot", b'{"type":"graph","version":7}')
+    assert node.version_floor("r") == 7
+    store.close()

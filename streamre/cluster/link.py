@@ -39,16 +39,15 @@ REPAIR_AGAIN_S = 5.0  # the same gap is repaired again after this, if it is stil
 class ClusterLink:
     def __init__(self, url: str, node: ClusterNode, store: GraphStore,
                  merge: Callable[[Op], bool], on_lead: Callable[[], None],
-                 heads_every_s: float = 0.5) -> None:
+                 heads_every_s: float = 0.5, metrics=None) -> None:
         self.address = BrokerAddress.parse(url)
         self.node, self.store, self._merge, self._on_lead = node, store, merge, on_lead
-        self.heads_every_s = heads_every_s
+        self.heads_every_s, self.metrics = heads_every_s, metrics
         self.connected = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task | None = None
         self._repaired: dict[tuple, tuple[int, float]] = {}  # (room, origin, from) -> (to, when)
         self._pending: dict[str, asyncio.Task] = {}  # peer -> its repair, waiting out the grace
-        self.merged = self.repairs_sent = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="cluster-link")
@@ -91,8 +90,10 @@ class ClusterLink:
             data = None
         if levels[-1] == "ops" and levels[2] == "cluster":
             try:
-                self.merged += self._merge(Op.from_json(data))
+                op = Op.from_json(data)
+                self._count("merged" if self._merge(op) else "duplicate")
             except BadOp as e:
+                self._count("bad")
                 self.node.bad_ops += 1
                 if self.node.bad_ops == 1 or self.node.bad_ops % 1000 == 0:
                     log.warning("cluster %s: %d bad op(s) ignored; latest on %s: %s",
@@ -153,10 +154,15 @@ class ClusterLink:
                                  json.dumps(op.to_json()).encode(), qos=1, timeout=10)
             sent += 1
         self._repaired[(room, origin, after)] = (up_to, now)
-        self.repairs_sent += sent
+        if self.metrics:
+            self.metrics.cluster_repairs.inc(sent)
         if sent:
             log.info("cluster %s: resent %d op(s) of %s in room %s", self.node.name, sent,
                      origin, room)
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics:
+            self.metrics.cluster_ops.labels(outcome).inc()
 
     async def _publish_heads(self, client: aiomqtt.Client, v5: bool) -> None:
         last, sent_at = None, 0.0

@@ -37,6 +37,7 @@ class ClusterNode:
         self.online: dict[str, HeadMap] = {}  # other members that say they are online
         self.published: dict[str, int] = {}  # room -> last version on its retained snapshot
         self.send: Callable[[Op], None] = lambda op: None  # to the other instances (the link)
+        self.on_replay: Callable[[], None] = lambda: None  # a room replayed in order
         self.bad_ops = 0
 
     def make_op(self, room: str, mention: Mention, triplets: list[Triplet], at: float,

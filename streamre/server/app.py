@@ -103,7 +103,7 @@ class StreamServer:
             self.publisher.start(restored)
         if node is not None:
             self.link = brokered.join_cluster(self.config, node, self.store, self.rooms,
-                                              self.publisher)
+                                              self.publisher, self.metrics)
         await self._listen()
         self._loading = asyncio.create_task(self._load_model())
         self._sweeping = asyncio.create_task(self._sweep_rooms())

@@ -51,18 +51,25 @@ def cluster_node(config: ServeConfig) -> ClusterNode | None:
 
 
 def join_cluster(config: ServeConfig, node: ClusterNode, store: GraphStore, rooms: Rooms,
-                 publisher: MqttPublisher) -> ClusterLink:
+                 publisher: MqttPublisher, metrics) -> ClusterLink:
     """Start the link: heads from the journal, own ops out through the outbox, only the
     lead publishing the rooms' graphs."""
     for room, origin, seq, merged in store.op_ids():
         node.heads.add(room, origin, seq, merged)
-    node.send = lambda op: publisher.publish_op(ops_topic(node.name, op.room), op.to_json())
+
+    def send(op) -> None:
+        metrics.cluster_ops.labels("local").inc()
+        publisher.publish_op(ops_topic(node.name, op.room), op.to_json())
+
+    node.send, node.on_replay = send, metrics.cluster_replays.inc
     publisher.publishes_graph = lambda: node.lead
+    metrics.cluster_members.set_function(lambda: len(node.online))
+    metrics.cluster_lead.set_function(lambda: int(node.lead))
 
     def on_lead() -> None:
         for room in rooms.names():
             publisher.snapshot_soon(room)
 
-    link = ClusterLink(config.mqtt, node, store, rooms.merge, on_lead)
+    link = ClusterLink(config.mqtt, node, store, rooms.merge, on_lead, metrics=metrics)
     link.start()
     return link

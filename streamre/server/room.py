@@ -87,6 +87,8 @@ class Room:
         seq = self._journal(said, list(op.triplets), op.mention(), op.at, op)
         self.node.held(op)
         local = op.origin == self.node.origin
+        if merged_op.rebuilt:
+            self.node.on_replay()
         self._announce(refused, merged_op.delta, merged_op.rebuilt, said, seq, local)
         if local:
             self.node.send(op)
