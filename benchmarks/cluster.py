@@ -112,14 +112,18 @@ async def typist(port: int, room: str, every_s: float, done: asyncio.Event) -> i
     sent = 0
     async with connect(f"ws://127.0.0.1:{port}/v1/stream", max_size=None) as ws:
         await ws.send(json.dumps(start_message(room, 16000, "typist")))
+
+        async def read() -> None:  # the answers, read as they come (or pings time out)
+            async for raw in ws:
+                if json.loads(raw)["type"] == "done":
+                    return
+        reader = asyncio.create_task(read())
         while not done.is_set():
             await ws.send(json.dumps(text_message(sentences[sent % len(sentences)])))
             sent += 1
             await asyncio.sleep(every_s)
         await ws.send(json.dumps(stop_message()))
-        async for raw in ws:
-            if json.loads(raw)["type"] == "done":
-                break
+        await reader
     return sent
 
 

@@ -4,6 +4,7 @@ streaming protocol, HTTP, and the `streamre` command in a subprocess."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import re
@@ -284,3 +285,34 @@ class Subscriber:
             return store.load(room).to_json() if room in store.rooms() else None
         finally:
             store.close()
+
+
+# -- a real Chromium ---------------------------------------------------------------------------
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--use-fake-ui-for-media-stream",
+                  "--use-fake-device-for-media-stream"]
+
+
+@contextlib.contextmanager
+def viewer_page(server, room: str, servers: list[str] = ()):
+    """A headless Chromium page viewing `room`, ready; it fails the test if the page threw.
+    `server` is what serves the page (its `http`); `servers`, if given, the WebSocket URLs
+    the page may fail over between (`?servers=`)."""
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    query = f"?room={room}&viewer=1" + (f"&servers={','.join(servers)}" if servers else "")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{server.http}/{query}")
+            page.wait_for_function("document.querySelector('#state').textContent"
+                                   f".includes('viewing room {room}')", timeout=20000)
+            yield page
+        finally:
+            browser.close()
+    assert not errors, errors

@@ -4,7 +4,6 @@ here, segments reach the server, and the page's #stats and drawing match the roo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import shutil
@@ -14,39 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FACT, FACT_TEXT, http_get, noise, send_json, stream
+from helpers import (CHROMIUM_FLAGS, FACT, FACT_TEXT, http_get, noise, send_json, stream,
+                     viewer_page)
 from streamre.graph import GraphSettings
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--use-fake-ui-for-media-stream",
-                  "--use-fake-device-for-media-stream"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 def room_graph(server, room: str) -> dict | None:
     status, _, body = http_get(f"{server.http}/v1/rooms/{room}/graph")
     return json.loads(body) if status == 200 else None
-
-
-@contextlib.contextmanager
-def viewer_page(server, room: str):
-    """A headless Chromium page viewing `room`, ready; it fails the test if the page threw."""
-    from playwright.sync_api import sync_playwright
-
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(accept_downloads=True)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{server.http}/?room={room}&viewer=1")
-            page.wait_for_function("document.querySelector('#state').textContent"
-                                   f".includes('viewing room {room}')", timeout=20000)
-            yield page
-        finally:
-            browser.close()
-    assert not errors, errors
 
 
 def stats(page) -> tuple[int, int]:

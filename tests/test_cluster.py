@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from helpers import (STREAMRE, TEXT_SENTENCES, Broker, Subscriber, free_port, http_get,
-                     send_json, stream, wait_for, wire)
+                     send_json, stream, viewer_page, wait_for, wire)
 from streamre.graph import GraphSettings, RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
 from streamre.protocol import subscribe_message
@@ -228,12 +228,17 @@ def test_kill_9_mid_meeting_fails_over_and_loses_nothing(cluster, meeting_audio,
     producer = subprocess.Popen([*STREAMRE, "stream", str(wav), "--url", a.url, "--url", b.url,
                                  "--room", "three", "--speaker", "ana", "--realtime"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: len(seen_on_a.lines) >= 2, timeout=60)
-    a.kill()
-    announced = (set(seen_on_a.lines), content(seen_on_a.graph()))
-    out, err = producer.communicate(timeout=120)
-    assert producer.returncode == 0, err  # it went on with b, to `done`
-    assert "going on at" in err
+    with viewer_page(a, "three", servers=[a.url, b.url]) as page:  # a page a served
+        wait_for(lambda: len(seen_on_a.lines) >= 2, timeout=60)
+        a.kill()
+        announced = (set(seen_on_a.lines), content(seen_on_a.graph()))
+        out, err = producer.communicate(timeout=120)
+        assert producer.returncode == 0, err  # it went on with b, to `done`
+        assert "going on at" in err
+        # The page went on with b too: every line and edge of the room, as b has them.
+        wait_for(lambda: page.locator("#transcript li").count() == len(b.said("three")))
+        wait_for(lambda: int(page.get_attribute("#stats", "data-edges")) ==
+                 len(content(b.graph("three"))[0]))
     for instance in (b, c):  # nothing a announced is lost
         assert wait_for(lambda i=instance: announced[0] <= i.said("three"))
         edges = {e[0] for e in content(instance.graph("three"))[0]}

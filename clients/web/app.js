@@ -14,6 +14,11 @@ let retryDelay = 1000;
 let lagTimer = null;
 let sessionId = "";  // this connection's, from "ready": the key of our transcript lines
 let replaying = null;  // the version the graph view shows instead of the live one, or null
+// Instances of one cluster (`?servers=ws://a:8765,ws://b:8765`, or host:port): a lost connection
+// goes on with the next. Without it, the page's own server (or the proxy in front of them).
+const servers = (params.get("servers") || "").split(",").map((s) => s.trim()).filter(Boolean);
+let serverIndex = 0;
+let failovers = 0;  // servers tried since the last one that answered
 
 if (params.get("room")) $("room").value = params.get("room");
 
@@ -275,9 +280,15 @@ function setState(text) { $("state").textContent = text; }
 function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
 
 function streamUrl() {
-  const url = new URL("/v1/stream", location.href);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  let server = location.href;
+  if (servers.length) {
+    const s = servers[serverIndex % servers.length];
+    server = s.includes("://") ? s : `${location.protocol === "https:" ? "wss" : "ws"}://${s}`;
+  }
+  const url = new URL("/v1/stream", server);
+  url.protocol = url.protocol === "https:" || url.protocol === "wss:" ? "wss:" : "ws:";
   if (token) url.searchParams.set("token", token);
+  url.searchParams.set("room", currentRoom());  // for a proxy that spreads rooms (deploy/)
   return url;
 }
 
@@ -293,6 +304,7 @@ function onMessage(event) {
   switch (msg.type) {
     case "ready":
       retryDelay = 1000;
+      failovers = 0;
       sessionId = msg.session_id;
       loadVocabulary();
       // A producer asks for the room's transcript too (a viewer did with its subscribe).
@@ -331,7 +343,17 @@ function connect() {
   ws.onmessage = onMessage;
   ws.onclose = (e) => {
     if (e.code === 4400 || e.code === 1008) { setState(`refused (${e.code}): ${e.reason}`); return; }
-    // Lost (server restart, network): back off and come back; the snapshot resyncs the graph.
+    // Lost (server restart, network): the next server of a cluster at once, else back off
+    // and come back; the snapshot (and the transcript's history) resyncs the page.
+    if (servers.length > 1 && failovers < servers.length - 1) {
+      failovers += 1;
+      serverIndex += 1;
+      setState(`disconnected (${e.code}); going on with ${streamUrl().host}`);
+      setTimeout(connect, 300);
+      return;
+    }
+    failovers = 0;
+    serverIndex += servers.length > 1 ? 1 : 0;
     setState(`disconnected (${e.code}); retrying in ${Math.round(retryDelay / 1000)} s`);
     setTimeout(connect, retryDelay);
     retryDelay = Math.min(retryDelay * 2, 30000);
@@ -417,7 +439,13 @@ $("chat").onsubmit = (event) => {
 // -- the room's vocabulary: names Whisper should expect ---------------------------------------
 
 async function loadVocabulary() {
-  const response = await fetch(roomUrl("vocabulary"));
+  let response;
+  try {
+    response = await fetch(roomUrl("vocabulary"));
+  } catch (error) {  // the page's own server is gone (a cluster's page goes on elsewhere)
+    $("vocabulary-state").textContent = "vocabulary unavailable";
+    return;
+  }
   if (!response.ok) return;
   const phrases = await response.json();
   $("vocabulary-text").value = phrases.join("\n");
