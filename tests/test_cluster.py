@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -262,8 +263,8 @@ def test_a_broker_outage_keeps_each_instance_serving_then_converges(cluster, mee
     viewer = Viewer(a, "four")
     broker.stop()
     try:
-        asyncio.run(stream(a.url, meeting_audio, room="four", speaker="ana"))
         asyncio.run(stream(b.url, meeting_audio, room="four", speaker="ben"))
+        asyncio.run(stream(a.url, meeting_audio, room="four", speaker="ana"))
         # Each instance served its own viewers alone meanwhile.
         wait_for(lambda: len(viewer.lines) == 2 and viewer.edges)
         assert len(b.said("four")) == 2 and c.graph("four") is None
@@ -273,4 +274,8 @@ def test_a_broker_outage_keeps_each_instance_serving_then_converges(cluster, mee
     assert wait_for(lambda: len(a.said("four")) == 4 and
                     a.said("four") == b.said("four") == c.said("four"), timeout=30)
     assert graph[0][0][4] == 4 and graph == replayed(c.db, "four")
+    # b's lines came to a after a's own, later ones: a's subtitles still run in meeting time.
+    srt = http_get(f"{a.http}/v1/rooms/four/transcript?format=srt")[2].decode()
+    starts = re.findall(r"^(\d\d:\d\d:\d\d,\d\d\d) -->", srt, re.MULTILINE)
+    assert len(starts) == 4 and starts == sorted(starts)
     wait_for(lambda: content(viewer.graph()) == graph)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from urllib.parse import urlencode
 
 import numpy as np
 from websockets.asyncio.client import connect
@@ -44,6 +45,8 @@ async def stream_file(path: str, urls: str | list[str], room: str = "default",
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise ValueError(f"{path}: {rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}")
     headers = {"Authorization": f"Bearer {token}"} if token else None
+    # The room in the URL too, for a proxy that spreads rooms over instances (deploy/).
+    urls = [url + ("&" if "?" in url else "?") + urlencode({"room": room}) for url in urls]
     start = json.dumps(start_message(room, rate, speaker or None))
     sent_from, tries, attempt = 0, 0, 0  # sample the current connection began at
     while True:

@@ -91,8 +91,9 @@ def parse_time(raw: str) -> float:
 
 def transcript_answer(request: Request, store: GraphStore, exists: Callable[[str], bool]
                       ) -> Response:
-    """A page of a room's transcript, in its journal's order; `next` (or a `Link` header for
-    the file formats) is the cursor of the page after it, null at the end."""
+    """A page of a room's transcript, in its journal's order (a file's page in meeting time);
+    `next` (or a `Link` header for the file formats) is the cursor of the page after it, null
+    at the end."""
     room = _room(request, exists)
     fmt = _format(request, TRANSCRIPT_FORMATS, "json")
     limit = _count(request, "limit", PAGE_DEFAULT if fmt == "json" else PAGE_MAX, 1, PAGE_MAX)
@@ -110,6 +111,9 @@ def transcript_answer(request: Request, store: GraphStore, exists: Callable[[str
     if cursor is not None:
         following = request.url.include_query_params(after=cursor)
         headers["Link"] = f'<{following}>; rel="next"'
+    # Files read as the meeting went: in a cluster, lines learnt late (an outage caught up)
+    # are journaled after later ones.
+    lines.sort(key=lambda said: said.time)
     if fmt == "md":
         body = transcript_markdown(room, lines)
     else:
