@@ -15,7 +15,7 @@ LAYERS = [
     {"audio", "graph", "model", "textre"},
     {"hearing"},
     {"inference", "corpus", "mqtt"},
-    {"training", "protocol"},
+    {"training", "protocol", "cluster"},
     {"config"},
     {"server"},
     {"cli"},

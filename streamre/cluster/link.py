@@ -25,11 +25,25 @@ from paho.mqtt.properties import Properties
 
 from streamre.cluster.heads import repairs
 from streamre.cluster.node import ClusterNode
-from streamre.cluster.ops import BadOp, Op, member_topic, ops_topic
+from streamre.graph.ops import BadOp, Op
 from streamre.graph.store import GraphStore
-from streamre.mqtt.broker import BrokerAddress, stay_connected, topic
+from streamre.mqtt.broker import TOPIC_ROOT, BrokerAddress, stay_connected, topic
+from streamre.room_name import check_room
 
 log = logging.getLogger("streamre.cluster")
+
+def ops_topic(cluster: str, room: str) -> str:
+    """`streamre/v1/cluster/{cluster}/{room}/ops`; `room` may be the wildcard `+`."""
+    if room != "+":
+        check_room(room)
+    return f"{TOPIC_ROOT}/cluster/{cluster}/{room}/ops"
+
+
+def member_topic(cluster: str, origin: str) -> str:
+    """Where an instance says it is online (with its heads) or offline (its last will);
+    `origin` may be the wildcard `+`."""
+    return f"{TOPIC_ROOT}/cluster/{cluster}/members/{origin}"
+
 
 REFRESH_S = 30.0  # heads are published at least this often
 REPAIR_GRACE_S = 2.0  # an op merged more recently than this may still be on its way
@@ -91,13 +105,19 @@ class ClusterLink:
         if levels[-1] == "ops" and levels[2] == "cluster":
             try:
                 op = Op.from_json(data)
-                self._count("merged" if self._merge(op) else "duplicate")
             except BadOp as e:
                 self._count("bad")
                 self.node.bad_ops += 1
                 if self.node.bad_ops == 1 or self.node.bad_ops % 1000 == 0:
                     log.warning("cluster %s: %d bad op(s) ignored; latest on %s: %s",
                                 self.node.name, self.node.bad_ops, name, e)
+                return None
+            try:
+                self._count("merged" if self._merge(op) else "duplicate")
+            except Exception:  # not journaled (a full disk): a repair brings it again
+                self._count("failed")
+                log.exception("cluster %s: could not merge op %s/%d of room %s",
+                              self.node.name, op.origin, op.seq, op.room)
             return None
         if levels[-2] == "members":
             return self._member(levels[-1], data)

@@ -16,7 +16,7 @@ import time
 from typing import Callable
 
 from streamre.cluster.heads import HeadMap, Heads
-from streamre.cluster.ops import Op
+from streamre.graph.ops import Op
 from streamre.graph.room import Mention
 from streamre.triplets import Triplet
 

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
-from streamre.cluster.ops import Op
+from streamre.graph.ops import Op
 from streamre.graph.room import GraphSettings, Mention, RoomGraph
 from streamre.graph.transcript import Said
 from streamre.room_name import check_room

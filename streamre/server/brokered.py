@@ -10,7 +10,7 @@ from pathlib import Path
 
 from streamre.cluster.link import ClusterLink
 from streamre.cluster.node import ClusterNode
-from streamre.cluster.ops import ops_topic
+from streamre.cluster.link import ops_topic
 from streamre.config import ServeConfig
 from streamre.graph.store import GraphStore
 from streamre.mqtt.outbox import MqttOutbox

@@ -65,8 +65,14 @@ class Metrics:
                                           registry=r)
         self.inference_queue = Gauge("streamre_inference_queue", "Segments waiting for the model",
                                      registry=r)
-        # In a cluster (`serve --cluster`): ops by outcome (local, merged from another
-        # instance, duplicate, bad), rooms replayed in order, ops resent to peers, who is there.
+        self._cluster(r)
+        # Set to count the serving loop's tasks when the server starts (leaks show here).
+        self.event_loop_tasks = Gauge("streamre_event_loop_tasks",
+                                      "asyncio tasks alive on the serving event loop", registry=r)
+
+    def _cluster(self, r: CollectorRegistry) -> None:
+        """In a cluster (`serve --cluster`): ops by outcome (local, merged from another
+        instance, duplicate, bad, failed), rooms replayed in order, ops resent, who is there."""
         self.cluster_ops = Counter("streamre_cluster_ops", "Cluster ops by outcome", ["outcome"],
                                    registry=r)
         self.cluster_replays = Counter("streamre_cluster_replays",
@@ -79,9 +85,6 @@ class Metrics:
         self.cluster_lead = Gauge("streamre_cluster_lead",
                                   "1 while this instance publishes the rooms' graphs",
                                   registry=r)
-        # Set to count the serving loop's tasks when the server starts (leaks show here).
-        self.event_loop_tasks = Gauge("streamre_event_loop_tasks",
-                                      "asyncio tasks alive on the serving event loop", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from streamre.cluster.merge import OrderedGraph
+from streamre.graph.ordered import OrderedGraph
 from streamre.cluster.node import ClusterNode
-from streamre.cluster.ops import Op
+from streamre.graph.ops import Op
 from streamre.graph import GraphDelta, Mention, RoomGraph
 from streamre.graph.store import GraphStore
 from streamre.graph.transcript import Said

@@ -1,7 +1,6 @@
-"""What instances of one cluster tell each other: operations, topics, and who is there.
-
-An `Op` is one segment (or typed sentence) a room was told, with the facts read from it,
-as the instance that heard it (its *origin*) made it. It is named by (origin, seq): `seq`
+"""An op: one segment (or typed sentence) a room was told, with the facts read from it, as
+the instance that heard it (its *origin*) made it; what the instances of a cluster (`serve
+--cluster`, streamre.cluster) send each other and journal. It is named by (origin, seq): `seq`
 counts the origin's ops in that room from 1, so a receiver sees at once what it already has
 (QoS 1 redelivers) and what it lacks. `key` is the origin's wall clock when it made the op;
 (key, origin, seq) is the one total order every instance replays a room's ops in.
@@ -17,29 +16,10 @@ from dataclasses import dataclass
 
 from streamre.graph.room import Mention
 from streamre.graph.transcript import Said
-from streamre.mqtt.broker import TOPIC_ROOT
-from streamre.room_name import check_room, valid_room
+from streamre.room_name import valid_room
 from streamre.triplets import Triplet
 
 OP_VERSION = 1
-
-
-def ops_topic(cluster: str, room: str) -> str:
-    """`streamre/v1/cluster/{cluster}/{room}/ops`; `room` may be the wildcard `+`."""
-    if room != "+":
-        check_room(room)
-    return f"{TOPIC_ROOT}/cluster/{cluster}/{room}/ops"
-
-
-def member_topic(cluster: str, origin: str) -> str:
-    """Where an instance says it is online (with its heads) or offline (its last will);
-    `origin` may be the wildcard `+`."""
-    return f"{TOPIC_ROOT}/cluster/{cluster}/members/{origin}"
-
-
-def valid_name(name: object) -> bool:
-    """A cluster name or an origin: one MQTT topic level, as a room name is."""
-    return valid_room(name)
 
 
 class BadOp(ValueError):
@@ -103,7 +83,7 @@ class Op:
                            for h, r, t, c in data.get("triplets", [])))
         except (KeyError, TypeError, ValueError) as e:
             raise BadOp(f"bad op: {e}") from None
-        if not (valid_room(op.room) and valid_name(op.origin)):
+        if not (valid_room(op.room) and valid_room(op.origin)):
             raise BadOp("bad op: room or origin is not a valid name")
         if not (isinstance(op.seq, int) and op.seq >= 1 and isinstance(op.segment_id, int)
                 and isinstance(op.session_id, str) and isinstance(op.text, str)

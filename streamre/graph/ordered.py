@@ -20,7 +20,7 @@ import copy
 from dataclasses import dataclass
 from typing import Callable
 
-from streamre.cluster.ops import Op
+from streamre.graph.ops import Op
 from streamre.graph.room import GraphDelta, GraphSettings, RoomGraph
 
 CHECKPOINT_EVERY = 32  # ops between copies of the graph kept for rewinding
