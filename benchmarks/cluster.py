@@ -58,7 +58,8 @@ def start_broker(folder: Path) -> tuple[subprocess.Popen, str]:
 def start_instance(name: str, folder: Path, broker: str | None, extra: list[str]
                    ) -> tuple[subprocess.Popen, int]:
     command = [sys.executable, "-m", "streamre", "serve", "--port", "0", "--server-id", name,
-               "--data-dir", str(folder / name), "--max-sessions", "64", *extra]
+               "--data-dir", str(folder / name), "--max-sessions", "128", "--max-pending", "64",
+               "--max-producers", "64", *extra]
     if broker:
         command += ["--mqtt", broker, "--cluster", "bench"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)

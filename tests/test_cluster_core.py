@@ -10,12 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamre.cluster.heads import Heads, repairer, repairs
-from streamre.cluster.link import ClusterLink
-from streamre.graph.ordered import OrderedGraph
+from streamre.cluster.link import SILENT_S, ClusterLink, ops_topic
 from streamre.cluster.node import ClusterNode
-from streamre.cluster.link import ops_topic
-from streamre.graph.ops import BadOp, Op
 from streamre.graph import GraphSettings, Mention, RoomGraph
+from streamre.graph.ops import BadOp, Op
+from streamre.graph.ordered import OrderedGraph
 from streamre.graph.store import GraphStore
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
@@ -189,6 +188,8 @@ def test_the_link_merges_ops_counts_bad_ones_and_follows_members(tmp_path):
     assert link.take(ops_topic("c1", "r"), payload) is None
     assert link.take(ops_topic("c1", "r"), payload) is None  # a QoS 1 redelivery: nothing
     assert rooms.graph("r").edge_count == 1 and len(store.ops("r")) == 1
+    link.take("streamre/v1/cluster/c1/members/x.bad", b'{"state":"online","heads":{"r":7}}')
+    assert "x.bad" not in node.online  # heads that are not {room: {origin: seq}}: ignored
     link.take(ops_topic("c1", "r"), b'{"v": 1, "room": "r"}')
     link.take(ops_topic("c1", "r"), b"not json")
     assert node.bad_ops == 2
@@ -201,6 +202,11 @@ def test_the_link_merges_ops_counts_bad_ones_and_follows_members(tmp_path):
     assert node.lead and leads == [1]
     assert link.take("streamre/v1/cluster/c1/members/c.z3", online) == "c.z3"
     assert link._repairs("c.z3") == [("r", "a.x1", 0, 1)]
+    link.take("streamre/v1/cluster/c1/members/0.first", online)
+    assert not node.lead  # 0.first sorts first; then it falls silent, its broker gone too
+    link._heard["0.first"] -= SILENT_S + 1
+    link.forget_silent()
+    assert "0.first" not in node.online and node.lead and leads == [1, 1]
     link.take("streamre/v1/r/graph/snapshot", b'{"type":"graph","version":7}')
     assert node.version_floor("r") == 7
     store.close()  # an op the journal cannot take is logged, not raised: a repair brings it

@@ -32,6 +32,12 @@ from streamre.room_name import check_room
 
 log = logging.getLogger("streamre.cluster")
 
+REFRESH_S = 30.0  # heads are published at least this often
+SILENT_S = 3 * REFRESH_S  # a member not heard from for this long is taken as gone
+REPAIR_GRACE_S = 2.0  # an op merged more recently than this may still be on its way
+REPAIR_AGAIN_S = 5.0  # the same gap is repaired again after this, if it is still there
+
+
 def ops_topic(cluster: str, room: str) -> str:
     """`streamre/v1/cluster/{cluster}/{room}/ops`; `room` may be the wildcard `+`."""
     if room != "+":
@@ -45,9 +51,11 @@ def member_topic(cluster: str, origin: str) -> str:
     return f"{TOPIC_ROOT}/cluster/{cluster}/members/{origin}"
 
 
-REFRESH_S = 30.0  # heads are published at least this often
-REPAIR_GRACE_S = 2.0  # an op merged more recently than this may still be on its way
-REPAIR_AGAIN_S = 5.0  # the same gap is repaired again after this, if it is still there
+def valid_heads(heads: object) -> bool:
+    """A member's heads as published: {room: {origin: seq}}."""
+    return isinstance(heads, dict) and all(
+        isinstance(origins, dict) and all(isinstance(seq, int) for seq in origins.values())
+        for origins in heads.values())
 
 
 class ClusterLink:
@@ -62,6 +70,7 @@ class ClusterLink:
         self._task: asyncio.Task | None = None
         self._repaired: dict[tuple, tuple[int, float]] = {}  # (room, origin, from) -> (to, when)
         self._pending: dict[str, asyncio.Task] = {}  # peer -> its repair, waiting out the grace
+        self._heard: dict[str, float] = {}  # member -> when it last said it is online
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="cluster-link")
@@ -132,17 +141,31 @@ class ClusterLink:
             return None
         was_lead = self.node.lead
         online = isinstance(data, dict) and data.get("state") == "online" and \
-            isinstance(data.get("heads"), dict)
+            valid_heads(data.get("heads"))
         if online:
             self.node.online[origin] = data["heads"]
-            log.debug("cluster %s: %s is online", self.node.name, origin)
+            self._heard[origin] = time.monotonic()
         elif self.node.online.pop(origin, None) is not None:
             log.info("cluster %s: %s went offline", self.node.name, origin)
+        self._lead_changed(was_lead)
+        return origin if online and self._repairs(origin) else None
+
+    def forget_silent(self) -> None:
+        """Members that said they were online but have not refreshed their heads for
+        `SILENT_S` (their broker died with them, so no last will came) are taken as gone."""
+        was_lead = self.node.lead
+        now = time.monotonic()
+        for origin in [o for o in self.node.online if now - self._heard.get(o, now) > SILENT_S]:
+            del self.node.online[origin]
+            log.info("cluster %s: %s silent for %.0f s, taken as gone", self.node.name,
+                     origin, SILENT_S)
+        self._lead_changed(was_lead)
+
+    def _lead_changed(self, was_lead: bool) -> None:
         if self.node.lead and not was_lead:
             log.info("cluster %s: %s now publishes the rooms' graphs", self.node.name,
                      self.node.origin)
             self._on_lead()
-        return origin if online and self._repairs(origin) else None
 
     def _repairs(self, peer: str) -> list[tuple[str, str, int, int]]:
         """What `peer` lacks, by its latest heads, that this instance should resend."""
@@ -198,6 +221,7 @@ class ClusterLink:
                                      json.dumps(payload).encode(), qos=1, retain=True,
                                      properties=properties, timeout=10)
                 last, sent_at = heads, time.monotonic()
+            self.forget_silent()
             await asyncio.sleep(self.heads_every_s)
 
     async def close(self, timeout: float = 5.0) -> None:

@@ -8,9 +8,8 @@ import secrets
 import socket
 from pathlib import Path
 
-from streamre.cluster.link import ClusterLink
+from streamre.cluster.link import ClusterLink, ops_topic
 from streamre.cluster.node import ClusterNode
-from streamre.cluster.link import ops_topic
 from streamre.config import ServeConfig
 from streamre.graph.store import GraphStore
 from streamre.mqtt.outbox import MqttOutbox

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from streamre.graph.ordered import OrderedGraph
 from streamre.cluster.node import ClusterNode
-from streamre.graph.ops import Op
 from streamre.graph import GraphDelta, Mention, RoomGraph
+from streamre.graph.ops import Op
+from streamre.graph.ordered import OrderedGraph
 from streamre.graph.store import GraphStore
 from streamre.graph.transcript import Said
 from streamre.hearing.vocabulary import check_vocabulary, merged

@@ -8,8 +8,8 @@ import time
 from typing import Callable, Iterator
 
 from streamre.cluster.node import ClusterNode
-from streamre.graph.ops import Op
 from streamre.graph import GraphSettings, RoomGraph
+from streamre.graph.ops import Op
 from streamre.graph.store import GraphStore
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.server.outbox import Outbox
