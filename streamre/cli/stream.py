@@ -60,8 +60,8 @@ async def stream_file(path: str, urls: str | list[str], room: str = "default",
             if len(urls) == 1 or tries >= FAILOVER_TRIES or e.code in REFUSED:
                 print(f"streamre stream: {e}", file=sys.stderr)
                 return 1
-            tries = 0 if answered[-1] > sent_from else tries + 1
-            sent_from, attempt = answered[-1], attempt + 1
+            tries = 0 if max(answered) > sent_from else tries + 1
+            sent_from, attempt = max(answered), attempt + 1
             print(f"streamre stream: {e}; going on at {sent_from / rate:.2f} s with "
                   f"{urls[attempt % len(urls)]}", file=sys.stderr)
             await asyncio.sleep(FAILOVER_PAUSE_S)

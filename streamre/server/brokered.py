@@ -3,6 +3,7 @@ place in its cluster (streamre.cluster), built from the settings and the data di
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import socket
@@ -15,6 +16,8 @@ from streamre.graph.store import GraphStore
 from streamre.mqtt.outbox import MqttOutbox
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.server.rooms import Rooms
+
+log = logging.getLogger("streamre.server")
 
 OUTBOX_NAME = "mqtt-outbox.db"
 ORIGIN_TAG_NAME = "cluster-origin-tag"
@@ -55,6 +58,11 @@ def join_cluster(config: ServeConfig, node: ClusterNode, store: GraphStore, room
     lead publishing the rooms' graphs."""
     for room, origin, seq, merged in store.op_ids():
         node.heads.add(room, origin, seq, merged)
+    alone = [r for r in store.rooms() if not store.clustered(r) and next(store.entries(r), None)]
+    if alone:  # docs/cluster.md: members start on fresh data dirs
+        log.warning("cluster %s: %d room(s) journaled here before joining it are not shared, "
+                    "and show only what the cluster adds: %s", node.name, len(alone),
+                    ", ".join(alone[:10]))
 
     def send(op) -> None:
         metrics.cluster_ops.labels("local").inc()
