@@ -52,6 +52,7 @@ class OrderedGraph:
         self.room, self.settings = room, settings
         self._every, self._kept, self._journal = checkpoint_every, checkpoints_kept, journal
         self.rewinds = self.replays = 0
+        self._quiet_until = 0  # no checkpoint at or below this many ops (`extend`)
         self._reset()
 
     def _reset(self) -> None:
@@ -89,7 +90,7 @@ class OrderedGraph:
         return self.graph.apply_stating(op.triplets, op.mention(), op.at)
 
     def _keep_checkpoint(self, applied: int) -> None:
-        if applied % self._every == 0:
+        if applied % self._every == 0 and applied > self._quiet_until:
             self._checkpoints.append((applied, copy.deepcopy(self.graph)))
             self._trim()
 
@@ -143,10 +144,14 @@ class OrderedGraph:
 
     def extend(self, ops: list[Op], until: Op | None = None) -> list[str]:
         """Merge `ops`, given in the total order (a room loading from its journal); the
-        edges that `until` stated."""
+        edges that `until` stated. Only the checkpoints that will be kept are copied."""
         stated: list[str] = []
-        for op in ops:
-            merged = self.merge(op)
-            if op is until and merged is not None:
-                stated = merged.stated
+        self._quiet_until = len(self) + len(ops) - self._every * self._kept
+        try:
+            for op in ops:
+                merged = self.merge(op)
+                if op is until and merged is not None:
+                    stated = merged.stated
+        finally:
+            self._quiet_until = 0
         return stated
