@@ -16,7 +16,7 @@ Plain and synchronous, no I/O.
 from __future__ import annotations
 
 import bisect
-import copy
+import pickle
 from dataclasses import dataclass
 from typing import Callable
 
@@ -61,7 +61,8 @@ class OrderedGraph:
         self._orders: list[tuple] = []
         self._ids: set[tuple[str, int]] = set()  # of the ops in memory
         self._dropped, self._dropped_last = 0, None  # how many compacted; the last's order
-        self._checkpoints: list[tuple[int, RoomGraph]] = []  # (ops applied, a copy)
+        # (ops applied, the graph then, pickled: a fifth of a deep copy's time, and compact)
+        self._checkpoints: list[tuple[int, bytes]] = []
 
     def __len__(self) -> int:
         return self._dropped + len(self._ops)
@@ -91,7 +92,7 @@ class OrderedGraph:
 
     def _keep_checkpoint(self, applied: int) -> None:
         if applied % self._every == 0 and applied > self._quiet_until:
-            self._checkpoints.append((applied, copy.deepcopy(self.graph)))
+            self._checkpoints.append((applied, _frozen(self.graph)))
             self._trim()
 
     def _trim(self) -> None:
@@ -115,7 +116,7 @@ class OrderedGraph:
             self._checkpoints.pop()
         if self._checkpoints:
             start, kept = self._checkpoints[-1]
-            self.graph = copy.deepcopy(kept)
+            self.graph = pickle.loads(kept)
         else:
             start, self.graph = self._dropped, RoomGraph(self.room, self.settings)
         stated: list[str] = []
@@ -124,7 +125,7 @@ class OrderedGraph:
             if index == place:
                 stated = edges
             if (index + 1) % self._every == 0:
-                self._checkpoints.append((index + 1, copy.deepcopy(self.graph)))
+                self._checkpoints.append((index + 1, _frozen(self.graph)))
         self._trim()
         self.graph.version = version + 1  # announced as one snapshot
         return stated
@@ -155,3 +156,8 @@ class OrderedGraph:
         finally:
             self._quiet_until = 0
         return stated
+
+
+def _frozen(graph: RoomGraph) -> bytes:
+    """A checkpoint: this process's own graph, pickled (never read from anywhere else)."""
+    return pickle.dumps(graph, protocol=pickle.HIGHEST_PROTOCOL)
