@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -30,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stream_latency import TARGET_P95_MS, client, meeting, percentile
+from stream_latency import TARGET_P95_MS, client, meeting, percentile, start_server
 from websockets.asyncio.client import connect
 
 from streamre.protocol import start_message, stop_message, subscribe_message, text_message
@@ -57,23 +56,12 @@ def start_broker(folder: Path) -> tuple[subprocess.Popen, str]:
 
 def start_instance(name: str, folder: Path, broker: str | None, extra: list[str]
                    ) -> tuple[subprocess.Popen, int]:
-    command = [sys.executable, "-m", "streamre", "serve", "--port", "0", "--server-id", name,
-               "--data-dir", str(folder / name), "--max-sessions", "128", "--max-pending", "64",
-               "--max-producers", "64", *extra]
-    if broker:
-        command += ["--mqtt", broker, "--cluster", "bench"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    port = None
-    for line in process.stderr:
-        if match := re.search(r"listening on http://[\d.]+:(\d+)/", line):
-            port = int(match.group(1))
-        if re.search(r"model .* ready on", line):
-            break
-    else:
-        raise SystemExit(f"{name} exited with {process.wait()}")
-    # Keep reading its log so the pipe never fills.
-    asyncio.get_running_loop().run_in_executor(None, lambda: [_ for _ in process.stderr])
-    return process, port
+    """An instance on its own data dir, in the cluster if given a broker; room for 40
+    clients at once."""
+    cluster = ["--mqtt", broker, "--cluster", "bench"] if broker else []
+    return start_server("", 128, ["--server-id", name, "--data-dir", str(folder / name),
+                                  "--max-pending", "64", "--max-producers", "64", *cluster,
+                                  *extra])
 
 
 def stop(processes: list[subprocess.Popen]) -> None:

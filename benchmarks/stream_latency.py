@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -113,6 +114,8 @@ def start_server(model: str, max_sessions: int, extra: list[str]) -> tuple[subpr
             port = int(match.group(1))
     else:
         raise SystemExit(f"streamre serve exited with {process.wait()}")
+    # Its log is read on to the end, so the pipe never fills and stalls the server.
+    threading.Thread(target=process.stderr.read, daemon=True).start()
     return process, port
 
 

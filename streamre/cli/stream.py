@@ -34,11 +34,10 @@ class _Lost(Exception):
         self.code = code
 
 
-async def stream_file(path: str, urls: str | list[str], room: str = "default",
+async def stream_file(path: str, urls: list[str], room: str = "default",
                       realtime: bool = False, token: str | None = None,
                       speaker: str | None = None, frame_ms: int = 100, out=None) -> int:
     out = out or sys.stdout
-    urls = [urls] if isinstance(urls, str) else list(urls)
     if not 10 <= frame_ms <= 1000:
         raise ValueError("--frame-ms must be from 10 to 1000")
     samples, rate = read_audio_native(path)
