@@ -212,3 +212,10 @@ def test_the_link_merges_ops_counts_bad_ones_and_follows_members(tmp_path):
     store.close()  # an op the journal cannot take is logged, not raised: a repair brings it
     op = make_op("c.z3", 1, 102.0, [("Lars Berg", "Live_In", "Oslo", .9)])
     assert link.take(ops_topic("c1", "r"), json.dumps(op.to_json()).encode()) is None
+
+
+def test_a_new_clustered_room_shows_the_graph_its_ops_merge_into(tmp_path):
+    store, publisher, node, rooms = instance(tmp_path)
+    room = rooms.open("fresh")
+    assert room.graph is room.ordered.graph  # one graph from the start, before any op
+    store.close()

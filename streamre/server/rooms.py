@@ -183,8 +183,11 @@ class Rooms:
     def _room(self, name: str) -> Room:
         """Room `name` as the journal has it (or new)."""
         ordered = ordered_graph(self.store, name, self.settings) if self.node else None
-        graph = ordered.graph if ordered else self.store.load(name, self.settings) \
-            if self.store.has_room(name) else RoomGraph(name, self.settings)
+        if ordered is not None:  # (an OrderedGraph with no ops yet is falsy: it has a len)
+            graph = ordered.graph
+        else:
+            graph = self.store.load(name, self.settings) if self.store.has_room(name) \
+                else RoomGraph(name, self.settings)
         room = Room(name, graph, self.store, self.publisher, idle_since=self._clock(),
                     vocabulary=self.store.vocabulary(name), node=self.node, ordered=ordered)
         room.on_refused = lambda count: self._refused(room, count)
