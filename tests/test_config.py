@@ -50,6 +50,7 @@ def test_config_file_from_environment_and_serve_table(tmp_path):
     ([], {}, "port = [\n", "not valid TOML"),
     ([], {}, 'port = "8000"\n', "port"),
     (["--vad-aggressiveness", "4"], {}, "", "vad: aggressiveness"),
+    (["--vocabulary-beam", "0"], {}, "", "vocabulary_beam must be at least 1"),
     ([], {"STREAMRE_VAD_HANGOVER_MS": "soon"}, "", "STREAMRE_VAD_HANGOVER_MS"),
     ([], {}, "[vad]\nno_such_key = 1\n", "vad.no_such_key"),
     ([], {}, "[graph]\nmax_edges = 0\n", "graph: max_nodes and max_edges"),

@@ -76,7 +76,7 @@ class ScriptedWhisper:
     def __init__(self, answers: dict[int, Decoded]) -> None:
         self.answers, self.calls = answers, []
 
-    def decode(self, features, max_new_tokens, previous=()):
+    def decode(self, features, max_new_tokens, previous=(), beam_size=1):
         window = features.shape[-1] // 100
         self.calls.append((window, features.shape[0], max_new_tokens))
         return [self.answers[window]] * features.shape[0]
@@ -185,6 +185,12 @@ def test_ctranslate2_and_torch_hear_alike(tiny_whisper_folders):
     for a, b in zip(ct2, torch_, strict=True):
         assert a.tokens == b.tokens and a.no_speech_prob == pytest.approx(b.no_speech_prob,
                                                                            abs=1e-4)
+    # Beam search as well, as the vocabulary's second pass runs it: the same best sequence.
+    beams = [e.backend.decode(features, 12, previous, beam_size=4) for e in engines]
+    for a, b in zip(*beams, strict=True):
+        assert a.tokens == b.tokens and a.ended == b.ended
+    # ... and a surer one than greedy decoding found (this tiny model's rows run to the cap).
+    assert all(sum(b.logprobs) > sum(g.logprobs) + 0.5 for b, g in zip(beams[1], torch_, strict=True))
     # The whole path too, windows and guards included, and from the transformers folder.
     from_hf = load_hearing(str(tiny_whisper_folders / "hf"), "cpu", "torch", options=options)
     texts = [[h.text for h in e.transcribe(waves)] for e in (*engines, from_hf)]

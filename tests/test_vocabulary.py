@@ -70,7 +70,7 @@ def test_names_are_spotted_by_letters_or_sound_and_snapped_only_where_written_as
 
 class WordWhisper:
     """A backend that writes `first` without previous text and `prompted` after it, one token
-    a word, and records the previous text of each call."""
+    a word, and records the previous text and the beam size of each call."""
 
     n_mels = 80
 
@@ -78,6 +78,7 @@ class WordWhisper:
         self.first, self.prompted, self.no_speech = first, prompted, no_speech
         self.words: dict[str, int] = {}
         self.previous: list[str] = []
+        self.beams: list[int] = []
         self.vocabulary = self  # hearing asks the backend's vocabulary for previous text
 
     def _ids(self, text: str) -> list[int]:
@@ -86,8 +87,9 @@ class WordWhisper:
     def previous_text(self, phrases, budget: int) -> list[int]:
         return self._ids(", ".join(phrases))[:budget]
 
-    def decode(self, features, max_new_tokens, previous=()):
+    def decode(self, features, max_new_tokens, previous=(), beam_size=1):
         self.previous.append(self.text(list(previous)))
+        self.beams.append(beam_size)
         ids = self._ids(self.prompted if previous else self.first)
         return [Decoded(ids, [-0.2] * len(ids), self.no_speech, True)] * features.shape[0]
 
@@ -109,6 +111,9 @@ def test_the_names_a_first_transcript_suggests_prompt_a_second_that_is_kept():
     assert heard.text == RIGHT and "prompted" in heard.guards and counted == ["prompted"]
     assert backend.previous[0] == ""
     assert set(backend.previous[1].split(", ")) == {"Wojciech Zielinski", "Heineken"}
+    assert backend.beams == [1, HearingOptions().prompted_beam]  # the prompted pass searches
+    backend = WordWhisper(MISHEARD, RIGHT)
+    assert hear(backend, NAMES, prompted_beam=1)[0].text == RIGHT and backend.beams == [1, 1]
     backend = WordWhisper(MISHEARD, RIGHT)
     assert hear(backend, None)[0].text == MISHEARD and backend.previous == [""]
     assert hear(backend, [])[0].text == MISHEARD and backend.previous == ["", ""]

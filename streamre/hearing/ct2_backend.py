@@ -55,7 +55,7 @@ class CT2Whisper:
         self.n_mels = self.model.n_mels
 
     def decode(self, features: np.ndarray, max_new_tokens: int,
-               previous: Sequence[int] = ()) -> list[Decoded]:
+               previous: Sequence[int] = (), beam_size: int = 1) -> list[Decoded]:
         import ctranslate2
 
         prompt = self.vocabulary.prompt_after(previous)
@@ -63,7 +63,7 @@ class CT2Whisper:
         # the documentation has prompt and new tokens together: room for both, cut here.
         results = self.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32)),
-            [prompt] * features.shape[0], beam_size=1,
+            [prompt] * features.shape[0], beam_size=beam_size,
             max_length=2 * (len(prompt) + max_new_tokens),
             return_scores=True, return_no_speech_prob=True, return_logits_vocab=False,
             length_penalty=0)

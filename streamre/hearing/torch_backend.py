@@ -3,12 +3,14 @@ bfloat16, and wherever CTranslate2 is missing.
 
 transformers' encoder insists on 3000 frames; hearing pads to smaller windows, so the encoder's
 layers are run here on the window's frames with the first positions, as CTranslate2 does.
-Decoding is greedy with a key/value cache, with the same suppressed tokens as CTranslate2.
+Decoding is greedy, or beam search as CTranslate2's, with a key/value cache and the same
+suppressed tokens as CTranslate2.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from itertools import groupby
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -56,41 +58,78 @@ class TorchWhisper:
 
     @torch.inference_mode()
     def decode(self, features: np.ndarray, max_new_tokens: int,
-               previous: Sequence[int] = ()) -> list[Decoded]:
+               previous: Sequence[int] = (), beam_size: int = 1) -> list[Decoded]:
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
         memory = self.encode(features)
         batch, prompt = memory.shape[0], self.vocabulary.prompt_after(previous)
         start = len(prompt) - len(self.vocabulary.prompt)  # where the transcript starts
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        step = torch.tensor([prompt] * batch, device=self.device)
-        tokens: list[list[int]] = [[] for _ in range(batch)]
-        scores: list[list[float]] = [[] for _ in range(batch)]
-        ended = [False] * batch
+        logits = self._logits(torch.tensor([prompt] * batch, device=self.device), memory, cache)
         no_speech: list[float | None] = [None] * batch
+        if self.vocabulary.no_speech is not None:  # read at the start token
+            no_speech = logits[:, start].softmax(-1)[:, self.vocabulary.no_speech].tolist()
+        found = self._greedy(logits[:, -1], memory, cache, max_new_tokens) if beam_size == 1 \
+            else self._beams(logits[:, -1], memory, cache, max_new_tokens, beam_size)
+        return [Decoded(b.tokens, b.logprobs, n, b.ended)
+                for b, n in zip(found, no_speech, strict=True)]
+
+    def _logits(self, ids: torch.Tensor, memory: torch.Tensor, cache) -> torch.Tensor:
+        hidden = self.model.model.decoder(input_ids=ids, encoder_hidden_states=memory,
+                                          cache=cache, use_cache=True).last_hidden_state
+        return self.model.proj_out(hidden).float()
+
+    def _greedy(self, last: torch.Tensor, memory: torch.Tensor, cache,
+                max_new_tokens: int) -> list["_Beam"]:
+        rows = [_Beam(b, [], [], 0.0) for b in range(memory.shape[0])]
         for position in range(max_new_tokens):
-            hidden = self.model.model.decoder(input_ids=step, encoder_hidden_states=memory,
-                                              cache=cache, use_cache=True).last_hidden_state
-            logits = self.model.proj_out(hidden).float()
-            if position == 0 and self.vocabulary.no_speech is not None:  # read at the start token
-                no_speech = logits[:, start].softmax(-1)[:, self.vocabulary.no_speech].tolist()
-            logprobs = self._suppressed(logits[:, -1], first=position == 0).log_softmax(-1)
+            logprobs = self._suppressed(last, first=position == 0).log_softmax(-1)
             best, chosen = logprobs.max(-1)
-            for b in range(batch):
-                if ended[b]:
+            for b, row in enumerate(rows):
+                if row.ended:
                     continue
                 if int(chosen[b]) == self.vocabulary.end:
-                    ended[b] = True
+                    rows[b] = row._replace(ended=True)
                 else:
-                    tokens[b].append(int(chosen[b]))
-                    scores[b].append(float(best[b]))
-            if all(ended):
+                    rows[b] = row.grown(int(chosen[b]), float(best[b]), row.score + float(best[b]))
+            if all(row.ended for row in rows):
                 break
             # Finished rows are fed their end token; what they write is not read.
-            step = torch.where(torch.tensor(ended, device=self.device),
-                               torch.full_like(chosen, self.vocabulary.end), chosen)[:, None]
-        return [Decoded(t, s, n, e) for t, s, n, e in zip(tokens, scores, no_speech, ended,
-                                                            strict=True)]
+            ended = torch.tensor([row.ended for row in rows], device=self.device)
+            step = torch.where(ended, torch.full_like(chosen, self.vocabulary.end), chosen)
+            last = self._logits(step[:, None], memory, cache)[:, -1]
+        return rows
+
+    def _beams(self, last: torch.Tensor, memory: torch.Tensor, cache, max_new_tokens: int,
+               beam_size: int) -> list["_Beam"]:
+        """Beam search as CTranslate2 runs it with no length penalty: each segment's beams go on
+        from its best 2 × beam_size candidates; a candidate among the first beam_size that ends
+        is a finished hypothesis, and the next one that does not end takes its place; a segment
+        is done when its best candidate ends (no later one can score higher), and its answer is
+        the surest hypothesis it finished. At the token cap every live beam is finished."""
+        rows = [_Beam(b, [], [], 0.0) for b in range(memory.shape[0])]
+        finished: list[list[_Beam]] = [[] for _ in rows]
+        for position in range(max_new_tokens):
+            logprobs = self._suppressed(last, first=position == 0).log_softmax(-1)
+            totals = logprobs + torch.tensor([r.score for r in rows], device=self.device)[:, None]
+            going: list[tuple[int, _Beam]] = []  # (parent row, beam)
+            last_step = position == max_new_tokens - 1
+            for item, members in groupby(range(len(rows)), key=lambda i: rows[i].item):
+                members = list(members)
+                on, ended, done = _next_beams([rows[i] for i in members], totals[members],
+                                              logprobs[members], beam_size,
+                                              self.vocabulary.end, last_step)
+                finished[item] += ended
+                if not done:
+                    going += [(members[parent], beam) for parent, beam in on]
+            if not going:
+                break
+            cache.reorder_cache(torch.tensor([parent for parent, _ in going], device=self.device))
+            rows = [beam for _, beam in going]
+            items = torch.tensor([r.item for r in rows], device=self.device)
+            step = torch.tensor([[r.tokens[-1]] for r in rows], device=self.device)
+            last = self._logits(step, memory[items], cache)[:, -1]
+        return [max(f, key=lambda b: b.score) for f in finished]
 
     def _suppressed(self, logits: torch.Tensor, first: bool) -> torch.Tensor:
         logits = logits.clone()
@@ -103,3 +142,45 @@ class TorchWhisper:
 
     def text(self, tokens: list[int]) -> str:
         return self.vocabulary.text(tokens)
+
+
+class _Beam(NamedTuple):
+    """A transcript in the making: the segment it is of, its tokens and their log-probabilities,
+    and their sum."""
+    item: int
+    tokens: list[int]
+    logprobs: list[float]
+    score: float
+    ended: bool = False
+
+    def grown(self, token: int, logprob: float, score: float) -> "_Beam":
+        return self._replace(tokens=[*self.tokens, token], logprobs=[*self.logprobs, logprob],
+                             score=score)
+
+
+def _next_beams(rows: list[_Beam], totals: torch.Tensor, logprobs: torch.Tensor,
+                beam_size: int, end: int, last_step: bool
+                ) -> tuple[list[tuple[int, _Beam]], list[_Beam], bool]:
+    """One step of one segment's beam search (`TorchWhisper._beams`): the beams that go on,
+    each with the index in `rows` of the beam it grew from; the hypotheses finished at this
+    step; and whether the segment is done. totals: each row's sums after each token,
+    (len(rows), vocabulary)."""
+    vocabulary = totals.shape[1]
+    values, indices = totals.flatten().topk(min(2 * beam_size, totals.numel()))
+    candidates = [(v, i // vocabulary, i % vocabulary)
+                  for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
+    spare = iter([c for c in candidates[beam_size:] if c[2] != end])
+    going, ended = [], []
+    for candidate in candidates[:beam_size]:
+        score, parent, token = candidate
+        if token == end:
+            ended.append(rows[parent]._replace(score=score, ended=True))
+            candidate = next(spare, None)
+            if candidate is None:
+                continue
+            score, parent, token = candidate
+        elif last_step:  # at the token cap, unfinished
+            ended.append(rows[parent].grown(token, float(logprobs[parent, token]), score))
+            continue
+        going.append((parent, rows[parent].grown(token, float(logprobs[parent, token]), score)))
+    return going, ended, last_step or candidates[0][2] == end

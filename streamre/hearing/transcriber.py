@@ -69,16 +69,18 @@ class Hearing(Protocol):
 
 
 class WhisperBackend(Protocol):
-    """An engine that runs a pretrained Whisper: greedy decoding after the model's own prompt
-    (start of transcript, English, no timestamps), and previous text if given."""
+    """An engine that runs a pretrained Whisper: greedy or beam-search decoding after the
+    model's own prompt (start of transcript, English, no timestamps), and previous text if
+    given."""
 
     n_mels: int
     vocabulary: WhisperVocabulary
 
     def decode(self, features: np.ndarray, max_new_tokens: int,
-               previous: Sequence[int] = ()) -> list[Decoded]:
+               previous: Sequence[int] = (), beam_size: int = 1) -> list[Decoded]:
         """features: shape = (B, n_mels, frames), one window for the batch; previous: the
-        ids of previous text for every row."""
+        ids of previous text for every row; beam_size 1 is greedy. With beams, the surest
+        sequence by its summed log-probabilities (no length penalty)."""
 
     def text(self, tokens: list[int]) -> str: ...
 
@@ -127,17 +129,17 @@ class Transcriber:
             joined[owner].append(h)
         return [_join(h) for h in joined]
 
-    def _hear_parts(self, parts: list[np.ndarray],
-                    previous: list[tuple[int, ...]] | None = None) -> list[Heard]:
+    def _hear_parts(self, parts: list[np.ndarray], previous: list[tuple[int, ...]] | None = None,
+                    beam_size: int = 1) -> list[Heard]:
         previous = previous or [()] * len(parts)
         windows = [self.window_of(p) for p in parts]
-        decoded = self._decode(parts, windows, previous)
+        decoded = self._decode(parts, windows, previous, beam_size)
         looping = [i for i, d in enumerate(decoded)
                    if windows[i] < WHISPER_WINDOW_S and loops(d, self.backend.text(d.tokens),
                                                               self.options)]
         if looping:  # decoded again at the window Whisper was trained on
             retried = self._decode([parts[i] for i in looping], [WHISPER_WINDOW_S] * len(looping),
-                                   [previous[i] for i in looping])
+                                   [previous[i] for i in looping], beam_size)
             for i, d in zip(looping, retried, strict=True):
                 decoded[i], windows[i] = d, WHISPER_WINDOW_S
         return [self._guarded(d, w, retried=i in looping)
@@ -163,7 +165,8 @@ class Transcriber:
         rows = list(previous)
         heard = list(first)
         if rows:
-            again = self._hear_parts([parts[i] for i in rows], [previous[i] for i in rows])
+            again = self._hear_parts([parts[i] for i in rows], [previous[i] for i in rows],
+                                     options.prompted_beam)
             for i, second in zip(rows, again, strict=True):
                 heard[i] = self._prompted(first[i], second, self.backend.text(list(previous[i])))
         if options.snap_threshold > 0:
@@ -193,7 +196,7 @@ class Transcriber:
             self.on_guard(guard)
 
     def _decode(self, parts: list[np.ndarray], windows: list[int],
-                previous: list[tuple[int, ...]]) -> list[Decoded]:
+                previous: list[tuple[int, ...]], beam_size: int = 1) -> list[Decoded]:
         """Each part decoded in its window after its previous text; the parts of one window
         and one previous text share a call. A part's tokens past its own budget are cut (it
         then did not end)."""
@@ -206,7 +209,8 @@ class Transcriber:
             budgets = [self.options.token_budget(len(parts[i])) for i in rows]
             features = window_log_mel([parts[i] for i in rows], window, self.backend.n_mels)
             for i, budget, d in zip(rows, budgets,
-                                    self.backend.decode(features, max(budgets), before),
+                                    self.backend.decode(features, max(budgets), before,
+                                                        beam_size),
                                     strict=True):
                 if len(d.tokens) > budget:
                     d = Decoded(d.tokens[:budget], d.logprobs[:budget], d.no_speech_prob, False)

@@ -75,6 +75,8 @@ class SpeechSettings:
     vocabulary_snap: float = setting(
         85.0, "heard words written as a name is, at least this close (0-100) to a phrase, are "
         "written as the phrase (0: never)")
+    vocabulary_beam: int = setting(
+        5, "beam size of the second pass, the one prompted with the vocabulary (1: greedy)")
 
     def speech_errors(self) -> list[str]:
         errors = []
@@ -84,7 +86,7 @@ class SpeechSettings:
             errors.append(f"speech_facts must be auto, text or speech, got {self.speech_facts!r}")
         if self.max_padding < 0:
             errors.append("max_padding must not be negative")
-        for name in ("max_new_tokens", "ensemble_votes"):
+        for name in ("max_new_tokens", "ensemble_votes", "vocabulary_beam"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
         try:
@@ -106,7 +108,8 @@ class SpeechSettings:
             raise ValueError(f"window sizes are whole seconds, got {self.asr_windows}") from None
         return HearingOptions(windows, self.max_new_tokens,
                               vocabulary_prompt=self.vocabulary_prompt,
-                              snap_threshold=self.vocabulary_snap)
+                              snap_threshold=self.vocabulary_snap,
+                              prompted_beam=max(1, self.vocabulary_beam))
 
     @property
     def reads_transcripts(self) -> bool:
