@@ -42,8 +42,8 @@ class HearingOptions:
         snap_threshold: heard words at least this close to a phrase are written as the phrase
             (0: never).
         prompted_beam: the beam size of the second pass (1: greedy, as the first pass is).
-            With the names in its prompt, beam search lets a name the greedy path missed by
-            one token win (measured in `docs/evaluation.md`).
+            With names in its prompt, greedy decoding often writes them where plain words
+            were said; the beam finds the sentence (measured in `docs/evaluation.md`).
     """
 
     windows_s: tuple[int, ...] = (10, 20, 30)
