@@ -109,6 +109,7 @@ class SpeechSettings:
         return HearingOptions(windows, self.max_new_tokens,
                               vocabulary_prompt=self.vocabulary_prompt,
                               snap_threshold=self.vocabulary_snap,
+                              # a beam under 1 is named above, not as a window error
                               prompted_beam=max(1, self.vocabulary_beam))
 
     @property
