@@ -76,6 +76,9 @@ class ScriptedWhisper:
     def __init__(self, answers: dict[int, Decoded]) -> None:
         self.answers, self.calls = answers, []
 
+    def encode(self, features):
+        return features
+
     def decode(self, features, max_new_tokens, previous=(), beam_size=1):
         window = features.shape[-1] // 100
         self.calls.append((window, features.shape[0], max_new_tokens))
@@ -175,22 +178,30 @@ def test_ctranslate2_and_torch_hear_alike(tiny_whisper_folders):
     waves = [(rng.standard_normal(n) * 4000).astype(np.int16)
              for n in (2 * SAMPLE_RATE, 3 * SAMPLE_RATE, 12 * SAMPLE_RATE)]
     features = window_log_mel(waves[:2], 10, engines[0].backend.n_mels)
-    ct2, torch_ = (e.backend.decode(features, 12) for e in engines)
+    states = [e.backend.encode(features) for e in engines]
+    ct2, torch_ = (e.backend.decode(s, 12) for e, s in zip(engines, states))
     for a, b in zip(ct2, torch_, strict=True):
         assert a.tokens == b.tokens and len(a.tokens) >= 3
         assert a.ended == b.ended
     # After previous text (a vocabulary's prompt) as well; the prompt changes what is written.
     previous = engines[0].backend.vocabulary.previous_text(["David Chen", "World Bank"], 20)
-    ct2, torch_ = (e.backend.decode(features, 12, previous) for e in engines)
+    ct2, torch_ = (e.backend.decode(s, 12, previous) for e, s in zip(engines, states))
     for a, b in zip(ct2, torch_, strict=True):
         assert a.tokens == b.tokens and a.no_speech_prob == pytest.approx(b.no_speech_prob,
                                                                            abs=1e-4)
     # Beam search as well, as the vocabulary's second pass runs it: the same best sequence.
-    beams = [e.backend.decode(features, 12, previous, beam_size=4) for e in engines]
+    beams = [e.backend.decode(s, 12, previous, beam_size=4) for e, s in zip(engines, states)]
     for a, b in zip(*beams, strict=True):
         assert a.tokens == b.tokens and a.ended == b.ended
     # ... and a surer one than greedy decoding found (this tiny model's rows run to the cap).
     assert all(sum(b.logprobs) > sum(g.logprobs) + 0.5 for b, g in zip(beams[1], torch_, strict=True))
+    # Both ears score a transcript alike; what the model wrote scores above a sentence it did
+    # not write.
+    greedy = engines[1].backend.text(torch_[0].tokens)
+    scores = [e.backend.score(s, [greedy, "David Chen works for the World Bank."], previous)
+              for e, s in zip(engines, states)]
+    assert scores[0] == pytest.approx(scores[1], rel=5e-3)
+    assert scores[1][0] > scores[1][1]
     # The whole path too, windows and guards included, and from the transformers folder.
     from_hf = load_hearing(str(tiny_whisper_folders / "hf"), "cpu", "torch", options=options)
     texts = [[h.text for h in e.transcribe(waves)] for e in (*engines, from_hf)]

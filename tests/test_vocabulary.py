@@ -70,12 +70,16 @@ def test_names_are_spotted_by_letters_or_sound_and_snapped_only_where_written_as
 
 class WordWhisper:
     """A backend that writes `first` without previous text and `prompted` after it, one token
-    a word, and records the previous text and the beam size of each call."""
+    a word, and records the previous text and the beam size of each call. Its ear scores the
+    sentences in `preferred` 0 and every other -1."""
 
     n_mels = 80
 
-    def __init__(self, first: str, prompted: str, no_speech: float = 0.0) -> None:
+    def __init__(self, first: str, prompted: str, no_speech: float = 0.0,
+                 preferred: tuple[str, ...] = ()) -> None:
         self.first, self.prompted, self.no_speech = first, prompted, no_speech
+        self.preferred = preferred
+        self.scored: list[list[str]] = []
         self.words: dict[str, int] = {}
         self.previous: list[str] = []
         self.beams: list[int] = []
@@ -87,11 +91,18 @@ class WordWhisper:
     def previous_text(self, phrases, budget: int) -> list[int]:
         return self._ids(", ".join(phrases))[:budget]
 
+    def encode(self, features):
+        return features
+
     def decode(self, features, max_new_tokens, previous=(), beam_size=1):
         self.previous.append(self.text(list(previous)))
         self.beams.append(beam_size)
         ids = self._ids(self.prompted if previous else self.first)
         return [Decoded(ids, [-0.2] * len(ids), self.no_speech, True)] * features.shape[0]
+
+    def score(self, states, texts, previous=()):
+        self.scored.append(list(texts))
+        return [0.0 if t in self.preferred else -1.0 for t in texts]
 
     def text(self, tokens) -> str:
         by_id = {i: w for w, i in self.words.items()}
@@ -134,13 +145,29 @@ def test_silence_is_never_prompted():
     assert heard.text == "" and counted == ["silence"] and backend.previous == [""]
 
 
-def test_a_heard_name_close_to_a_phrase_is_written_as_the_phrase():
-    heard, counted = hear(WordWhisper("Our contact at Hineken is Wojciech Zielinsky.", ""),
-                          NAMES, vocabulary_prompt="none")
+HEARD_CLOSE = "Our contact at Hineken is Wojciech Zielinsky."
+
+
+def test_a_heard_name_close_to_a_phrase_is_written_as_the_phrase_where_the_ear_agrees():
+    one_name = "Our contact at Heineken is Wojciech Zielinsky."
+    backend = WordWhisper(HEARD_CLOSE, "", preferred=(one_name,))
+    heard, counted = hear(backend, NAMES, vocabulary_prompt="none")
+    # Each name is asked about alone, against the sentence as heard.
+    assert backend.scored == [[HEARD_CLOSE, one_name,
+                               "Our contact at Hineken is Wojciech Zielinski."]]
+    assert heard.text == one_name and sorted(counted) == ["snap_refused", "snapped"]
+    both = (one_name, "Our contact at Hineken is Wojciech Zielinski.")
+    heard, counted = hear(WordWhisper(HEARD_CLOSE, "", preferred=both), NAMES,
+                          vocabulary_prompt="none")
     assert heard.text == RIGHT and counted == ["snapped"]
-    heard, _ = hear(WordWhisper("Our contact at Hineken is Wojciech Zielinsky.", ""),
-                    NAMES, vocabulary_prompt="none", snap_threshold=0)
-    assert heard.text == "Our contact at Hineken is Wojciech Zielinsky."
+    heard, counted = hear(WordWhisper(HEARD_CLOSE, ""), NAMES, vocabulary_prompt="none")
+    assert heard.text == HEARD_CLOSE and counted == ["snap_refused"] * 2  # the ear says no
+    heard, _ = hear(WordWhisper(HEARD_CLOSE, ""), NAMES, vocabulary_prompt="none",
+                    ear_margin=None)  # without the ear, every close name is written
+    assert heard.text == RIGHT
+    heard, _ = hear(WordWhisper(HEARD_CLOSE, "", preferred=both), NAMES,
+                    vocabulary_prompt="none", snap_threshold=0)
+    assert heard.text == HEARD_CLOSE
 
 
 # -- the server: start, PUT and GET, the journal, what segments are heard with ----------------

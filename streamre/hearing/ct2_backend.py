@@ -54,7 +54,17 @@ class CT2Whisper:
                                                       self.model.is_multilingual)
         self.n_mels = self.model.n_mels
 
-    def decode(self, features: np.ndarray, max_new_tokens: int,
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        """(B, n_mels, frames) features to the encoder's (B, frames // 2, d_model) states, kept
+        so that every pass over a segment (and its scoring) runs the encoder once."""
+        import ctranslate2
+
+        states = self.model.encode(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32)),
+            to_cpu=True)
+        return np.array(states, dtype=np.float32)
+
+    def decode(self, states: np.ndarray, max_new_tokens: int,
                previous: Sequence[int] = (), beam_size: int = 1) -> list[Decoded]:
         import ctranslate2
 
@@ -62,8 +72,8 @@ class CT2Whisper:
         # CTranslate2 4.8's Whisper writes at most half of max_length new tokens (measured), where
         # the documentation has prompt and new tokens together: room for both, cut here.
         results = self.model.generate(
-            ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32)),
-            [prompt] * features.shape[0], beam_size=beam_size,
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(states)),
+            [prompt] * states.shape[0], beam_size=beam_size,
             max_length=2 * (len(prompt) + max_new_tokens),
             return_scores=True, return_no_speech_prob=True, return_logits_vocab=False,
             length_penalty=0)
@@ -78,6 +88,18 @@ class CT2Whisper:
             mean = total / max(1, len(tokens) + 1)  # the end token is scored too
             decoded.append(Decoded(tokens, [mean] * len(tokens), r.no_speech_prob, ended))
         return decoded
+
+    def score(self, states: np.ndarray, texts: Sequence[str],
+              previous: Sequence[int] = ()) -> list[float]:
+        import ctranslate2
+
+        tokens = [self.vocabulary.tokens_of(t) for t in texts]
+        rows = np.ascontiguousarray(np.repeat(states[:1], len(texts), axis=0))
+        # align() scores the given tokens after the prompt (its alignments are not needed).
+        results = self.model.align(ctranslate2.StorageView.from_array(rows),
+                                   self.vocabulary.prompt_after(previous), tokens,
+                                   [2 * states.shape[1]] * len(texts))
+        return [float(np.log(np.maximum(r.text_token_probs, 1e-30)).sum()) for r in results]
 
     def text(self, tokens: list[int]) -> str:
         return self.vocabulary.text(tokens)

@@ -41,6 +41,14 @@ class HearingOptions:
         prompt_tokens: the most tokens of phrases in a prompt.
         snap_threshold: heard words at least this close to a phrase are written as the phrase
             (0: never).
+        ear_margin: a heard run close to a phrase is written as the phrase only where Whisper
+            scores the sentence with the phrase more than this much higher (summed
+            log-probabilities) on the same audio; None writes it without asking (measured
+            in `docs/evaluation.md`).
+        ear_prompted: score both sentences after the second pass's previous text (the
+            spotted names) rather than after none.
+        snap_any_words: any run of heard words may be written as a phrase, not only one
+            that begins and ends with a word written as a name.
         prompted_beam: the beam size of the second pass (1: greedy, as the first pass is).
             With names in its prompt, greedy decoding often writes them where plain words
             were said; the beam finds the sentence (measured in `docs/evaluation.md`).
@@ -56,6 +64,9 @@ class HearingOptions:
     spot_threshold: float = 70.0
     prompt_tokens: int = 120
     snap_threshold: float = 85.0
+    ear_margin: float | None = 0.0
+    ear_prompted: bool = False
+    snap_any_words: bool = False
     prompted_beam: int = 5
 
     def __post_init__(self) -> None:

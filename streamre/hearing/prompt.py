@@ -57,6 +57,10 @@ class WhisperVocabulary:
         """The text of decoded tokens; special tokens (from the end token on) are dropped."""
         return self.tokenizer.decode([t for t in tokens if t < self.end])
 
+    def tokens_of(self, text: str) -> list[int]:
+        """The ids Whisper writes for a transcript: its words after a leading space."""
+        return self.tokenizer.encode(" " + text.strip(), add_special_tokens=False).ids
+
     def prompt_after(self, previous: Sequence[int]) -> list[int]:
         """The decoder prompt, after previous text's ids if any (its last
         `MAX_PREVIOUS_TOKENS`, as Whisper keeps the latest context)."""

@@ -57,11 +57,10 @@ class TorchWhisper:
         return encoder.layer_norm(hidden)
 
     @torch.inference_mode()
-    def decode(self, features: np.ndarray, max_new_tokens: int,
+    def decode(self, memory: torch.Tensor, max_new_tokens: int,
                previous: Sequence[int] = (), beam_size: int = 1) -> list[Decoded]:
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-        memory = self.encode(features)
         batch, prompt = memory.shape[0], self.vocabulary.prompt_after(previous)
         start = len(prompt) - len(self.vocabulary.prompt)  # where the transcript starts
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
@@ -73,6 +72,25 @@ class TorchWhisper:
             else self._beams(logits[:, -1], memory, cache, max_new_tokens, beam_size)
         return [Decoded(b.tokens, b.logprobs, n, b.ended)
                 for b, n in zip(found, no_speech, strict=True)]
+
+    @torch.inference_mode()
+    def score(self, memory: torch.Tensor, texts: Sequence[str],
+              previous: Sequence[int] = ()) -> list[float]:
+        prompt = self.vocabulary.prompt_after(previous)
+        tokens = [self.vocabulary.tokens_of(t) for t in texts]
+        longest = max(len(t) for t in tokens)
+        # Padded at the end: a causal decoder's earlier positions never see the padding.
+        ids = torch.tensor([prompt + t + [self.vocabulary.end] * (longest - len(t))
+                            for t in tokens], device=self.device)
+        hidden = self.model.model.decoder(input_ids=ids, encoder_hidden_states=memory[:1].expand(
+            len(texts), -1, -1)).last_hidden_state
+        logits = self.model.proj_out(hidden[:, len(prompt) - 1:]).float()
+        # Each token as decoding would weigh it: the suppressed tokens out, as CTranslate2 does.
+        logprobs = torch.cat([self._suppressed(logits[:, :1], first=True),
+                              self._suppressed(logits[:, 1:], first=False)], 1).log_softmax(-1)
+        return [float(logprobs[row, torch.arange(len(t), device=self.device),
+                               torch.tensor(t, device=self.device)].sum())
+                for row, t in enumerate(tokens)]
 
     def _logits(self, ids: torch.Tensor, memory: torch.Tensor, cache) -> torch.Tensor:
         hidden = self.model.model.decoder(input_ids=ids, encoder_hidden_states=memory,
@@ -132,12 +150,13 @@ class TorchWhisper:
         return [max(f, key=lambda b: b.score) for f in finished]
 
     def _suppressed(self, logits: torch.Tensor, first: bool) -> torch.Tensor:
+        """logits: shape = (*, vocabulary); the tokens never written here set to -inf."""
         logits = logits.clone()
-        logits[:, self._suppress] = -float("inf")
+        logits[..., self._suppress] = -float("inf")
         if first:
-            logits[:, self._suppress_begin] = -float("inf")
+            logits[..., self._suppress_begin] = -float("inf")
         # No timestamps are asked for, so none is written (CTranslate2's rule too).
-        logits[:, self.vocabulary.timestamp_begin:] = -float("inf")
+        logits[..., self.vocabulary.timestamp_begin:] = -float("inf")
         return logits
 
     def text(self, tokens: list[int]) -> str:

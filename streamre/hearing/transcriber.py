@@ -11,7 +11,11 @@ The first transcript is made without it; phrases it suggests (or all, by `vocabu
 are then given to Whisper as previous text and the segment is decoded again. Prompts take over
 output (a name list copied, loops, names said on noise), so the second transcript is kept only
 if it passes the guards and stays about as long as the first; otherwise the first stands
-(`prompt_rejected`). Silence is never prompted.
+(`prompt_rejected`). Silence is never prompted. Then heard words close to a phrase are written
+as the phrase, but only where Whisper's own ear agrees: the sentence with the phrase must score
+higher on the same audio (`HearingOptions.ear_margin`), so "Can you share your screen" never
+becomes "Kenya you share your screen" (`snap_refused`). The encoder runs once a segment for all
+of it.
 """
 
 from __future__ import annotations
@@ -23,15 +27,15 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from streamre import SAMPLE_RATE
+from streamre.hearing.backend import EncodedParts, WhisperBackend
 from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
-from streamre.hearing.prompt import WhisperVocabulary
-from streamre.hearing.vocabulary import snapped, spotted
+from streamre.hearing.vocabulary import apart, matches, spotted, written_as
 from streamre.model.features import equal_parts
 
 GUARDS = ("capped", "loop_retried", "repeats_cut", "silence", "prompted", "prompt_rejected",
-          "snapped")
+          "snapped", "snap_refused")
 
 
 @dataclass(frozen=True)
@@ -68,23 +72,6 @@ class Hearing(Protocol):
     def warmup(self) -> None: ...
 
 
-class WhisperBackend(Protocol):
-    """An engine that runs a pretrained Whisper: greedy or beam-search decoding after the
-    model's own prompt (start of transcript, English, no timestamps), and previous text if
-    given."""
-
-    n_mels: int
-    vocabulary: WhisperVocabulary
-
-    def decode(self, features: np.ndarray, max_new_tokens: int,
-               previous: Sequence[int] = (), beam_size: int = 1) -> list[Decoded]:
-        """features: shape = (B, n_mels, frames), one window for the batch; previous: the
-        ids of previous text for every row; beam_size 1 is greedy. With beams, the surest
-        sequence by its summed log-probabilities (no length penalty)."""
-
-    def text(self, tokens: list[int]) -> str: ...
-
-
 class Transcriber:
     """A `Hearing` over a `WhisperBackend`.
 
@@ -110,7 +97,9 @@ class Transcriber:
         rng = np.random.default_rng(0)
         noise = (rng.standard_normal(SAMPLE_RATE) * 1000).astype(np.int16)
         for window in self.options.windows_s:
-            self.backend.decode(window_log_mel([noise], window, self.backend.n_mels), 4)
+            states = self.backend.encode(window_log_mel([noise], window, self.backend.n_mels))
+            self.backend.decode(states, 4)
+            self.backend.score(states, ["Hello."])
 
     def window_of(self, waveform: np.ndarray) -> int:
         """The window a segment is heard in: what the engine groups batches by."""
@@ -121,34 +110,39 @@ class Transcriber:
         """Each waveform's transcript; `vocabularies`: each one's phrases, if any."""
         # A segment longer than the largest window is heard in equal parts, their texts joined.
         parts, owners = equal_parts(waveforms, self.options.longest_samples)
-        heard = self._hear_parts(parts)
+        encoded = EncodedParts(self.backend, parts)
+        heard = self._hear_parts(encoded, list(range(len(parts))))
         if vocabularies is not None:
-            heard = self._with_vocabulary(parts, heard, [vocabularies[o] for o in owners])
+            heard = self._with_vocabulary(encoded, heard, [vocabularies[o] for o in owners])
         joined: list[list[Heard]] = [[] for _ in waveforms]
         for owner, h in zip(owners, heard, strict=True):
             joined[owner].append(h)
         return [_join(h) for h in joined]
 
-    def _hear_parts(self, parts: list[np.ndarray], previous: list[tuple[int, ...]] | None = None,
+    def _hear_parts(self, encoded: EncodedParts, parts: list[int],
+                    previous: list[tuple[int, ...]] | None = None,
                     beam_size: int = 1) -> list[Heard]:
+        """These parts heard, each after its previous text, in their order."""
         previous = previous or [()] * len(parts)
-        windows = [self.window_of(p) for p in parts]
-        decoded = self._decode(parts, windows, previous, beam_size)
-        looping = [i for i, d in enumerate(decoded)
-                   if windows[i] < WHISPER_WINDOW_S and loops(d, self.backend.text(d.tokens),
+        windows = [self.window_of(encoded.parts[i]) for i in parts]
+        decoded = self._decode(encoded, parts, windows, previous, beam_size)
+        looping = [k for k, d in enumerate(decoded)
+                   if windows[k] < WHISPER_WINDOW_S and loops(d, self.backend.text(d.tokens),
                                                               self.options)]
         if looping:  # decoded again at the window Whisper was trained on
-            retried = self._decode([parts[i] for i in looping], [WHISPER_WINDOW_S] * len(looping),
-                                   [previous[i] for i in looping], beam_size)
-            for i, d in zip(looping, retried, strict=True):
-                decoded[i], windows[i] = d, WHISPER_WINDOW_S
-        return [self._guarded(d, w, retried=i in looping)
-                for i, (d, w) in enumerate(zip(decoded, windows, strict=True))]
+            retried = self._decode(encoded, [parts[k] for k in looping],
+                                   [WHISPER_WINDOW_S] * len(looping),
+                                   [previous[k] for k in looping], beam_size)
+            for k, d in zip(looping, retried, strict=True):
+                decoded[k], windows[k] = d, WHISPER_WINDOW_S
+        return [self._guarded(d, w, retried=k in looping)
+                for k, (d, w) in enumerate(zip(decoded, windows, strict=True))]
 
-    def _with_vocabulary(self, parts: list[np.ndarray], first: list[Heard],
+    def _with_vocabulary(self, encoded: EncodedParts, first: list[Heard],
                          vocabularies: list[Sequence[str]]) -> list[Heard]:
         """The parts heard again with their vocabulary as previous text, where it has
-        phrases to give; a second transcript that fails the guards leaves the first."""
+        phrases to give (a second transcript that fails the guards leaves the first); then
+        heard words close to a phrase written as the phrase, where Whisper's ear agrees."""
         options = self.options
         previous: dict[int, tuple[int, ...]] = {}
         for i, (heard, vocabulary) in enumerate(zip(first, vocabularies, strict=True)):
@@ -165,19 +159,39 @@ class Transcriber:
         rows = list(previous)
         heard = list(first)
         if rows:
-            again = self._hear_parts([parts[i] for i in rows], [previous[i] for i in rows],
+            again = self._hear_parts(encoded, rows, [previous[i] for i in rows],
                                      options.prompted_beam)
             for i, second in zip(rows, again, strict=True):
                 heard[i] = self._prompted(first[i], second, self.backend.text(list(previous[i])))
         if options.snap_threshold > 0:
             for i, (h, vocabulary) in enumerate(zip(heard, vocabularies, strict=True)):
-                text = snapped(h.text, vocabulary, options.snap_threshold) if vocabulary \
-                    else h.text
-                if text != h.text:
-                    self._count("snapped")
-                    heard[i] = Heard(text, h.avg_logprob, h.no_speech_prob, h.window_s,
-                                     (*h.guards, "snapped"))
+                if h.text and vocabulary:
+                    heard[i] = self._snapped(encoded, i, h, vocabulary, previous.get(i, ()))
         return heard
+
+    def _snapped(self, encoded: EncodedParts, part: int, heard: Heard, vocabulary: Sequence[str],
+                 previous: tuple[int, ...]) -> Heard:
+        """Heard words close to a phrase written as the phrase, each only where Whisper scores
+        the sentence with the phrase more than `ear_margin` higher on the same audio (after the
+        same previous text, by `ear_prompted`); every close phrase without the ear."""
+        options = self.options
+        found = [m for m in apart(matches(heard.text, vocabulary, options.snap_threshold,
+                                          names_only=not options.snap_any_words))
+                 if heard.text[m.start:m.end] != m.phrase]
+        if found and options.ear_margin is not None:
+            texts = [heard.text, *(written_as(heard.text, [m]) for m in found)]
+            scores = self.backend.score(encoded.rows([part], heard.window_s), texts,
+                                        previous if options.ear_prompted else ())
+            preferred = [m for m, s in zip(found, scores[1:], strict=True)
+                         if s - scores[0] > options.ear_margin]
+            for _ in range(len(found) - len(preferred)):
+                self._count("snap_refused")
+            found = preferred
+        if not found:
+            return heard
+        self._count("snapped")
+        return Heard(written_as(heard.text, found), heard.avg_logprob, heard.no_speech_prob,
+                     heard.window_s, (*heard.guards, "snapped"))
 
     def _prompted(self, first: Heard, second: Heard, prompt: str) -> Heard:
         """The second transcript, or the first where the prompt took over: silence, a loop
@@ -195,26 +209,25 @@ class Transcriber:
         if self.on_guard is not None:
             self.on_guard(guard)
 
-    def _decode(self, parts: list[np.ndarray], windows: list[int],
+    def _decode(self, encoded: EncodedParts, parts: list[int], windows: list[int],
                 previous: list[tuple[int, ...]], beam_size: int = 1) -> list[Decoded]:
         """Each part decoded in its window after its previous text; the parts of one window
         and one previous text share a call. A part's tokens past its own budget are cut (it
         then did not end)."""
         found: list[Decoded | None] = [None] * len(parts)
 
-        def call(i: int) -> tuple:
-            return windows[i], previous[i]
+        def call(k: int) -> tuple:
+            return windows[k], previous[k]
         for (window, before), same in groupby(sorted(range(len(parts)), key=call), key=call):
-            rows = list(same)
-            budgets = [self.options.token_budget(len(parts[i])) for i in rows]
-            features = window_log_mel([parts[i] for i in rows], window, self.backend.n_mels)
-            for i, budget, d in zip(rows, budgets,
-                                    self.backend.decode(features, max(budgets), before,
-                                                        beam_size),
+            same = list(same)
+            budgets = [self.options.token_budget(len(encoded.parts[parts[k]])) for k in same]
+            states = encoded.rows([parts[k] for k in same], window)
+            for k, budget, d in zip(same, budgets,
+                                    self.backend.decode(states, max(budgets), before, beam_size),
                                     strict=True):
                 if len(d.tokens) > budget:
                     d = Decoded(d.tokens[:budget], d.logprobs[:budget], d.no_speech_prob, False)
-                found[i] = d
+                found[k] = d
         return found
 
     def _guarded(self, decoded: Decoded, window: int, retried: bool) -> Heard:

@@ -178,9 +178,14 @@ def apart(found: list[Match]) -> list[Match]:
     return sorted(chosen, key=lambda m: m.first)
 
 
+def written_as(text: str, found: Sequence[Match]) -> str:
+    """The text with the heard words of each match (none overlapping) written as its phrase."""
+    for m in sorted(found, key=lambda m: -m.start):  # from the end: spans hold
+        text = text[:m.start] + m.phrase + text[m.end:]
+    return text
+
+
 def snapped(text: str, phrases: Sequence[str], threshold: float) -> str:
     """The text with each run of heard words that is close to a phrase written as the phrase;
     where runs overlap the closest wins."""
-    for m in reversed(apart(matches(text, phrases, threshold))):  # from the end: spans hold
-        text = text[:m.start] + m.phrase + text[m.end:]
-    return text
+    return written_as(text, apart(matches(text, phrases, threshold)))

@@ -1,0 +1,138 @@
+"""The names a room expects to hear, and where each came from. No model, no I/O.
+
+A meeting's names reach the room from several sources, trusted in this order:
+
+1. what people typed: the room's vocabulary, the meeting's context (an invitation, an agenda),
+   and the names in chat lines and notes (even when no fact was read from them);
+2. the participants' speaker names;
+3. names only ever heard (the room's graph).
+
+Typed and participants' names may rewrite heard words, and only where Whisper's own ear prefers
+the sentence with the name (`streamre.hearing.transcriber`). A name only ever heard never
+rewrites anything: "Hoboken", misheard once, must not turn a later "Heineken" into "Hoboken".
+
+The context is free text as a person writes it. Its names are found by the reader's entity
+tagger where the server has one; `capitalised_names` is the fallback that needs no model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Iterable, Sequence
+
+from streamre.hearing.vocabulary import MAX_PHRASE_CHARS, MAX_PHRASES
+
+MAX_CONTEXT_BYTES = 64 * 1024  # PROTOCOL 1.3: a context is UTF-8 text of at most 64 KiB
+
+
+class Source(Enum):
+    """Where a name came from, most trusted first (the order of the members)."""
+
+    VOCABULARY = "vocabulary"
+    CONTEXT = "context"
+    CHAT = "chat"
+    PARTICIPANT = "participant"
+    HEARD = "heard"
+
+    @property
+    def rewrites(self) -> bool:
+        """Whether names of this source may replace heard words (where Whisper prefers it)."""
+        return self is not Source.HEARD
+
+    @property
+    def rank(self) -> int:
+        return list(Source).index(self)
+
+
+@dataclass(frozen=True)
+class ExpectedName:
+    name: str
+    source: Source
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "source": self.source.value}
+
+
+def expected_names(by_source: dict[Source, Iterable[str]],
+                   limit: int = MAX_PHRASES) -> list[ExpectedName]:
+    """Every source's names, each name once (case and spaces aside) under its most trusted
+    source, most trusted first and in each source's own order; at most `limit`."""
+    kept: dict[str, ExpectedName] = {}
+    for source in sorted(by_source, key=lambda s: s.rank):
+        for name in by_source[source]:
+            name = " ".join(name.split())
+            if name and len(name) <= MAX_PHRASE_CHARS and len(kept) < limit:
+                kept.setdefault(name.casefold(), ExpectedName(name, source))
+    return list(kept.values())
+
+
+def rewriting(names: Sequence[ExpectedName]) -> tuple[str, ...]:
+    """The names that may rewrite heard words: what hearing is biased with."""
+    return tuple(n.name for n in names if n.source.rewrites)
+
+
+class BadContext(ValueError):
+    """A context that is not UTF-8 text, or is too long."""
+
+
+def check_context(body: bytes | str) -> str:
+    """A context as the server keeps it: UTF-8 text of at most `MAX_CONTEXT_BYTES`, line ends
+    made `\\n`. Raises `BadContext`."""
+    if isinstance(body, str):
+        try:
+            body = body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadContext("the context is not valid Unicode text") from None
+    if len(body) > MAX_CONTEXT_BYTES:
+        raise BadContext(f"the context has {len(body)} bytes, more than {MAX_CONTEXT_BYTES}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadContext(f"the context is not UTF-8 text (byte {e.start})") from None
+    if "\x00" in text:
+        raise BadContext("the context is text, and holds a NUL character")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# A capitalised word, with its inner apostrophes and hyphens ("O'Neil", "Jean-Luc"), or an
+# all-capital acronym ("IKEA", "SAP").
+_CAPITALISED = r"[A-Z][\w'’-]*\w|[A-Z]"
+# Small words that may sit inside a name ("Bank of America", "Ludwig van Beethoven").
+_JOINERS = r"of|de|da|del|della|di|du|van|von|der|den|la|le|bin|al|and|&"
+_NAME_RUN = re.compile(rf"\b(?:{_CAPITALISED})(?:[ \t]+(?:(?:{_JOINERS})[ \t]+)?(?:{_CAPITALISED}))*")
+# Capitalised words that are seldom names: they begin sentences and fill invitations.
+_NOT_NAMES = {
+    "a", "an", "the", "i", "we", "you", "he", "she", "they", "it", "this", "that", "these",
+    "those", "our", "your", "my", "his", "her", "their", "its", "hi", "hello", "dear", "thanks",
+    "thank", "please", "best", "regards", "cheers", "kind", "re", "fw", "fwd", "subject", "to",
+    "from", "cc", "bcc", "date", "when", "where", "who", "what", "why", "how", "which", "agenda",
+    "meeting", "invitation", "invite", "attendees", "attendee", "participants", "guests",
+    "optional", "required", "organiser", "organizer", "room", "location", "time", "topic",
+    "topics", "notes", "note", "call", "join", "dial", "link", "welcome", "let", "let's", "all",
+    "and", "or", "but", "if", "so", "for", "with", "on", "in", "at", "by", "of", "as", "is",
+    "are", "will", "can", "could", "would", "should", "may", "must", "do", "does", "did",
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
+    "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december", "am", "pm", "q1", "q2", "q3", "q4", "mr", "mrs", "ms", "dr",
+    "also", "after", "before", "then", "next", "last", "new", "review", "update", "updates",
+    "status", "project", "team", "teams", "sync", "standup", "weekly", "daily", "quarterly",
+    "yes", "no", "ok", "okay", "any", "some", "each", "every", "other", "more", "most",
+}
+
+
+def capitalised_names(text: str) -> list[str]:
+    """Names as a person writes them: runs of capitalised words ("Priya Natarajan", "Bank of
+    America", "IKEA"), leading words that are seldom names left out; each once, in order."""
+    found: dict[str, str] = {}
+    for match in _NAME_RUN.finditer(text):
+        words = match.group().split()
+        while words and words[0].casefold().strip("'’") in _NOT_NAMES:
+            words = words[1:]
+        while words and (words[-1].casefold() in _NOT_NAMES or re.fullmatch(_JOINERS, words[-1])):
+            words = words[:-1]
+        name = " ".join(words)
+        if name and len(name) > 1 and len(name) <= MAX_PHRASE_CHARS:
+            found.setdefault(name.casefold(), name)
+    return list(found.values())
