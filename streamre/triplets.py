@@ -50,6 +50,8 @@ class Triplet:
 
 @dataclass(frozen=True)
 class Extraction:
-    """What the model made of one segment: the transcript it heard and the triplets it found."""
+    """What the model made of one segment: the transcript it heard and the triplets it found
+    (and, for a typed sentence, the names its reader tagged)."""
     text: str
     triplets: list[Triplet]
+    names: tuple[str, ...] = ()

@@ -167,7 +167,7 @@ def test_a_session_stops_reading_a_client_that_does_not_read():
     async def scenario():
         connection = Connection()
         session = Session(connection, SessionProtocol("s", VadConfig(), Limits(65536, 15.0)),
-                          engine=None, rooms=None, metrics=Metrics(),
+                          engine=None, rooms=None, room_names=None, metrics=Metrics(),
                           settings=SessionSettings(send_queue=2, session_queue=8,
                                                    lag_warning_s=3.0))
         read = 0

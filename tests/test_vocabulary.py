@@ -163,7 +163,7 @@ def test_a_heard_name_close_to_a_phrase_is_written_as_the_phrase_where_the_ear_a
     heard, counted = hear(WordWhisper(HEARD_CLOSE, ""), NAMES, vocabulary_prompt="none")
     assert heard.text == HEARD_CLOSE and counted == ["snap_refused"] * 2  # the ear says no
     heard, _ = hear(WordWhisper(HEARD_CLOSE, ""), NAMES, vocabulary_prompt="none",
-                    ear_margin=None)  # without the ear, every close name is written
+                    ear_margin=float("-inf"))  # without the ear, every close name is written
     assert heard.text == RIGHT
     heard, _ = hear(WordWhisper(HEARD_CLOSE, "", preferred=both), NAMES,
                     vocabulary_prompt="none", snap_threshold=0)
@@ -213,9 +213,16 @@ def test_a_rooms_vocabulary_is_set_read_kept_over_a_restart_and_heard_with(make_
     assert of_type(messages, "ready") and not of_type(messages, "error")
     assert get(url) == ["Priya Natarajan", "Infosys", "Wojciech Zielinski"]
     assert recorder.vocabularies[0][:3] == ("Priya Natarajan", "Infosys", "Wojciech Zielinski")
-    # A second meeting in the room hears the names its graph learnt as well.
-    asyncio.run(stream(server.url, meeting_audio, room="standup"))
-    assert "Heineken" in recorder.vocabularies[-1]
+    # A name only ever heard is listed, least trusted, and never biases hearing: a second
+    # meeting in the room hears with what people gave, not with "Heineken".
+    asyncio.run(stream(server.url, meeting_audio, room="standup", speaker="Grace Kim"))
+    assert "Heineken" not in recorder.vocabularies[-1]
+    assert recorder.vocabularies[-1][:4] == ("Priya Natarajan", "Infosys", "Wojciech Zielinski",
+                                             "Grace Kim")  # the participant, after the typed
+    expected = get(server.http + "/v1/rooms/standup/names")["names"]
+    assert {"name": "Heineken", "source": "heard"} in expected
+    assert {"name": "Grace Kim", "source": "participant"} in expected
+    assert expected[0] == {"name": "Priya Natarajan", "source": "vocabulary"}
     server.stop()
     again = make_server(lambda: VocabularyRecorder())
     assert get(again.http + "/v1/rooms/standup/vocabulary") == [

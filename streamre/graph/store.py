@@ -1,7 +1,7 @@
 """Persistence: every segment a room hears or reads is journaled in SQLite, with the batch of
 facts it gave, before either is announced; replaying the facts rebuilds each room exactly (ids,
-mentions, version), and the segments are its transcript. A room's vocabulary (the names it
-expects to hear) is kept beside them.
+mentions, version), and the segments are its transcript. What a room expects to hear (its
+vocabulary, context and typed names) is kept beside them (`streamre.graph.names_store`).
 
 One file (`streamre.db` in the data dir), WAL mode, `synchronous=FULL`, one transaction per
 segment: a process killed at any moment leaves the whole segment and its facts or none of it.
@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
+from streamre.graph.names_store import RoomNamesStore
 from streamre.graph.ops import Op
 from streamre.graph.room import GraphSettings, Mention, RoomGraph
 from streamre.graph.transcript import Said
@@ -35,7 +36,6 @@ CREATE TABLE IF NOT EXISTS facts (
     PRIMARY KEY (room, seq)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS vocabulary (room TEXT PRIMARY KEY, phrases TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS segments (
     room TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -82,9 +82,7 @@ class GraphStore:
         self._next_said = dict(self._db.execute(
             "SELECT room, MAX(seq) + 1 FROM segments GROUP BY room").fetchall())
         self._op_rooms = {room for (room,) in self._db.execute("SELECT DISTINCT room FROM ops")}
-        self._vocabularies: dict[str, tuple[str, ...]] = {
-            room: tuple(json.loads(phrases))
-            for room, phrases in self._db.execute("SELECT room, phrases FROM vocabulary")}
+        self.names = RoomNamesStore(self._db, self._lock)
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -146,12 +144,12 @@ class GraphStore:
         return fact_seq, said_seq
 
     def has_room(self, room: str) -> bool:
-        """Whether any fact, segment or a vocabulary of `room` is journaled."""
-        return room in self._next_seq or room in self._next_said or room in self._vocabularies \
-            or room in self._op_rooms
+        """Whether any fact, segment, op or expected name of `room` is journaled."""
+        return room in self._next_seq or room in self._next_said or room in self._op_rooms \
+            or room in self.names.rooms()
 
     def rooms(self) -> list[str]:
-        return sorted({*self._next_seq, *self._next_said, *self._vocabularies, *self._op_rooms})
+        return sorted({*self._next_seq, *self._next_said, *self.names.rooms(), *self._op_rooms})
 
     # -- a clustered room's ops -------------------------------------------------------------
 
@@ -189,6 +187,12 @@ class GraphStore:
         return room in self._op_rooms
 
     # -- the transcript ---------------------------------------------------------------------
+
+    def speakers(self, room: str) -> tuple[str, ...]:
+        """The speaker names of `room`'s transcript, in the order they first spoke."""
+        return tuple(speaker for (speaker,) in self._db.execute(
+            "SELECT speaker FROM segments WHERE room = ? AND speaker IS NOT NULL "
+            "GROUP BY speaker ORDER BY MIN(seq)", (room,)))
 
     def transcript(self, room: str, after: int = -1, limit: int | None = None,
                    speaker: str | None = None, edge: str | None = None
@@ -232,24 +236,6 @@ class GraphStore:
             self._db.execute("DELETE FROM segment_edges WHERE (room, seq) IN "
                              "(SELECT room, seq FROM segments WHERE time < ?)", (cutoff,))
             return self._db.execute("DELETE FROM segments WHERE time < ?", (cutoff,)).rowcount
-
-    # -- vocabularies -----------------------------------------------------------------------
-
-    def vocabulary(self, room: str) -> tuple[str, ...]:
-        """The phrases `room` was last given (none if never)."""
-        return self._vocabularies.get(room, ())
-
-    def save_vocabulary(self, room: str, phrases: tuple[str, ...]) -> None:
-        """Keep `room`'s vocabulary durably (an empty one is forgotten)."""
-        check_room(room)
-        with self._lock:
-            if phrases:
-                self._db.execute("INSERT OR REPLACE INTO vocabulary VALUES (?, ?)",
-                                 (room, json.dumps(list(phrases))))
-                self._vocabularies[room] = tuple(phrases)
-            else:
-                self._db.execute("DELETE FROM vocabulary WHERE room = ?", (room,))
-                self._vocabularies.pop(room, None)
 
     def entries(self, room: str, written_by: float | None = None
                 ) -> Iterator[tuple[list[Triplet], Mention, float]]:

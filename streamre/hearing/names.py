@@ -100,7 +100,7 @@ def check_context(body: bytes | str) -> str:
 # all-capital acronym ("IKEA", "SAP").
 _CAPITALISED = r"[A-Z][\w'’-]*\w|[A-Z]"
 # Small words that may sit inside a name ("Bank of America", "Ludwig van Beethoven").
-_JOINERS = r"of|de|da|del|della|di|du|van|von|der|den|la|le|bin|al|and|&"
+_JOINERS = r"of|de|da|del|della|di|du|van|von|der|den|la|le|bin|al"
 _NAME_RUN = re.compile(rf"\b(?:{_CAPITALISED})(?:[ \t]+(?:(?:{_JOINERS})[ \t]+)?(?:{_CAPITALISED}))*")
 # Capitalised words that are seldom names: they begin sentences and fill invitations.
 _NOT_NAMES = {
@@ -116,10 +116,25 @@ _NOT_NAMES = {
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
     "february", "march", "april", "may", "june", "july", "august", "september", "october",
     "november", "december", "am", "pm", "q1", "q2", "q3", "q4", "mr", "mrs", "ms", "dr",
-    "also", "after", "before", "then", "next", "last", "new", "review", "update", "updates",
+    "also", "after", "before", "then", "next", "last", "review", "accounts", "account",
+    "offices", "office", "invited", "partner", "partners", "regards", "hey", "update", "updates",
     "status", "project", "team", "teams", "sync", "standup", "weekly", "daily", "quarterly",
     "yes", "no", "ok", "okay", "any", "some", "each", "every", "other", "more", "most",
 }
+
+
+def context_names(text: str, tagged: Sequence[str] = ()) -> list[str]:
+    """The names of a context: those its reader's tagger found (`tagged`), then its
+    capitalised runs; a name that is a part of a longer one found ("Dangote" of "Dangote
+    Cement") and words that are seldom names are left out; each once, in order."""
+    names: dict[str, str] = {}
+    for name in [*tagged, *capitalised_names(text)]:
+        name = " ".join(name.split())
+        if any(c.isalpha() for c in name) and name.casefold() not in _NOT_NAMES:
+            names.setdefault(name.casefold(), name)
+    padded = [f" {key} " for key in names]
+    return [name for key, name in names.items()
+            if not any(f" {key} " in other and other != f" {key} " for other in padded)]
 
 
 def capitalised_names(text: str) -> list[str]:
@@ -127,12 +142,80 @@ def capitalised_names(text: str) -> list[str]:
     America", "IKEA"), leading words that are seldom names left out; each once, in order."""
     found: dict[str, str] = {}
     for match in _NAME_RUN.finditer(text):
-        words = match.group().split()
-        while words and words[0].casefold().strip("'’") in _NOT_NAMES:
-            words = words[1:]
-        while words and (words[-1].casefold() in _NOT_NAMES or re.fullmatch(_JOINERS, words[-1])):
-            words = words[:-1]
-        name = " ".join(words)
-        if name and len(name) > 1 and len(name) <= MAX_PHRASE_CHARS:
-            found.setdefault(name.casefold(), name)
+        for words in _at_joiners(_at_possessives(match.group().split())):
+            while words and words[0].casefold().strip("'’") in _NOT_NAMES:
+                words = words[1:]
+            while words and (words[-1].casefold() in _NOT_NAMES
+                             or re.fullmatch(_JOINERS, words[-1])):
+                words = words[:-1]
+            name = " ".join(words)
+            if len(name) > 1 and len(name) <= MAX_PHRASE_CHARS:
+                found.setdefault(name.casefold(), name)
     return list(found.values())
+
+
+def _at_joiners(runs: list[list[str]]) -> list[list[str]]:
+    """Runs cut at a small joining word after two or more capitalised words: "Bank of America"
+    is one name, "Nora Lindqvist of IKEA" two."""
+    cut: list[list[str]] = []
+    for run in runs:
+        cut.append([])
+        for word in run:
+            if re.fullmatch(_JOINERS, word) and len(cut[-1]) >= 2:
+                cut.append([])
+            else:
+                cut[-1].append(word)
+    return [run for run in cut if run]
+
+
+def _at_possessives(words: list[str]) -> list[list[str]]:
+    """A run of words cut after each possessive, which loses its "'s" ("Bank of America's
+    Jean-Luc Picard": two names)."""
+    runs: list[list[str]] = [[]]
+    for word in words:
+        possessive = re.search(r"['’]s$", word)
+        runs[-1].append(word[:possessive.start()] if possessive else word)
+        if possessive:
+            runs.append([])
+    return [run for run in runs if run]
+
+
+@dataclass
+class MeetingNames:
+    """What one room was told of its names, by source (the journal keeps each; see
+    `streamre.graph.names_store`). Pure: the room's shell saves what changes.
+
+    vocabulary: the phrases people gave (`PUT …/vocabulary`, `start.vocabulary`).
+    context: the meeting's context as written, and `context_names` found in it.
+    chat: the names found in typed chat lines and notes, in the order they came.
+    participants: the speaker names people joined or typed with.
+    """
+
+    vocabulary: tuple[str, ...] = ()
+    context: str = ""
+    context_names: tuple[str, ...] = ()
+    chat: tuple[str, ...] = ()
+    participants: tuple[str, ...] = ()
+
+    def typed(self, names: Iterable[str]) -> bool:
+        """Names found in a typed line join `chat` (the first `MAX_PHRASES` kept); whether
+        any was new."""
+        known = {n.casefold() for n in self.chat}
+        new = [n for n in dict.fromkeys(" ".join(n.split()) for n in names)
+               if n and n.casefold() not in known and len(n) <= MAX_PHRASE_CHARS]
+        new = new[:max(0, MAX_PHRASES - len(self.chat))]
+        self.chat = (*self.chat, *new)
+        return bool(new)
+
+    def joined(self, speaker: str | None) -> None:
+        """A participant's speaker name (once each)."""
+        speaker = " ".join((speaker or "").split())
+        if speaker and speaker.casefold() not in {p.casefold() for p in self.participants}:
+            self.participants = (*self.participants, speaker)
+
+    def expected(self, heard: Iterable[str] = ()) -> list[ExpectedName]:
+        """Every name the room expects, most trusted first; `heard`: the names its graph
+        learnt from speech alone, the least trusted."""
+        return expected_names({Source.VOCABULARY: self.vocabulary,
+                               Source.CONTEXT: self.context_names, Source.CHAT: self.chat,
+                               Source.PARTICIPANT: self.participants, Source.HEARD: heard})

@@ -17,6 +17,7 @@ from streamre.model.features import WHISPER_WINDOW_S
 
 
 VOCABULARY_PROMPTS = ("spotted", "all", "none")
+EAR_PROMPTS = ("candidates", "spotted", "none")
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,11 @@ class HearingOptions:
             (0: never).
         ear_margin: a heard run close to a phrase is written as the phrase only where Whisper
             scores the sentence with the phrase more than this much higher (summed
-            log-probabilities) on the same audio; None writes it without asking (measured
+            log-probabilities) on the same audio; -inf writes it without asking (measured
             in `docs/evaluation.md`).
-        ear_prompted: score both sentences after the second pass's previous text (the
-            spotted names) rather than after none.
+        ear_prompt: what both sentences are scored after: `candidates` (the phrases that
+            could be written, as previous text: Whisper told which names may be said),
+            `spotted` (the second pass's previous text), or `none`.
         snap_any_words: any run of heard words may be written as a phrase, not only one
             that begins and ends with a word written as a name.
         prompted_beam: the beam size of the second pass (1: greedy, as the first pass is).
@@ -64,8 +66,8 @@ class HearingOptions:
     spot_threshold: float = 70.0
     prompt_tokens: int = 120
     snap_threshold: float = 85.0
-    ear_margin: float | None = 0.0
-    ear_prompted: bool = False
+    ear_margin: float = 0.0
+    ear_prompt: str = "candidates"
     snap_any_words: bool = False
     prompted_beam: int = 5
 
@@ -79,6 +81,9 @@ class HearingOptions:
             raise ValueError("max_new_tokens must be at least 1")
         if self.prompted_beam < 1:
             raise ValueError(f"prompted_beam must be at least 1, got {self.prompted_beam}")
+        if self.ear_prompt not in EAR_PROMPTS:
+            raise ValueError(f"ear_prompt must be one of {', '.join(EAR_PROMPTS)}, "
+                             f"not {self.ear_prompt!r}")
         if self.vocabulary_prompt not in VOCABULARY_PROMPTS:
             raise ValueError(f"vocabulary_prompt must be one of {', '.join(VOCABULARY_PROMPTS)}, "
                              f"not {self.vocabulary_prompt!r}")

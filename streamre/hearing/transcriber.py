@@ -172,16 +172,20 @@ class Transcriber:
     def _snapped(self, encoded: EncodedParts, part: int, heard: Heard, vocabulary: Sequence[str],
                  previous: tuple[int, ...]) -> Heard:
         """Heard words close to a phrase written as the phrase, each only where Whisper scores
-        the sentence with the phrase more than `ear_margin` higher on the same audio (after the
-        same previous text, by `ear_prompted`); every close phrase without the ear."""
+        the sentence with the phrase more than `ear_margin` higher on the same audio, after
+        the previous text `ear_prompt` names; every close phrase without the ear."""
         options = self.options
         found = [m for m in apart(matches(heard.text, vocabulary, options.snap_threshold,
                                           names_only=not options.snap_any_words))
                  if heard.text[m.start:m.end] != m.phrase]
-        if found and options.ear_margin is not None:
+        if found and options.ear_margin > float("-inf"):
+            if options.ear_prompt == "candidates":
+                previous = tuple(self.backend.vocabulary.previous_text(
+                    [m.phrase for m in found], options.prompt_tokens))
+            elif options.ear_prompt == "none":
+                previous = ()
             texts = [heard.text, *(written_as(heard.text, [m]) for m in found)]
-            scores = self.backend.score(encoded.rows([part], heard.window_s), texts,
-                                        previous if options.ear_prompted else ())
+            scores = self.backend.score(encoded.rows([part], heard.window_s), texts, previous)
             preferred = [m for m, s in zip(found, scores[1:], strict=True)
                          if s - scores[0] > options.ear_margin]
             for _ in range(len(found) - len(preferred)):

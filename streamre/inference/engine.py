@@ -20,6 +20,7 @@ import numpy as np
 from streamre import SAMPLE_RATE
 from streamre.inference.batching import (BatchPolicy, RunSpeech, RunText, SpeechJob, TextJob,
                                          Wait)
+from streamre.inference.context import names_in_context
 from streamre.inference.extractor import TripletExtractor
 from streamre.inference.text_extractor import Reader
 from streamre.triplets import Extraction, Triplet
@@ -32,6 +33,7 @@ class InferenceResult:
     queue_ms: float  # from submit to the start of the model call
     infer_ms: float  # the model call (shared by the whole batch)
     batch_size: int
+    names: tuple[str, ...] = ()  # a typed sentence's names, as its reader tagged them
 
     def timing(self, asked_at: float) -> dict:
         """A `triplets` message's timing fields; `asked_at` is when the item was ready (the
@@ -127,6 +129,13 @@ class InferenceEngine:
         self._wakeup.set()
         return await job.future
 
+    async def context_names(self, text: str) -> list[str]:
+        """The names of a meeting's context: read by the text extractor's tagger on the model's
+        thread (a context is rare; it takes its turn there), capitalised runs without one."""
+        await self.ready.wait()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, names_in_context, text, self.text_extractor)
+
     def _future(self) -> asyncio.Future:
         if self._closing and (self._worker is None or self._worker.done()):
             raise RuntimeError("inference engine is closed")
@@ -163,8 +172,11 @@ class InferenceEngine:
         return self.extractor.extract
 
     def _extract_text(self, sentences: list[str]) -> list[Extraction]:
+        """Typed sentences' facts, and their names (the room expects to hear them)."""
         found = self.text_extractor.extract(sentences)
-        return [Extraction(s, triplets) for s, triplets in zip(sentences, found, strict=True)]
+        names = self.text_extractor.names(sentences)
+        return [Extraction(s, triplets, tuple(n))
+                for s, triplets, n in zip(sentences, found, names, strict=True)]
 
     async def _call(self, batch: list[SpeechJob] | list[TextJob], items: list,
                     extract: Callable[[list], list[Extraction]], record: bool = False) -> None:
@@ -188,7 +200,7 @@ class InferenceEngine:
             if not job.future.done():
                 job.future.set_result(InferenceResult(
                     answer.text, answer.triplets, (started - job.submitted) * 1000, infer_ms,
-                    len(batch)))
+                    len(batch), answer.names))
 
     def _record(self, batch: list[SpeechJob], started: float, infer_ms: float) -> None:
         if not self.metrics:

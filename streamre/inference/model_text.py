@@ -15,6 +15,7 @@ from typing import Sequence
 
 import torch
 
+from streamre.hearing.names import capitalised_names
 from streamre.inference.extractor import ModelExtractor
 from streamre.model.linearize import FACTS
 from streamre.triplets import Triplet
@@ -48,6 +49,10 @@ class ModelTextExtractor:
         return ids, prompt + ids + [tokenizer.convert_tokens_to_ids(FACTS)]
 
     @torch.inference_mode()
+    def names(self, texts: Sequence[str]) -> list[list[str]]:
+        """The speech model has no entity tagger: names as capitalised words."""
+        return [capitalised_names(t) for t in texts]
+
     def extract(self, texts: Sequence[str]) -> list[list[Triplet]]:
         """The triplets of each text, in the order the model wrote them."""
         found: list[list[Triplet]] = [[] for _ in texts]

@@ -13,8 +13,10 @@ from typing import Callable
 from streamre.hearing import HearingOptions, load_hearing
 from streamre.hearing.ct2_backend import COMPUTE_TYPES
 from streamre.hearing.load import BACKENDS
-from streamre.hearing.options import VOCABULARY_PROMPTS
-from streamre.hearing.vocabulary import BadVocabulary, read_vocabulary
+from streamre.hearing.options import EAR_PROMPTS, VOCABULARY_PROMPTS
+from streamre.hearing.names import BadContext
+from streamre.hearing.vocabulary import BadVocabulary, merged, read_vocabulary
+from streamre.inference.context import names_in_context, read_context
 from streamre.inference.extractor import ModelExtractor, TripletExtractor, orders_of
 from streamre.inference.pipeline import PipelineExtractor
 from streamre.inference.text_extractor import Reader, load_text_extractor, resolve_text_model
@@ -68,6 +70,9 @@ class SpeechSettings:
     vocabulary: str = setting(
         "", "a file of phrases Whisper should expect, one per line (names of people, "
         "organisations, places; project words): heard with every segment, beside each room's own")
+    context: str = setting(
+        "", "a file of the meeting's context as a person wrote it (an invitation, an agenda, an "
+        "attendee list): the names found in it are heard with every segment, as a vocabulary's")
     vocabulary_prompt: str = setting(
         "spotted", "which phrases Whisper is prompted with, in a second pass: spotted (those "
         "close to words of the first transcript), all (as many as fit), none",
@@ -77,6 +82,17 @@ class SpeechSettings:
         "written as the phrase (0: never)")
     vocabulary_beam: int = setting(
         5, "beam size of the second pass, the one prompted with the vocabulary (1: greedy)")
+    vocabulary_ear: float = setting(
+        0.0, "heard words are written as a close phrase only where Whisper scores the sentence "
+        "with it more than this much higher (summed log-probabilities) on the same audio; "
+        "-inf writes every close phrase without asking")
+    vocabulary_ear_prompt: str = setting(
+        "candidates", "what Whisper's ear is told before it scores both sentences: candidates "
+        "(the phrases that could be written), spotted (the second pass's prompt), none",
+        choices=list(EAR_PROMPTS))
+    vocabulary_snap_any: bool = setting(
+        False, "any run of heard words may be written as a phrase, not only a run written as "
+        "a name is (capitals at both ends)")
 
     def speech_errors(self) -> list[str]:
         errors = []
@@ -93,8 +109,8 @@ class SpeechSettings:
             self.hearing_options()
         except ValueError as e:
             errors.append(f"asr_windows: {e}")
-        if self.vocabulary and not self.reads_transcripts:
-            errors.append("a vocabulary biases Whisper's hearing; the speech model "
+        if (self.vocabulary or self.context) and not self.reads_transcripts:
+            errors.append("a vocabulary or context biases Whisper's hearing; the speech model "
                           "(--speech-facts speech) hears without one")
         if not 0 <= self.vocabulary_snap <= 100:
             errors.append(f"vocabulary_snap is a closeness from 0 to 100, got "
@@ -109,6 +125,9 @@ class SpeechSettings:
         return HearingOptions(windows, self.max_new_tokens,
                               vocabulary_prompt=self.vocabulary_prompt,
                               snap_threshold=self.vocabulary_snap,
+                              ear_margin=self.vocabulary_ear,
+                              ear_prompt=self.vocabulary_ear_prompt,
+                              snap_any_words=self.vocabulary_snap_any,
                               # a beam under 1 is named above, not as a window error
                               prompted_beam=max(1, self.vocabulary_beam))
 
@@ -145,6 +164,10 @@ class SpeechPath:
             self.vocabulary = read_vocabulary(settings.vocabulary) if settings.vocabulary else ()
         except (BadVocabulary, OSError) as e:
             raise ConfigError(f"vocabulary: {e}") from None
+        try:
+            self.context = read_context(settings.context) if settings.context else ""
+        except (BadContext, OSError) as e:
+            raise ConfigError(f"context: {e}") from None
         self._text = None
 
     def load_text(self) -> Reader | None:
@@ -161,7 +184,9 @@ class SpeechPath:
             device = pick_device(s.device)
             hearing = load_hearing(s.asr, device, s.asr_backend, s.asr_compute_type, s.threads,
                                    s.hearing_options(), self.on_guard)
-            return PipelineExtractor(hearing, self.load_text(), self.vocabulary)
+            reader = self.load_text()
+            return PipelineExtractor(hearing, reader, merged(
+                self.vocabulary, names_in_context(self.context, reader)))
         return self.load_speech_model()
 
     def load_speech_model(self) -> ModelExtractor:

@@ -28,6 +28,9 @@ class Reader(Protocol):
 
     def extract(self, texts: Sequence[str]) -> list[list[Triplet]]: ...
 
+    def names(self, texts: Sequence[str]) -> list[list[str]]:
+        """The names in each text, in order, as written (a meeting's context, a chat line)."""
+
     def warmup(self) -> None: ...
 
 
@@ -94,11 +97,7 @@ class TextExtractor:
         if not texts:
             return []
         config = self.model.config
-        pieces = [encode(self.tokenizer, t, config.max_pieces) for t in texts]
-        ids, mask = padded_ids(pieces, self.device)
-        entity_view, relation_view = self.model.views(ids, mask)
-        tags = self.model.tag_logits(entity_view).argmax(-1).tolist()
-        mentions = [decode_tags(p, t) for p, t in zip(pieces, tags, strict=True)]
+        pieces, mentions, relation_view = self._tagged(texts)
         pairs = [(b, h, t) for b, found in enumerate(mentions)
                  for h, t in itertools.permutations(found, 2)]
         if not pairs:
@@ -118,6 +117,33 @@ class TextExtractor:
                 if kept is None or p > kept.confidence:
                     found[b][triplet.key] = triplet
         return [sorted(f.values(), key=lambda t: -t.confidence) for f in found]
+
+
+    @torch.inference_mode()
+    def names(self, texts: Sequence[str]) -> list[list[str]]:
+        """The names the entity tagger finds in each text, each once, in order."""
+        if not texts:
+            return []
+        pieces, mentions, _ = self._tagged(texts)
+        found = []
+        for p, spans in zip(pieces, mentions, strict=True):
+            names = {}
+            for span in spans:
+                name = _name(p, span)
+                if name:
+                    names.setdefault(name.casefold(), name)
+            found.append(list(names.values()))
+        return found
+
+    def _tagged(self, texts: Sequence[str]) -> tuple[list[Pieces], list[list[EntitySpan]],
+                                                      torch.Tensor]:
+        """Each text's pieces and tagged entity spans, and the relation view for its pairs."""
+        pieces = [encode(self.tokenizer, t, self.model.config.max_pieces) for t in texts]
+        ids, mask = padded_ids(pieces, self.device)
+        entity_view, relation_view = self.model.views(ids, mask)
+        tags = self.model.tag_logits(entity_view).argmax(-1).tolist()
+        return pieces, [decode_tags(p, t) for p, t in zip(pieces, tags, strict=True)], \
+            relation_view
 
 
 def pair_row(batch: int, head: EntitySpan, tail: EntitySpan) -> list[int]:

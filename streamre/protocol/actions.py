@@ -20,6 +20,7 @@ class Reply:
 class JoinRoom:
     room_name: str  # leave the current room, if any; `ready` and a snapshot follow
     vocabulary: tuple[str, ...] = ()  # phrases added to the room's vocabulary (`start`)
+    context: str | None = None  # the meeting's context, replacing the room's (`start`)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from streamre.audio import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInput, Droppe
                             SpeechEnd, SpeechStart, VadConfig, VadSegmenter)
 from streamre.protocol.actions import (Action, Admit, Busy, Close, DropSegment, Finish, Infer,
                                        InferText, JoinRoom, Reply, SendHistory, SendSnapshot)
+from streamre.hearing.names import BadContext, check_context
 from streamre.hearing.vocabulary import BadVocabulary, check_vocabulary
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse, room_name
 from streamre.protocol.wire import (ENCODINGS, MAX_FRAME_SECONDS, MAX_SPEAKER_CHARS,
@@ -148,12 +149,20 @@ class SessionProtocol:
             vocabulary = check_vocabulary(vocabulary)
         except BadVocabulary as e:
             raise Refusal("bad_vocabulary", f"vocabulary: {e}", True) from None
+        context = message.get("context")
+        if context is not None:
+            if not isinstance(context, str):
+                raise Refusal("bad_context", "context must be a string of text", True)
+            try:
+                context = check_context(context)
+            except BadContext as e:
+                raise Refusal("bad_context", f"context: {e}", True) from None
         room = room_name(message, fatal=True)
         self._check_admission(Role.PRODUCER, room, fatal=True)
         self.role, self.speaker, self.sample_rate = Role.PRODUCER, speaker, rate
         self._audio = AudioInput(rate)
         self._segmenter = VadSegmenter(self.vad)
-        return self._join(room, vocabulary)
+        return self._join(room, vocabulary, context)
 
     def _subscribe(self, message: dict) -> list[Action]:
         room = room_name(message, fatal=False)
@@ -194,10 +203,11 @@ class SessionProtocol:
         if busy is not None:
             raise Refusal(busy.code, busy.message, fatal, CloseCode.TRY_AGAIN_LATER)
 
-    def _join(self, room: str, vocabulary: tuple[str, ...] = ()) -> list[Action]:
+    def _join(self, room: str, vocabulary: tuple[str, ...] = (),
+              context: str | None = None) -> list[Action]:
         self.room_name = room
         self.rooms_joined.add(room)
-        return [JoinRoom(room, vocabulary),
+        return [JoinRoom(room, vocabulary, context),
                 Reply(ready_message(self.session_id, room, self.role, self.limits)),
                 SendSnapshot()]
 

@@ -28,13 +28,11 @@ from starlette.websockets import WebSocket
 from streamre.config import ServeConfig
 from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
-from streamre.hearing.vocabulary import BadVocabulary
 from streamre.inference import InferenceEngine, TripletExtractor
 from streamre.inference.speech_path import SpeechPath
 from streamre.cluster.link import ClusterLink
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.protocol import STREAM_PATH, CloseCode, Limits, Role, SessionProtocol
-from streamre.protocol.parsing import Refusal, parse_json
 from streamre.server import brokered
 from streamre.server.admission import Admission
 from streamre.server.connection import Connection, Disconnected
@@ -42,7 +40,8 @@ from streamre.server.http import BearerAuth, routes
 from streamre.server.metrics import Metrics
 from streamre.server.notes import Notes
 from streamre.server.record import Retention
-from streamre.server.rooms import Rooms, TooManyRooms
+from streamre.server.names import RoomNames
+from streamre.server.rooms import Rooms
 from streamre.server.session import Session, SessionSettings
 
 log = logging.getLogger("streamre.server")
@@ -72,6 +71,7 @@ class StreamServer:
             load_text=load_text)
         self.text_per_minute = config.text_per_minute if self.engine.takes_text else 0
         self.notes: Notes | None = None
+        self.room_names: RoomNames | None = None
         self.admission: Admission | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
@@ -96,6 +96,7 @@ class StreamServer:
         self.notes = Notes(self.engine, self.rooms, self.metrics, self.config.max_text_chars,
                            self.text_per_minute)
         self.admission = Admission(self.config, self.sessions, self.rooms, self.metrics)
+        self.room_names = RoomNames(self.rooms, self.engine)
         restored = self.rooms.restore()
         if restored:
             log.info("restored %d room(s) from %s", len(restored), self.store.path)
@@ -235,7 +236,8 @@ class StreamServer:
             uuid.uuid4().hex[:12], self.config.vad,
             Limits(cfg.max_message_bytes, cfg.vad.max_utterance_s, cfg.max_rooms_per_session,
                    cfg.max_text_chars, self.text_per_minute), self.admission.admit)
-        return Session(connection, protocol, self.engine, self.rooms, self.metrics,
+        return Session(connection, protocol, self.engine, self.rooms, self.room_names,
+                       self.metrics,
                        SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s))
 
     # -- what the HTTP routes read (streamre.server.http.ServerView) ------------------------
@@ -268,21 +270,6 @@ class StreamServer:
 
     def has_room(self, name: str) -> bool:
         return self.rooms.has_room(name)
-
-    def room_vocabulary(self, name: str) -> list[str]:
-        return list(self.rooms.vocabulary(name))
-
-    def set_room_vocabulary(self, name: str, body: bytes) -> tuple[int, object]:
-        """PUT's answer: the room's vocabulary as kept, or why not."""
-        try:
-            phrases = self.rooms.set_vocabulary(name, parse_json(body))
-        except Refusal as e:
-            return HTTPStatus.BAD_REQUEST, {"error": e.code, "message": str(e)}
-        except BadVocabulary as e:
-            return HTTPStatus.BAD_REQUEST, {"error": "bad_vocabulary", "message": str(e)}
-        except TooManyRooms as e:
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": "too_many_rooms", "message": str(e)}
-        return HTTPStatus.OK, list(phrases)
 
 
 class _Uvicorn(uvicorn.Server):

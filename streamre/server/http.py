@@ -1,6 +1,6 @@
 """The HTTP side of `streamre serve`, as Starlette routes: health, metrics, rooms, room graphs
-(now and as they were), transcripts and minutes (`streamre.server.record`), vocabularies,
-notes, and the browser client's files; plus the bearer-token check every request passes first.
+(now and as they were), transcripts and minutes (`streamre.server.record`), a room's names
+(`streamre.server.names`: vocabularies, contexts), notes, and the browser client's files; plus the bearer-token check every request passes first.
 
 The routes read the server through a small view (`ServerView`), never the other way round.
 """
@@ -22,9 +22,8 @@ from starlette.websockets import WebSocket
 
 from streamre import WEB_CLIENT_DIR
 from streamre.protocol import STREAM_PATH, valid_room
-from streamre.room_name import ROOM_RULE
-from streamre.server import record
-from streamre.server.responses import body_response, json_response
+from streamre.server import names, record
+from streamre.server.responses import body_response, json_response, read_body, refused_json
 
 # Third-party browser code, installed from the npm registry by `npm ci` in clients/web.
 VENDOR_FILES = {
@@ -48,9 +47,7 @@ class ServerView(Protocol):
 
     def room_graph(self, name: str): ...  # a RoomGraph, or None
 
-    def room_vocabulary(self, name: str) -> list[str]: ...
-
-    def set_room_vocabulary(self, name: str, body: bytes) -> tuple[int, object]: ...
+    room_names: names.RoomNames  # vocabularies, contexts and what each room expects
 
     store: object  # the GraphStore: each room's facts and transcript, read by `record`
 
@@ -89,10 +86,10 @@ def routes(server: ServerView) -> list[Route]:
 
     async def notes(request: Request) -> Response:
         name = request.path_params["room"]
-        refused = _refused_json(request, name, "the note")
+        refused = refused_json(request, name, "the note")
         if refused is not None:
             return refused
-        body = await _body(request, server.note_limit())
+        body = await read_body(request, server.note_limit())
         if body is None:
             return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
                 "error": "text_too_long", "message": f"a note body is at most "
@@ -110,62 +107,11 @@ def routes(server: ServerView) -> list[Route]:
         Route("/v1/rooms/{room:path}/graph", room_graph),
         Route("/v1/rooms/{room:path}/notes", notes, methods=["POST"]),
         *record.routes(lambda: server.store, server.has_room, server.room_graph),
-        Route("/v1/rooms/{room:path}/vocabulary", _vocabulary(server), methods=["GET", "PUT"]),
+        *names.routes(server.room_names),
         Route(STREAM_PATH, stream_over_http),
         Route("/vendor/{name:path}", vendor_file),
         Route("/{path:path}", client_file),
     ]
-
-
-def _vocabulary(server: ServerView):
-    """GET and PUT of a room's vocabulary: a JSON list of phrases."""
-    async def vocabulary(request: Request) -> Response:
-        name = request.path_params["room"]
-        if request.method == "GET":
-            if not valid_room(name):
-                return json_response(HTTPStatus.BAD_REQUEST, {"error": "bad_room",
-                                                              "message": ROOM_RULE})
-            return json_response(HTTPStatus.OK, server.room_vocabulary(name))
-        refused = _refused_json(request, name, "the vocabulary")
-        if refused is not None:
-            return refused
-        body = await _body(request, MAX_VOCABULARY_BYTES)
-        if body is None:
-            return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
-                "error": "bad_vocabulary",
-                "message": f"a vocabulary body is at most {MAX_VOCABULARY_BYTES} bytes"})
-        return json_response(*server.set_room_vocabulary(name, body))
-
-    return vocabulary
-
-
-# 500 phrases of 64 characters, each up to 4 bytes in UTF-8 or 6 as a JSON escape, and commas.
-MAX_VOCABULARY_BYTES = 256 * 1024
-
-
-def _refused_json(request: Request, room: str, what: str) -> Response | None:
-    """The answer to a write with a bad room name or a body that is not JSON; None if fine."""
-    if not valid_room(room):
-        return json_response(HTTPStatus.BAD_REQUEST, {"error": "bad_room", "message": ROOM_RULE})
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/json":
-        return json_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {
-            "error": "unsupported_media_type", "message": f"send {what} as application/json"})
-    return None
-
-
-async def _body(request: Request, limit: int) -> bytes | None:
-    """The request's body, or None past `limit` bytes (read no further than that)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 MAX_PATH_CHARS, MAX_NAME_CHARS = 1024, 255  # a static path, and one name in it

@@ -80,15 +80,20 @@ async def read_sentence(engine: InferenceEngine, metrics: Metrics, room: Room, s
     its `triplets` answer to MQTT, and that answer returned for its sender."""
     try:
         result = await engine.submit_text(session_id, sentence)
-        triplets = result.triplets
+        triplets, names = result.triplets, result.names
         answer = dict(triplets=[t.to_json() for t in triplets], **result.timing(asked_at))
     except Exception as e:
         log.exception("text inference failed for %s/%s", session_id, item_id)
         metrics.errors.labels("inference_failed").inc()
-        triplets, answer = [], dict(triplets=[], error="inference_failed", message=str(e))
+        names, triplets = (), []
+        answer = dict(triplets=[], error="inference_failed", message=str(e))
     mention = Mention(session_id, item_id, speaker, text=sentence, source="text")
     now = time.time()  # the sentence joins the transcript even when it could not be read
     answer = record_counted(room, metrics, mention, triplets, now, now) or answer
+    try:  # its names join what the room expects to hear, whether or not it stated a fact
+        room.typed_names(list(names))
+    except Exception:
+        log.exception("could not keep the names of %s/%s", session_id, item_id)
     answer = text_triplets_message(item_id, sentence, **answer)
     room.report(session_id, answer)
     return answer

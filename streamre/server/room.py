@@ -20,7 +20,8 @@ from streamre.graph.ops import Op
 from streamre.graph.ordered import OrderedGraph
 from streamre.graph.store import GraphStore
 from streamre.graph.transcript import Said
-from streamre.hearing.vocabulary import check_vocabulary, merged
+from streamre.hearing.names import ExpectedName, MeetingNames, rewriting
+from streamre.hearing.vocabulary import check_vocabulary
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.server.outbox import Outbox
 from streamre.triplets import Triplet
@@ -38,23 +39,43 @@ class Room:
     on_refused: Callable[[int], None] = lambda n: None  # facts refused by the room's caps
     members: set[Outbox] = field(default_factory=set)
     idle_since: float = 0.0  # when its last member left (or it opened), on the rooms' clock
-    vocabulary: tuple[str, ...] = ()  # the phrases its people gave (start, PUT), journaled
+    names: MeetingNames = field(default_factory=MeetingNames)  # what it was told, journaled
     node: ClusterNode | None = None  # this instance in its cluster, if in one
     ordered: OrderedGraph | None = None  # the graph as ops, in a cluster
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        return self.names.vocabulary
 
     def set_vocabulary(self, phrases: list[str], add: bool = False) -> tuple[str, ...]:
         """Replace the room's vocabulary (or `add` to it), kept in the journal; raises
         `BadVocabulary` past the bounds, the old one kept."""
         phrases = check_vocabulary([*self.vocabulary, *phrases] if add else phrases)
-        self.store.save_vocabulary(self.name, phrases)
-        self.vocabulary = phrases
+        self.store.names.save_vocabulary(self.name, phrases)
+        self.names.vocabulary = phrases
         return phrases
 
+    def set_context(self, text: str, names: list[str]) -> None:
+        """Replace the meeting's context and the names found in it (empty: cleared), kept in
+        the journal."""
+        names = tuple(names) if text else ()
+        self.store.names.save_context(self.name, text, names)
+        self.names.context, self.names.context_names = text, names
+
+    def typed_names(self, names: list[str]) -> None:
+        """Names found in a typed line join what the room expects, kept in the journal."""
+        if self.names.typed(names):
+            self.store.names.save_chat_names(self.name, self.names.chat)
+
+    def expected(self) -> list[ExpectedName]:
+        """Every name the room expects, most trusted first, with where it came from."""
+        return self.names.expected(self.graph.labels())
+
     def hearing_vocabulary(self) -> tuple[str, ...]:
-        """What its segments are heard with (beside `serve --vocabulary`): its own phrases,
-        then the names its graph learnt, the most recent first (a name heard right once is
-        spelled the same later), at most `MAX_PHRASES`."""
-        return merged(self.vocabulary, self.graph.labels())
+        """What its segments are heard with (beside `serve --vocabulary`): the names people
+        gave, typed or joined with; never a name only heard (it must not rewrite what else is
+        heard), at most `MAX_PHRASES`."""
+        return rewriting(self.expected())
 
     def record(self, mention: Mention, triplets: list[Triplet], at: float, began: float,
                start: float | None = None, end: float | None = None) -> Said:
@@ -62,6 +83,7 @@ class Room:
         one transaction, then announced (graph delta, transcript line). `at` is the meeting
         time of its facts, `began` the meeting time it began (Unix seconds); `start` and `end`
         are seconds of its stream."""
+        self.names.joined(mention.speaker)
         if self.node is not None:
             return self.merge(self.node.make_op(self.name, mention, triplets, at, began,
                                                 start, end))

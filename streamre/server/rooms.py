@@ -11,6 +11,7 @@ from streamre.cluster.node import ClusterNode
 from streamre.graph import GraphSettings, RoomGraph
 from streamre.graph.ops import Op
 from streamre.graph.store import GraphStore
+from streamre.hearing.names import MeetingNames
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.server.outbox import Outbox
 from streamre.server.room import Room, ordered_graph
@@ -106,12 +107,26 @@ class Rooms:
     def vocabulary(self, name: str) -> tuple[str, ...]:
         """A room's own vocabulary, in memory or journaled (none for a room never given one)."""
         room = self._rooms.get(name)
-        return room.vocabulary if room is not None else self.store.vocabulary(name)
+        return room.vocabulary if room is not None else self.store.names.vocabulary(name)
 
     def set_vocabulary(self, name: str, phrases: list[str]) -> tuple[str, ...]:
         """Replace a room's vocabulary (opening the room); raises `BadVocabulary` or
         `TooManyRooms`."""
         return self.open(name).set_vocabulary(phrases)
+
+    def context(self, name: str) -> tuple[str, tuple[str, ...]]:
+        """A room's context and the names found in it, in memory or journaled."""
+        room = self._rooms.get(name)
+        if room is not None:
+            return room.names.context, room.names.context_names
+        return self.store.names.context(name)
+
+    def expected(self, name: str) -> list:
+        """Every name a room expects, most trusted first (`Room.expected`); a room resting
+        in the journal is read from it, not kept."""
+        if not self.has_room(name):
+            return []
+        return (self._rooms.get(name) or self._room(name)).expected()
 
     def evict_idle(self) -> list[str]:
         """Forget the rooms with no clients, no facts and no vocabulary that have idled
@@ -188,8 +203,12 @@ class Rooms:
         else:
             graph = self.store.load(name, self.settings) if self.store.has_room(name) \
                 else RoomGraph(name, self.settings)
+        kept = self.store.names
+        context, context_names = kept.context(name)
+        names = MeetingNames(kept.vocabulary(name), context, context_names, kept.chat_names(name),
+                             self.store.speakers(name))
         room = Room(name, graph, self.store, self.publisher, idle_since=self._clock(),
-                    vocabulary=self.store.vocabulary(name), node=self.node, ordered=ordered)
+                    names=names, node=self.node, ordered=ordered)
         room.on_refused = lambda count: self._refused(room, count)
         return room
 

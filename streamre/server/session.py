@@ -23,6 +23,7 @@ from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
 from streamre.server.notes import read_sentence
 from streamre.server.outbox import Outbox
+from streamre.server.names import RoomNames
 from streamre.server.room import Room, record_counted
 from streamre.server.rooms import Rooms
 
@@ -44,15 +45,17 @@ class Session:
         protocol: this session's `SessionProtocol`.
         engine: where segments are heard.
         rooms: the server's rooms, entered and left here.
+        room_names: where `start.context` is read and kept.
         metrics: the server's counters.
         settings: queue sizes and the lag warning.
     """
 
     def __init__(self, ws: Connection, protocol: SessionProtocol, engine: InferenceEngine,
-                 rooms: Rooms, metrics: Metrics,
+                 rooms: Rooms, room_names: RoomNames, metrics: Metrics,
                  settings: SessionSettings) -> None:
         self.ws, self.protocol, self.engine = ws, protocol, engine
-        self.rooms, self.metrics, self.settings = rooms, metrics, settings
+        self.rooms, self.room_names = rooms, room_names
+        self.metrics, self.settings = metrics, settings
         self.id = protocol.session_id
         self.room: Room | None = None
         self.outbox = Outbox(ws, settings.send_queue, metrics.viewer_resyncs.inc)
@@ -93,6 +96,8 @@ class Session:
                 self._join(action.room_name)
                 if action.vocabulary:
                     later.append(self._add_vocabulary(action.vocabulary))
+                if action.context is not None:
+                    later.append(await self._set_context(action.context))
             elif isinstance(action, SendSnapshot):
                 self.outbox.send_snapshot()
             elif isinstance(action, SendHistory):
@@ -128,6 +133,15 @@ class Session:
             self.metrics.errors.labels("bad_vocabulary").inc()
             return error_message("bad_vocabulary",
                                  f"vocabulary not added, the room keeps its own: {e}")
+        return None
+
+    async def _set_context(self, context: str) -> dict | None:
+        """`start`'s context as the room's; the error to send (after `ready`) if it could not
+        be kept."""
+        status, answer = await self.room_names.set_context(self.room.name, context)
+        if status != 200:
+            self.metrics.errors.labels(answer["error"]).inc()
+            return error_message(answer["error"], f"context not kept: {answer['message']}")
         return None
 
     # -- segments to triplets ---------------------------------------------------------------

@@ -49,7 +49,8 @@ def evaluate(extractor, examples: list[Example], batch_size: int = 8,
              text_extractor=None) -> dict:
     """ER, RP and RTE micro scores (the paper's, exact strings), the same under
     `normalised` (case, punctuation and leading articles set aside), the transcripts' WER (and
-    `WER_no_facts`, on the utterances that state no fact), and the count of utterances.
+    `WER_no_facts`, on the utterances that state no fact, and `WER_no_names`, on those the
+    manifest says name no entity), and the count of utterances.
 
     With `text_extractor`: the triplets are the text extractor's, read from the speech
     model's transcripts (a pipeline), or from the manifest's gold text when `extractor` is
@@ -88,4 +89,9 @@ def scores_of(predictions: list[Extraction], examples: list, heard: bool = False
         if quiet:
             summary["WER_no_facts"] = round(word_error_rate(
                 [predictions[i].text for i in quiet], [examples[i].text for i in quiet]), 4)
+        # Where no name was said, names given to hearing can only do harm: measured apart.
+        nameless = [i for i, e in enumerate(examples) if e.entities == []]
+        if nameless:
+            summary["WER_no_names"] = round(word_error_rate(
+                [predictions[i].text for i in nameless], [examples[i].text for i in nameless]), 4)
     return {**summary, "n": scores["n"]}
