@@ -134,6 +134,23 @@ def test_the_vocabulary_box_reads_and_saves_the_rooms_vocabulary(make_server):
         assert json.loads(r.read()) == ["Priya Natarajan", "Infosys"]
 
 
+def test_the_context_box_saves_an_invitation_and_shows_its_names(make_server):
+    server = make_server()
+    with viewer_page(server, "invite") as page:
+        page.click("#context-box summary")
+        page.fill("#context-text", "Hi all, please join us. Invited: Priya Natarajan (Infosys).")
+        page.click("#context-save")
+        page.wait_for_function("document.querySelector('#context-state').textContent"
+                               ".startsWith('2 names: ')", timeout=20000)
+        assert page.inner_text("#context-state") == "2 names: Priya Natarajan, Infosys"
+    url = server.http + "/v1/rooms/invite/context"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert json.loads(r.read())["names"] == ["Priya Natarajan", "Infosys"]
+    with viewer_page(server, "invite") as page:  # a page opened later shows what was saved
+        page.wait_for_function("document.querySelector('#context-text').value"
+                               ".startsWith('Hi all')", timeout=20000)
+
+
 def test_a_late_viewer_sees_every_line_and_can_follow_facts_and_time(make_server, meeting_audio):
     """A viewer who joins after the talk: every line said before, each edge's lines, each
     line's facts, the graph replayed through its versions, and the downloads."""

@@ -152,9 +152,10 @@ def test_a_heard_name_close_to_a_phrase_is_written_as_the_phrase_where_the_ear_a
     one_name = "Our contact at Heineken is Wojciech Zielinsky."
     backend = WordWhisper(HEARD_CLOSE, "", preferred=(one_name,))
     heard, counted = hear(backend, NAMES, vocabulary_prompt="none")
-    # Each name is asked about alone, against the sentence as heard.
-    assert backend.scored == [[HEARD_CLOSE, one_name,
-                               "Our contact at Hineken is Wojciech Zielinski."]]
+    # Each name is asked about alone, at each run close to it, against the sentence as heard.
+    asked = backend.scored[0]
+    assert asked[0] == HEARD_CLOSE and one_name in asked[1:]
+    assert "Our contact at Hineken is Wojciech Zielinski." in asked[1:]
     assert heard.text == one_name and sorted(counted) == ["snap_refused", "snapped"]
     both = (one_name, "Our contact at Hineken is Wojciech Zielinski.")
     heard, counted = hear(WordWhisper(HEARD_CLOSE, "", preferred=both), NAMES,

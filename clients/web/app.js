@@ -307,6 +307,7 @@ function onMessage(event) {
       failovers = 0;
       sessionId = msg.session_id;
       loadVocabulary();
+      loadContext();
       // A producer asks for the room's transcript too (a viewer did with its subscribe).
       if (mode === "talk") send({ type: "subscribe", room: msg.room, history: true });
       if (mode === "talk" && audio && audio.context.state !== "running") break;  // keep the hint
@@ -460,6 +461,39 @@ $("vocabulary").onsubmit = async (event) => {
   const answer = await response.json();
   $("vocabulary-state").textContent = response.ok ? `saved: ${answer.length} phrases`
     : `not saved: ${answer.message}`;
+};
+
+// -- the meeting's context: an invitation or agenda, whose names the room expects -------------
+
+function showContext(answer) {
+  const names = answer.names.length;
+  $("context-state").textContent = names ? `${names} names: ${answer.names.slice(0, 8).join(", ")}`
+    + (names > 8 ? ", …" : "") : "no names";
+}
+
+async function loadContext() {
+  let response;
+  try {
+    response = await fetch(roomUrl("context"));
+  } catch (error) {
+    $("context-state").textContent = "context unavailable";
+    return;
+  }
+  if (!response.ok) return;
+  const answer = await response.json();
+  $("context-text").value = answer.text;
+  showContext(answer);
+}
+
+$("context").onsubmit = async (event) => {
+  event.preventDefault();
+  $("context-state").textContent = "reading…";
+  const response = await fetch(roomUrl("context"), {
+    method: "PUT", headers: { "Content-Type": "text/plain; charset=utf-8" },
+    body: $("context-text").value });
+  const answer = await response.json();
+  if (response.ok) showContext(answer);
+  else $("context-state").textContent = `not saved: ${answer.message}`;
 };
 
 $("talk").onclick = () => talk().catch((e) => setState(`microphone: ${e.message}`));

@@ -18,6 +18,7 @@ from streamre.model.features import WHISPER_WINDOW_S
 
 VOCABULARY_PROMPTS = ("spotted", "all", "none")
 EAR_PROMPTS = ("candidates", "spotted", "none")
+EAR_RUNS = ("all", "best")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class HearingOptions:
         ear_prompt: what both sentences are scored after: `candidates` (the phrases that
             could be written, as previous text: Whisper told which names may be said),
             `spotted` (the second pass's previous text), or `none`.
+        ear_runs: which heard runs the ear is asked about: `all` close enough to a phrase
+            (Whisper decides where the phrase goes), or each phrase's `best` by spelling.
         snap_any_words: any run of heard words may be written as a phrase, not only one
             that begins and ends with a word written as a name.
         prompted_beam: the beam size of the second pass (1: greedy, as the first pass is).
@@ -68,6 +71,7 @@ class HearingOptions:
     snap_threshold: float = 85.0
     ear_margin: float = 0.0
     ear_prompt: str = "candidates"
+    ear_runs: str = "all"
     snap_any_words: bool = False
     prompted_beam: int = 5
 
@@ -81,6 +85,9 @@ class HearingOptions:
             raise ValueError("max_new_tokens must be at least 1")
         if self.prompted_beam < 1:
             raise ValueError(f"prompted_beam must be at least 1, got {self.prompted_beam}")
+        if self.ear_runs not in EAR_RUNS:
+            raise ValueError(f"ear_runs must be one of {', '.join(EAR_RUNS)}, "
+                             f"not {self.ear_runs!r}")
         if self.ear_prompt not in EAR_PROMPTS:
             raise ValueError(f"ear_prompt must be one of {', '.join(EAR_PROMPTS)}, "
                              f"not {self.ear_prompt!r}")

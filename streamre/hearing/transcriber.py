@@ -31,7 +31,8 @@ from streamre.hearing.backend import EncodedParts, WhisperBackend
 from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
-from streamre.hearing.vocabulary import apart, matches, spotted, written_as
+from streamre.hearing.ear import MAX_EAR_CANDIDATES, preferred
+from streamre.hearing.vocabulary import apart, candidates, matches, spotted, written_as
 from streamre.model.features import equal_parts
 
 GUARDS = ("capped", "loop_retried", "repeats_cut", "silence", "prompted", "prompt_rejected",
@@ -171,30 +172,33 @@ class Transcriber:
 
     def _snapped(self, encoded: EncodedParts, part: int, heard: Heard, vocabulary: Sequence[str],
                  previous: tuple[int, ...]) -> Heard:
-        """Heard words close to a phrase written as the phrase, each only where Whisper scores
-        the sentence with the phrase more than `ear_margin` higher on the same audio, after
-        the previous text `ear_prompt` names; every close phrase without the ear."""
+        """Heard words close to a phrase written as the phrase. With the ear (`ear_margin`
+        above -inf), Whisper decides where each phrase goes: every close run (or each
+        phrase's closest, by `ear_runs`) is scored on the same audio, after the previous text
+        `ear_prompt` names, and a phrase is written at its best run if that sentence scores
+        more than `ear_margin` above the sentence as heard; without it, every closest run."""
         options = self.options
-        found = [m for m in apart(matches(heard.text, vocabulary, options.snap_threshold,
-                                          names_only=not options.snap_any_words))
-                 if heard.text[m.start:m.end] != m.phrase]
-        if found and options.ear_margin > float("-inf"):
-            if options.ear_prompt == "candidates":
-                previous = tuple(self.backend.vocabulary.previous_text(
-                    [m.phrase for m in found], options.prompt_tokens))
-            elif options.ear_prompt == "none":
-                previous = ()
-            texts = [heard.text, *(written_as(heard.text, [m]) for m in found)]
-            scores = self.backend.score(encoded.rows([part], heard.window_s), texts, previous)
-            preferred = [m for m, s in zip(found, scores[1:], strict=True)
-                         if s - scores[0] > options.ear_margin]
-            for _ in range(len(found) - len(preferred)):
-                self._count("snap_refused")
-            found = preferred
+        text = heard.text
+        names_only = not options.snap_any_words
+        if options.ear_margin == float("-inf"):
+            found = apart(matches(text, vocabulary, options.snap_threshold, names_only))
+            found = [m for m in found if text[m.start:m.end] != m.phrase]
+        else:
+            runs = candidates(text, vocabulary, options.snap_threshold, names_only) \
+                if options.ear_runs == "all" else matches(text, vocabulary,
+                                                          options.snap_threshold, names_only)
+            runs = sorted((m for m in runs if text[m.start:m.end] != m.phrase),
+                          key=lambda m: -m.score)[:MAX_EAR_CANDIDATES]
+            found = []
+            if runs:
+                found, refused = preferred(self.backend, encoded.rows([part], heard.window_s),
+                                           text, runs, previous, options)
+                for _ in range(refused):
+                    self._count("snap_refused")
         if not found:
             return heard
         self._count("snapped")
-        return Heard(written_as(heard.text, found), heard.avg_logprob, heard.no_speech_prob,
+        return Heard(written_as(text, found), heard.avg_logprob, heard.no_speech_prob,
                      heard.window_s, (*heard.guards, "snapped"))
 
     def _prompted(self, first: Heard, second: Heard, prompt: str) -> Heard:

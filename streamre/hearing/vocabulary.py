@@ -127,6 +127,17 @@ def matches(text: str, phrases: Sequence[str], threshold: float,
     """Each phrase's best run of heard words, where it scores at least `threshold`; runs of
     one word fewer to `EXTRA_WORDS` more than the phrase has words, from a word written as a
     name to another (any run, without `names_only`)."""
+    best: dict[str, Match] = {}
+    for m in candidates(text, phrases, threshold, names_only):
+        if m.phrase not in best or m.score > best[m.phrase].score:
+            best[m.phrase] = m  # the first of the closest runs
+    return list(best.values())
+
+
+def candidates(text: str, phrases: Sequence[str], threshold: float,
+               names_only: bool = True) -> list[Match]:
+    """Every run of heard words that could be a phrase, by `matches`' rule: each phrase with
+    each run that scores at least `threshold`, in the phrases' order, then the runs'."""
     from rapidfuzz import fuzz
     from rapidfuzz.process import cdist
 
@@ -150,11 +161,10 @@ def matches(text: str, phrases: Sequence[str], threshold: float,
     found = []
     for p, phrase in enumerate(phrases):
         extra = sizes - len(phrase.split())
-        row = np.where((extra >= -1) & (extra <= EXTRA_WORDS), scores[p], -1.0)
-        best = int(row.argmax())  # the first of the closest runs
-        if row[best] >= 0 and row[best] >= threshold:
-            i, j = runs[best]
-            found.append(Match(phrase, i, j, float(row[best]), words[i].start, words[j].end))
+        close = (extra >= -1) & (extra <= EXTRA_WORDS) & (scores[p] >= threshold)
+        for r in np.flatnonzero(close):
+            i, j = runs[r]
+            found.append(Match(phrase, i, j, float(scores[p, r]), words[i].start, words[j].end))
     return found
 
 

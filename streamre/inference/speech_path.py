@@ -13,7 +13,7 @@ from typing import Callable
 from streamre.hearing import HearingOptions, load_hearing
 from streamre.hearing.ct2_backend import COMPUTE_TYPES
 from streamre.hearing.load import BACKENDS
-from streamre.hearing.options import EAR_PROMPTS, VOCABULARY_PROMPTS
+from streamre.hearing.options import EAR_PROMPTS, EAR_RUNS, VOCABULARY_PROMPTS
 from streamre.hearing.names import BadContext
 from streamre.hearing.vocabulary import BadVocabulary, merged, read_vocabulary
 from streamre.inference.context import names_in_context, read_context
@@ -90,6 +90,10 @@ class SpeechSettings:
         "candidates", "what Whisper's ear is told before it scores both sentences: candidates "
         "(the phrases that could be written), spotted (the second pass's prompt), none",
         choices=list(EAR_PROMPTS))
+    vocabulary_ear_runs: str = setting(
+        "all", "which heard runs Whisper's ear is asked about: all close enough to a phrase "
+        "(it decides where the phrase goes), or best (each phrase's closest by spelling)",
+        choices=list(EAR_RUNS))
     vocabulary_snap_any: bool = setting(
         False, "any run of heard words may be written as a phrase, not only a run written as "
         "a name is (capitals at both ends)")
@@ -127,6 +131,7 @@ class SpeechSettings:
                               snap_threshold=self.vocabulary_snap,
                               ear_margin=self.vocabulary_ear,
                               ear_prompt=self.vocabulary_ear_prompt,
+                              ear_runs=self.vocabulary_ear_runs,
                               snap_any_words=self.vocabulary_snap_any,
                               # a beam under 1 is named above, not as a window error
                               prompted_beam=max(1, self.vocabulary_beam))

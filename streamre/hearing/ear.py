@@ -1,0 +1,39 @@
+"""Whisper's own ear decides where a name goes: sentences that write a phrase at one run of
+heard words each, scored on the segment's audio against the sentence as heard
+(`WhisperBackend.score`). Told which names may be said (the candidates as previous text), as a
+person who read the invitation is, Whisper prefers "Chiara Moretti" to the "Clara Moretti" it
+heard, and still prefers "Can you share your screen" to "Kenya you share your screen"."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from streamre.hearing.backend import WhisperBackend
+from streamre.hearing.options import HearingOptions
+from streamre.hearing.vocabulary import Match, written_as
+
+MAX_EAR_CANDIDATES = 24  # runs scored for one segment at most, the closest first
+
+
+def preferred(backend: WhisperBackend, states, text: str, runs: Sequence[Match],
+              previous: Sequence[int], options: HearingOptions) -> tuple[list[Match], int]:
+    """The runs Whisper's ear prefers written as their phrase: each phrase at most once, at
+    the run that gains most, where it gains more than `options.ear_margin`, runs apart; and
+    how many of the runs' phrases were refused. states: the segment's, from `encode`;
+    previous: the second pass's previous text (for `ear_prompt` "spotted")."""
+    phrases = list(dict.fromkeys(m.phrase for m in runs))
+    if options.ear_prompt == "candidates":
+        previous = backend.vocabulary.previous_text(phrases, options.prompt_tokens)
+    elif options.ear_prompt == "none":
+        previous = ()
+    scores = backend.score(states, [text, *(written_as(text, [m]) for m in runs)], previous)
+    chosen: list[Match] = []
+    taken: set[int] = set()
+    for gain, m in sorted(zip((s - scores[0] for s in scores[1:]), runs, strict=True),
+                          key=lambda pair: -pair[0]):
+        span = set(range(m.first, m.last + 1))
+        if gain > options.ear_margin and not span & taken \
+                and m.phrase not in {c.phrase for c in chosen}:
+            chosen.append(m)
+            taken |= span
+    return chosen, len(phrases) - len(chosen)
