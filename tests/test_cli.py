@@ -50,7 +50,7 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
     assert speech.returncode == 2 and "speech model" in speech.stderr
 
 
-def test_extract_hears_a_name_from_its_vocabulary_file(tmp_path):
+def test_extract_hears_names_from_a_vocabulary_file_or_a_context_file(tmp_path):
     from test_default_model import speak
 
     import soundfile
@@ -58,13 +58,16 @@ def test_extract_hears_a_name_from_its_vocabulary_file(tmp_path):
     text = "Our contact at Heineken is Wojciech Zielinski."
     soundfile.write(tmp_path / "named.wav", speak(text, tmp_path / "raw.wav"), 16000)
     (tmp_path / "names.txt").write_text("Wojciech Zielinski\nHeineken\nPriya Natarajan\n")
-    heard = {}
-    for name, extra in (("plain", []), ("named", ["--vocabulary", str(tmp_path / "names.txt")])):
-        result = run("extract", str(tmp_path / "named.wav"), *extra)
+    (tmp_path / "invite.txt").write_text("Hi all, Wojciech Zielinski of Heineken joins us.\n")
+    for given in (["--vocabulary", str(tmp_path / "names.txt")],
+                  ["--context", str(tmp_path / "invite.txt")]):
+        result = run("extract", str(tmp_path / "named.wav"), *given)
         assert result.returncode == 0, result.stderr
-        heard[name] = " ".join(json.loads(line)["text"] for line in result.stdout.splitlines())
-    assert "Wojciech Zielinski" not in heard["plain"] and "Heineken" not in heard["plain"]
-    assert "Our contact at Heineken is Wojciech Zielinski" in heard["named"], heard
+        heard = " ".join(json.loads(line)["text"] for line in result.stdout.splitlines())
+        assert "Our contact at Heineken is Wojciech Zielinski" in heard, (given, heard)
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe")
+    bad = run("extract", str(tmp_path / "named.wav"), "--context", str(tmp_path / "bad.txt"))
+    assert bad.returncode == 2 and "context" in bad.stderr and "UTF-8" in bad.stderr
 
 
 def test_serve_fails_fast_when_the_model_cannot_load(tmp_path):

@@ -80,6 +80,7 @@ class WordWhisper:
         self.first, self.prompted, self.no_speech = first, prompted, no_speech
         self.preferred = preferred
         self.scored: list[list[str]] = []
+        self.encoded = 0  # segments the encoder ran on
         self.words: dict[str, int] = {}
         self.previous: list[str] = []
         self.beams: list[int] = []
@@ -92,6 +93,7 @@ class WordWhisper:
         return self._ids(", ".join(phrases))[:budget]
 
     def encode(self, features):
+        self.encoded += features.shape[0]
         return features
 
     def decode(self, features, max_new_tokens, previous=(), beam_size=1):
@@ -120,6 +122,7 @@ def test_the_names_a_first_transcript_suggests_prompt_a_second_that_is_kept():
     backend = WordWhisper(MISHEARD, RIGHT)
     heard, counted = hear(backend, NAMES)
     assert heard.text == RIGHT and "prompted" in heard.guards and counted == ["prompted"]
+    assert backend.encoded == 1  # one encoder run serves both passes
     assert backend.previous[0] == ""
     assert set(backend.previous[1].split(", ")) == {"Wojciech Zielinski", "Heineken"}
     assert backend.beams == [1, HearingOptions().prompted_beam]  # the prompted pass searches

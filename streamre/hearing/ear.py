@@ -20,7 +20,8 @@ def preferred(backend: WhisperBackend, states, text: str, runs: Sequence[Match],
     """The runs Whisper's ear prefers written as their phrase: each phrase at most once, at
     the run that gains most, where it gains more than `options.ear_margin`, runs apart; and
     how many of the runs' phrases were refused. states: the segment's, from `encode`;
-    previous: the second pass's previous text (for `ear_prompt` "spotted")."""
+    previous: the second pass's previous text (for `ear_prompt` "spotted"). Told the names
+    already heard as written as well, the ear gained less on dev (docs/evaluation.md)."""
     phrases = list(dict.fromkeys(m.phrase for m in runs))
     if options.ear_prompt == "candidates":
         previous = backend.vocabulary.previous_text(phrases, options.prompt_tokens)

@@ -51,9 +51,9 @@ class HearingOptions:
             could be written, as previous text: Whisper told which names may be said),
             `spotted` (the second pass's previous text), or `none`.
         ear_runs: which heard runs the ear is asked about: `all` close enough to a phrase
-            (Whisper decides where the phrase goes), or each phrase's `best` by spelling.
-        snap_any_words: any run of heard words may be written as a phrase, not only one
-            that begins and ends with a word written as a name.
+            (Whisper decides where the phrase goes and which phrase), or `best`: each
+            phrase's closest run by spelling, the closest phrase where runs overlap (the ear
+            then only says yes or no).
         prompted_beam: the beam size of the second pass (1: greedy, as the first pass is).
             With names in its prompt, greedy decoding often writes them where plain words
             were said; the beam finds the sentence (measured in `docs/evaluation.md`).
@@ -72,7 +72,6 @@ class HearingOptions:
     ear_margin: float = 0.0
     ear_prompt: str = "candidates"
     ear_runs: str = "all"
-    snap_any_words: bool = False
     prompted_beam: int = 5
 
     def __post_init__(self) -> None:

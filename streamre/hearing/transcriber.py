@@ -179,14 +179,13 @@ class Transcriber:
         more than `ear_margin` above the sentence as heard; without it, every closest run."""
         options = self.options
         text = heard.text
-        names_only = not options.snap_any_words
         if options.ear_margin == float("-inf"):
-            found = apart(matches(text, vocabulary, options.snap_threshold, names_only))
+            found = apart(matches(text, vocabulary, options.snap_threshold))
             found = [m for m in found if text[m.start:m.end] != m.phrase]
         else:
-            runs = candidates(text, vocabulary, options.snap_threshold, names_only) \
-                if options.ear_runs == "all" else matches(text, vocabulary,
-                                                          options.snap_threshold, names_only)
+            runs = candidates(text, vocabulary, options.snap_threshold) \
+                if options.ear_runs == "all" else apart(matches(text, vocabulary,
+                                                                options.snap_threshold))
             runs = sorted((m for m in runs if text[m.start:m.end] != m.phrase),
                           key=lambda m: -m.score)[:MAX_EAR_CANDIDATES]
             found = []

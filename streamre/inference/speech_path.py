@@ -94,9 +94,6 @@ class SpeechSettings:
         "all", "which heard runs Whisper's ear is asked about: all close enough to a phrase "
         "(it decides where the phrase goes), or best (each phrase's closest by spelling)",
         choices=list(EAR_RUNS))
-    vocabulary_snap_any: bool = setting(
-        False, "any run of heard words may be written as a phrase, not only a run written as "
-        "a name is (capitals at both ends)")
 
     def speech_errors(self) -> list[str]:
         errors = []
@@ -132,7 +129,6 @@ class SpeechSettings:
                               ear_margin=self.vocabulary_ear,
                               ear_prompt=self.vocabulary_ear_prompt,
                               ear_runs=self.vocabulary_ear_runs,
-                              snap_any_words=self.vocabulary_snap_any,
                               # a beam under 1 is named above, not as a window error
                               prompted_beam=max(1, self.vocabulary_beam))
 
