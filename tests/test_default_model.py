@@ -81,8 +81,6 @@ def test_whisper_hears_new_sentences_in_the_unseen_voice_and_the_text_model_read
     assert answers[-1].triplets == []
 
 
-# Names tiny.en mishears in `slt` ("Hineken", "YCZ Eloenski"; "NK-C-H-I account removed to 9th
-# of an in March"), written for this test; with them as the room's vocabulary it hears them.
 # A short meeting whose names are in its invitation alone; each sentence with the fact it states.
 MEETING = [("Priya Natarajan works for Infosys in Bangalore.",
             ("Priya Natarajan", "Work_For", "Infosys")),
@@ -127,15 +125,12 @@ def test_a_meetings_names_given_only_in_its_context_are_heard_and_their_facts_re
 def test_a_context_name_whisper_does_not_prefer_is_not_forced_in(tmp_path):
     from streamre.inference.speech_path import SpeechPath, SpeechSettings
 
-    said = ["Can you share your screen, please?", "Maria Lopez lives in Boston."]
-    (tmp_path / "context.txt").write_text("Agenda: the Kenya launch. Invited: Mario Lopes "
-                                          "(Austin office).\n")
+    (tmp_path / "context.txt").write_text("Agenda: the Kenya launch.\n")
     path = SpeechPath(SpeechSettings(device="cpu", context=str(tmp_path / "context.txt")))
-    heard = [e.text for e in path.load_speech().extract(
-        [speak(t, tmp_path / f"s{i}.wav") for i, t in enumerate(said)])]
-    # Spelled close to a heard word and a sound away from it; Whisper's ear says no.
-    assert "Kenya" not in heard[0] and "Austin" not in heard[1], heard
-    assert heard[0].startswith("Can you share your screen")
+    heard = path.load_speech().extract(
+        [speak("Can you share your screen, please?", tmp_path / "s.wav")])[0].text
+    # "Can" is spelled and sounds close to "Kenya"; Whisper's ear plainly says no.
+    assert heard.startswith("Can you share your screen"), heard
 
 
 def test_silence_is_heard_as_nothing(default_path):

@@ -44,14 +44,16 @@ class HearingOptions:
         snap_threshold: heard words at least this close to a phrase are written as the phrase
             (0: never).
         ear_margin: a heard run close to a phrase is written as the phrase only where Whisper
-            scores the sentence with the phrase more than this much higher (summed
-            log-probabilities) on the same audio; -inf writes it without asking (measured
-            in `docs/evaluation.md`).
+            scores the sentence with the phrase above the sentence as heard plus this margin
+            (summed log-probabilities, on the same audio). Negative: a name Whisper doubts is
+            still written, one it plainly refuses is not ("Kenya you share your screen" scores
+            15 below "Can you"); -inf writes every close phrase without asking. Chosen on dev
+            (`docs/evaluation.md`).
         ear_prompt: what both sentences are scored after: `candidates` (the phrases that
             could be written, as previous text: Whisper told which names may be said),
             `spotted` (the second pass's previous text), or `none`.
-        ear_runs: which heard runs the ear is asked about: `all` close enough to a phrase
-            (Whisper decides where the phrase goes and which phrase), or `best`: each
+        ear_runs: which heard runs the ear is asked about: `all` close enough to a phrase,
+            each with its closest phrase (Whisper decides where a phrase goes), or `best`: each
             phrase's closest run by spelling, the closest phrase where runs overlap (the ear
             then only says yes or no).
         prompted_beam: the beam size of the second pass (1: greedy, as the first pass is).
@@ -69,9 +71,9 @@ class HearingOptions:
     spot_threshold: float = 70.0
     prompt_tokens: int = 120
     snap_threshold: float = 85.0
-    ear_margin: float = 0.0
+    ear_margin: float = -10.0
     ear_prompt: str = "candidates"
-    ear_runs: str = "all"
+    ear_runs: str = "best"
     prompted_beam: int = 5
 
     def __post_init__(self) -> None:

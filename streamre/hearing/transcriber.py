@@ -32,7 +32,8 @@ from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
 from streamre.hearing.ear import MAX_EAR_CANDIDATES, preferred
-from streamre.hearing.vocabulary import apart, candidates, matches, spotted, written_as
+from streamre.hearing.vocabulary import (apart, candidates, closest_per_run, matches, spotted,
+                                         written_as)
 from streamre.model.features import equal_parts
 
 GUARDS = ("capped", "loop_retried", "repeats_cut", "silence", "prompted", "prompt_rejected",
@@ -183,7 +184,7 @@ class Transcriber:
             found = apart(matches(text, vocabulary, options.snap_threshold))
             found = [m for m in found if text[m.start:m.end] != m.phrase]
         else:
-            runs = candidates(text, vocabulary, options.snap_threshold) \
+            runs = closest_per_run(candidates(text, vocabulary, options.snap_threshold)) \
                 if options.ear_runs == "all" else apart(matches(text, vocabulary,
                                                                 options.snap_threshold))
             runs = sorted((m for m in runs if text[m.start:m.end] != m.phrase),

@@ -168,6 +168,15 @@ def candidates(text: str, phrases: Sequence[str], threshold: float,
     return found
 
 
+def closest_per_run(found: Sequence[Match]) -> list[Match]:
+    """Of matches of the same heard run, the closest phrase's (the first of equals)."""
+    closest: dict[tuple[int, int], Match] = {}
+    for m in found:
+        if (m.first, m.last) not in closest or m.score > closest[m.first, m.last].score:
+            closest[m.first, m.last] = m
+    return list(closest.values())
+
+
 def spotted(text: str, phrases: Sequence[str], threshold: float) -> list[str]:
     """The phrases a first transcript suggests were said, best first. Any run of words may
     suggest one ("the cram layer" for "Vikram Iyer"): a wrong suggestion costs a prompt that

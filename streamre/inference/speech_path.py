@@ -83,7 +83,7 @@ class SpeechSettings:
     vocabulary_beam: int = setting(
         5, "beam size of the second pass, the one prompted with the vocabulary (1: greedy)")
     vocabulary_ear: float = setting(
-        0.0, "heard words are written as a close phrase only where Whisper scores the sentence "
+        -10.0, "heard words are written as a close phrase only where Whisper scores the sentence "
         "with it more than this much higher (summed log-probabilities) on the same audio; "
         "-inf writes every close phrase without asking")
     vocabulary_ear_prompt: str = setting(
@@ -91,7 +91,7 @@ class SpeechSettings:
         "(the phrases that could be written), spotted (the second pass's prompt), none",
         choices=list(EAR_PROMPTS))
     vocabulary_ear_runs: str = setting(
-        "all", "which heard runs Whisper's ear is asked about: all close enough to a phrase "
+        "best", "which heard runs Whisper's ear is asked about: all close enough to a phrase "
         "(it decides where the phrase goes), or best (each phrase's closest by spelling)",
         choices=list(EAR_RUNS))
 
