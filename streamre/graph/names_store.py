@@ -1,7 +1,7 @@
 """What a room expects to hear, kept durably beside its journal: its vocabulary (a list of
 phrases), the meeting's context (the text as a person wrote it, and the names found in it),
 and the names people typed in chat lines and notes. Each is replaced whole; an empty one is
-forgotten. The graph store opens it on its own SQLite file (`GraphStore.names`)."""
+forgotten. It shares the graph store's SQLite file, connection and lock (`GraphStore.names`)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""Whisper's own ear decides where a name goes: sentences that write a phrase at one run of
+"""Whisper's own ear has a say where a name goes: sentences that write a phrase at one run of
 heard words each, scored on the segment's audio against the sentence as heard
-(`WhisperBackend.score`). Told which names may be said (the candidates as previous text), as a
-person who read the invitation is, Whisper prefers "Chiara Moretti" to the "Clara Moretti" it
-heard, and still prefers "Can you share your screen" to "Kenya you share your screen"."""
+(`WhisperBackend.score`), after the candidate names as previous text (told which names may be
+said, as a person who read the invitation is). Told "Kenya" may be said, Whisper still scores
+"Can you share your screen" 15 above "Kenya you share your screen". tiny.en is as sure of
+much that it misheard ("Clara Moretti" over "Chiara Moretti"), so the margin chosen on dev
+lets it refuse only what it plainly does not hear (`docs/evaluation.md`)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ MAX_EAR_CANDIDATES = 24  # runs scored for one segment at most, the closest firs
 
 def preferred(backend: WhisperBackend, states, text: str, runs: Sequence[Match],
               previous: Sequence[int], options: HearingOptions) -> tuple[list[Match], int]:
-    """The runs Whisper's ear prefers written as their phrase: each phrase at most once, at
+    """The runs Whisper's ear lets be written as their phrase: each phrase at most once, at
     the run that gains most, where it gains more than `options.ear_margin` (summed
-    log-probabilities), runs apart; and
-    how many of the runs' phrases were refused. states: the segment's, from `encode`;
+    log-probabilities), runs apart; and how many of the runs' phrases were refused.
+    states: the segment's, from `encode`;
     previous: the second pass's previous text (for `ear_prompt` "spotted"). Told the names
     already heard as written as well, the ear gained less on dev (docs/evaluation.md)."""
     phrases = list(dict.fromkeys(m.phrase for m in runs))

@@ -7,8 +7,8 @@ A meeting's names reach the room from several sources, trusted in this order:
 2. the participants' speaker names;
 3. names only ever heard (the room's graph).
 
-Typed and participants' names may rewrite heard words, and only where Whisper's own ear prefers
-the sentence with the name (`streamre.hearing.transcriber`). A name only ever heard never
+Typed and participants' names may rewrite heard words, unless Whisper's own ear refuses the
+sentence with the name (`streamre.hearing.ear`). A name only ever heard never
 rewrites anything: "Hoboken", misheard once, must not turn a later "Heineken" into "Hoboken".
 
 The context is free text as a person writes it. Its names are found by the reader's entity
@@ -38,7 +38,7 @@ class Source(Enum):
 
     @property
     def rewrites(self) -> bool:
-        """Whether names of this source may replace heard words (where Whisper prefers it)."""
+        """Whether names of this source may replace heard words (where Whisper's ear lets them)."""
         return self is not Source.HEARD
 
     @property
@@ -112,12 +112,12 @@ _NOT_NAMES = {
     "optional", "required", "organiser", "organizer", "room", "location", "time", "topic",
     "topics", "notes", "note", "call", "join", "dial", "link", "welcome", "let", "let's", "all",
     "and", "or", "but", "if", "so", "for", "with", "on", "in", "at", "by", "of", "as", "is",
-    "are", "will", "can", "could", "would", "should", "may", "must", "do", "does", "did",
+    "are", "will", "can", "could", "would", "should", "must", "do", "does", "did",
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
     "february", "march", "april", "may", "june", "july", "august", "september", "october",
     "november", "december", "am", "pm", "q1", "q2", "q3", "q4", "mr", "mrs", "ms", "dr",
     "also", "after", "before", "then", "next", "last", "review", "accounts", "account",
-    "offices", "office", "invited", "partner", "partners", "regards", "hey", "update", "updates",
+    "offices", "office", "invited", "partner", "partners", "hey", "update", "updates",
     "status", "project", "team", "teams", "sync", "standup", "weekly", "daily", "quarterly",
     "yes", "no", "ok", "okay", "any", "some", "each", "every", "other", "more", "most",
 }

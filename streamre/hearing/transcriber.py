@@ -12,8 +12,9 @@ are then given to Whisper as previous text and the segment is decoded again. Pro
 output (a name list copied, loops, names said on noise), so the second transcript is kept only
 if it passes the guards and stays about as long as the first; otherwise the first stands
 (`prompt_rejected`). Silence is never prompted. Then heard words close to a phrase are written
-as the phrase, but only where Whisper's own ear agrees: the sentence with the phrase must score
-higher on the same audio (`HearingOptions.ear_margin`), so "Can you share your screen" never
+as the phrase, unless Whisper's own ear refuses: the sentence with the phrase, scored on the
+same audio, must not fall more than a margin below the sentence as heard
+(`HearingOptions.ear_margin`, `streamre.hearing.ear`), so "Can you share your screen" never
 becomes "Kenya you share your screen" (`snap_refused`). The encoder runs once a segment for all
 of it.
 """
