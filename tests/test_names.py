@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 
 import pytest
 from websockets.asyncio.client import connect
@@ -14,7 +13,7 @@ from helpers import of_type, send_json, stream
 from streamre.hearing.names import (MAX_CONTEXT_BYTES, BadContext, MeetingNames, Source,
                                     capitalised_names, check_context, context_names,
                                     expected_names, rewriting)
-from test_vocabulary import VocabularyRecorder
+from test_vocabulary import VocabularyRecorder, get, put
 
 INVITATION = """Subject: Steering meeting, Tuesday 10:30
 
@@ -68,12 +67,7 @@ def test_every_source_ranks_by_trust_and_a_name_only_heard_never_rewrites():
 
 
 def put_text(url: str, body: bytes):
-    return send_json(url, body, "text/plain; charset=utf-8", method="PUT")
-
-
-def get(url: str):
-    with urllib.request.urlopen(url, timeout=30) as r:
-        return json.loads(r.read())
+    return put(url, body, "text/plain; charset=utf-8")
 
 
 def test_a_rooms_context_is_put_read_heard_with_kept_and_adds_no_fact(make_server,

@@ -29,10 +29,10 @@ import numpy as np
 
 from streamre import SAMPLE_RATE
 from streamre.hearing.backend import EncodedParts, WhisperBackend
+from streamre.hearing.ear import MAX_EAR_CANDIDATES, preferred
 from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
-from streamre.hearing.ear import MAX_EAR_CANDIDATES, preferred
 from streamre.hearing.vocabulary import (apart, candidates, closest_per_run, matches, spotted,
                                          written_as)
 from streamre.model.features import equal_parts
