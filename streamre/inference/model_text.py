@@ -48,11 +48,11 @@ class ModelTextExtractor:
         ids = tokenizer(" " + " ".join(text.split()), add_special_tokens=False).input_ids[:room]
         return ids, prompt + ids + [tokenizer.convert_tokens_to_ids(FACTS)]
 
-    @torch.inference_mode()
     def names(self, texts: Sequence[str]) -> list[list[str]]:
         """The speech model has no entity tagger: names as capitalised words."""
         return [capitalised_names(t) for t in texts]
 
+    @torch.inference_mode()
     def extract(self, texts: Sequence[str]) -> list[list[Triplet]]:
         """The triplets of each text, in the order the model wrote them."""
         found: list[list[Triplet]] = [[] for _ in texts]

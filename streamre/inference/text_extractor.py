@@ -118,7 +118,6 @@ class TextExtractor:
                     found[b][triplet.key] = triplet
         return [sorted(f.values(), key=lambda t: -t.confidence) for f in found]
 
-
     @torch.inference_mode()
     def names(self, texts: Sequence[str]) -> list[list[str]]:
         """The names the entity tagger finds in each text, each once, in order."""
