@@ -74,8 +74,9 @@ class Room:
     def hearing_vocabulary(self) -> tuple[str, ...]:
         """What its segments are heard with (beside `serve --vocabulary`): the names people
         gave, typed or joined with; never a name only heard (it must not rewrite what else is
-        heard), at most `MAX_PHRASES`."""
-        return rewriting(self.expected())
+        heard), at most `MAX_PHRASES`. Asked for every segment: the graph's labels, the least
+        trusted and never heard with, are not walked."""
+        return rewriting(self.names.expected())
 
     def record(self, mention: Mention, triplets: list[Triplet], at: float, began: float,
                start: float | None = None, end: float | None = None) -> Said:
