@@ -19,7 +19,8 @@ from streamre import SAMPLE_RATE
 from streamre.hearing import HearingOptions, Transcriber
 from streamre.hearing.guards import Decoded
 from streamre.hearing.vocabulary import (MAX_PHRASES, BadVocabulary, check_vocabulary, merged,
-                                         read_vocabulary, snapped, sound_key, spotted)
+                                         close_runs, read_vocabulary, sound_key, spotted,
+                                         written_as)
 from streamre.triplets import Extraction, Triplet
 
 NAMES = ["Wojciech Zielinski", "Heineken", "Priya Natarajan"]
@@ -59,6 +60,8 @@ def test_names_are_spotted_by_letters_or_sound_and_snapped_only_where_written_as
     assert spotted("Anishmet works for Bubble, based in Goth and Bird.",
                    ["Anna Schmidt", "Gothenburg", "Priya Natarajan"], 70) == [
         "Anna Schmidt", "Gothenburg"]
+    def snapped(text, phrases, threshold):
+        return written_as(text, close_runs(text, phrases, threshold))
     assert snapped("Nadia Ramen flew in from Vaby, Switzerland.", ["Nadia Rahman", "Vevey"],
                    75) == "Nadia Rahman flew in from Vevey, Switzerland."
     # Common words are not names, however they sound.

@@ -33,7 +33,7 @@ from streamre.hearing.ear import MAX_EAR_CANDIDATES, preferred
 from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
-from streamre.hearing.vocabulary import (apart, candidates, closest_per_run, matches, spotted,
+from streamre.hearing.vocabulary import (candidates, close_runs, closest_per_run, spotted,
                                          written_as)
 from streamre.model.features import equal_parts
 
@@ -181,21 +181,19 @@ class Transcriber:
         more than `ear_margin` above the sentence as heard; without it, every closest run."""
         options = self.options
         text = heard.text
-        if options.ear_margin == float("-inf"):
-            found = apart(matches(text, vocabulary, options.snap_threshold))
-            found = [m for m in found if text[m.start:m.end] != m.phrase]
+        asks = options.ear_margin > float("-inf")
+        if asks and options.ear_runs == "all":
+            found = [m for m in closest_per_run(candidates(text, vocabulary,
+                                                           options.snap_threshold))
+                     if text[m.start:m.end] != m.phrase]
         else:
-            runs = closest_per_run(candidates(text, vocabulary, options.snap_threshold)) \
-                if options.ear_runs == "all" else apart(matches(text, vocabulary,
-                                                                options.snap_threshold))
-            runs = sorted((m for m in runs if text[m.start:m.end] != m.phrase),
-                          key=lambda m: -m.score)[:MAX_EAR_CANDIDATES]
-            found = []
-            if runs:
-                found, refused = preferred(self.backend, encoded.rows([part], heard.window_s),
-                                           text, runs, previous, options)
-                for _ in range(refused):
-                    self._count("snap_refused")
+            found = close_runs(text, vocabulary, options.snap_threshold)
+        if asks and found:
+            found, refused = preferred(
+                self.backend, encoded.rows([part], heard.window_s), text,
+                sorted(found, key=lambda m: -m.score)[:MAX_EAR_CANDIDATES], previous, options)
+            for _ in range(refused):
+                self._count("snap_refused")
         if not found:
             return heard
         self._count("snapped")

@@ -4,7 +4,7 @@ What a vocabulary may hold (`check_vocabulary`: at most 500 phrases of at most 6
 how the phrases a room set and the names its graph learnt are merged (`merged`), which of them
 a first transcript suggests (`spotted`: a cheap keyword spotting on the heard words, after the
 published contextual-biasing practice of prompting only names found in a first pass), and how a
-heard name close to a phrase is written as the phrase (`snapped`).
+heard name close to a phrase is written as the phrase (`close_runs`, `written_as`).
 
 Closeness is rapidfuzz's ratio between a phrase and every run of heard words about as long,
 spaces and case set aside (Whisper splits and joins unknown names freely: "Anishmet" for "Anna
@@ -204,7 +204,8 @@ def written_as(text: str, found: Sequence[Match]) -> str:
     return text
 
 
-def snapped(text: str, phrases: Sequence[str], threshold: float) -> str:
-    """The text with each run of heard words that is close to a phrase written as the phrase;
-    where runs overlap the closest wins."""
-    return written_as(text, apart(matches(text, phrases, threshold)))
+def close_runs(text: str, phrases: Sequence[str], threshold: float) -> list[Match]:
+    """The runs of heard words, written as a name is, close to a phrase and not already written
+    as it: each phrase's closest run, the closest phrase where runs overlap. What is snapped
+    (`written_as`), or what Whisper's ear is asked about."""
+    return [m for m in apart(matches(text, phrases, threshold)) if text[m.start:m.end] != m.phrase]

@@ -1,6 +1,7 @@
 """The HTTP side of `streamre serve`, as Starlette routes: health, metrics, rooms, room graphs
 (now and as they were), transcripts and minutes (`streamre.server.record`), a room's names
-(`streamre.server.names`: vocabularies, contexts), notes, and the browser client's files; plus the bearer-token check every request passes first.
+(`streamre.server.names`: vocabularies, contexts), notes, and the browser client's files;
+plus the bearer-token check every request passes first.
 
 The routes read the server through a small view (`ServerView`), never the other way round.
 """
