@@ -27,6 +27,7 @@ from streamre.inference import ModelExtractor
 from streamre.model.linearize import FACTS
 from streamre.training.data import read_manifest
 from streamre.training.scores import score, word_error_rate
+from streamre.pretrained import load_pretrained
 
 CONDITIONS = ("free", "gold", "zeroshot")
 
@@ -37,7 +38,7 @@ def zero_shot_transcripts(whisper: str, examples) -> list[str]:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # not a warning per utterance about generate's defaults
-    model = WhisperForConditionalGeneration.from_pretrained(whisper).eval()
+    model = load_pretrained(WhisperForConditionalGeneration, whisper).eval()
     tokenizer = AutoTokenizer.from_pretrained(whisper)
     features = WhisperFeatureExtractor(feature_size=model.config.num_mel_bins)
     texts = []

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from streamre.model.whisper_import import WhisperImportError, import_whisper, read_ct2_model
+from streamre.pretrained import load_pretrained
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_ctranslate2_folder_imports_to_the_same_logits(tiny_whisper, tmp_path, q
 
     original, folder = tiny_whisper
     out = import_whisper(str(folder / f"ct2-{quantization}"), tmp_path / "imported")
-    imported = WhisperForConditionalGeneration.from_pretrained(out).eval()
+    imported = load_pretrained(WhisperForConditionalGeneration, out).eval()
     features = torch.randn(2, 80, 3000)
     tokens = torch.tensor([[1, 2, 40, 41, 42], [1, 2, 50, 60, 70]])
     expected, got = logits(original, features, tokens), logits(imported, features, tokens)
@@ -79,7 +80,7 @@ def test_transformers_folder_and_installed_package_import_too(tiny_whisper, tmp_
 
     # A transformers folder is read by transformers.
     out = import_whisper(str(folder / "hf"), tmp_path / "from-hf")
-    again = WhisperForConditionalGeneration.from_pretrained(out)
+    again = load_pretrained(WhisperForConditionalGeneration, out)
     assert torch.equal(again.model.decoder.layers[1].fc2.weight,
                        original.model.decoder.layers[1].fc2.weight)
     # A package that carries a CTranslate2 folder, found by its name, as a user runs it.
@@ -163,7 +164,7 @@ def test_a_model_split_over_numbered_packages_is_gathered(tiny_whisper, tmp_path
                                  "--out", str(out)], capture_output=True, text=True,
                                 timeout=120, env=env)
         assert result.returncode == 0, result.stderr
-        again = WhisperForConditionalGeneration.from_pretrained(out)
+        again = load_pretrained(WhisperForConditionalGeneration, out)
         assert torch.equal(again.model.encoder.layers[0].fc1.weight,
                            original.model.encoder.layers[0].fc1.weight)
     shutil.rmtree(site / "split_whisper_1")

@@ -11,6 +11,7 @@ import torch
 
 from streamre.inference.extractor import pick_device, pick_dtype
 from streamre.model.checkpoint import MODELS_DIR, resolve_model
+from streamre.pretrained import load_pretrained
 from streamre.textre.encoding import EntitySpan, Pieces, decode_tags, encode
 from streamre.textre.model import TextREModel
 from streamre.triplets import ARTICLES, Triplet
@@ -82,7 +83,7 @@ class TextExtractor:
         from transformers import PreTrainedTokenizerFast
 
         device = pick_device(device)
-        model = TextREModel.from_pretrained(str(source))
+        model = load_pretrained(TextREModel, str(source))
         model.to(device=device, dtype=pick_dtype(dtype, device)).eval()
         # Not AutoTokenizer: it would look our model type up among transformers' own.
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(source))

@@ -19,6 +19,7 @@ from streamre.model.linearize import target_text
 from streamre.model.mcam import MCAMConfig, MCAMModel
 from streamre.model.relation_heads import prompt_tokens
 from streamre.model.tokenizer import prompt_ids, train_bpe_tokenizer, with_markers
+from streamre.pretrained import load_pretrained
 
 DEFAULT_MODEL_NAME = "streamre-whisper-tiny-conll04"
 CONLL04_RELATIONS = ["Work_For", "Kill", "OrgBased_In", "Live_In", "Located_In"]
@@ -104,7 +105,7 @@ def from_whisper(where: str, relations: list[str], alignment: str):
     import-whisper` writes one): its encoder and decoder, the markers added to its tokens."""
     from transformers import AutoTokenizer, WhisperForConditionalGeneration
 
-    whisper = WhisperForConditionalGeneration.from_pretrained(where, dtype=torch.float32)
+    whisper = load_pretrained(WhisperForConditionalGeneration, where, dtype=torch.float32)
     tokenizer = with_markers(AutoTokenizer.from_pretrained(where))
     model = MCAMModel(mcam_config(whisper.config.to_dict(), tokenizer, relations, alignment))
     model.encoder.load_state_dict(whisper.model.encoder.state_dict())
@@ -199,7 +200,7 @@ def load_checkpoint(name_or_path: str | None, device: str = "cpu"):
     hf_logging.disable_progress_bar()
     where = resolve_model(name_or_path)
     try:
-        model = MCAMModel.from_pretrained(where, dtype=torch.float32)
+        model = load_pretrained(MCAMModel, where, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(where)
     except OSError as e:
         raise FileNotFoundError(

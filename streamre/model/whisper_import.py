@@ -27,6 +27,7 @@ from streamre.model.ct2_format import WhisperImportError, read_ct2_model
 from streamre.model.tokenizer import (ENDOFTEXT, START, is_multilingual, prompted_tokenizer,
                                       whisper_prompt)
 from streamre.model.whisper_sources import find_ct2_files, model_files
+from streamre.pretrained import load_pretrained
 
 WHISPER_SPEC = "WhisperSpec"
 
@@ -212,7 +213,7 @@ def _load_transformers(source: str):
     from transformers import AutoTokenizer, WhisperForConditionalGeneration
 
     try:
-        model = WhisperForConditionalGeneration.from_pretrained(source, dtype=torch.float32)
+        model = load_pretrained(WhisperForConditionalGeneration, source, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as e:
         raise WhisperImportError(

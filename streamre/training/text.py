@@ -25,6 +25,7 @@ from tqdm import tqdm
 from streamre.corpus.sources import read_sentences
 from streamre.inference.text_extractor import TextExtractor, padded_ids, pair_row
 from streamre.model.checkpoint import save_float16
+from streamre.pretrained import load_pretrained
 from streamre.settings import setting
 from streamre.textre.encoding import encode, mentions_of, tags_of
 from streamre.textre.model import TextREModel, from_encoder
@@ -146,13 +147,13 @@ def train_text(cfg: TextTrainConfig) -> dict:
     entity_types, relation_types = [], []
     source = str(last) if cfg.resume else resolve_encoder(cfg.encoder)
     if cfg.resume:
-        model = TextREModel.from_pretrained(str(last))
+        model = load_pretrained(TextREModel, str(last))
         entity_types, relation_types = model.config.entity_types, model.config.relation_types
     train_set = read_examples(cfg.train, entity_types, relation_types)
     dev_set = read_examples(cfg.dev, entity_types, relation_types)
     tokenizer = AutoTokenizer.from_pretrained(source)
     if not cfg.resume:
-        model = from_encoder(BertModel.from_pretrained(source, add_pooling_layer=False),
+        model = from_encoder(load_pretrained(BertModel, source, add_pooling_layer=False),
                              entity_types, relation_types)
     model.to(device)
     steps = cfg.epochs * -(-len(train_set) // cfg.batch_size)
