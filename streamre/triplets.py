@@ -14,11 +14,12 @@ _PUNCTUATION = re.compile(r"[^\w\s]")
 
 
 def entity_key(text: str) -> str:
-    """Canonical key of a name: case, spacing, punctuation, a leading article and possessives
-    folded, so 'The World Bank's' and 'world  bank' give 'world bank'."""
+    """Canonical key of a name: case, spacing, punctuation, leading articles and possessives
+    folded, so 'The World Bank's' and 'world  bank' give 'world bank'. A key is its own key,
+    so the graph's node keys give the same fact ids as the names they came from."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     words = _PUNCTUATION.sub(" ", _POSSESSIVE.sub("", folded)).split()
-    if len(words) > 1 and words[0] in ARTICLES:
+    while len(words) > 1 and words[0] in ARTICLES:
         words = words[1:]
     return " ".join(words) or " ".join(folded.split())
 

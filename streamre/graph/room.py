@@ -29,15 +29,10 @@ from streamre.settings import setting
 from streamre.triplets import Triplet, fact_key
 
 
-def _edge_key(head_node: str, relation: str, tail_node: str) -> str:
-    canonical = "\x1f".join((head_node, " ".join(relation.split()), tail_node))
-    return hashlib.sha1(canonical.encode()).hexdigest()[:16]
-
-
 def edge_id(head: str, relation: str, tail: str) -> str:
-    """Stable id of a canonical (head, relation, tail) (`fact_key`): the same fact, the same
-    id, always."""
-    return _edge_key(*fact_key(head, relation, tail))
+    """Stable id of a fact, by `fact_key`: the same fact, the same id, always. The graph calls
+    it on its node keys, which `fact_key` leaves as they are."""
+    return hashlib.sha1("\x1f".join(fact_key(head, relation, tail)).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -151,7 +146,7 @@ class RoomGraph:
                 self.refused += 1
                 continue
             head, tail = self.resolver.resolve(t.head), self.resolver.resolve(t.tail)
-            eid = _edge_key(head, relation, tail)
+            eid = edge_id(head, relation, tail)
             new_event = self.dedup.observe(eid, now, mention.session_id, mention.segment_id,
                                            mention.continues_previous)
             for node in (head, tail):
@@ -176,7 +171,7 @@ class RoomGraph:
         if len(self.graph) + len(new_nodes) > self.settings.max_nodes:
             return False
         known = head is not None and tail is not None and \
-            _edge_key(head, relation, tail) in self._edge_ends
+            edge_id(head, relation, tail) in self._edge_ends
         return known or len(self._edge_ends) < self.settings.max_edges
 
     def _touch_node(self, node: str, now: float, new_event: bool) -> None:
