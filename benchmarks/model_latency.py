@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from streamre.audio import read_audio
-from streamre.inference import ModelExtractor
+from streamre.model.extractor import ModelExtractor
 
 TEXT = ("David Chen works for the World Bank in Washington. Maria Lopez lives in Boston and works "
         "for Acme. The budget review moves to Thursday after the board meeting. John Smith was "

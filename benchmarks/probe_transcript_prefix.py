@@ -23,7 +23,7 @@ import sys
 
 import torch
 
-from streamre.inference import ModelExtractor
+from streamre.model.extractor import ModelExtractor
 from streamre.model.linearize import FACTS
 from streamre.training.data import read_manifest
 from streamre.training.scores import score, word_error_rate

@@ -104,8 +104,8 @@ def start_server(model: str, max_sessions: int, extra: list[str]) -> tuple[subpr
     """`streamre serve` in its own process, as deployed; returns it and its port."""
     command = [sys.executable, "-m", "streamre", "serve", "--port", "0",
                "--max-sessions", str(max_sessions), "--data-dir", tempfile.mkdtemp(), *extra]
-    if model:
-        command += ["--model", model]
+    if model:  # the aligned speech model, asked for as the server wants it
+        command += ["--model", model, "--speech-facts", "speech"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     for line in process.stderr:
         if match := re.search(r"model .* ready on", line):
@@ -204,7 +204,8 @@ def main() -> None:
     extra = shlex.split(args.serve_args)
 
     audio = [meeting(args.seconds, seed) for seed in range(1 if args.together else 4)]
-    extractor = SpeechPath(SpeechSettings(model=args.model, device="cpu")).load_speech()
+    extractor = SpeechPath(SpeechSettings(model=args.model, device="cpu", speech_facts=(
+        "speech" if args.model else "text"))).load_speech()
     extractor.warmup()
     model_name = extractor.name
     bare = bare_model_ms(extractor, audio, VadConfig())

@@ -69,7 +69,7 @@ def fact_checkpoint(tmp_path_factory) -> Path:
     with its sentence and fact, in at most MAX_ROUNDS rounds."""
     import torch
 
-    from streamre.inference import ModelExtractor
+    from streamre.model.extractor import ModelExtractor
     from streamre.model import MCAMModel, create_checkpoint, load_checkpoint, target_text
     from streamre.training.seeding import fixed_threads, seed_everything
 
@@ -144,7 +144,8 @@ def make_server(fact_checkpoint, tmp_path):
 
     def make(load_extractor=None, **settings) -> LiveServer:
         # No text model unless a test asks for one: the bundled one is not needed here.
-        config = replace(ServeConfig(port=0, model=str(fact_checkpoint), text_model="none",
+        config = replace(ServeConfig(port=0, model=str(fact_checkpoint), speech_facts="speech",
+                                     text_model="none",
                                      data_dir=str(tmp_path / "data"), gather_ms=5), **settings)
         server = LiveServer(config, load_extractor)
         servers.append(server)

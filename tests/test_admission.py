@@ -23,7 +23,8 @@ def rss_mb(pid: int) -> float:
 
 
 def test_a_room_flood_from_one_socket_is_refused_and_costs_no_memory(fact_checkpoint, tmp_path):
-    server, port = start_server("--model", str(fact_checkpoint), "--data-dir", str(tmp_path))
+    server, port = start_server("--model", str(fact_checkpoint), "--speech-facts", "speech",
+                                "--data-dir", str(tmp_path))
     try:
         assert wait_for(lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200, 60)
 

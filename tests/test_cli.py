@@ -13,7 +13,7 @@ import urllib.request
 from helpers import FACT, FACT_TEXT, STREAMRE, run, start_server
 
 def test_extract_prints_one_json_line_per_segment(fact_checkpoint, meeting_wav, tmp_path):
-    result = run("extract", str(meeting_wav), "--model", str(fact_checkpoint))
+    result = run("extract", str(meeting_wav), "--model", str(fact_checkpoint), "--speech-facts", "speech")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["segment_id"] for line in lines] == [0, 1]
@@ -23,7 +23,8 @@ def test_extract_prints_one_json_line_per_segment(fact_checkpoint, meeting_wav, 
         assert line["text"] == FACT_TEXT
 
     (tmp_path / "junk.wav").write_bytes(b"not audio")
-    bad = run("extract", str(tmp_path / "junk.wav"), "--model", str(fact_checkpoint))
+    bad = run("extract", str(tmp_path / "junk.wav"), "--model", str(fact_checkpoint),
+              "--speech-facts", "speech")
     assert bad.returncode != 0 and "cannot read audio" in bad.stderr and not bad.stdout
 
 
@@ -31,7 +32,7 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
     result = run("serve", "--max-sessions", "zero")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "max_sessions" in result.stderr
-    missing = run("extract", "x.wav", "--model", str(tmp_path / "no-model"))
+    missing = run("extract", "x.wav", "--model", str(tmp_path / "no-model"), "--speech-facts", "speech")
     assert missing.returncode == 2 and "cannot load model" in missing.stderr
     no_text = run("extract", "x.wav", "--speech-facts", "text", "--text-model", "none")
     assert no_text.returncode != 0 and "needs a text model" in no_text.stderr
@@ -71,13 +72,14 @@ def test_extract_hears_names_from_a_vocabulary_file_or_a_context_file(tmp_path):
 
 
 def test_serve_fails_fast_when_the_model_cannot_load(tmp_path):
-    result = run("serve", "--port", "0", "--model", str(tmp_path / "no-model"),
+    result = run("serve", "--port", "0", "--model", str(tmp_path / "no-model"), "--speech-facts", "speech",
                  "--data-dir", str(tmp_path / "d"))
     assert result.returncode == 1 and "could not be loaded" in result.stderr
 
 
 def test_serve_stream_and_sigterm(fact_checkpoint, meeting_wav, utterance_wav, tmp_path):
-    server, port = start_server("--model", str(fact_checkpoint), "--data-dir", str(tmp_path / "d"))
+    server, port = start_server("--model", str(fact_checkpoint), "--speech-facts", "speech",
+                                "--data-dir", str(tmp_path / "d"))
     url = f"ws://127.0.0.1:{port}/v1/stream"
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
@@ -107,7 +109,7 @@ def test_serve_stream_and_sigterm(fact_checkpoint, meeting_wav, utterance_wav, t
 
 
 def test_default_model_is_bundled():
-    from streamre.model import DEFAULT_MODEL_NAME, resolve_model
+    from streamre.model import DEFAULT_ALIGNED_MODEL, resolve_model
 
     folder = resolve_model("")
-    assert folder.endswith(DEFAULT_MODEL_NAME) and os.path.isfile(folder + "/model.safetensors")
+    assert folder.endswith(DEFAULT_ALIGNED_MODEL) and os.path.isfile(folder + "/model.safetensors")

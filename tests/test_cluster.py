@@ -38,8 +38,8 @@ class Instance:
     def __init__(self, name: str, folder: Path, broker: Broker, fact: Path, text: Path) -> None:
         self.name, self.port, self.log = name, free_port(), []
         self.args = [*STREAMRE, "serve", "--port", str(self.port), "--model", str(fact),
-                     "--text-model", str(text), "--mqtt", broker.url, "--cluster", CLUSTER,
-                     "--server-id", name, "--data-dir", str(folder / name),
+                     "--speech-facts", "speech", "--text-model", str(text), "--mqtt", broker.url,
+                     "--cluster", CLUSTER, "--server-id", name, "--data-dir", str(folder / name),
                      "--graph-dedup-window-s", "0", "--mqtt-snapshot-interval-s", "0.5"]
         self.db = folder / name / DB_NAME
         self.process: subprocess.Popen | None = None

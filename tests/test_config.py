@@ -112,15 +112,27 @@ def test_train_flags_are_made_from_train_config():
 
 
 @pytest.mark.parametrize("speech_facts, ensemble, model, through_text", [
-    ("auto", False, "", True), ("auto", True, "", False), ("auto", False, "m", False),
-    ("text", True, "", True), ("speech", False, "", False),
+    ("text", False, "", True), ("speech", False, "", False), ("speech", True, "m", False),
 ])
-def test_auto_reads_whispers_transcript_unless_a_speech_model_is_named_or_votes(
+def test_the_aligned_model_is_asked_for_by_speech_facts_alone(
         speech_facts, ensemble, model, through_text):
     from streamre.inference.speech_path import SpeechSettings
 
     settings = SpeechSettings(speech_facts=speech_facts, ensemble=ensemble, model=model)
     assert settings.reads_transcripts is through_text
+    assert settings.speech_errors() == []
+
+
+@pytest.mark.parametrize("flags", [("--model", "m"), ("--ensemble",)])
+def test_naming_the_aligned_model_without_asking_for_it_is_one_clear_error(flags):
+    # Never a silent switch of the path; the same words for serve, extract and eval.
+    with pytest.raises(ConfigError, match="speech-facts speech"):
+        load_config(parse(*flags), {})
+    from streamre.inference.speech_path import SpeechPath, SpeechSettings
+
+    with pytest.raises(ConfigError, match="speech-facts speech"):
+        SpeechPath(SpeechSettings(model="m" if "--model" in flags else "",
+                                  ensemble="--ensemble" in flags))
 
 
 @pytest.mark.parametrize("windows, message", [
@@ -136,5 +148,5 @@ def test_the_ensemble_with_a_one_order_model_is_refused_before_the_server_starts
     from streamre.server.app import StreamServer
 
     with pytest.raises(ConfigError, match="element orders"):
-        StreamServer(ServeConfig(model=str(tiny_checkpoint), ensemble=True,
+        StreamServer(ServeConfig(model=str(tiny_checkpoint), ensemble=True, speech_facts="speech",
                                  data_dir=str(tmp_path)))

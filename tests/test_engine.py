@@ -12,7 +12,7 @@ import asyncio
 import time
 
 
-from streamre.inference import ModelExtractor
+from streamre.model.extractor import ModelExtractor
 from streamre.inference.engine import InferenceEngine
 
 from helpers import FACT, FACT_TEXT, noise
@@ -23,9 +23,9 @@ class Recording(ModelExtractor):
         super().__init__(*args, **kwargs)
         self.calls: list[list[int]] = []  # segment lengths per model call
 
-    def extract(self, waveforms):
+    def extract(self, waveforms, vocabularies=None):
         self.calls.append([len(w) for w in waveforms])
-        return super().extract(waveforms)
+        return super().extract(waveforms, vocabularies)
 
 
 async def run_engine(path, producers, jobs, gather_ms=300, max_batch=8):
@@ -94,9 +94,9 @@ def test_typed_sentences_never_hold_up_waiting_audio(fact_checkpoint, text_check
             return super().extract(texts)
 
     class RecordingSpeech(Recording):
-        def extract(self, waveforms):
+        def extract(self, waveforms, vocabularies=None):
             order.append(f"speech x{len(waveforms)}")
-            return super().extract(waveforms)
+            return super().extract(waveforms, vocabularies)
 
     async def scenario():
         speech = RecordingSpeech.load(str(fact_checkpoint), "cpu")

@@ -138,7 +138,7 @@ def tiny_whisper_folders(tmp_path_factory):
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
     from streamre.model.checkpoint import SEED_TEXTS
-    from streamre.model.tokenizer import ENDOFTEXT, NOTIMESTAMPS, START, prompted_tokenizer
+    from streamre.whisper.tokenizer import ENDOFTEXT, NOTIMESTAMPS, START, prompted_tokenizer
 
     folder = tmp_path_factory.mktemp("whisper")
     # Whisper's layout: text tokens first, then the special ones, then timestamps.
@@ -179,18 +179,18 @@ def test_ctranslate2_and_torch_hear_alike(tiny_whisper_folders):
              for n in (2 * SAMPLE_RATE, 3 * SAMPLE_RATE, 12 * SAMPLE_RATE)]
     features = window_log_mel(waves[:2], 10, engines[0].backend.n_mels)
     states = [e.backend.encode(features) for e in engines]
-    ct2, torch_ = (e.backend.decode(s, 12) for e, s in zip(engines, states))
+    ct2, torch_ = (e.backend.decode(s, 12) for e, s in zip(engines, states, strict=True))
     for a, b in zip(ct2, torch_, strict=True):
         assert a.tokens == b.tokens and len(a.tokens) >= 3
         assert a.ended == b.ended
     # After previous text (a vocabulary's prompt) as well; the prompt changes what is written.
     previous = engines[0].backend.vocabulary.previous_text(["David Chen", "World Bank"], 20)
-    ct2, torch_ = (e.backend.decode(s, 12, previous) for e, s in zip(engines, states))
+    ct2, torch_ = (e.backend.decode(s, 12, previous) for e, s in zip(engines, states, strict=True))
     for a, b in zip(ct2, torch_, strict=True):
         assert a.tokens == b.tokens and a.no_speech_prob == pytest.approx(b.no_speech_prob,
                                                                            abs=1e-4)
     # Beam search as well, as the vocabulary's second pass runs it: the same best sequence.
-    beams = [e.backend.decode(s, 12, previous, beam_size=4) for e, s in zip(engines, states)]
+    beams = [e.backend.decode(s, 12, previous, beam_size=4) for e, s in zip(engines, states, strict=True)]
     for a, b in zip(*beams, strict=True):
         assert a.tokens == b.tokens and a.ended == b.ended
     # ... and a surer one than greedy decoding found (this tiny model's rows run to the cap).
@@ -199,7 +199,7 @@ def test_ctranslate2_and_torch_hear_alike(tiny_whisper_folders):
     # not write.
     greedy = engines[1].backend.text(torch_[0].tokens)
     scores = [e.backend.score(s, [greedy, "David Chen works for the World Bank."], previous)
-              for e, s in zip(engines, states)]
+              for e, s in zip(engines, states, strict=True)]
     assert scores[0] == pytest.approx(scores[1], rel=5e-3)
     assert scores[1][0] > scores[1][1]
     # The whole path too, windows and guards included, and from the transformers folder.

@@ -9,11 +9,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamre.inference import ModelExtractor
-from streamre.inference.extractor import length_groups
+from streamre.model.extractor import ModelExtractor
+from streamre.model.extractor import length_groups
 from streamre.model import MCAMModel, create_checkpoint, load_checkpoint, target_text
-from streamre.model.features import log_mel
-from streamre.model.decoding import repeating_tail
+from streamre.whisper.features import log_mel
+from streamre.whisper.decoding import repeating_tail
 
 from helpers import FACT, FACT_TEXT, noise
 
@@ -220,7 +220,7 @@ def test_a_model_that_reads_text_takes_speech_text_or_both(tiny_checkpoint, tmp_
 # -- several element orders and the vote (RPG-MoGe) ----------------------------------------------
 
 def test_the_orders_vote_on_canonical_triplets():
-    from streamre.inference.ensemble import vote
+    from streamre.model.ensemble import vote
     from streamre.triplets import Triplet
 
     bank = Triplet("David Chen", "Work_For", "the World Bank", 0.9)

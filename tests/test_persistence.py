@@ -18,7 +18,8 @@ from streamre.graph import GraphSettings
 
 def test_sigkill_mid_stream_loses_nothing_announced(fact_checkpoint, meeting_audio, tmp_path):
     data = tmp_path / "data"
-    args = ("--model", str(fact_checkpoint), "--data-dir", str(data), "--graph-dedup-window-s", "0")
+    args = ("--model", str(fact_checkpoint), "--speech-facts", "speech", "--data-dir", str(data),
+            "--graph-dedup-window-s", "0")
     server, port = start_server(*args)
     announced: dict[str, dict] = {}
 

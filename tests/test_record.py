@@ -333,7 +333,7 @@ def test_a_56_s_meeting_killed_and_restarted_keeps_its_whole_record(fact_checkpo
     increasing times, and every version seen live is what its deltas rebuild."""
     repeats = int(np.ceil(56 * 16000 / len(meeting_audio)))
     audio = np.tile(meeting_audio, repeats)[: 56 * 16000]
-    args = ("--model", str(fact_checkpoint), "--text-model", "none", "--data-dir",
+    args = ("--model", str(fact_checkpoint), "--speech-facts", "speech", "--text-model", "none", "--data-dir",
             str(tmp_path / "data"), "--graph-dedup-window-s", "0")
     server, port = start_server(*args)
     url = f"ws://127.0.0.1:{port}/v1/stream"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from streamre.inference import ModelExtractor
+from streamre.model.extractor import ModelExtractor
 from streamre.model import MCAMModel, load_checkpoint
 from streamre.model.checkpoint import with_relation_heads
 from streamre.model.config import MCAMConfig

@@ -125,7 +125,7 @@ def test_http_routes(make_server):
 
 def test_healthz_waits_for_the_model(tiny_checkpoint, tmp_path):
     from streamre.config import ServeConfig
-    from streamre.inference import ModelExtractor
+    from streamre.model.extractor import ModelExtractor
     from streamre.server.app import StreamServer
 
     async def scenario():
@@ -198,17 +198,17 @@ def test_odd_byte_boundaries_lose_nothing(make_server, meeting_audio):
 
 def test_a_failed_model_call_is_answered_and_the_session_goes_on(make_server, fact_checkpoint,
                                                                  meeting_audio):
-    from streamre.inference import ModelExtractor
+    from streamre.model.extractor import ModelExtractor
 
     class FailsOnce(ModelExtractor):
         """The real model, whose first call after warm-up fails (say, out of memory)."""
         calls = 0
 
-        def extract(self, waveforms):
+        def extract(self, waveforms, vocabularies=None):
             FailsOnce.calls += 1
             if FailsOnce.calls == 2:
                 raise RuntimeError("CUDA out of memory (simulated)")
-            return super().extract(waveforms)
+            return super().extract(waveforms, vocabularies)
 
     # One segment per call, so the failure hits exactly the first segment.
     server = make_server(lambda: FailsOnce.load(str(fact_checkpoint), "cpu"), max_batch=1)

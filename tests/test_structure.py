@@ -1,9 +1,12 @@
 """The package's shape, read from its source: layers import only downwards, no import cycles,
-and no file or function too long to take in at once."""
+no file or function too long to take in at once; and, in a fresh interpreter, the product's
+serve path loads none of the aligned model."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import streamre
@@ -12,8 +15,10 @@ PACKAGE = Path(streamre.__file__).parent
 # Lowest first. A module may import its own part and any part of a lower layer.
 LAYERS = [
     {"streamre", "triplets", "settings", "storage", "room_name"},
-    {"audio", "graph", "model", "textre"},
+    {"pretrained"},
+    {"audio", "graph", "textre", "whisper"},
     {"hearing"},
+    {"model"},  # the aligned speech model: research, above the product's hearing
     {"inference", "corpus", "mqtt"},
     {"training", "protocol", "cluster"},
     {"config"},
@@ -96,3 +101,37 @@ def test_files_and_functions_are_short():
                 if length > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(PACKAGE)}: {node.name} is {length} lines")
     assert not long, "\n".join(long)
+
+
+def loaded_by(statement: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running `statement`."""
+    probe = f"import sys; {statement}; print('\\n'.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(done.stdout.split())
+
+
+def aligned_model(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m == "streamre.model" or m.startswith("streamre.model.")
+                  or "mcam" in m)
+
+
+def test_the_serve_path_loads_none_of_the_aligned_model():
+    # What `streamre serve` imports, and the speech path it builds on the default settings.
+    served = loaded_by("import streamre.server.app, streamre.cli.main; "
+                       "from streamre.inference.speech_path import SpeechPath, SpeechSettings; "
+                       "SpeechPath(SpeechSettings())")
+    assert "streamre.server.app" in served and "streamre.hearing.transcriber" in served
+    assert aligned_model(served) == []
+
+
+def test_the_seams_load_no_torch():
+    seams = loaded_by("import streamre.inference.seam")
+    assert "torch" not in seams and "streamre.inference.seam" in seams
+
+
+def test_hearing_stands_on_the_whisper_floor_alone():
+    wrong = [f"{m} imports {i}" for m, tree in modules().items() if part(m) == "hearing"
+             for i in imports(tree) if part(i) == "model"]
+    assert not wrong, "\n".join(wrong)

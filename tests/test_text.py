@@ -195,7 +195,7 @@ def test_eval_measures_gold_text_and_the_pipeline(text_checkpoint, fact_checkpoi
     summary = json.loads(gold.stdout.strip().splitlines()[-1])
     assert summary["RTE"]["f1"] == 1.0 and "WER" not in summary and summary["n"] == 3
     # The fact checkpoint hears FACT_TEXT in any sound: through the text extractor, FACT.
-    piped = run("eval", "--data", str(manifest), "--model", str(fact_checkpoint),
+    piped = run("eval", "--data", str(manifest), "--model", str(fact_checkpoint), "--speech-facts", "speech",
                 "--text-model", str(text_checkpoint), "--text-reads-speech-model",
                 "--predictions", str(tmp_path / "p.jsonl"), "--no-progress")
     assert piped.returncode == 0, piped.stderr[-2000:]
@@ -212,7 +212,8 @@ def test_by_default_whisper_hears_and_the_text_model_reads(make_server, meeting_
 
     from streamre.training.scores import word_error_rate
 
-    server = make_server(model="", text_model="")  # the defaults: tiny.en, the bundled reader
+    # the defaults: tiny.en, the bundled reader
+    server = make_server(model="", speech_facts="text", text_model="")
     health = json.loads(http_get(server.http + "/healthz")[2])
     assert health["asr"] == "whisper-tiny.en (ctranslate2 int8)"
     assert health["text_model"] == "streamre-minilm-meetings"
@@ -259,7 +260,7 @@ def test_a_chat_line_stays_in_the_room_it_was_typed_in(text_server):
 
 
 def test_a_text_model_is_told_by_its_folder(text_checkpoint, tiny_checkpoint, tmp_path):
-    from streamre.inference.model_text import ModelTextExtractor
+    from streamre.model.text import ModelTextExtractor
     from streamre.inference.text_extractor import TextExtractor, load_text_extractor
     from streamre.model import load_checkpoint
     from streamre.model.checkpoint import with_text
@@ -293,7 +294,7 @@ def test_a_name_is_never_an_article_or_punctuation_nor_keeps_the_sentences_stop(
 
 
 def test_the_speech_model_gives_only_relations_from_its_label_set(fact_checkpoint):
-    from streamre.inference import ModelExtractor
+    from streamre.model.extractor import ModelExtractor
     from streamre.model.linearize import target_text
 
     extractor = ModelExtractor.load(str(fact_checkpoint), "cpu")

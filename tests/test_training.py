@@ -55,7 +55,7 @@ def test_tiny_model_memorises_four_utterances(manifest, tmp_path):
     assert "train" in trained.stderr  # the progress bar
     assert json.loads((out / "training.json").read_text())["dev"]["WER"] < 0.2
 
-    evaluated = streamre("eval", "--model", str(out), "--data", str(manifest),
+    evaluated = streamre("eval", "--model", str(out), "--speech-facts", "speech", "--data", str(manifest),
                          "--predictions", str(tmp_path / "p.jsonl"))
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
@@ -90,7 +90,7 @@ def test_whisper_init_from_an_imported_folder(manifest, tmp_path, monkeypatch):
     from streamre.model.checkpoint import SEED_TEXTS
     from streamre.model.tokenizer import train_bpe_tokenizer
     from streamre.training.loop import train
-    from streamre.model.whisper_import import import_whisper
+    from streamre.whisper.weights import import_whisper
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network: local folders only
     tokenizer = train_bpe_tokenizer(SEED_TEXTS + [t for t, _ in UTTERANCES], vocab_size=300)
@@ -269,7 +269,7 @@ def test_a_model_taught_to_read_text_answers_from_text_and_from_speech(manifest,
     chosen = json.loads((out / "training.json").read_text())["dev"]
     assert {"RTE", "WER", "text"} <= set(chosen)
     for extra in ([], ["--text-model", str(out), "--input", "text"]):  # speech, then the text
-        evaluated = streamre("eval", "--model", str(out), "--data", str(manifest),
+        evaluated = streamre("eval", "--model", str(out), "--speech-facts", "speech", "--data", str(manifest),
                              "--no-progress", *extra)
         assert evaluated.returncode == 0, evaluated.stderr[-2000:]
         summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
@@ -309,7 +309,7 @@ def test_a_model_trained_in_every_order_finds_the_facts_alone_and_by_vote(manife
     assert model.config.orders == ["hrt", "htr", "rht", "rth", "thr", "trh"]
     assert "<order:thr>" in tokenizer.get_vocab()
     for extra in ([], ["--ensemble"], ["--ensemble", "--ensemble-votes", "6"]):
-        evaluated = streamre("eval", "--model", str(out), "--data", str(manifest),
+        evaluated = streamre("eval", "--model", str(out), "--speech-facts", "speech", "--data", str(manifest),
                              "--no-progress", "--predictions", str(tmp_path / "p.jsonl"), *extra)
         assert evaluated.returncode == 0, evaluated.stderr[-2000:]
         summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
@@ -330,7 +330,7 @@ def test_relation_heads_learn_the_relations_and_prompt_the_facts(manifest, tmp_p
     heard = [r["relations"] for r in log if "relations" in r]
     assert heard[-1] < heard[0] / 4  # the heads learnt which relations each utterance holds
     for extra in ([], ["--ensemble"]):
-        evaluated = streamre("eval", "--model", str(out), "--data", str(manifest),
+        evaluated = streamre("eval", "--model", str(out), "--speech-facts", "speech", "--data", str(manifest),
                              "--no-progress", *extra)
         assert evaluated.returncode == 0, evaluated.stderr[-2000:]
         summary = json.loads(evaluated.stdout.strip().splitlines()[-1])

@@ -188,13 +188,16 @@ class VocabularyRecorder:
     """A speech path that hears with a vocabulary the way the pipeline does, and records
     the vocabularies each segment came with."""
 
-    name, device, takes_vocabulary = "recorder", "cpu", True
+    name, device, asr = "recorder", "cpu", "recorder"
 
     def __init__(self) -> None:
         self.vocabularies: list[tuple] = []
 
     def warmup(self) -> None:
         pass
+
+    def window_of(self, waveform) -> int:
+        return 10
 
     def extract(self, waveforms, vocabularies=None):
         self.vocabularies += list(vocabularies or [()] * len(waveforms))

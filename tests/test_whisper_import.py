@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from streamre.model.whisper_import import WhisperImportError, import_whisper, read_ct2_model
+from streamre.whisper.weights import WhisperImportError, import_whisper, read_ct2_model
 from streamre.pretrained import load_pretrained
 
 

@@ -146,7 +146,7 @@ def init_model(args: argparse.Namespace) -> int:
 
 
 def import_whisper(args: argparse.Namespace) -> int:
-    from streamre.model.whisper_import import import_whisper
+    from streamre.whisper.weights import import_whisper
 
     print(import_whisper(args.source, args.out))
     return 0

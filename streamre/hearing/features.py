@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from streamre import SAMPLE_RATE
-from streamre.model.features import HOP, N_FFT, as_float, mel_filters
+from streamre.whisper.features import HOP, N_FFT, as_float, mel_filters
 
 
 def window_log_mel(waveforms: list[np.ndarray], window_s: int, n_mels: int = 80) -> np.ndarray:

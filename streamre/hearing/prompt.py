@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typing import Sequence
 
-from streamre.model.tokenizer import ENDOFTEXT, NOTIMESTAMPS, whisper_prompt
+from streamre.whisper.tokenizer import ENDOFTEXT, NOTIMESTAMPS, whisper_prompt
 
 # English-only Whisper models call their no-speech token <|nocaptions|>.
 NO_SPEECH_TOKENS = ("<|nospeech|>", "<|nocaptions|>")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import groupby, permutations
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
 from streamre.hearing.vocabulary import (candidates, close_runs, closest_per_run, spotted,
                                          written_as)
-from streamre.model.features import equal_parts
+from streamre.whisper.features import equal_parts
 
 GUARDS = ("capped", "loop_retried", "repeats_cut", "silence", "prompted", "prompt_rejected",
           "snapped", "snap_refused")
@@ -60,23 +60,8 @@ class Heard:
     guards: tuple[str, ...] = ()
 
 
-class Hearing(Protocol):
-    """Waveforms (16 kHz, int16 or float) in, one `Heard` each out. Blocking: run it on a worker
-    thread."""
-
-    name: str
-    device: str
-    options: HearingOptions
-
-    def transcribe(self, waveforms: Sequence[np.ndarray]) -> list[Heard]: ...
-
-    def window_of(self, waveform: np.ndarray) -> int: ...
-
-    def warmup(self) -> None: ...
-
-
 class Transcriber:
-    """A `Hearing` over a `WhisperBackend`.
+    """Hearing (`streamre.inference.seam.Hearing`) over a `WhisperBackend`.
 
     Args:
         backend: the engine.

@@ -1,7 +1,3 @@
-"""From segments to triplets: the extractor seam and the batching engine around it."""
-
-from streamre.inference.engine import InferenceEngine, InferenceResult
-from streamre.inference.extractor import ModelExtractor, TripletExtractor, pick_device
-
-__all__ = ["InferenceEngine", "InferenceResult", "ModelExtractor", "TripletExtractor",
-           "pick_device"]
+"""From segments to triplets: the seams (`seam`, torch-free), the product's speech path
+(`speech_path`, `pipeline`, the text extractor) and the batching engine around it (`engine`,
+`batching`). The aligned speech model lives in `streamre.model`, loaded only when asked for."""

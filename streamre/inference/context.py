@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamre.hearing.names import BadContext, check_context, context_names
-from streamre.inference.text_extractor import Reader
+from streamre.inference.seam import Reader
 from streamre.textre.sentences import split_sentences
 
 

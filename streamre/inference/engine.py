@@ -21,8 +21,7 @@ from streamre import SAMPLE_RATE
 from streamre.inference.batching import (BatchPolicy, RunSpeech, RunText, SpeechJob, TextJob,
                                          Wait)
 from streamre.inference.context import names_in_context
-from streamre.inference.extractor import TripletExtractor
-from streamre.inference.text_extractor import Reader
+from streamre.inference.seam import Reader, TripletExtractor, read_sentences
 from streamre.triplets import Extraction, Triplet
 
 
@@ -89,7 +88,7 @@ class InferenceEngine:
         except BaseException as e:
             self.load_error = e
             raise
-        self.policy.window_of = getattr(self.extractor, "window_of", None)
+        self.policy.window_of = self.extractor.window_of
         self.ready.set()
         self._wakeup.set()
 
@@ -164,19 +163,14 @@ class InferenceEngine:
                     pass
 
     def _speech_call(self, jobs: list[SpeechJob]) -> Callable[[list], list[Extraction]]:
-        """The extractor's call for these segments: with their vocabularies where it hears
-        with one (Whisper's hearing; the aligned speech model takes none)."""
+        """The extractor's call for these segments, with their vocabularies if any."""
         vocabularies = [j.vocabulary for j in jobs]
-        if any(vocabularies) and getattr(self.extractor, "takes_vocabulary", False):
-            return partial(self.extractor.extract, vocabularies=vocabularies)
-        return self.extractor.extract
+        return partial(self.extractor.extract, vocabularies=vocabularies if any(vocabularies)
+                       else None)
 
     def _extract_text(self, sentences: list[str]) -> list[Extraction]:
         """Typed sentences' facts, and their names (the room expects to hear them)."""
-        found = self.text_extractor.extract(sentences)
-        names = self.text_extractor.names(sentences)
-        return [Extraction(s, triplets, tuple(n))
-                for s, triplets, n in zip(sentences, found, names, strict=True)]
+        return read_sentences(self.text_extractor, sentences, with_names=True)
 
     async def _call(self, batch: list[SpeechJob] | list[TextJob], items: list,
                     extract: Callable[[list], list[Extraction]], record: bool = False) -> None:

@@ -7,9 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from streamre.hearing import Hearing
 from streamre.hearing.vocabulary import merged
-from streamre.inference.text_extractor import Reader
+from streamre.inference.seam import Hearing, Reader, Vocabularies, read_sentences
 from streamre.triplets import Extraction
 
 
@@ -28,6 +27,7 @@ class PipelineExtractor:
         self.vocabulary = vocabulary
         self.name = f"{hearing.name}+{reader.name}"
         self.device = hearing.device
+        self.asr = hearing.name
 
     def warmup(self) -> None:
         self.hearing.warmup()
@@ -37,18 +37,11 @@ class PipelineExtractor:
         """The window a segment is heard in; segments of one window share a batch."""
         return self.hearing.window_of(waveform)
 
-    takes_vocabulary = True  # hearing is biased by each segment's vocabulary
-
     def extract(self, waveforms: Sequence[np.ndarray],
-                vocabularies: Sequence[Sequence[str]] | None = None) -> list[Extraction]:
+                vocabularies: Vocabularies = None) -> list[Extraction]:
         """Each segment's transcript and facts; `vocabularies`: each one's phrases, if any."""
         if self.vocabulary:
             vocabularies = [merged(v, self.vocabulary) for v in
                             vocabularies or [()] * len(waveforms)]
         heard = [h.text for h in self.hearing.transcribe(waveforms, vocabularies)]
-        spoken = [i for i, text in enumerate(heard) if text]  # silence has nothing to read
-        found = self.reader.extract([heard[i] for i in spoken]) if spoken else []
-        triplets: list[list] = [[] for _ in heard]
-        for i, facts in zip(spoken, found, strict=True):
-            triplets[i] = facts
-        return [Extraction(text, facts) for text, facts in zip(heard, triplets, strict=True)]
+        return read_sentences(self.reader, heard)

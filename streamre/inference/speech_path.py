@@ -17,14 +17,14 @@ from streamre.hearing.options import EAR_PROMPTS, EAR_RUNS, VOCABULARY_PROMPTS
 from streamre.hearing.names import BadContext
 from streamre.hearing.vocabulary import BadVocabulary, merged, read_vocabulary
 from streamre.inference.context import names_in_context, read_context
-from streamre.inference.extractor import ModelExtractor, TripletExtractor, orders_of
 from streamre.inference.pipeline import PipelineExtractor
-from streamre.inference.text_extractor import Reader, load_text_extractor, resolve_text_model
-from streamre.model.decoding import TOKENS_ALLOWANCE, TOKENS_PER_SECOND
-from streamre.model.devices import DTYPES, pick_device
+from streamre.inference.seam import Reader, TripletExtractor
+from streamre.inference.text_extractor import load_text_extractor, resolve_text_model
+from streamre.whisper.decoding import TOKENS_ALLOWANCE, TOKENS_PER_SECOND
+from streamre.whisper.devices import DTYPES, pick_device
 from streamre.settings import ConfigError, setting
 
-SPEECH_FACTS = ("auto", "text", "speech")
+SPEECH_FACTS = ("text", "speech")
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ class SpeechSettings:
         "of streamre train-text or of a speech model trained to read text (empty: the bundled "
         "one, if this copy has it; none: no text model)")
     speech_facts: str = setting(
-        "auto", "where a segment's facts come from: text (Whisper's transcript read by the text "
-        "model), speech (the aligned speech model --model, hearing and reading at once), auto "
-        "(text, unless --model or --ensemble is given)", choices=list(SPEECH_FACTS))
+        "text", "where a segment's facts come from: text (Whisper's transcript read by the text "
+        "model), speech (the aligned speech model --model, hearing and reading at once; asked "
+        "for only this way)", choices=list(SPEECH_FACTS))
     model: str = setting("", "the aligned speech-to-triplet model, for --speech-facts speech: a "
                              "checkpoint folder or hub id (empty: the bundled one)")
     device: str = setting("auto", "device: auto, cpu, cuda, cuda:N")
@@ -65,7 +65,7 @@ class SpeechSettings:
         0.5, "speech model: most padding one call may carry, as a share of its audio")
     ensemble: bool = setting(
         False, "speech model trained in element orders: decode every order and keep the facts "
-        "--ensemble-votes of them agree on (implies --speech-facts speech under auto)")
+        "--ensemble-votes of them agree on (with --speech-facts speech)")
     ensemble_votes: int = setting(2, "orders that must agree on a fact (with --ensemble)")
     vocabulary: str = setting(
         "", "a file of phrases Whisper should expect, one per line (names of people, "
@@ -100,7 +100,11 @@ class SpeechSettings:
         if self.dtype != "auto" and self.dtype not in DTYPES:
             errors.append(f"dtype must be auto, {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.speech_facts not in SPEECH_FACTS:
-            errors.append(f"speech_facts must be auto, text or speech, got {self.speech_facts!r}")
+            errors.append(f"speech_facts must be text or speech, got {self.speech_facts!r}")
+        elif self.speech_facts == "text" and (self.model or self.ensemble):
+            errors.append("model and ensemble are the aligned speech model's; it is asked for "
+                          "with speech_facts = speech (--speech-facts speech), else Whisper "
+                          "hears and the text model reads")
         if self.max_padding < 0:
             errors.append("max_padding must not be negative")
         for name in ("max_new_tokens", "ensemble_votes", "vocabulary_beam"):
@@ -134,10 +138,8 @@ class SpeechSettings:
 
     @property
     def reads_transcripts(self) -> bool:
-        """Whisper hears and the text model reads (else the speech model does both); `auto`
-        takes the speech model when one is named or its orders are to vote."""
-        return self.speech_facts == "text" or (
-            self.speech_facts == "auto" and not self.ensemble and not self.model)
+        """Whisper hears and the text model reads (else the aligned speech model does both)."""
+        return self.speech_facts == "text"
 
 
 class SpeechPath:
@@ -157,10 +159,8 @@ class SpeechPath:
         if settings.reads_transcripts and self.text_source is None:
             raise ConfigError("reading what Whisper heard needs a text model (--text-model); "
                               "without one, use --speech-facts speech")
-        if settings.ensemble and orders_of(settings.model) == []:
-            raise ConfigError(f"--ensemble needs a speech model trained in several element "
-                              f"orders (streamre train --orders); "
-                              f"{settings.model or 'the bundled model'} writes one")
+        if settings.ensemble:
+            self._check_orders(settings.model)
         try:
             self.vocabulary = read_vocabulary(settings.vocabulary) if settings.vocabulary else ()
         except (BadVocabulary, OSError) as e:
@@ -170,6 +170,15 @@ class SpeechPath:
         except (BadContext, OSError) as e:
             raise ConfigError(f"context: {e}") from None
         self._text = None
+
+    @staticmethod
+    def _check_orders(model: str) -> None:
+        from streamre.model.extractor import orders_of  # research: loaded only when asked
+
+        if orders_of(model) == []:
+            raise ConfigError(f"--ensemble needs a speech model trained in several element "
+                              f"orders (streamre train --orders); "
+                              f"{model or 'the bundled model'} writes one")
 
     def load_text(self) -> Reader | None:
         """The text extractor (None when there is none), loaded on first call."""
@@ -190,9 +199,12 @@ class SpeechPath:
                 self.vocabulary, names_in_context(self.context, reader)))
         return self.load_speech_model()
 
-    def load_speech_model(self) -> ModelExtractor:
+    def load_speech_model(self) -> TripletExtractor:
         """The aligned speech model (`model`), hearing and reading at once."""
+        from streamre.model.extractor import ModelExtractor  # research: loaded only when asked
+
         s = self.settings
         return ModelExtractor.load(s.model or None, s.device, s.threads, s.max_new_tokens,
                                    dtype=s.dtype, max_padding=s.max_padding, ensemble=s.ensemble,
                                    min_votes=s.ensemble_votes)
+

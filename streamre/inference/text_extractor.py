@@ -5,34 +5,20 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import torch
 
-from streamre.inference.extractor import pick_device, pick_dtype
-from streamre.model.checkpoint import MODELS_DIR, resolve_model
-from streamre.pretrained import load_pretrained
+from streamre import MODELS_DIR
+from streamre.inference.seam import Reader
+from streamre.pretrained import load_pretrained, resolve_folder
 from streamre.textre.encoding import EntitySpan, Pieces, decode_tags, encode
 from streamre.textre.model import TextREModel
 from streamre.triplets import ARTICLES, Triplet
+from streamre.whisper.devices import pick_device, pick_dtype
 
 
 DEFAULT_TEXT_MODEL = "streamre-minilm-meetings"
-
-
-class Reader(Protocol):
-    """Written sentences in, each one's facts out (best first, names as written): what reads
-    Whisper's transcripts, typed chat lines and notes. Blocking, like hearing."""
-
-    name: str
-    device: str
-
-    def extract(self, texts: Sequence[str]) -> list[list[Triplet]]: ...
-
-    def names(self, texts: Sequence[str]) -> list[list[str]]:
-        """The names in each text, in order, as written (a meeting's context, a chat line)."""
-
-    def warmup(self) -> None: ...
 
 
 def resolve_text_model(name: str) -> str | None:
@@ -44,7 +30,7 @@ def resolve_text_model(name: str) -> str | None:
     if not name:
         return str(MODELS_DIR / DEFAULT_TEXT_MODEL) if (MODELS_DIR / DEFAULT_TEXT_MODEL).is_dir() \
             else None
-    return resolve_model(name)
+    return resolve_folder(name)
 
 
 def load_text_extractor(source: str | Path, device: str = "auto", dtype: str = "auto") -> Reader:
@@ -59,7 +45,7 @@ def load_text_extractor(source: str | Path, device: str = "auto", dtype: str = "
                                 f"folder, and not a hub id that can be fetched from here "
                                 f"({e.__class__.__name__})") from None
     if model_type == "streamre-mcam":
-        from streamre.inference.model_text import ModelTextExtractor
+        from streamre.model.text import ModelTextExtractor
 
         return ModelTextExtractor.load(str(source), device, dtype)
     return TextExtractor.load(source, device, dtype)

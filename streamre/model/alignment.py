@@ -8,6 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from streamre import SAMPLE_RATE
+from streamre.whisper.features import HOP, log_mel
+
 
 def padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(B, S) True-where-real to an additive attention bias (B, 1, 1, S)."""
@@ -51,7 +54,7 @@ class LengthAdapter(nn.Module):
         return lengths
 
 
-class RelationPrompts(nn.Module):
+class RelationQueries(nn.Module):
     """R learnable relation queries attend over a sequence: (B, S, D) to (B, R, D)."""
 
     def __init__(self, dim: int, relations: int, heads: int) -> None:
@@ -65,3 +68,26 @@ class RelationPrompts(nn.Module):
         prompts, _ = self.attention(queries, hidden, hidden, key_padding_mask=padding,
                                     need_weights=False)
         return self.norm(prompts + queries)
+
+
+def encode_own_length(encoder, input_values: torch.Tensor, attention_mask: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whisper's encoder on each segment's own length: (B, S, D) and the (B, S) mask."""
+    features, frames = log_mel(input_values, attention_mask.sum(-1), encoder.num_mel_bins)
+    dtype = encoder.conv1.weight.dtype
+    real = torch.arange(features.shape[-1], device=features.device)[None, :] < frames[:, None]
+    # Zero what lies past each end after the first convolution too, so the second one sees
+    # the same zeros there as a segment alone would: batching never changes a segment.
+    x = nn.functional.gelu(encoder.conv1(features.to(dtype))) * real[:, None, :]
+    x = nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)
+    if x.shape[1] > encoder.max_source_positions:
+        window = encoder.max_source_positions * 2 * HOP / SAMPLE_RATE
+        raise ValueError(f"a segment of {x.shape[1] * 2 * HOP / SAMPLE_RATE:.1f} s is longer "
+                         f"than the model's {window:.0f} s window")
+    lengths = torch.div(frames - 1, 2, rounding_mode="floor") + 1
+    mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+    hidden = x + encoder.embed_positions.weight[: x.shape[1]]
+    bias = padding_bias(mask, hidden.dtype)
+    for layer in encoder.layers:
+        hidden = layer(hidden, bias)
+    return encoder.layer_norm(hidden), mask

@@ -14,14 +14,13 @@ from typing import Iterable
 
 import torch
 
-from streamre import MODELS_DIR
 from streamre.model.linearize import target_text
 from streamre.model.mcam import MCAMConfig, MCAMModel
 from streamre.model.relation_heads import prompt_tokens
 from streamre.model.tokenizer import prompt_ids, train_bpe_tokenizer, with_markers
-from streamre.pretrained import load_pretrained
+from streamre.pretrained import load_pretrained, resolve_folder
 
-DEFAULT_MODEL_NAME = "streamre-whisper-tiny-conll04"
+DEFAULT_ALIGNED_MODEL = "streamre-whisper-tiny-conll04"
 CONLL04_RELATIONS = ["Work_For", "Kill", "OrgBased_In", "Live_In", "Located_In"]
 
 
@@ -184,12 +183,7 @@ def save_float16(model, folder: str | Path) -> None:
 
 def resolve_model(name_or_path: str | None) -> str:
     """'' means the bundled default; a bare name found under models/ is that folder."""
-    name = name_or_path or DEFAULT_MODEL_NAME
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
-    if (MODELS_DIR / name).is_dir():
-        return str(MODELS_DIR / name)
-    return name  # a hub id
+    return resolve_folder(name_or_path or DEFAULT_ALIGNED_MODEL)
 
 
 def load_checkpoint(name_or_path: str | None, device: str = "cpu"):

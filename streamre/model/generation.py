@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 
 from streamre import SAMPLE_RATE
-from streamre.model.decoding import decode_in_orders, greedy_decode, token_budget
+from streamre.model.decoding import decode_in_orders, greedy_decode
+from streamre.whisper.decoding import token_budget
 from streamre.model.relation_heads import RelationPrompt
 
 

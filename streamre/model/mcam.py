@@ -38,8 +38,9 @@ from transformers.models.whisper.modeling_whisper import (
 
 from streamre.model.config import (  # noqa: F401 (ALIGNMENTS, MODALITIES: re-exported)
     ALIGNMENTS, MODALITIES, SPEECH_ABSENT, SPEECH_PRESENT, TEXT_ABSENT, TEXT_PRESENT, MCAMConfig)
-from streamre.model.alignment import LengthAdapter, RelationPrompts, causal_bias, padding_bias
-from streamre.model.features import HOP, encode_own_length, prepare_waveforms
+from streamre.model.alignment import (LengthAdapter, RelationQueries, causal_bias, encode_own_length,
+                                      padding_bias)
+from streamre.whisper.features import HOP, prepare_waveforms
 from streamre.model.generation import Generation
 from streamre.model.relation_heads import RelationHeads
 
@@ -67,7 +68,7 @@ class MCAMModel(Generation, PreTrainedModel):
         self.adapter = self.prompts = self.text_encoder = self.projection = self.ctc_blank = None
         if config.alignment == "mcam":
             self.adapter = LengthAdapter(d_model, config.adapter_layers)
-            self.prompts = RelationPrompts(d_model, max(1, len(config.relations)),
+            self.prompts = RelationQueries(d_model, max(1, len(config.relations)),
                                            whisper.encoder_attention_heads)
             self.text_encoder = nn.ModuleList(
                 WhisperEncoderLayer(whisper) for _ in range(config.text_encoder_layers))

@@ -28,7 +28,8 @@ from starlette.websockets import WebSocket
 from streamre.config import ServeConfig
 from streamre.graph import RoomGraph
 from streamre.graph.store import DB_NAME, GraphStore
-from streamre.inference import InferenceEngine, TripletExtractor
+from streamre.inference.engine import InferenceEngine
+from streamre.inference.seam import Reader, TripletExtractor
 from streamre.inference.speech_path import SpeechPath
 from streamre.cluster.link import ClusterLink
 from streamre.mqtt.publisher import MqttPublisher
@@ -51,7 +52,7 @@ log = logging.getLogger("streamre.server")
 class StreamServer:
     def __init__(self, config: ServeConfig,
                  load_extractor: Callable[[], TripletExtractor] | None = None,
-                 load_text: Callable[[], object] | None = None) -> None:
+                 load_text: Callable[[], Reader | None] | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
         # Settings that cannot work together fail here, before the server listens.
@@ -245,9 +246,8 @@ class StreamServer:
     def health(self) -> tuple[int, dict]:
         if self.engine.ready.is_set():
             extractor, reader = self.engine.extractor, self.engine.text_extractor
-            hearing = getattr(extractor, "hearing", None)
             return HTTPStatus.OK, {"status": "ok", "model": extractor.name,
-                                   "asr": hearing.name if hearing is not None else None,
+                                   "asr": extractor.asr,
                                    "text_model": reader.name if reader is not None else None,
                                    "device": extractor.device}
         state = "error" if self.engine.load_error is not None else "loading"

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from streamre.hearing.names import MAX_CONTEXT_BYTES, BadContext, check_context
 from streamre.hearing.vocabulary import BadVocabulary
-from streamre.inference import InferenceEngine
+from streamre.inference.engine import InferenceEngine
 from streamre.protocol import valid_room
 from streamre.protocol.parsing import Refusal, parse_json
 from streamre.room_name import ROOM_RULE

@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Callable
 
 from streamre.graph import Mention
-from streamre.inference import InferenceEngine
+from streamre.inference.engine import InferenceEngine
 from streamre.protocol import text_triplets_message
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse_object
 from streamre.server.metrics import Metrics

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from streamre import SAMPLE_RATE
 from streamre.graph import Mention
-from streamre.inference import InferenceEngine
+from streamre.inference.engine import InferenceEngine
 from streamre.hearing.vocabulary import BadVocabulary
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, InferText,
                                JoinRoom, Reply, Role, SendHistory, SendSnapshot, SessionProtocol,
@@ -161,7 +161,7 @@ class Session:
     async def _infer(self, segment, closed_at: float) -> None:
         self.metrics.segments.labels(str(segment.forced_split).lower()).inc()
         try:
-            text, triplets, answer = await self._hear(segment, closed_at)
+            text, triplets, answer = await self._hear_and_read(segment, closed_at)
             # The room journals the segment and learns its facts before the client is told.
             # Meeting time: when the session started plus where in its stream the segment is.
             # Live, that is the wall clock; a file sent faster keeps its pace.
@@ -179,7 +179,7 @@ class Session:
         self.outbox.send(message)
         self.room.report(self.id, message)
 
-    async def _hear(self, segment, closed_at: float) -> tuple[str, list, dict]:
+    async def _hear_and_read(self, segment, closed_at: float) -> tuple[str, list, dict]:
         """The segment's transcript, its triplets and the rest of its `triplets` answer
         (timing, or the error when hearing failed: then nothing was heard)."""
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from streamre.inference.seam import read_sentences
 from streamre.training.data import Example
 from streamre.training.scores import score, word_error_rate
 from streamre.triplets import Extraction
@@ -38,9 +39,7 @@ def read_text(text_extractor, texts: list[str], batch_size: int = 32) -> list[Ex
     """The text extractor's triplets for each text, as extractions of that text."""
     found: list[Extraction] = []
     for first in range(0, len(texts), batch_size):
-        chunk = texts[first:first + batch_size]
-        found += [Extraction(t, triplets) for t, triplets in
-                  zip(chunk, text_extractor.extract(chunk), strict=True)]
+        found += read_sentences(text_extractor, texts[first:first + batch_size])
     return found
 
 

@@ -40,10 +40,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from streamre.inference.extractor import ModelExtractor, pick_device
-from streamre.inference.model_text import ModelTextExtractor
+from streamre.model.extractor import ModelExtractor
+from streamre.whisper.devices import pick_device
+from streamre.model.text import ModelTextExtractor
 from streamre.model.checkpoint import load_checkpoint, save_float16
-from streamre.model.features import WHISPER_WINDOW_S
+from streamre.whisper.features import WHISPER_WINDOW_S
 from streamre.model.relation_heads import RelationPrompt
 from streamre.training.config import TrainConfig
 from streamre.training.data import Collator, Example, read_manifest

@@ -137,7 +137,7 @@ def losses(model: TextREModel, batch: dict) -> dict[str, torch.Tensor]:
 def train_text(cfg: TextTrainConfig) -> dict:
     from transformers import AutoTokenizer, BertModel
 
-    from streamre.inference.extractor import pick_device
+    from streamre.whisper.devices import pick_device
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
