@@ -38,7 +38,7 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
-from streamre.inference.speech_path import SpeechPath, SpeechSettings
+from streamre.inference.speech_path import ResearchSettings, SpeechPath, SpeechSettings
 from streamre.protocol import start_message, stop_message
 
 SENTENCES = [
@@ -204,8 +204,9 @@ def main() -> None:
     extra = shlex.split(args.serve_args)
 
     audio = [meeting(args.seconds, seed) for seed in range(1 if args.together else 4)]
-    extractor = SpeechPath(SpeechSettings(model=args.model, device="cpu", speech_facts=(
-        "speech" if args.model else "text"))).load_speech()
+    extractor = SpeechPath(SpeechSettings(device="cpu", speech_facts="speech" if args.model
+                                          else "text"),
+                           ResearchSettings(model=args.model)).load_speech()
     extractor.warmup()
     model_name = extractor.name
     bare = bare_model_ms(extractor, audio, VadConfig())

@@ -19,17 +19,18 @@ from typing import Any, Mapping
 
 from streamre.audio.vad import VadConfig
 from streamre.graph.room import GraphSettings
-from streamre.inference.speech_path import SpeechSettings
+from streamre.inference.speech_path import ResearchSettings, SpeechSettings, path_errors
 from streamre.room_name import valid_room
 from streamre.settings import (ConfigError, add_flags, build, env_name, nested, setting,
                                unknown_keys)
 
 
 @dataclass(frozen=True)
-class ServeConfig(SpeechSettings):
+class ServeConfig(ResearchSettings, SpeechSettings):
     """Every setting of `streamre serve`, each with its default and help: which models hear and
-    read (`SpeechSettings`, shared with `extract` and `eval`), then the server's own; `vad` and
-    `graph` are the segmenter's and the room graph's own settings objects."""
+    read (`SpeechSettings`, shared with `extract` and `eval`), the aligned model's, read only
+    with `speech_facts = speech` (`ResearchSettings`), then the server's own; `vad` and `graph`
+    are the segmenter's and the room graph's own settings objects."""
 
     # network
     host: str = setting("127.0.0.1", "address to listen on")
@@ -113,7 +114,7 @@ class ServeConfig(SpeechSettings):
                      "session_queue", "mqtt_outbox_max"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        errors += self.speech_errors()
+        errors += path_errors(self, self)
         if self.transcript_retention_days < 0:
             errors.append("transcript_retention_days must not be negative (0: keep forever)")
         if self.handshake_timeout_s <= 0 or self.room_idle_s < 0:

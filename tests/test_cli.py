@@ -13,7 +13,8 @@ import urllib.request
 from helpers import FACT, FACT_TEXT, STREAMRE, run, start_server
 
 def test_extract_prints_one_json_line_per_segment(fact_checkpoint, meeting_wav, tmp_path):
-    result = run("extract", str(meeting_wav), "--model", str(fact_checkpoint), "--speech-facts", "speech")
+    result = run("extract", str(meeting_wav), "--model", str(fact_checkpoint), "--speech-facts",
+                 "speech")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["segment_id"] for line in lines] == [0, 1]
@@ -21,6 +22,13 @@ def test_extract_prints_one_json_line_per_segment(fact_checkpoint, meeting_wav, 
         assert line["file"] == str(meeting_wav) and line["start"] < line["end"]
         assert [(t["head"], t["relation"], t["tail"]) for t in line["triplets"]] == [FACT]
         assert line["text"] == FACT_TEXT
+    # The segmenter takes serve's own VAD settings: a shorter longest segment splits more.
+    split = run("extract", str(meeting_wav), "--model", str(fact_checkpoint), "--speech-facts",
+                "speech", "--vad-max-utterance-s", "1")
+    assert split.returncode == 0, split.stderr
+    pieces = [json.loads(line) for line in split.stdout.splitlines()]
+    assert len(pieces) > len(lines) and any(p["forced_split"] for p in pieces)
+    assert all(p["end"] - p["start"] <= 1.0 + 1e-3 for p in pieces)
 
     (tmp_path / "junk.wav").write_bytes(b"not audio")
     bad = run("extract", str(tmp_path / "junk.wav"), "--model", str(fact_checkpoint),

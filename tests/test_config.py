@@ -116,11 +116,11 @@ def test_train_flags_are_made_from_train_config():
 ])
 def test_the_aligned_model_is_asked_for_by_speech_facts_alone(
         speech_facts, ensemble, model, through_text):
-    from streamre.inference.speech_path import SpeechSettings
+    from streamre.inference.speech_path import ResearchSettings, SpeechSettings, path_errors
 
-    settings = SpeechSettings(speech_facts=speech_facts, ensemble=ensemble, model=model)
+    settings = SpeechSettings(speech_facts=speech_facts)
     assert settings.reads_transcripts is through_text
-    assert settings.speech_errors() == []
+    assert path_errors(settings, ResearchSettings(model=model, ensemble=ensemble)) == []
 
 
 @pytest.mark.parametrize("flags", [("--model", "m"), ("--ensemble",)])
@@ -128,11 +128,11 @@ def test_naming_the_aligned_model_without_asking_for_it_is_one_clear_error(flags
     # Never a silent switch of the path; the same words for serve, extract and eval.
     with pytest.raises(ConfigError, match="speech-facts speech"):
         load_config(parse(*flags), {})
-    from streamre.inference.speech_path import SpeechPath, SpeechSettings
+    from streamre.inference.speech_path import ResearchSettings, SpeechPath, SpeechSettings
 
     with pytest.raises(ConfigError, match="speech-facts speech"):
-        SpeechPath(SpeechSettings(model="m" if "--model" in flags else "",
-                                  ensemble="--ensemble" in flags))
+        SpeechPath(SpeechSettings(), ResearchSettings(model="m" if "--model" in flags else "",
+                                                      ensemble="--ensemble" in flags))
 
 
 @pytest.mark.parametrize("windows, message", [

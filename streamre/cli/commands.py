@@ -32,11 +32,10 @@ def stream(args: argparse.Namespace) -> int:
 
 
 def extract(args: argparse.Namespace) -> int:
-    from streamre.cli.extract import extract_files
-    from streamre.inference.speech_path import SpeechSettings
+    from streamre.cli.extract import ExtractSettings, extract_files
     from streamre.settings import build
 
-    return extract_files(args.files, build(SpeechSettings, args), batch_size=args.batch_size)
+    return extract_files(args.files, build(ExtractSettings, args), batch_size=args.batch_size)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -59,7 +58,7 @@ def train_text(args: argparse.Namespace) -> int:
 
 
 def eval(args: argparse.Namespace) -> int:
-    from streamre.inference.speech_path import SpeechPath, SpeechSettings
+    from streamre.inference.speech_path import ResearchSettings, SpeechPath, SpeechSettings
     from streamre.settings import build
     from streamre.training.data import read_manifest
     from streamre.training.evaluate import evaluate
@@ -67,7 +66,7 @@ def eval(args: argparse.Namespace) -> int:
     settings = build(SpeechSettings, args)
     if args.text_reads_speech_model:
         settings = dataclasses.replace(settings, speech_facts="speech")
-    path = SpeechPath(settings)
+    path = SpeechPath(settings, build(ResearchSettings, args))
     examples = read_manifest(args.data)
     reads_text = args.input == "text" or args.text_reads_speech_model
     text_extractor = path.load_text() if reads_text else None

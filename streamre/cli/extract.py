@@ -1,22 +1,33 @@
 """`streamre extract`: the server's segmenter and speech path on files, one JSON line per
-segment. The speech path is built as the server builds it (`SpeechPath`)."""
+segment. Both are built as the server builds them: the speech path by `SpeechPath`, the
+segmenter from the same `--vad-*` settings as `serve`'s."""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
-from streamre.inference.speech_path import SpeechPath, SpeechSettings
+from streamre.inference.speech_path import ResearchSettings, SpeechPath, SpeechSettings
+from streamre.settings import nested
 
 CHUNK = 16000  # feed the segmenter a second at a time, as a live stream would
 
 
-def extract_files(files: list[str], settings: SpeechSettings, batch_size: int = 8,
+@dataclass(frozen=True)
+class ExtractSettings(ResearchSettings, SpeechSettings):
+    """What `extract` is told: the speech path's settings, and the segmenter's, named as for
+    `serve` (`--vad-hangover-ms`, ...)."""
+
+    vad: VadConfig = nested(VadConfig, "voice activity detection")
+
+
+def extract_files(files: list[str], settings: ExtractSettings, batch_size: int = 8,
                   out=None) -> int:
     out = out or sys.stdout
-    extractor = SpeechPath(settings).load_speech()
-    vad = VadConfig()
+    extractor = SpeechPath(settings, settings).load_speech()
+    vad = settings.vad
     status = 0
     for path in files:
         try:

@@ -66,7 +66,7 @@ def _stream_parser(sub) -> None:
 
 
 def _extract_parser(sub) -> None:
-    from streamre.inference.speech_path import SpeechSettings
+    from streamre.cli.extract import ExtractSettings
     from streamre.settings import add_flags
 
     extract = sub.add_parser(
@@ -75,7 +75,7 @@ def _extract_parser(sub) -> None:
                     "(--asr) hears each segment and the text model reads what it heard.")
     extract.add_argument("files", nargs="+", metavar="FILE")
     extract.add_argument("--batch-size", type=int, default=8)
-    add_flags(extract, SpeechSettings, sources=False)
+    add_flags(extract, ExtractSettings, sources=False)
     extract.set_defaults(run=commands.extract)
 
 
@@ -106,7 +106,7 @@ def _train_text_parser(sub) -> None:
 
 
 def _eval_parser(sub) -> None:
-    from streamre.inference.speech_path import SpeechSettings
+    from streamre.inference.speech_path import ResearchSettings, SpeechSettings
     from streamre.settings import add_flags
 
     evaluate = sub.add_parser(
@@ -126,6 +126,7 @@ def _eval_parser(sub) -> None:
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument("--no-progress", action="store_true")
     add_flags(evaluate, SpeechSettings, sources=False)
+    add_flags(evaluate, ResearchSettings, sources=False)
     evaluate.set_defaults(run=commands.eval)
 
 

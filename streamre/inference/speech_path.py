@@ -51,8 +51,6 @@ class SpeechSettings:
         "text", "where a segment's facts come from: text (Whisper's transcript read by the text "
         "model), speech (the aligned speech model --model, hearing and reading at once; asked "
         "for only this way)", choices=list(SPEECH_FACTS))
-    model: str = setting("", "the aligned speech-to-triplet model, for --speech-facts speech: a "
-                             "checkpoint folder or hub id (empty: the bundled one)")
     device: str = setting("auto", "device: auto, cpu, cuda, cuda:N")
     threads: int = setting(0, "CPU threads for inference (0: the engine's default)")
     dtype: str = setting(
@@ -61,12 +59,6 @@ class SpeechSettings:
     max_new_tokens: int = setting(
         192, f"longest decoded output per segment, in tokens; a segment also stops at "
         f"{TOKENS_ALLOWANCE} plus {TOKENS_PER_SECOND} per second of its audio")
-    max_padding: float = setting(
-        0.5, "speech model: most padding one call may carry, as a share of its audio")
-    ensemble: bool = setting(
-        False, "speech model trained in element orders: decode every order and keep the facts "
-        "--ensemble-votes of them agree on (with --speech-facts speech)")
-    ensemble_votes: int = setting(2, "orders that must agree on a fact (with --ensemble)")
     vocabulary: str = setting(
         "", "a file of phrases Whisper should expect, one per line (names of people, "
         "organisations, places; project words): heard with every segment, beside each room's own")
@@ -101,13 +93,7 @@ class SpeechSettings:
             errors.append(f"dtype must be auto, {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.speech_facts not in SPEECH_FACTS:
             errors.append(f"speech_facts must be text or speech, got {self.speech_facts!r}")
-        elif self.speech_facts == "text" and (self.model or self.ensemble):
-            errors.append("model and ensemble are the aligned speech model's; it is asked for "
-                          "with speech_facts = speech (--speech-facts speech), else Whisper "
-                          "hears and the text model reads")
-        if self.max_padding < 0:
-            errors.append("max_padding must not be negative")
-        for name in ("max_new_tokens", "ensemble_votes", "vocabulary_beam"):
+        for name in ("max_new_tokens", "vocabulary_beam"):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be at least 1, got {getattr(self, name)}")
         try:
@@ -142,25 +128,61 @@ class SpeechSettings:
         return self.speech_facts == "text"
 
 
+@dataclass(frozen=True)
+class ResearchSettings:
+    """The aligned speech-to-triplet model's settings (MCAM on Whisper, with RPG-MoGe's element
+    orders): read only when `speech_facts = speech` asks for that model, by `serve`, `extract`
+    and `eval`. The product path never reads them."""
+
+    model: str = setting("", "the aligned speech-to-triplet model, for --speech-facts speech: a "
+                             "checkpoint folder or hub id (empty: the bundled one)")
+    max_padding: float = setting(
+        0.5, "speech model: most padding one call may carry, as a share of its audio")
+    ensemble: bool = setting(
+        False, "speech model trained in element orders: decode every order and keep the facts "
+        "--ensemble-votes of them agree on (with --speech-facts speech)")
+    ensemble_votes: int = setting(2, "orders that must agree on a fact (with --ensemble)")
+
+    def research_errors(self) -> list[str]:
+        errors = []
+        if self.max_padding < 0:
+            errors.append("max_padding must not be negative")
+        if self.ensemble_votes < 1:
+            errors.append(f"ensemble_votes must be at least 1, got {self.ensemble_votes}")
+        return errors
+
+
+def path_errors(settings: SpeechSettings, research: ResearchSettings) -> list[str]:
+    """Why these settings cannot build a speech path, one sentence each; `serve`, `extract`
+    and `eval` say the same. Naming the aligned model never switches to it."""
+    errors = settings.speech_errors() + research.research_errors()
+    if settings.reads_transcripts and (research.model or research.ensemble):
+        errors.append("model and ensemble are the aligned speech model's; it is asked for with "
+                      "speech_facts = speech (--speech-facts speech), else Whisper hears and the "
+                      "text model reads")
+    return errors
+
+
 class SpeechPath:
     """Loads what the settings name, once each: the text model (for transcripts, chat lines
-    and notes) and the speech path (a `TripletExtractor`).
+    and notes) and the speech path (a `TripletExtractor`); `research` is read only for the
+    aligned model (`speech_facts = speech`).
 
     Raises `ConfigError` at once for settings that cannot work together."""
 
-    def __init__(self, settings: SpeechSettings,
+    def __init__(self, settings: SpeechSettings, research: ResearchSettings = ResearchSettings(),
                  on_guard: Callable[[str], None] | None = None) -> None:
-        errors = settings.speech_errors()
+        errors = path_errors(settings, research)
         if errors:
             raise ConfigError("; ".join(errors))
-        self.settings = settings
+        self.settings, self.research = settings, research
         self.on_guard = on_guard
         self.text_source = resolve_text_model(settings.text_model)
         if settings.reads_transcripts and self.text_source is None:
             raise ConfigError("reading what Whisper heard needs a text model (--text-model); "
                               "without one, use --speech-facts speech")
-        if settings.ensemble:
-            self._check_orders(settings.model)
+        if research.ensemble:
+            self._check_orders(research.model)
         try:
             self.vocabulary = read_vocabulary(settings.vocabulary) if settings.vocabulary else ()
         except (BadVocabulary, OSError) as e:
@@ -203,8 +225,8 @@ class SpeechPath:
         """The aligned speech model (`model`), hearing and reading at once."""
         from streamre.model.extractor import ModelExtractor  # research: loaded only when asked
 
-        s = self.settings
-        return ModelExtractor.load(s.model or None, s.device, s.threads, s.max_new_tokens,
-                                   dtype=s.dtype, max_padding=s.max_padding, ensemble=s.ensemble,
-                                   min_votes=s.ensemble_votes)
+        s, r = self.settings, self.research
+        return ModelExtractor.load(r.model or None, s.device, s.threads, s.max_new_tokens,
+                                   dtype=s.dtype, max_padding=r.max_padding, ensemble=r.ensemble,
+                                   min_votes=r.ensemble_votes)
 

@@ -56,7 +56,7 @@ class StreamServer:
         self.config = config
         self.metrics = Metrics()
         # Settings that cannot work together fail here, before the server listens.
-        path = SpeechPath(config, on_guard=lambda guard: self.metrics.hearing_guards.labels(
+        path = SpeechPath(config, config, on_guard=lambda guard: self.metrics.hearing_guards.labels(
             guard).inc())
         if load_text is None and path.text_source is not None:
             load_text = path.load_text
