@@ -217,5 +217,5 @@ def test_the_link_merges_ops_counts_bad_ones_and_follows_members(tmp_path):
 def test_a_new_clustered_room_shows_the_graph_its_ops_merge_into(tmp_path):
     store, publisher, node, rooms = instance(tmp_path)
     room = rooms.open("fresh")
-    assert room.graph is room.ordered.graph  # one graph from the start, before any op
+    assert room.graph is room.facts.ordered.graph  # one graph from the start, before any op
     store.close()

@@ -10,7 +10,7 @@ from streamre.protocol.session import (Action, Admit, Busy, Close, DropSegment, 
                                        InferText, JoinRoom, Reply, SendHistory, SendSnapshot,
                                        SessionProtocol)
 from streamre.protocol.wire import (ENCODINGS, PROTOCOL_VERSION, ROOM_NAME, STREAM_PATH, CloseCode,
-                                    Limits, Role, done_message, error_message, ping_message,
+                                    Failed, Limits, Role, done_message, error_message, ping_message,
                                     pong_message, ready_message, segment_message, start_message,
                                     stop_message, subscribe_message, text_message,
                                     text_triplets_message, triplets_message, vad_message,
@@ -19,7 +19,7 @@ from streamre.protocol.wire import (ENCODINGS, PROTOCOL_VERSION, ROOM_NAME, STRE
 __all__ = [
     "Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "Infer", "InferText",
     "JoinRoom", "Reply", "SendHistory", "SendSnapshot", "SessionProtocol", "ENCODINGS", "PROTOCOL_VERSION",
-    "ROOM_NAME", "STREAM_PATH", "CloseCode", "Limits", "Role", "done_message", "error_message",
+    "ROOM_NAME", "STREAM_PATH", "CloseCode", "Failed", "Limits", "Role", "done_message", "error_message",
     "ping_message", "pong_message", "ready_message", "segment_message", "start_message",
     "stop_message", "subscribe_message", "text_message", "text_triplets_message",
     "triplets_message", "vad_message", "valid_room", "warning_message",

@@ -110,6 +110,18 @@ def segment_message(segment: Segment) -> dict:
             "end": round(segment.end_s, 3), "forced_split": segment.forced_split}
 
 
+@dataclass(frozen=True)
+class Failed:
+    """Why a segment or a typed sentence has no facts: the `error` code of its `triplets`
+    answer (`inference_failed`, `journal_failed`) and a message for people."""
+    error: str
+    message: str
+
+    def fields(self) -> dict:
+        """The answer's fields in place of its facts and timing."""
+        return {"triplets": [], "error": self.error, "message": self.message}
+
+
 def triplets_message(segment: Segment, text: str, triplets: list[dict], **timing: Any) -> dict:
     """A segment's answer; `timing` is latency_ms, queue_ms, infer_ms and batch_size, or
     error and message when inference failed."""

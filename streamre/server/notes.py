@@ -19,7 +19,7 @@ from typing import Callable
 
 from streamre.graph import Mention
 from streamre.inference.engine import InferenceEngine
-from streamre.protocol import text_triplets_message
+from streamre.protocol import Failed, text_triplets_message
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse_object
 from streamre.server.metrics import Metrics
 from streamre.server.room import Room, record_counted
@@ -78,18 +78,20 @@ async def read_sentence(engine: InferenceEngine, metrics: Metrics, room: Room, s
                         asked_at: float) -> dict:
     """One typed sentence through the text extractor: its facts into `room` (source "text"),
     its `triplets` answer to MQTT, and that answer returned for its sender."""
+    failed = result = None
     try:
         result = await engine.submit_text(session_id, sentence)
         triplets, names = result.triplets, result.names
-        answer = dict(triplets=[t.to_json() for t in triplets], **result.timing(asked_at))
     except Exception as e:
         log.exception("text inference failed for %s/%s", session_id, item_id)
         metrics.errors.labels("inference_failed").inc()
         names, triplets = (), []
-        answer = dict(triplets=[], error="inference_failed", message=str(e))
+        failed = Failed("inference_failed", str(e))
     mention = Mention(session_id, item_id, speaker, text=sentence, source="text")
     now = time.time()  # the sentence joins the transcript even when it could not be read
-    answer = record_counted(room, metrics, mention, triplets, now, now) or answer
+    failed = record_counted(room, metrics, mention, triplets, now, now) or failed
+    answer = failed.fields() if failed else dict(triplets=[t.to_json() for t in triplets],
+                                                 **result.timing(asked_at))
     try:  # its names join what the room expects to hear, whether or not it stated a fact
         room.typed_names(list(names))
     except Exception:

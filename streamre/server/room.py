@@ -1,9 +1,10 @@
-"""One room of the server: its graph, its journal and the outboxes of everyone in it.
+"""One room of the server, the shell around its facts' pure core (`streamre.server.facts`):
+its journal and the outboxes of everyone in it.
 
 A room is also where facts leave the process: the MQTT publisher is fed here and nowhere else,
 with each segment's `triplets` answer, its transcript line and each graph delta. In a cluster
-(`serve --cluster`) a room is an `OrderedGraph` of ops: its own segments become ops sent to
-the other instances, and theirs are merged here the same way.
+(`serve --cluster`) the core is `ClusterFacts`: its own segments become ops sent to the other
+instances, and theirs are merged here the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from streamre.cluster.node import ClusterNode
-from streamre.graph import GraphDelta, Mention, RoomGraph
+from streamre.graph import GraphSettings, Mention, RoomGraph
 from streamre.graph.ops import Op
 from streamre.graph.ordered import OrderedGraph
 from streamre.graph.store import GraphStore
@@ -23,6 +24,8 @@ from streamre.graph.transcript import Said
 from streamre.hearing.names import ExpectedName, MeetingNames, rewriting
 from streamre.hearing.vocabulary import check_vocabulary
 from streamre.mqtt.publisher import MqttPublisher
+from streamre.protocol.wire import Failed
+from streamre.server.facts import ClusterFacts, LocalFacts, Recorded
 from streamre.server.outbox import Outbox
 from streamre.triplets import Triplet
 
@@ -31,17 +34,20 @@ log = logging.getLogger("streamre.server")
 
 @dataclass
 class Room:
-    """A room's graph, its journal, and the outboxes of everyone in it (producers, viewers)."""
+    """A room's shell: its facts (`LocalFacts`, or `ClusterFacts` in a cluster, the pure core),
+    its journal, what it expects to hear, and the outboxes of everyone in it."""
     name: str
-    graph: RoomGraph
+    facts: LocalFacts | ClusterFacts
     store: GraphStore
     publisher: MqttPublisher | None = None
     on_refused: Callable[[int], None] = lambda n: None  # facts refused by the room's caps
     members: set[Outbox] = field(default_factory=set)
     idle_since: float = 0.0  # when its last member left (or it opened), on the rooms' clock
     names: MeetingNames = field(default_factory=MeetingNames)  # what it was told, journaled
-    node: ClusterNode | None = None  # this instance in its cluster, if in one
-    ordered: OrderedGraph | None = None  # the graph as ops, in a cluster
+
+    @property
+    def graph(self) -> RoomGraph:
+        return self.facts.graph
 
     @property
     def vocabulary(self) -> tuple[str, ...]:
@@ -85,93 +91,67 @@ class Room:
         time of its facts, `began` the meeting time it began (Unix seconds); `start` and `end`
         are seconds of its stream."""
         self.names.joined(mention.speaker)
-        if self.node is not None:
-            return self.merge(self.node.make_op(self.name, mention, triplets, at, began,
-                                                start, end))
-        refused = self.graph.refused
-        # No facts, no call: the graph is exactly what replaying its facts rebuilds.
-        delta, stated = self.graph.apply_stating(triplets, mention, at) if triplets \
-            else (None, [])
-        said = Said(mention.session_id, mention.segment_id, mention.speaker, mention.source,
-                    start, end, began, mention.text, tuple(stated))
-        seq = self._journal(said, triplets, mention, at)
-        self._announce(refused, delta, False, said, seq, local=True)
-        return said
+        return self._carry_out(self.facts.record(mention, triplets, at, began, start, end))
 
     def merge(self, op: Op) -> Said | None:
         """A clustered room takes an op, its own or another instance's: merged, journaled,
         announced (and sent on, if its own). None if it was already here."""
-        refused = self.graph.refused
-        merged_op = self.ordered.merge(op)
-        if merged_op is None:
-            return None
-        self.graph = self.ordered.graph
-        said = op.said(merged_op.stated)
-        seq = self._journal(said, list(op.triplets), op.mention(), op.at, op)
-        self.node.held(op)
-        local = op.origin == self.node.origin
-        if merged_op.rebuilt:
-            self.node.on_replay()
-        self._announce(refused, merged_op.delta, merged_op.rebuilt, said, seq, local)
-        if local:
-            self.node.send(op)
-        return said
+        recorded = self.facts.merge(op)
+        return None if recorded is None else self._carry_out(recorded)
 
-    def _journal(self, said: Said, triplets: list[Triplet], mention: Mention, at: float,
-                 op: Op | None = None) -> int:
-        try:  # durable before announced
-            return self.store.record(self.name, said, triplets, mention, at, time.time(), op,
-                                     self.graph.version)[1]
+    def _carry_out(self, recorded: Recorded) -> Said:
+        """What the core decided: journaled (durable before announced), announced, sent."""
+        try:
+            seq = self.store.record(self.name, recorded.said, recorded.triplets,
+                                    recorded.mention, recorded.at, time.time(), recorded.op,
+                                    self.graph.version)[1]
         except Exception:
-            # Not journaled, so never applied: the graph is the journal's again.
-            self.reload()
+            self.reload()  # not journaled, so never applied: the graph is the journal's again
             raise
+        self.facts.journaled(recorded)
+        if recorded.refused:
+            self.on_refused(recorded.refused)
+        self._announce(recorded, seq)
+        self.facts.announced(recorded)
+        return recorded.said
 
     def reload(self) -> None:
-        """The graph as the journal has it."""
-        if self.ordered is not None:
-            self.ordered = ordered_graph(self.store, self.name, self.graph.settings)
-            self.graph = self.ordered.graph
-        else:
-            self.graph = self.store.load(self.name, self.graph.settings)
+        """The room's facts as the journal has them."""
+        self.facts = load_facts(self.store, self.name, self.graph.settings, self.facts.node)
 
-    def _announce(self, refused: int, delta: GraphDelta | None, rebuilt: bool, said: Said,
-                  seq: int, local: bool) -> None:
+    def _announce(self, recorded: Recorded, seq: int) -> None:
         """Tell the members and MQTT what one journaled segment changed."""
-        if self.graph.refused > refused:
-            self.on_refused(self.graph.refused - refused)
-        publishes = self.publisher is not None and (self.node is None or self.node.lead)
+        delta = recorded.delta
         if delta is not None:
             message = delta.to_message()
             text = json.dumps(message)  # serialised once for every member
             for outbox in list(self.members):
                 outbox.send_graph_delta(delta.version, text)
-            if publishes and self.claim_version():  # after the viewers have it
+            if self.publisher is not None and self.facts.publishes_graph and \
+                    self.claim_version():  # after the viewers have it
                 self.publisher.publish_delta(self.name, message)
-        if rebuilt:  # replayed in order: everyone takes the whole graph again
-            for outbox in list(self.members):
-                outbox.send_snapshot()
-            if self.publisher is not None:
-                self.publisher.snapshot_soon(self.name)
-        line = said.message()
+        if recorded.rebuilt:  # replayed in order: everyone takes the whole graph again
+            self._resync()
+        line = recorded.said.message()
         text = json.dumps(line)
         for outbox in list(self.members):
             outbox.send_transcript(seq, text)  # to those who follow the transcript
-        if self.publisher is not None and local:  # each instance publishes what it heard
+        if self.publisher is not None and recorded.local:  # each instance publishes its own
             self.publisher.publish_transcript(self.name, {**line, "room": self.name})
 
     def claim_version(self) -> bool:
-        """In a cluster, keep this room's versions past the last one another lead published
-        (else subscribers would take this instance's as old); False if it had to jump, and a
-        snapshot goes out instead."""
-        if self.node is None or self.graph.version > self.node.version_floor(self.name):
+        """Whether this room's next version may be published as it is (`ClusterFacts.
+        claim_version`); if it had to jump, everyone gets a snapshot instead."""
+        if self.facts.claim_version():
             return True
-        self.graph.version = self.node.version_floor(self.name) + 1
+        self._resync()
+        return False
+
+    def _resync(self) -> None:
         for outbox in list(self.members):
             outbox.send_snapshot()
         if self.publisher is not None:
             self.publisher.snapshot_soon(self.name)
-        return False
 
     def transcript_after(self, seq: int, limit: int) -> list[tuple[int, str]]:
         """The journaled transcript after sequence number `seq`, as `transcript` messages."""
@@ -191,24 +171,29 @@ class Room:
                 "refused_facts": self.graph.refused}
 
 
-def ordered_graph(store: GraphStore, name: str, settings) -> OrderedGraph:
-    """A clustered room's ops from the journal, merged in order, at the version it had."""
+def load_facts(store: GraphStore, name: str, settings: GraphSettings,
+               node: ClusterNode | None) -> LocalFacts | ClusterFacts:
+    """Room `name`'s facts as the journal has them (or none yet): its graph alone, or, in a
+    cluster (`node`), its ops merged in order at the version it had."""
+    if node is None:
+        return LocalFacts(store.load(name, settings) if store.has_room(name)
+                          else RoomGraph(name, settings))
     ordered = OrderedGraph(name, settings, journal=lambda: store.ops(name))
     ordered.extend(store.ops(name))
     ordered.graph.version = max(ordered.graph.version, store.op_version(name))
-    return ordered
+    return ClusterFacts(ordered, node)
 
 
 def record_counted(room: Room, metrics, mention: Mention, triplets: list[Triplet], at: float,
                    began: float, start: float | None = None, end: float | None = None
-                   ) -> dict | None:
-    """`room.record`, counted in `metrics` (the server's `Metrics`); None once journaled, or
-    the error fields of the `triplets` answer when the journal refused it (a full disk)."""
+                   ) -> Failed | None:
+    """`room.record`, counted in `metrics` (the server's `Metrics`); None once journaled,
+    `journal_failed` when the journal refused it (a full disk)."""
     try:
         room.record(mention, triplets, at, began, start, end)
     except Exception as e:
         log.exception("could not journal %s", mention.segment_ref)
         metrics.errors.labels("journal_failed").inc()
-        return dict(triplets=[], error="journal_failed", message=str(e))
+        return Failed("journal_failed", str(e))
     metrics.triplets.inc(len(triplets))
     return None

@@ -14,7 +14,7 @@ from streamre.graph.store import GraphStore
 from streamre.hearing.names import MeetingNames
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.server.outbox import Outbox
-from streamre.server.room import Room, ordered_graph
+from streamre.server.room import Room, load_facts
 
 log = logging.getLogger("streamre.server")
 
@@ -197,18 +197,12 @@ class Rooms:
 
     def _room(self, name: str) -> Room:
         """Room `name` as the journal has it (or new)."""
-        ordered = ordered_graph(self.store, name, self.settings) if self.node else None
-        if ordered is not None:  # (an OrderedGraph with no ops yet is falsy: it has a len)
-            graph = ordered.graph
-        else:
-            graph = self.store.load(name, self.settings) if self.store.has_room(name) \
-                else RoomGraph(name, self.settings)
         kept = self.store.names
         context, context_names = kept.context(name)
         names = MeetingNames(kept.vocabulary(name), context, context_names, kept.chat_names(name),
                              self.store.speakers(name))
-        room = Room(name, graph, self.store, self.publisher, idle_since=self._clock(),
-                    names=names, node=self.node, ordered=ordered)
+        room = Room(name, load_facts(self.store, name, self.settings, self.node), self.store,
+                    self.publisher, idle_since=self._clock(), names=names)
         room.on_refused = lambda count: self._refused(room, count)
         return room
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from streamre import SAMPLE_RATE
 from streamre.graph import Mention
-from streamre.inference.engine import InferenceEngine
+from streamre.inference.engine import InferenceEngine, InferenceResult
 from streamre.hearing.vocabulary import BadVocabulary
-from streamre.protocol import (Action, Close, CloseCode, DropSegment, Finish, Infer, InferText,
-                               JoinRoom, Reply, Role, SendHistory, SendSnapshot, SessionProtocol,
-                               done_message, error_message, triplets_message, warning_message)
+from streamre.protocol import (Action, Close, CloseCode, DropSegment, Failed, Finish, Infer,
+                               InferText, JoinRoom, Reply, Role, SendHistory, SendSnapshot,
+                               SessionProtocol, done_message, error_message, triplets_message,
+                               warning_message)
 from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
 from streamre.server.notes import read_sentence
@@ -161,38 +162,41 @@ class Session:
     async def _infer(self, segment, closed_at: float) -> None:
         self.metrics.segments.labels(str(segment.forced_split).lower()).inc()
         try:
-            text, triplets, answer = await self._hear_and_read(segment, closed_at)
+            heard = await self._hear_and_read(segment)
+            text, triplets = ("", []) if isinstance(heard, Failed) else (heard.text,
+                                                                         heard.triplets)
             # The room journals the segment and learns its facts before the client is told.
             # Meeting time: when the session started plus where in its stream the segment is.
             # Live, that is the wall clock; a file sent faster keeps its pace.
             mention = Mention(self.id, segment.index, self.protocol.speaker,
                               continues_previous=segment.overlap > 0, text=text)
-            answer = record_counted(self.room, self.metrics, mention, triplets,
+            failed = record_counted(self.room, self.metrics, mention, triplets,
                                     self._started_at + segment.end_s,
                                     self._started_at + segment.start_s, segment.start_s,
-                                    segment.end_s) or answer
+                                    segment.end_s)
         finally:
             self._waiting -= 1
             self._slots.release()
-        message = triplets_message(segment, text, **answer)
+        failed = failed or (heard if isinstance(heard, Failed) else None)
+        message = triplets_message(segment, text, **(failed.fields() if failed else dict(
+            triplets=[t.to_json() for t in triplets], **heard.timing(closed_at))))
         self.metrics.latency.observe(time.monotonic() - closed_at)
         self.outbox.send(message)
         self.room.report(self.id, message)
 
-    async def _hear_and_read(self, segment, closed_at: float) -> tuple[str, list, dict]:
-        """The segment's transcript, its triplets and the rest of its `triplets` answer
-        (timing, or the error when hearing failed: then nothing was heard)."""
+    async def _hear_and_read(self, segment) -> InferenceResult | Failed:
+        """The segment's transcript and triplets, or why there are none (then nothing was
+        heard)."""
         try:
             result = await self.engine.submit(self.id, segment.audio,
                                               self.room.hearing_vocabulary())
         except Exception as e:
             log.exception("inference failed for %s/%s", self.id, segment.index)
             self.metrics.errors.labels("inference_failed").inc()
-            return "", [], dict(triplets=[], error="inference_failed", message=str(e))
+            return Failed("inference_failed", str(e))
         if result.queue_ms > self.settings.lag_warning_s * 1000:
             self._warn_lagging(f"segments wait {result.queue_ms / 1000:.1f} s for the model")
-        return result.text, result.triplets, dict(
-            triplets=[t.to_json() for t in result.triplets], **result.timing(closed_at))
+        return result
 
     async def _infer_text(self, item: InferText, asked_at: float, room: Room) -> None:
         try:
