@@ -99,21 +99,21 @@ def test_the_journal_pages_filters_and_rebuilds_any_version(tmp_path):
         store.record("r", said(i, 50.0 + i, mention.speaker, mention.text, tuple(edges)),
                      triplets, mention, float(i), wall=1000.0 + i)
         versions.append((graph.version, graph.to_json()))
-    rows = store.transcript("r")
+    rows = store.transcript.lines("r")
     assert [s.segment_id for _, s in rows] == list(range(6))
-    page = store.transcript("r", after=rows[1][0], limit=2)
+    page = store.transcript.lines("r", after=rows[1][0], limit=2)
     assert [s.segment_id for _, s in page] == [2, 3]
-    assert [s.segment_id for _, s in store.transcript("r", speaker="bo")] == [3, 4, 5]
+    assert [s.segment_id for _, s in store.transcript.lines("r", speaker="bo")] == [3, 4, 5]
     edge = rows[0][1].edges[0]
-    assert [s.segment_id for _, s in store.transcript("r", edge=edge)] == [0]
+    assert [s.segment_id for _, s in store.transcript.lines("r", edge=edge)] == [0]
     for version, expected in versions:
         assert store.load("r", version=version).to_json() == expected
     assert store.load("r", version=99) is None
     assert store.load("r", version=0).to_json()["edges"] == []
     assert store.load("r", written_by=1002.5).to_json() == versions[2][1]
     assert store.began("r") == 50.0
-    assert store.forget_before(52.5) == 3
-    assert [s.segment_id for _, s in store.transcript("r")] == [3, 4, 5]
+    assert store.transcript.forget_before(52.5) == 3
+    assert [s.segment_id for _, s in store.transcript.lines("r")] == [3, 4, 5]
     assert store.load("r").to_json() == versions[-1][1]  # the facts stay
     store.close()
 
@@ -130,7 +130,7 @@ def test_a_journal_from_before_the_transcript_opens_and_replays(tmp_path):
     store = GraphStore(path)
     assert store.rooms() == ["r"] and store.load("r").version == 1
     assert store.load("r", written_by=9.0).version == 0  # counted by its meeting time
-    assert store.transcript("r") == []
+    assert store.transcript.lines("r") == []
     store.close()
 
 

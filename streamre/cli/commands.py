@@ -98,8 +98,8 @@ def graph_export(args: argparse.Namespace) -> int:
     try:  # a server's journal, or a subscriber's mirror
         if args.room in journal.rooms():
             data = journal.load(args.room).to_json()
-            lines = [said for _, said in journal.transcript(args.room)]
-            origin = journal.first_said(args.room)
+            lines = [said for _, said in journal.transcript.lines(args.room)]
+            origin = journal.transcript.first_said(args.room)
         elif args.room in mirror.rooms():
             data = mirror.load(args.room).to_json()
             lines = mirror.transcript(args.room)

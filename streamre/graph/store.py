@@ -1,7 +1,8 @@
 """Persistence: every segment a room hears or reads is journaled in SQLite, with the batch of
 facts it gave, before either is announced; replaying the facts rebuilds each room exactly (ids,
-mentions, version), and the segments are its transcript. What a room expects to hear (its
-vocabulary, context and typed names) is kept beside them (`streamre.graph.names_store`).
+mentions, version). Beside the facts and ops kept here, the same file and transaction keep the
+segments, the room's transcript (`streamre.graph.transcript_store`), and what a room expects to
+hear (its vocabulary, context and typed names: `streamre.graph.names_store`).
 
 One file (`streamre.db` in the data dir), WAL mode, `synchronous=FULL`, one transaction per
 segment: a process killed at any moment leaves the whole segment and its facts or none of it.
@@ -21,6 +22,7 @@ from streamre.graph.names_store import RoomNamesStore
 from streamre.graph.ops import Op
 from streamre.graph.room import GraphSettings, Mention, RoomGraph
 from streamre.graph.transcript import Said
+from streamre.graph.transcript_store import TranscriptStore
 from streamre.room_name import check_room
 from streamre.storage import open_sqlite
 from streamre.triplets import Triplet
@@ -36,23 +38,6 @@ CREATE TABLE IF NOT EXISTS facts (
     PRIMARY KEY (room, seq)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS segments (
-    room TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    session_id TEXT NOT NULL,
-    segment_id INTEGER NOT NULL,
-    speaker TEXT,
-    source TEXT NOT NULL,
-    start REAL,
-    "end" REAL,
-    time REAL NOT NULL,
-    text TEXT NOT NULL,
-    edges TEXT NOT NULL,
-    PRIMARY KEY (room, seq)
-);
-CREATE INDEX IF NOT EXISTS segments_by_time ON segments (time);
-CREATE TABLE IF NOT EXISTS segment_edges (
-    room TEXT NOT NULL, edge TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (room, edge, seq));
 CREATE TABLE IF NOT EXISTS ops (
     room TEXT NOT NULL, origin TEXT NOT NULL, seq INTEGER NOT NULL, key REAL NOT NULL,
     op TEXT NOT NULL, merged REAL NOT NULL, version INTEGER NOT NULL,
@@ -64,7 +49,6 @@ CREATE INDEX IF NOT EXISTS ops_in_order ON ops (room, key, origin, seq);
 # Added to `facts` after its first release: when a batch was written (Unix seconds); NULL in
 # older journals, whose batches count by their meeting time instead.
 FACT_COLUMNS = {"wall": "REAL"}
-SEGMENT_FIELDS = 'session_id, segment_id, speaker, source, start, "end", time, text, edges'
 
 
 class GraphStore:
@@ -79,9 +63,8 @@ class GraphStore:
         self._lock = threading.Lock()
         self._next_seq = dict(self._db.execute(
             "SELECT room, MAX(seq) + 1 FROM facts GROUP BY room").fetchall())
-        self._next_said = dict(self._db.execute(
-            "SELECT room, MAX(seq) + 1 FROM segments GROUP BY room").fetchall())
         self._op_rooms = {room for (room,) in self._db.execute("SELECT DISTINCT room FROM ops")}
+        self.transcript = TranscriptStore(self._db, self._lock)
         self.names = RoomNamesStore(self._db, self._lock)
 
     # -- settings ---------------------------------------------------------------------------
@@ -112,7 +95,7 @@ class GraphStore:
         check_room(room)
         with self._lock:
             fact_seq = self._next_seq.get(room, 0) if triplets and op is None else None
-            said_seq = self._next_said.get(room, 0) if said is not None else None
+            said_seq = self.transcript.next_seq(room) if said is not None else None
             with self._db:  # one transaction: all of the segment or none of it
                 self._db.execute("BEGIN IMMEDIATE")
                 if op is not None:
@@ -127,29 +110,23 @@ class GraphStore:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (room, fact_seq, t, json.dumps(mention.to_json()), payload, wall))
                 if said is not None:
-                    self._db.execute(
-                        f"INSERT INTO segments (room, seq, {SEGMENT_FIELDS}) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (room, said_seq, said.session_id, said.segment_id, said.speaker,
-                         said.source, said.start, said.end, said.time, said.text,
-                         json.dumps(list(said.edges))))
-                    self._db.executemany("INSERT OR IGNORE INTO segment_edges VALUES (?, ?, ?)",
-                                         [(room, e, said_seq) for e in said.edges])
+                    self.transcript.insert(room, said_seq, said)
             if fact_seq is not None:
                 self._next_seq[room] = fact_seq + 1
             if op is not None:
                 self._op_rooms.add(room)
             if said_seq is not None:
-                self._next_said[room] = said_seq + 1
+                self.transcript.inserted(room, said_seq)
         return fact_seq, said_seq
 
     def has_room(self, room: str) -> bool:
         """Whether any fact, segment, op or expected name of `room` is journaled."""
-        return room in self._next_seq or room in self._next_said or room in self._op_rooms \
-            or room in self.names.rooms()
+        return room in self._next_seq or room in self.transcript.rooms() or \
+            room in self._op_rooms or room in self.names.rooms()
 
     def rooms(self) -> list[str]:
-        return sorted({*self._next_seq, *self._next_said, *self.names.rooms(), *self._op_rooms})
+        return sorted({*self._next_seq, *self.transcript.rooms(), *self.names.rooms(),
+                       *self._op_rooms})
 
     # -- a clustered room's ops -------------------------------------------------------------
 
@@ -186,56 +163,12 @@ class GraphStore:
     def clustered(self, room: str) -> bool:
         return room in self._op_rooms
 
-    # -- the transcript ---------------------------------------------------------------------
-
-    def speakers(self, room: str) -> tuple[str, ...]:
-        """The speaker names of `room`'s transcript, in the order they first spoke."""
-        return tuple(speaker for (speaker,) in self._db.execute(
-            "SELECT speaker FROM segments WHERE room = ? AND speaker IS NOT NULL "
-            "GROUP BY speaker ORDER BY MIN(seq)", (room,)))
-
-    def transcript(self, room: str, after: int = -1, limit: int | None = None,
-                   speaker: str | None = None, edge: str | None = None
-                   ) -> list[tuple[int, Said]]:
-        """(sequence number, segment) of `room` after sequence number `after`, oldest first:
-        at most `limit`, only `speaker`'s, or only those that stated `edge`."""
-        query = f"SELECT s.seq, {SEGMENT_FIELDS} FROM segments s"
-        where, args = ["s.room = ?", "s.seq > ?"], [room, after]
-        if edge is not None:
-            query += " JOIN segment_edges e ON e.room = s.room AND e.seq = s.seq AND e.edge = ?"
-            args.insert(0, edge)
-        if speaker is not None:
-            where.append("s.speaker = ?")
-            args.append(speaker)
-        query += " WHERE " + " AND ".join(where) + " ORDER BY s.seq"
-        if limit is not None:
-            query += " LIMIT ?"
-            args.append(limit)
-        return [(seq, Said(sid, index, who, source, start, end, t, text, tuple(json.loads(e))))
-                for seq, sid, index, who, source, start, end, t, text, e
-                in self._db.execute(query, args)]
-
-    def first_said(self, room: str) -> float | None:
-        """When the room's first journaled segment began (Unix seconds): where its subtitles'
-        clock starts, so every page of them shares one clock."""
-        return self._db.execute("SELECT MIN(time) FROM segments WHERE room = ?",
-                                (room,)).fetchone()[0]
-
     def began(self, room: str) -> float | None:
         """When the room's record begins: its first segment or fact, Unix seconds."""
-        firsts = [first for first in (self.first_said(room), self._db.execute(
+        firsts = [first for first in (self.transcript.first_said(room), self._db.execute(
             "SELECT MIN(COALESCE(wall, t)) FROM facts WHERE room = ?", (room,)).fetchone()[0])
             if first is not None]
         return min(firsts) if firsts else None
-
-    def forget_before(self, cutoff: float) -> int:
-        """The retention rule: every room's segments said before `cutoff` (Unix seconds) are
-        deleted; the graph's facts stay. Returns how many went."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM segment_edges WHERE (room, seq) IN "
-                             "(SELECT room, seq FROM segments WHERE time < ?)", (cutoff,))
-            return self._db.execute("DELETE FROM segments WHERE time < ?", (cutoff,)).rowcount
 
     def entries(self, room: str, written_by: float | None = None
                 ) -> Iterator[tuple[list[Triplet], Mention, float]]:

@@ -99,7 +99,7 @@ def transcript_answer(request: Request, store: GraphStore, exists: Callable[[str
     limit = _count(request, "limit", PAGE_DEFAULT if fmt == "json" else PAGE_MAX, 1, PAGE_MAX)
     after = _count(request, "after", -1, 0, MAX_CURSOR)
     speaker, edge = request.query_params.get("speaker"), request.query_params.get("edge")
-    rows = store.transcript(room, after, limit + 1, speaker, edge)  # one more: is there a next?
+    rows = store.transcript.lines(room, after, limit + 1, speaker, edge)  # one more: is there a next?
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = str(rows[-1][0]) if more else None
@@ -117,7 +117,7 @@ def transcript_answer(request: Request, store: GraphStore, exists: Callable[[str
     if fmt == "md":
         body = transcript_markdown(room, lines)
     else:
-        body = (srt if fmt == "srt" else vtt)(lines, store.first_said(room))
+        body = (srt if fmt == "srt" else vtt)(lines, store.transcript.first_said(room))
     return text_response(body, TRANSCRIPT_FORMATS[fmt], headers)
 
 
@@ -148,7 +148,7 @@ def export_answer(request: Request, store: GraphStore, exists: Callable[[str], b
     """The meeting's minutes: participants, facts by entity with their lines, the transcript."""
     room = _room(request, exists)
     fmt = _format(request, ("md", "json"), "md")
-    data = minutes(graph(room).to_json(), [said for _, said in store.transcript(room)])
+    data = minutes(graph(room).to_json(), [said for _, said in store.transcript.lines(room)])
     if fmt == "json":
         return json_response(HTTPStatus.OK, data)
     return text_response(minutes_markdown(data), "text/markdown")
@@ -189,7 +189,7 @@ class Retention:
         if not self.days or self._clock() < self._due:
             return 0
         self._due = self._clock() + self.every_s
-        gone = self.store.forget_before(time.time() - self.days * 86400)
+        gone = self.store.transcript.forget_before(time.time() - self.days * 86400)
         if gone:
             log.info("deleted %d transcript line(s) older than %g day(s)", gone, self.days)
         return gone

@@ -156,7 +156,7 @@ class Room:
     def transcript_after(self, seq: int, limit: int) -> list[tuple[int, str]]:
         """The journaled transcript after sequence number `seq`, as `transcript` messages."""
         return [(n, json.dumps(said.message()))
-                for n, said in self.store.transcript(self.name, seq, limit)]
+                for n, said in self.store.transcript.lines(self.name, seq, limit)]
 
     def report(self, session_id: str, answer: dict) -> None:
         """A producer's `triplets` answer, for integrators (MQTT); failed answers stay local."""

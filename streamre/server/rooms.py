@@ -200,7 +200,7 @@ class Rooms:
         kept = self.store.names
         context, context_names = kept.context(name)
         names = MeetingNames(kept.vocabulary(name), context, context_names, kept.chat_names(name),
-                             self.store.speakers(name))
+                             self.store.transcript.speakers(name))
         room = Room(name, load_facts(self.store, name, self.settings, self.node), self.store,
                     self.publisher, idle_since=self._clock(), names=names)
         room.on_refused = lambda count: self._refused(room, count)
