@@ -1,8 +1,9 @@
 """`streamre serve`: HTTP routes and the streaming WebSocket on one port, one ASGI application
 (Starlette) under uvicorn, whose WebSocket protocol is the `websockets` package's.
 
-The server owns the rooms, the inference engine and the metrics; each connection gets a
-`Session`. Lifecycle: `start()` listens at once and loads the model in the background
+The server owns the rooms, the inference engine and the metrics, and answers what the HTTP
+routes read (`streamre.server.http.ServerView`); each WebSocket connection gets a `Session`
+(`streamre.server.websocket`). Lifecycle: `start()` listens at once and loads the model in the background
 (`/healthz` answers 200 only once it is loaded and warmed up); `shutdown()` stops accepting,
 finishes every producer (flush, inference, `done`), closes viewers, then stops the engine.
 """
@@ -14,7 +15,6 @@ import contextlib
 import logging
 import signal
 import socket
-import uuid
 from http import HTTPStatus
 from pathlib import Path
 from typing import Callable
@@ -23,7 +23,6 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket
 
 from streamre.config import ServeConfig
 from streamre.graph import RoomGraph
@@ -33,20 +32,19 @@ from streamre.inference.seam import Reader, TripletExtractor
 from streamre.inference.speech_path import SpeechPath
 from streamre.cluster.link import ClusterLink
 from streamre.mqtt.publisher import MqttPublisher
-from streamre.protocol import STREAM_PATH, CloseCode, Limits, Role, SessionProtocol
+from streamre.protocol import STREAM_PATH, CloseCode, Role
 from streamre.server import brokered
 from streamre.server.admission import Admission
-from streamre.server.connection import Connection, Disconnected
 from streamre.server.http import BearerAuth, routes
 from streamre.server.metrics import Metrics
 from streamre.server.notes import Notes
 from streamre.server.record import Retention
 from streamre.server.names import RoomNames
 from streamre.server.rooms import Rooms
-from streamre.server.session import Session, SessionSettings
+from streamre.server.session import Session
+from streamre.server.websocket import StreamEndpoint
 
 log = logging.getLogger("streamre.server")
-
 
 
 class StreamServer:
@@ -74,12 +72,12 @@ class StreamServer:
         self.notes: Notes | None = None
         self.room_names: RoomNames | None = None
         self.admission: Admission | None = None
+        self.endpoint: StreamEndpoint | None = None  # the WebSocket's
         self._uvicorn: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self._serving: asyncio.Task | None = None
         self._loading: asyncio.Task | None = None
         self._sweeping: asyncio.Task | None = None
-        self._accepting = True
         self.stopped = asyncio.Event()  # set when the model failed to load, or on shutdown
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -98,6 +96,9 @@ class StreamServer:
                            self.text_per_minute)
         self.admission = Admission(self.config, self.sessions, self.rooms, self.metrics)
         self.room_names = RoomNames(self.rooms, self.engine)
+        self.endpoint = StreamEndpoint(self.config, self.engine, self.rooms, self.room_names,
+                                       self.admission, self.metrics, self.sessions,
+                                       self.text_per_minute)
         restored = self.rooms.restore()
         if restored:
             log.info("restored %d room(s) from %s", len(restored), self.store.path)
@@ -113,7 +114,7 @@ class StreamServer:
     def application(self) -> Starlette:
         """HTTP routes and the WebSocket, behind the token check."""
         return Starlette(
-            routes=[WebSocketRoute(STREAM_PATH, self._websocket), *routes(self)],
+            routes=[WebSocketRoute(STREAM_PATH, self.endpoint.serve), *routes(self)],
             middleware=[Middleware(BearerAuth, token=self.config.token,
                                    on_refused=self.metrics.sessions_rejected.labels("auth").inc)])
 
@@ -149,7 +150,8 @@ class StreamServer:
 
     async def shutdown(self) -> None:
         """Stop accepting; finish producers (flush, infer, `done`); close viewers; stop the model."""
-        self._accepting = False
+        if self.endpoint is not None:
+            self.endpoint.accepting = False
         for listener in self._uvicorn.servers if self._uvicorn is not None else []:
             listener.close()  # no new connections; open ones stay for now
         sessions = list(self.sessions)
@@ -199,47 +201,6 @@ class StreamServer:
             if gone:
                 log.debug("forgot %d idle empty room(s)", len(gone))
 
-
-    # -- WebSocket --------------------------------------------------------------------------
-
-    async def _websocket(self, websocket: WebSocket) -> None:
-        origin = websocket.headers.get("origin")
-        allowed = self.config.allowed_origins
-        if allowed and origin is not None and origin not in allowed:  # non-browsers send none
-            self.metrics.sessions_rejected.labels("origin").inc()
-            await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
-            return
-        await websocket.accept()
-        connection = Connection(websocket)
-        if not self._accepting or not await self.admission.make_way():
-            self.metrics.sessions_rejected.labels("full").inc()
-            await connection.close(CloseCode.TRY_AGAIN_LATER, "server full, try later")
-            return
-        session = self._session(connection)
-        self.sessions[session] = None
-        watchdog = asyncio.create_task(self.admission.handshake_watchdog(session))
-        try:
-            async for message in connection.frames():
-                await session.on_message(message)
-        except Disconnected:
-            pass
-        except Exception:
-            log.exception("session %s failed", session.id)
-            await connection.close(CloseCode.SERVER_ERROR, "server error")
-        finally:
-            watchdog.cancel()
-            await session.close()
-            self.sessions.pop(session, None)
-
-    def _session(self, connection: Connection) -> Session:
-        cfg = self.config
-        protocol = SessionProtocol(
-            uuid.uuid4().hex[:12], self.config.vad,
-            Limits(cfg.max_message_bytes, cfg.vad.max_utterance_s, cfg.max_rooms_per_session,
-                   cfg.max_text_chars, self.text_per_minute), self.admission.admit)
-        return Session(connection, protocol, self.engine, self.rooms, self.room_names,
-                       self.metrics,
-                       SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s))
 
     # -- what the HTTP routes read (streamre.server.http.ServerView) ------------------------
 
