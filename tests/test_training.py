@@ -43,9 +43,10 @@ def streamre(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_tiny_model_memorises_four_utterances(manifest, tmp_path):
+    # On the defaults: a model made from scratch learns at its own rate, not fine-tuning's.
     out = tmp_path / "model"
     trained = streamre("train", "--train", str(manifest), "--out", str(out), "--max-steps", "120",
-                       "--batch-size", "4", "--lr", "3e-3", "--eval-every", "60")
+                       "--batch-size", "4", "--eval-every", "60")
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
