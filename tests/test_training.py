@@ -42,7 +42,19 @@ def streamre(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-def test_tiny_model_memorises_four_utterances(manifest, tmp_path):
+def evaluate_cli(capsys, *args: str) -> dict:
+    """`streamre eval` through its entry point, in this process (trainings above run as
+    processes; an interpreter for each evaluation as well would only add its start-up)."""
+    from streamre.cli.main import main
+
+    capsys.readouterr()
+    status = main(["eval", "--speech-facts", "speech", "--no-progress", *args])
+    out, err = capsys.readouterr()
+    assert status == 0, err[-2000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_tiny_model_memorises_four_utterances(manifest, tmp_path, capsys):
     # On the defaults: a model made from scratch learns at its own rate, not fine-tuning's.
     out = tmp_path / "model"
     trained = streamre("train", "--train", str(manifest), "--out", str(out), "--max-steps", "120",
@@ -56,10 +68,8 @@ def test_tiny_model_memorises_four_utterances(manifest, tmp_path):
     assert "train" in trained.stderr  # the progress bar
     assert json.loads((out / "training.json").read_text())["dev"]["WER"] < 0.2
 
-    evaluated = streamre("eval", "--model", str(out), "--speech-facts", "speech", "--data", str(manifest),
-                         "--predictions", str(tmp_path / "p.jsonl"))
-    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    summary = evaluate_cli(capsys, "--model", str(out), "--data", str(manifest),
+                           "--predictions", str(tmp_path / "p.jsonl"))
     assert summary["n"] == 4 and summary["RTE"]["f1"] >= 0.9 and summary["WER"] < 0.2
     predictions = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(predictions) == 4
@@ -257,7 +267,7 @@ def test_a_baseline_checkpoint_goes_on_with_a_fresh_mcam_adapter(manifest, tmp_p
     assert torch.equal(projected, hidden)  # the projection starts as the identity
 
 
-def test_a_model_taught_to_read_text_answers_from_text_and_from_speech(manifest, tmp_path):
+def test_a_model_taught_to_read_text_answers_from_text_and_from_speech(manifest, tmp_path, capsys):
     out = tmp_path / "image"
     trained = streamre("train", "--train", str(manifest), "--out", str(out), "--max-steps", "150",
                        "--batch-size", "4", "--lr", "3e-3", "--eval-every", "75",
@@ -270,10 +280,7 @@ def test_a_model_taught_to_read_text_answers_from_text_and_from_speech(manifest,
     chosen = json.loads((out / "training.json").read_text())["dev"]
     assert {"RTE", "WER", "text"} <= set(chosen)
     for extra in ([], ["--text-model", str(out), "--input", "text"]):  # speech, then the text
-        evaluated = streamre("eval", "--model", str(out), "--speech-facts", "speech", "--data", str(manifest),
-                             "--no-progress", *extra)
-        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-        summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
+        summary = evaluate_cli(capsys, "--model", str(out), "--data", str(manifest), *extra)
         assert summary["n"] == 4 and summary["RTE"]["f1"] >= 0.9, (extra, summary)
 
 
@@ -300,7 +307,7 @@ def test_what_each_step_is_given_is_drawn_by_share_and_the_same_on_resume():
     assert TrainConfig(train="t.jsonl", out="o").inputs_at(7) == "speech"
 
 
-def test_a_model_trained_in_every_order_finds_the_facts_alone_and_by_vote(manifest, tmp_path):
+def test_a_model_trained_in_every_order_finds_the_facts_alone_and_by_vote(manifest, tmp_path, capsys):
     out = tmp_path / "orders"
     trained = streamre("train", "--train", str(manifest), "--out", str(out), "--max-steps", "150",
                        "--batch-size", "4", "--lr", "3e-3", "--eval-every", "75",
@@ -310,14 +317,12 @@ def test_a_model_trained_in_every_order_finds_the_facts_alone_and_by_vote(manife
     assert model.config.orders == ["hrt", "htr", "rht", "rth", "thr", "trh"]
     assert "<order:thr>" in tokenizer.get_vocab()
     for extra in ([], ["--ensemble"], ["--ensemble", "--ensemble-votes", "6"]):
-        evaluated = streamre("eval", "--model", str(out), "--speech-facts", "speech", "--data", str(manifest),
-                             "--no-progress", "--predictions", str(tmp_path / "p.jsonl"), *extra)
-        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-        summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
+        summary = evaluate_cli(capsys, "--model", str(out), "--data", str(manifest),
+                               "--predictions", str(tmp_path / "p.jsonl"), *extra)
         assert summary["n"] == 4 and summary["RTE"]["f1"] >= 0.9 and summary["WER"] < 0.2, extra
 
 
-def test_relation_heads_learn_the_relations_and_prompt_the_facts(manifest, tmp_path):
+def test_relation_heads_learn_the_relations_and_prompt_the_facts(manifest, tmp_path, capsys):
     out = tmp_path / "heads"
     trained = streamre("train", "--train", str(manifest), "--out", str(out), "--max-steps", "150",
                        "--batch-size", "4", "--lr", "3e-3", "--eval-every", "75",
@@ -331,8 +336,5 @@ def test_relation_heads_learn_the_relations_and_prompt_the_facts(manifest, tmp_p
     heard = [r["relations"] for r in log if "relations" in r]
     assert heard[-1] < heard[0] / 4  # the heads learnt which relations each utterance holds
     for extra in ([], ["--ensemble"]):
-        evaluated = streamre("eval", "--model", str(out), "--speech-facts", "speech", "--data", str(manifest),
-                             "--no-progress", *extra)
-        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-        summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
+        summary = evaluate_cli(capsys, "--model", str(out), "--data", str(manifest), *extra)
         assert summary["n"] == 4 and summary["RTE"]["f1"] >= 0.9 and summary["WER"] < 0.2, extra
