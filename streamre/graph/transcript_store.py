@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from typing import KeysView
 
 from streamre.graph.transcript import Said
 
@@ -45,9 +46,9 @@ class TranscriptStore:
         self._next = dict(self._db.execute(
             "SELECT room, MAX(seq) + 1 FROM segments GROUP BY room").fetchall())
 
-    def rooms(self) -> set[str]:
-        """The rooms with a line kept (or once kept) here."""
-        return set(self._next)
+    def rooms(self) -> KeysView[str]:
+        """The rooms with a line kept (or once kept) here (a view: `in` costs no copy)."""
+        return self._next.keys()
 
     def next_seq(self, room: str) -> int:
         return self._next.get(room, 0)
@@ -73,8 +74,7 @@ class TranscriptStore:
             "GROUP BY speaker ORDER BY MIN(seq)", (room,)))
 
     def lines(self, room: str, after: int = -1, limit: int | None = None,
-                   speaker: str | None = None, edge: str | None = None
-                   ) -> list[tuple[int, Said]]:
+              speaker: str | None = None, edge: str | None = None) -> list[tuple[int, Said]]:
         """(sequence number, segment) of `room` after sequence number `after`, oldest first:
         at most `limit`, only `speaker`'s, or only those that stated `edge`."""
         query = f"SELECT s.seq, {SEGMENT_FIELDS} FROM segments s"

@@ -34,10 +34,12 @@ class InferenceResult:
     batch_size: int
     names: tuple[str, ...] = ()  # a typed sentence's names, as its reader tagged them
 
-    def timing(self, asked_at: float) -> dict:
-        """A `triplets` message's timing fields; `asked_at` is when the item was ready (the
-        segment closed, the sentence arrived), on the monotonic clock."""
-        return {"latency_ms": round((time.monotonic() - asked_at) * 1000, 1),
+    def fields(self, asked_at: float) -> dict:
+        """A `triplets` message's facts and timing fields (`Failed.fields` when there are
+        none); `asked_at` is when the item was ready (the segment closed, the sentence
+        arrived), on the monotonic clock."""
+        return {"triplets": [t.to_json() for t in self.triplets],
+                "latency_ms": round((time.monotonic() - asked_at) * 1000, 1),
                 "queue_ms": round(self.queue_ms, 1), "infer_ms": round(self.infer_ms, 1),
                 "batch_size": self.batch_size}
 

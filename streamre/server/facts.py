@@ -134,4 +134,3 @@ class ClusterFacts:
     def publishes_graph(self) -> bool:
         """Only the cluster's lead publishes the rooms' graphs."""
         return self.node.lead
-

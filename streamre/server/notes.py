@@ -78,7 +78,7 @@ async def read_sentence(engine: InferenceEngine, metrics: Metrics, room: Room, s
                         asked_at: float) -> dict:
     """One typed sentence through the text extractor: its facts into `room` (source "text"),
     its `triplets` answer to MQTT, and that answer returned for its sender."""
-    failed = result = None
+    failed = None
     try:
         result = await engine.submit_text(session_id, sentence)
         triplets, names = result.triplets, result.names
@@ -90,8 +90,7 @@ async def read_sentence(engine: InferenceEngine, metrics: Metrics, room: Room, s
     mention = Mention(session_id, item_id, speaker, text=sentence, source="text")
     now = time.time()  # the sentence joins the transcript even when it could not be read
     failed = record_counted(room, metrics, mention, triplets, now, now) or failed
-    answer = failed.fields() if failed else dict(triplets=[t.to_json() for t in triplets],
-                                                 **result.timing(asked_at))
+    answer = failed.fields() if failed else result.fields(asked_at)
     try:  # its names join what the room expects to hear, whether or not it stated a fact
         room.typed_names(list(names))
     except Exception:

@@ -163,23 +163,23 @@ class Session:
         self.metrics.segments.labels(str(segment.forced_split).lower()).inc()
         try:
             heard = await self._hear_and_read(segment)
-            text, triplets = ("", []) if isinstance(heard, Failed) else (heard.text,
-                                                                         heard.triplets)
+            failed = heard if isinstance(heard, Failed) else None
+            text, triplets = ("", []) if failed else (heard.text, heard.triplets)
             # The room journals the segment and learns its facts before the client is told.
             # Meeting time: when the session started plus where in its stream the segment is.
             # Live, that is the wall clock; a file sent faster keeps its pace.
             mention = Mention(self.id, segment.index, self.protocol.speaker,
                               continues_previous=segment.overlap > 0, text=text)
+            # A journal that refused the segment is what the client hears of first.
             failed = record_counted(self.room, self.metrics, mention, triplets,
                                     self._started_at + segment.end_s,
                                     self._started_at + segment.start_s, segment.start_s,
-                                    segment.end_s)
+                                    segment.end_s) or failed
         finally:
             self._waiting -= 1
             self._slots.release()
-        failed = failed or (heard if isinstance(heard, Failed) else None)
-        message = triplets_message(segment, text, **(failed.fields() if failed else dict(
-            triplets=[t.to_json() for t in triplets], **heard.timing(closed_at))))
+        message = triplets_message(segment, text, **(failed.fields() if failed
+                                                     else heard.fields(closed_at)))
         self.metrics.latency.observe(time.monotonic() - closed_at)
         self.outbox.send(message)
         self.room.report(self.id, message)
