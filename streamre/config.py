@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from streamre.audio.vad import VadConfig
-from streamre.graph.room import GraphSettings
+from streamre.graph.settings import GraphSettings
 from streamre.inference.speech_path import ResearchSettings, SpeechSettings, path_errors
 from streamre.room_name import valid_room
 from streamre.settings import (ConfigError, add_flags, build, env_name, nested, setting,

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import pcm_frames
 from streamre.audio import VadConfig
-from streamre.graph.room import Mention
+from streamre.graph.entries import Mention
 from streamre.graph.store import GraphStore
 from streamre.mqtt.broker import topic
 from streamre.mqtt.mirror import GraphMirror

@@ -42,15 +42,15 @@ def test_a_clustered_rooms_segments_become_its_ops_and_old_ops_replay_in_order()
     facts = ClusterFacts(OrderedGraph("r", SETTINGS), node)
     mine = facts.record(Mention("s", 0, "ana", text="one"), [WORKS], 10.0, 9.0, 0.0, 1.5)
     assert mine.local and (mine.op.origin, mine.op.seq) == ("a", 1) and mine.delta is not None
-    facts.journaled(mine)
-    facts.announced(mine)
+    facts.journaled(mine.op, mine.rebuilt)
+    facts.announced(mine.op, mine.local)
     assert sent == [mine.op] and node.heads.head("r", "a") == 1
     assert facts.merge(mine.op) is None  # held already: nothing to do
     # Another instance's op keyed before ours: the graph is replayed in order.
     theirs = facts.merge(make_op("b", 1, 50.0, [("Maria Lopez", "Live_In", "Boston", .9)]))
     assert not theirs.local and theirs.rebuilt and theirs.said.speaker == "B"
-    facts.journaled(theirs)
-    facts.announced(theirs)
+    facts.journaled(theirs.op, theirs.rebuilt)
+    facts.announced(theirs.op, theirs.local)
     assert sent == [mine.op] and replays == [1]  # only our own ops go out
     assert facts.graph.edge_count == 2 and facts.graph is facts.ordered.graph
 

@@ -88,7 +88,7 @@ def graph_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from streamre.graph import transcript as record
-    from streamre.graph.room import graphml
+    from streamre.graph.export import graphml
     from streamre.graph.store import GraphStore
     from streamre.mqtt.mirror_store import MirrorStore
 

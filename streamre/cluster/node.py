@@ -16,8 +16,8 @@ import time
 from typing import Callable
 
 from streamre.cluster.heads import HeadMap, Heads
-from streamre.graph.ops import Op
-from streamre.graph.room import Mention
+from streamre.graph.ops import Op, change_op
+from streamre.graph.entries import Change, Mention
 from streamre.triplets import Triplet
 
 
@@ -47,6 +47,11 @@ class ClusterNode:
                   mention.session_id, mention.segment_id, mention.speaker, mention.source,
                   mention.continues_previous, start, end, began, at, mention.text,
                   tuple(triplets))
+
+    def make_change_op(self, room: str, change: Change) -> Op:
+        """The op of a person's correction or merge made here: the next seq in `room`."""
+        return change_op(room, self.origin, self.heads.next_seq(room, self.origin),
+                         self.clock(), change)
 
     def held(self, op: Op) -> None:
         """`op` is journaled here."""

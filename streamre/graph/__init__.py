@@ -2,7 +2,9 @@
 
 from streamre.graph.canonical import EntityResolver, entity_key
 from streamre.graph.dedup import DedupWindow
-from streamre.graph.room import GraphDelta, GraphSettings, Mention, RoomGraph, edge_id
+from streamre.graph.entries import Mention
+from streamre.graph.room import GraphDelta, RoomGraph, edge_id
+from streamre.graph.settings import GraphSettings
 
 __all__ = ["DedupWindow", "EntityResolver", "GraphDelta", "GraphSettings", "Mention",
            "RoomGraph", "edge_id", "entity_key"]

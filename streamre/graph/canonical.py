@@ -58,6 +58,10 @@ class EntityResolver:
                                    score_cutoff=self.fuzzy_threshold)
         return candidates[match[0]] if match else None
 
+    def keys_of(self, node: str) -> list[str]:
+        """Every key that resolves to `node`: its own and its near spellings'."""
+        return sorted({key for (key, _), n in self._aliases.items() if n == node})
+
     def label(self, node: str) -> str:
         """Most frequent surface form; ties go to the alphabetically first (order-free)."""
         counts = self._surfaces[node]

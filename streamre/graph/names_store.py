@@ -1,6 +1,7 @@
 """What a room expects to hear, kept durably beside its journal: its vocabulary (a list of
 phrases), the meeting's context (the text as a person wrote it, and the names found in it),
-and the names people typed in chat lines and notes. Each is replaced whole; an empty one is
+the names people typed in chat lines and notes, and what their corrections taught (pairs of
+heard words and the name meant). Each is replaced whole; an empty one is
 forgotten. It shares the graph store's SQLite file, connection and lock (`GraphStore.names`)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ CREATE TABLE IF NOT EXISTS vocabulary (room TEXT PRIMARY KEY, phrases TEXT NOT N
 CREATE TABLE IF NOT EXISTS room_words (
     room TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (room, kind));
 """
-CONTEXT, CHAT_NAMES = "context", "chat_names"  # the kinds of `room_words`
+CONTEXT, CHAT_NAMES, LEARNT = "context", "chat_names", "learnt"  # the kinds of `room_words`
 
 
 class RoomNamesStore:
@@ -69,6 +70,13 @@ class RoomNamesStore:
 
     def save_chat_names(self, room: str, names: tuple[str, ...]) -> None:
         self._save(room, CHAT_NAMES, list(names) or None)
+
+    def learnt(self, room: str) -> tuple[tuple[str, str], ...]:
+        """The (heard words, meant name) pairs `room` learnt, oldest first."""
+        return tuple((heard, meant) for heard, meant in self._words.get((room, LEARNT), ()))
+
+    def save_learnt(self, room: str, pairs: list[tuple[str, str]]) -> None:
+        self._save(room, LEARNT, [list(p) for p in pairs] or None)
 
     def _save(self, room: str, kind: str, value: object | None) -> None:
         """Keep one kind of `room`'s words durably; None forgets it."""

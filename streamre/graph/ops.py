@@ -7,6 +7,11 @@ counts the origin's ops in that room from 1, so a receiver sees at once what it 
 
 An origin is the server's id plus a random tag kept in its data dir, so an instance whose
 data was wiped never reuses its old sequence numbers.
+
+Added with corrections: an op may carry a `change` instead of a segment, a person's correction
+of a line or merge of two entities (`streamre.graph.room.Change`). Such an op is of version 2,
+so an instance too old to know changes refuses it (counted as a bad op) rather than taking it
+for an empty segment. Its segment fields name the corrected line (a merge's name none).
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from streamre.graph.room import Mention
+from streamre.graph.entries import Change, Correction, Mention, change_from_json
 from streamre.graph.transcript import Said
 from streamre.room_name import valid_room
 from streamre.triplets import Triplet
 
 OP_VERSION = 1
+CHANGE_OP_VERSION = 2  # an op that carries a change
 
 
 class BadOp(ValueError):
@@ -43,6 +49,7 @@ class Op:
     at: float  # meeting time of its facts
     text: str
     triplets: tuple[Triplet, ...]
+    change: Change | None = None
 
     @property
     def id(self) -> tuple[str, int]:
@@ -61,6 +68,9 @@ class Op:
                     self.end, self.time, self.text, tuple(edges))
 
     def to_json(self) -> dict:
+        if self.change is not None:
+            return {"v": CHANGE_OP_VERSION, "room": self.room, "origin": self.origin,
+                    "seq": self.seq, "key": self.key, "change": self.change.to_json()}
         return {"v": OP_VERSION, "room": self.room, "origin": self.origin, "seq": self.seq,
                 "key": self.key, "session_id": self.session_id, "segment_id": self.segment_id,
                 "speaker": self.speaker, "source": self.source,
@@ -72,15 +82,19 @@ class Op:
     def from_json(cls, data: object) -> Op:
         """An op from its JSON; `BadOp` says what is wrong with one that is not."""
         try:
-            if not isinstance(data, dict) or data.get("v") != OP_VERSION:
-                raise BadOp(f"not an op of version {OP_VERSION}")
-            op = cls(data["room"], data["origin"], data["seq"], _number(data["key"]),
-                     data["session_id"], data["segment_id"], data.get("speaker"),
-                     data["source"], bool(data.get("continues_previous", False)),
-                     _number(data.get("start"), True), _number(data.get("end"), True),
-                     _number(data["time"]), _number(data["at"]), data.get("text", ""),
-                     tuple(Triplet(str(h), str(r), str(t), _number(c))
-                           for h, r, t, c in data.get("triplets", [])))
+            if isinstance(data, dict) and data.get("v") == CHANGE_OP_VERSION:
+                op = change_op(data["room"], data["origin"], data["seq"], _number(data["key"]),
+                               change_from_json(data["change"]))
+            elif not isinstance(data, dict) or data.get("v") != OP_VERSION:
+                raise BadOp(f"not an op of version {OP_VERSION} or {CHANGE_OP_VERSION}")
+            else:
+                op = cls(data["room"], data["origin"], data["seq"], _number(data["key"]),
+                         data["session_id"], data["segment_id"], data.get("speaker"),
+                         data["source"], bool(data.get("continues_previous", False)),
+                         _number(data.get("start"), True), _number(data.get("end"), True),
+                         _number(data["time"]), _number(data["at"]), data.get("text", ""),
+                         tuple(Triplet(str(h), str(r), str(t), _number(c))
+                               for h, r, t, c in data.get("triplets", [])))
         except (KeyError, TypeError, ValueError) as e:
             raise BadOp(f"bad op: {e}") from None
         if not (valid_room(op.room) and valid_room(op.origin)):
@@ -91,6 +105,13 @@ class Op:
                 and op.source in ("speech", "text")):
             raise BadOp("bad op: a field has the wrong type")
         return op
+
+
+def change_op(room: str, origin: str, seq: int, key: float, change: Change) -> Op:
+    """The op of a correction or merge; its segment fields name the corrected line."""
+    mention = change.mention if isinstance(change, Correction) else Mention("", 0)
+    return Op(room, origin, seq, key, mention.session_id, mention.segment_id, mention.speaker,
+              mention.source, False, None, None, change.at, change.at, "", (), change)
 
 
 def _number(value: object, optional: bool = False) -> float | None:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from streamre.graph.ops import Op
-from streamre.graph.room import GraphDelta, GraphSettings, RoomGraph
+from streamre.graph.room import GraphDelta, RoomGraph
+from streamre.graph.settings import GraphSettings
 
 CHECKPOINT_EVERY = 32  # ops between copies of the graph kept for rewinding
 CHECKPOINTS_KEPT = 16  # the latest ones; an op older than all of them replays from the start
@@ -86,8 +87,8 @@ class OrderedGraph:
         return Merged(None, True, self._rewind(self._dropped + place))
 
     def _apply(self, op: Op) -> tuple[GraphDelta | None, list[str]]:
-        if not op.triplets:  # a segment with no facts leaves the graph as it is
-            return None, []
+        if op.change is not None:  # a correction waits for its line's op, wherever it sorts
+            return self.graph.change(op.change, wait=True), []
         return self.graph.apply_stating(op.triplets, op.mention(), op.at)
 
     def _keep_checkpoint(self, applied: int) -> None:

@@ -7,6 +7,13 @@ visible graph at its version. A viewer that applies a snapshot and then every la
 with this graph. `apply` is deterministic in its arguments, so replaying the same calls (the
 store's journal) rebuilds the same graph, ids and version included.
 
+A person may `change` what the room was told: correct one line (its facts read again from the
+corrected text) or merge two entities (one name is another). The graph keeps every batch as it
+was heard, and after such a change it is the replay of them all with every correction and merge
+in force, as if the line had been heard right; the delta says what differs (`removed_edges`,
+`removed_nodes` for what is gone), at version + 1. So mentions that the dedup window folds
+stay folded: two spellings of one fact said within the window become one mention, not two.
+
 An edge is visible once its confidence reaches `min_confidence`; a node once it has a visible
 edge. Confidence: the highest sighting within a mention event, noisy-or across events.
 Memory is bounded: past `max_nodes` or `max_edges`, facts needing a new node or edge are
@@ -16,16 +23,16 @@ refused (counted in `refused`); known facts keep being updated.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, field
-from io import BytesIO
 from typing import Iterable
 
 import networkx as nx
 
 from streamre.graph.canonical import EntityResolver, entity_key
 from streamre.graph.dedup import DedupWindow
-from streamre.settings import setting
+from streamre.graph.delta import GraphDelta, delta_between
+from streamre.graph.entries import Batch, Change, Correction, EntityMerge, Mention
+from streamre.graph.export import graphml
+from streamre.graph.settings import GraphSettings
 from streamre.triplets import Triplet, fact_key
 
 
@@ -35,66 +42,8 @@ def edge_id(head: str, relation: str, tail: str) -> str:
     return hashlib.sha1("\x1f".join(fact_key(head, relation, tail)).encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class GraphSettings:
-    """How a room's graph takes facts in: the dedup window, the confidence shown, the caps,
-    and when two names are one entity."""
-    dedup_window_s: float = setting(
-        60.0, "sightings of a fact this close in meeting time are one mention")
-    min_confidence: float = setting(0.0, "confidence an edge needs before it is shown")
-    max_nodes: int = setting(20000, "most nodes per room; then new ones are refused")
-    max_edges: int = setting(50000, "most edges per room; then new ones are refused")
-    fuzzy_threshold: float = setting(
-        92.0, "rapidfuzz ratio (0-100) at which two names are one entity")
-
-    def __post_init__(self) -> None:
-        if self.dedup_window_s < 0:
-            raise ValueError("dedup_window_s must not be negative")
-        if not 0 <= self.min_confidence <= 1 or not 0 <= self.fuzzy_threshold <= 100:
-            raise ValueError("min_confidence must be 0..1 and fuzzy_threshold 0..100")
-        if self.max_nodes < 1 or self.max_edges < 1:
-            raise ValueError("max_nodes and max_edges must be at least 1")
-
-
-@dataclass
-class GraphDelta:
-    room: str
-    version: int
-    nodes: list[dict] = field(default_factory=list)
-    edges: list[dict] = field(default_factory=list)
-
-    def to_message(self) -> dict:
-        return {"type": "graph", "op": "delta", "room": self.room, "version": self.version,
-                "nodes": self.nodes, "edges": self.edges}
-
-
 EVIDENCE_KEPT = 3  # sentences an edge keeps as its evidence, the latest ones
 SEGMENTS_KEPT = 10  # segment refs an edge keeps, the latest; the journal's transcript has all
-
-
-@dataclass(frozen=True)
-class Mention:
-    """Where a batch of triplets was heard: which session's which segment, said by whom, and
-    the sentence as the model heard it."""
-    session_id: str
-    segment_id: int
-    speaker: str | None = None
-    continues_previous: bool = False  # the segment continues a forced split
-    text: str = ""
-    source: str = "speech"  # or "text": a typed chat line or note
-
-    @property
-    def segment_ref(self) -> str:
-        return f"{self.session_id}/{self.segment_id}"
-
-    def to_json(self) -> dict:
-        return {"session_id": self.session_id, "segment_id": self.segment_id,
-                "speaker": self.speaker, "continues_previous": self.continues_previous,
-                "text": self.text, "source": self.source}
-
-    def evidence(self) -> dict:
-        return {"session_id": self.session_id, "segment_id": self.segment_id, "text": self.text,
-                "source": self.source}
 
 
 class RoomGraph:
@@ -105,15 +54,24 @@ class RoomGraph:
         settings: the dedup window, the confidence shown, the caps, the fuzzy threshold.
     """
 
-    def __init__(self, room: str, settings: GraphSettings = GraphSettings()) -> None:
+    def __init__(self, room: str, settings: GraphSettings | None = None) -> None:
         self.room = room
-        self.settings = settings
-        self.graph = nx.MultiDiGraph()
+        self.settings = settings or GraphSettings()
         self.version = 0
+        self._batches: list[Batch] = []  # every segment's, as heard, in the order applied
+        self._segments: set[str] = set()  # their segment refs
+        self._corrections: dict[str, Correction] = {}  # by segment ref, the latest
+        self._meant: dict[str, str] = {}  # entity key -> the name it is (`merge_entities`)
+        self._clear()
+
+    def _clear(self) -> None:
+        """The derived graph, empty: what a replay of the batches starts from."""
+        self.graph = nx.MultiDiGraph()
         self.refused = 0
-        self.resolver = EntityResolver(settings.fuzzy_threshold)
-        self.dedup = DedupWindow(settings.dedup_window_s)
+        self.resolver = EntityResolver(self.settings.fuzzy_threshold)
+        self.dedup = DedupWindow(self.settings.dedup_window_s)
         self._edge_ends: dict[str, tuple[str, str]] = {}  # edge id -> (head, tail)
+        self.stated: dict[str, tuple[str, ...]] = {}  # segment ref -> the edges it stated
 
     @property
     def node_count(self) -> int:
@@ -134,7 +92,32 @@ class RoomGraph:
     def apply_stating(self, triplets: Iterable[Triplet], mention: Mention, now: float
                       ) -> tuple[GraphDelta | None, list[str]]:
         """`apply`, and the ids of every edge the triplets stated (shown or not, refused
-        facts left out): what the mention's transcript segment links to."""
+        facts left out): what the mention's transcript segment links to. A segment with no
+        facts is kept too: a correction may give it some. A segment already corrected (its
+        correction came first, from another instance) is taken as corrected."""
+        batch = Batch(tuple(triplets), mention, now)
+        self._batches.append(batch)
+        self._segments.add(mention.segment_ref)
+        changed, touched = self._take(batch)
+        visible = {eid: ends for eid, ends in changed.items()
+                   if self._visible(self.graph.edges[ends[0], ends[1], eid])}
+        # A fact on a hidden edge still changes its nodes: shown nodes must say so.
+        nodes = [n for n in touched if self._node_visible(n)]
+        if not visible and not nodes:
+            return None, list(changed)
+        self.version += 1
+        return GraphDelta(self.room, self.version, [self._node_json(n) for n in nodes],
+                          [self._edge_json(h, t, k) for k, (h, t) in visible.items()]), \
+            list(changed)
+
+    def _take(self, batch: Batch) -> tuple[dict[str, tuple[str, str]], dict[str, None]]:
+        """One batch into the derived graph, its correction and the merges in force: the
+        edges it changed (id -> ends) and the nodes it touched."""
+        mention, triplets = batch.mention, batch.triplets
+        correction = self._corrections.get(mention.segment_ref)
+        if correction is not None:
+            mention, triplets = correction.mention, correction.triplets
+        now = batch.at
         self.dedup.expire(now)
         changed: dict[str, tuple[str, str]] = {}
         touched: dict[str, None] = {}
@@ -142,6 +125,7 @@ class RoomGraph:
             relation = " ".join(t.relation.split())
             if not (t.head.strip() and t.tail.strip() and relation):
                 continue
+            t = Triplet(self.meant(t.head), relation, self.meant(t.tail), t.confidence)
             if not self._has_room_for(t, relation):
                 self.refused += 1
                 continue
@@ -154,16 +138,67 @@ class RoomGraph:
             self._touch_edge(head, tail, eid, relation, t.confidence, mention, now, new_event)
             changed[eid] = (head, tail)
             touched.update({head: None, tail: None})
-        visible = {eid: ends for eid, ends in changed.items()
-                   if self._visible(self.graph.edges[ends[0], ends[1], eid])}
-        # A fact on a hidden edge still changes its nodes: shown nodes must say so.
-        nodes = [n for n in touched if self._node_visible(n)]
-        if not visible and not nodes:
-            return None, list(changed)
-        self.version += 1
-        return GraphDelta(self.room, self.version, [self._node_json(n) for n in nodes],
-                          [self._edge_json(h, t, k) for k, (h, t) in visible.items()]), \
-            list(changed)
+        self.stated[mention.segment_ref] = tuple(changed)
+        return changed, touched
+
+    def meant(self, name: str) -> str:
+        """The name a person said `name` is (`merge_entities`), or `name`."""
+        return self._meant.get(entity_key(name), name)
+
+    # -- what people change -----------------------------------------------------------------
+
+    def correction_of(self, session_id: str, segment_id: int) -> Correction | None:
+        """The latest correction of a segment, if it has one."""
+        return self._corrections.get(Mention(session_id, segment_id).segment_ref)
+
+    def node_of(self, name: str) -> str | None:
+        """The shown node a name is (by its key, or an alias's), or None."""
+        node = self.resolver.lookup(name)
+        return node if node is not None and node in self._visible_nodes() else None
+
+    def change(self, change: Change, wait: bool = True) -> GraphDelta | None:
+        """A correction or a merge, in force from now on and on everything heard before: the
+        graph replayed, and the delta of what differs (None if nothing shown did).
+
+        A correction of a segment not heard yet waits for it (`wait`, in a cluster, where
+        ops cross); without `wait` (a lone server's line from before segments with no facts
+        were kept) it is taken as a new segment at the end."""
+        if isinstance(change, EntityMerge):
+            return self._merge(change)
+        ref = change.mention.segment_ref
+        self._corrections[ref] = change
+        if ref in self._segments:
+            return self._replayed()
+        if wait:
+            return None
+        return self.apply(change.triplets, change.mention, change.at)
+
+    def _merge(self, merge: EntityMerge) -> GraphDelta | None:
+        """`merge.source`, every spelling its node was heard as, is `merge.into` (or what
+        `into` was itself merged into) from now on. No chains: every key maps straight to a
+        name whose key maps nowhere."""
+        into = self.meant(merge.into)
+        node = self.resolver.lookup(merge.source)
+        sources = {entity_key(merge.source), *(self.resolver.keys_of(node) if node else ())}
+        sources.discard(entity_key(into))
+        if not sources:
+            return None
+        self._meant = {key: (into if entity_key(name) in sources else name)
+                       for key, name in self._meant.items()}
+        self._meant.update(dict.fromkeys(sources, into))
+        return self._replayed()
+
+    def _replayed(self) -> GraphDelta | None:
+        """Replay every batch with the changes in force; the delta from the graph before."""
+        before = self.nodes_json(), self.edges_json()
+        self._clear()
+        for batch in self._batches:
+            self._take(batch)
+        delta = delta_between(self.room, self.version + 1, before,
+                              (self.nodes_json(), self.edges_json()))
+        if delta is not None:
+            self.version += 1
+        return delta
 
     def _has_room_for(self, t: Triplet, relation: str) -> bool:
         head, tail = self.resolver.lookup(t.head), self.resolver.lookup(t.tail)
@@ -256,20 +291,3 @@ class RoomGraph:
 
     def to_graphml(self) -> str:
         return graphml(self.to_json())
-
-
-def graphml(graph_json: dict) -> str:
-    """Node-link JSON (`to_json`) as GraphML; lists become JSON strings (GraphML has scalars)."""
-    flat = nx.MultiDiGraph()
-    for node in graph_json["nodes"]:
-        flat.add_node(node["id"], **_scalars({k: v for k, v in node.items() if k != "id"}))
-    for edge in graph_json["edges"]:
-        attrs = {k: v for k, v in edge.items() if k not in ("source", "target")}
-        flat.add_edge(edge["source"], edge["target"], key=edge["id"], **_scalars(attrs))
-    buffer = BytesIO()
-    nx.write_graphml(flat, buffer)
-    return buffer.getvalue().decode()
-
-
-def _scalars(attrs: dict) -> dict:
-    return {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in attrs.items()}

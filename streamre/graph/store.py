@@ -8,6 +8,11 @@ One file (`streamre.db` in the data dir), WAL mode, `synchronous=FULL`, one tran
 segment: a process killed at any moment leaves the whole segment and its facts or none of it.
 Each batch of facts keeps when it was written, so a replay stopped early rebuilds the graph
 as it was at any version or time. The graph settings it was written with are kept beside it.
+
+A person's correction of a line or merge of two entities is journaled in the same sequence as
+the batches (`change`), and the lines it changes are rewritten in the same transaction, so a
+replay meets each change where it was made. Every segment's batch is journaled, one with no
+facts too: a correction may give it some, in its place.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from typing import Iterator
 
 from streamre.graph.names_store import RoomNamesStore
 from streamre.graph.ops import Op
-from streamre.graph.room import GraphSettings, Mention, RoomGraph
+from streamre.graph.entries import Batch, Change, Correction, Mention, change_from_json
+from streamre.graph.room import RoomGraph
+from streamre.graph.settings import GraphSettings
 from streamre.graph.transcript import Said
 from streamre.graph.transcript_store import TranscriptStore
 from streamre.room_name import check_room
@@ -47,8 +54,9 @@ CREATE INDEX IF NOT EXISTS ops_in_order ON ops (room, key, origin, seq);
 # A clustered room (`serve --cluster`) keeps its facts as ops (streamre.cluster): each whole,
 # as its origin made it, with when this instance merged it and its graph version after.
 # Added to `facts` after its first release: when a batch was written (Unix seconds); NULL in
-# older journals, whose batches count by their meeting time instead.
-FACT_COLUMNS = {"wall": "REAL"}
+# older journals, whose batches count by their meeting time instead. Then `change`: a
+# correction's or merge's JSON (`Change.to_json`) in a row that is no batch, else NULL.
+FACT_COLUMNS = {"wall": "REAL", "change": "TEXT"}
 
 
 class GraphStore:
@@ -94,7 +102,7 @@ class GraphStore:
         and the segment's (None for what was not given)."""
         check_room(room)
         with self._lock:
-            fact_seq = self._next_seq.get(room, 0) if triplets and op is None else None
+            fact_seq = self._next_seq.get(room, 0) if op is None else None
             said_seq = self.transcript.next_seq(room) if said is not None else None
             with self._db:  # one transaction: all of the segment or none of it
                 self._db.execute("BEGIN IMMEDIATE")
@@ -118,6 +126,34 @@ class GraphStore:
             if said_seq is not None:
                 self.transcript.inserted(room, said_seq)
         return fact_seq, said_seq
+
+    def change(self, room: str, change: Change, wall: float,
+               restated: dict[tuple[str, int], tuple[str, ...]], op: Op | None = None,
+               version: int = 0) -> None:
+        """Journal a correction or merge (a clustered room: its `op`, with the graph `version`
+        after it) and, in the same transaction, the lines it changes: the corrected one's
+        text, and the edges of each line in `restated` ((session, segment) -> edge ids)."""
+        check_room(room)
+        with self._lock:
+            fact_seq = self._next_seq.get(room, 0) if op is None else None
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                if op is not None:
+                    self._db.execute("INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                     (room, op.origin, op.seq, op.key, json.dumps(op.to_json()),
+                                      wall, version))
+                else:
+                    self._db.execute(
+                        "INSERT INTO facts (room, seq, t, mention, triplets, wall, change) "
+                        "VALUES (?, ?, ?, '{}', '[]', ?, ?)",
+                        (room, fact_seq, change.at, wall, json.dumps(change.to_json())))
+                if isinstance(change, Correction):
+                    self.transcript.correct(room, change.mention, change.by)
+                self.transcript.restate(room, restated)
+            if fact_seq is not None:
+                self._next_seq[room] = fact_seq + 1
+            if op is not None:
+                self._op_rooms.add(room)
 
     def has_room(self, room: str) -> bool:
         """Whether any fact, segment, op or expected name of `room` is journaled."""
@@ -170,20 +206,22 @@ class GraphStore:
             if first is not None]
         return min(firsts) if firsts else None
 
-    def entries(self, room: str, written_by: float | None = None
-                ) -> Iterator[tuple[list[Triplet], Mention, float]]:
-        """The room's batches of facts in journal order; with `written_by`, those before the
-        first written later than that (Unix seconds; an older journal's batches count by
-        meeting time): the graph's state then, even if the clock once stepped back."""
-        query = "SELECT t, mention, triplets FROM facts WHERE room = ?"
+    def entries(self, room: str, written_by: float | None = None) -> Iterator[Batch | Change]:
+        """The room's batches of facts and changes in journal order; with `written_by`, those
+        before the first written later than that (Unix seconds; an older journal's batches
+        count by meeting time): the graph's state then, even if the clock once stepped back."""
+        query = "SELECT t, mention, triplets, change FROM facts WHERE room = ?"
         args: list = [room]
         if written_by is not None:
             query += (" AND seq < COALESCE((SELECT MIN(seq) FROM facts WHERE room = ? AND "
                       "COALESCE(wall, t) > ?), 9e18)")
             args += [room, written_by]
-        for t, mention, triplets in self._db.execute(query + " ORDER BY seq", args):
-            yield ([Triplet(h, r, tl, c) for h, r, tl, c in json.loads(triplets)],
-                   Mention(**json.loads(mention)), t)
+        for t, mention, triplets, change in self._db.execute(query + " ORDER BY seq", args):
+            if change is not None:
+                yield change_from_json(json.loads(change))
+            else:
+                yield Batch(tuple(Triplet(h, r, tl, c) for h, r, tl, c in json.loads(triplets)),
+                            Mention(**json.loads(mention)), t)
 
     def load(self, room: str, settings: GraphSettings | None = None,
              version: int | None = None, written_by: float | None = None) -> RoomGraph | None:
@@ -192,10 +230,13 @@ class GraphStore:
         if self.clustered(room):
             return self._load_ops(room, settings, version, written_by)
         graph = RoomGraph(room, settings or self.settings() or GraphSettings())
-        for triplets, mention, t in self.entries(room, written_by):
+        for entry in self.entries(room, written_by):
             if version is not None and graph.version >= version:
                 break
-            graph.apply(triplets, mention, t)
+            if isinstance(entry, Batch):
+                graph.apply(entry.triplets, entry.mention, entry.at)
+            else:  # a lone server's correction of a line that kept no batch: one at the end
+                graph.change(entry, wait=False)
         if version is not None and graph.version != version:
             return None
         return graph
@@ -207,7 +248,9 @@ class GraphStore:
             return None
         graph = RoomGraph(room, settings or self.settings() or GraphSettings())
         for op in self.ops(room, version, merged_by):
-            if op.triplets:
+            if op.change is not None:
+                graph.change(op.change, wait=True)
+            else:
                 graph.apply(op.triplets, op.mention(), op.at)
         graph.version = version if version is not None else self.op_version(
             room, float("inf") if merged_by is None else merged_by)

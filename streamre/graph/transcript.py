@@ -13,7 +13,7 @@ they were said.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 
 TEXT_CUE_S = 2.0  # how long a typed line shows in subtitles (it has no duration of its own)
@@ -31,6 +31,8 @@ class Said:
     time: float  # meeting time it began, Unix seconds
     text: str
     edges: tuple[str, ...] = ()  # the ids of the edges it stated
+    heard: str | None = None  # what was heard, once a person corrected `text`
+    corrected_by: str | None = None
 
     @property
     def duration(self) -> float:
@@ -38,9 +40,16 @@ class Said:
             return TEXT_CUE_S
         return max(0.0, self.end - self.start)
 
+    def corrected(self, text: str, by: str | None) -> Said:
+        """This line as a person corrected it: `text` shown, what was heard kept."""
+        return replace(self, text=text, heard=self.text if self.heard is None else self.heard,
+                       corrected_by=by)
+
     def to_json(self) -> dict:
         data = asdict(self)
         data["edges"] = list(self.edges)
+        if self.heard is None:  # PROTOCOL 1.3: only a corrected line says what was heard
+            del data["heard"], data["corrected_by"]
         return data
 
     def message(self) -> dict:
@@ -52,7 +61,8 @@ class Said:
         return cls(str(data["session_id"]), int(data["segment_id"]), data.get("speaker"),
                    str(data.get("source", "speech")), data.get("start"), data.get("end"),
                    float(data["time"]), str(data.get("text", "")),
-                   tuple(str(e) for e in data.get("edges") or ()))
+                   tuple(str(e) for e in data.get("edges") or ()), data.get("heard"),
+                   data.get("corrected_by"))
 
 
 def iso_time(t: float) -> str:

@@ -1,7 +1,9 @@
 """A room's transcript, kept durably: one line per journaled segment or typed sentence (`Said`),
 with the edges it stated. It shares the graph store's SQLite file, connection and lock
 (`GraphStore.transcript`); a line is written in the same transaction as its facts
-(`GraphStore.record`), and lines older than the retention are deleted (`forget_before`)."""
+(`GraphStore.record`), and lines older than the retention are deleted (`forget_before`). A
+person's correction rewrites a line's text, keeping what was heard (`correct`), and a change
+to the graph rewrites the edges of the lines it touches (`restate`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import sqlite3
 import threading
 from typing import KeysView
 
+from streamre.graph.entries import Mention
 from streamre.graph.transcript import Said
 
 SCHEMA = """
@@ -28,10 +31,14 @@ CREATE TABLE IF NOT EXISTS segments (
     PRIMARY KEY (room, seq)
 );
 CREATE INDEX IF NOT EXISTS segments_by_time ON segments (time);
+CREATE INDEX IF NOT EXISTS segments_by_id ON segments (room, session_id, segment_id);
 CREATE TABLE IF NOT EXISTS segment_edges (
     room TEXT NOT NULL, edge TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (room, edge, seq));
 """
-SEGMENT_FIELDS = 'session_id, segment_id, speaker, source, start, "end", time, text, edges'
+# Added with corrections: what was heard, and who corrected it (NULL: never corrected).
+SEGMENT_COLUMNS = {"heard": "TEXT", "corrected_by": "TEXT"}
+SEGMENT_FIELDS = ('session_id, segment_id, speaker, source, start, "end", time, text, edges, '
+                  'heard, corrected_by')
 
 
 class TranscriptStore:
@@ -43,6 +50,10 @@ class TranscriptStore:
     def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
         self._db, self._lock = db, lock
         self._db.executescript(SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(segments)")}
+        for column, kind in SEGMENT_COLUMNS.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE segments ADD COLUMN {column} {kind}")
         self._next = dict(self._db.execute(
             "SELECT room, MAX(seq) + 1 FROM segments GROUP BY room").fetchall())
 
@@ -57,11 +68,41 @@ class TranscriptStore:
         """Write line `seq` of `room`, inside the caller's transaction (`GraphStore.record`)."""
         self._db.execute(
             f"INSERT INTO segments (room, seq, {SEGMENT_FIELDS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (room, seq, said.session_id, said.segment_id, said.speaker, said.source,
-             said.start, said.end, said.time, said.text, json.dumps(list(said.edges))))
+             said.start, said.end, said.time, said.text, json.dumps(list(said.edges)),
+             said.heard, said.corrected_by))
         self._db.executemany("INSERT OR IGNORE INTO segment_edges VALUES (?, ?, ?)",
                              [(room, e, seq) for e in said.edges])
+
+    def correct(self, room: str, mention: Mention, by: str | None) -> None:
+        """Line (`mention`'s session and segment) of `room` shows `mention.text`, and keeps
+        what was first heard; inside the caller's transaction. No such line (its op has not
+        come yet, or retention took it): nothing to write."""
+        self._db.execute(
+            "UPDATE segments SET heard = COALESCE(heard, text), text = ?, corrected_by = ? "
+            "WHERE room = ? AND session_id = ? AND segment_id = ?",
+            (mention.text, by, room, mention.session_id, mention.segment_id))
+
+    def restate(self, room: str, edges: dict[tuple[str, int], tuple[str, ...]]) -> None:
+        """Each line (session, segment) of `room` in `edges` now states those edges; inside
+        the caller's transaction."""
+        for (session_id, segment_id), stated in edges.items():
+            for (seq,) in self._db.execute(
+                    "SELECT seq FROM segments WHERE room = ? AND session_id = ? AND "
+                    "segment_id = ?", (room, session_id, segment_id)).fetchall():
+                self._db.execute("UPDATE segments SET edges = ? WHERE room = ? AND seq = ?",
+                                 (json.dumps(list(stated)), room, seq))
+                self._db.execute("DELETE FROM segment_edges WHERE room = ? AND seq = ?",
+                                 (room, seq))
+                self._db.executemany("INSERT OR IGNORE INTO segment_edges VALUES (?, ?, ?)",
+                                     [(room, e, seq) for e in stated])
+
+    def line(self, room: str, session_id: str, segment_id: int) -> tuple[int, Said] | None:
+        """(sequence number, line) of one segment of `room`, or None."""
+        found = self._select(room, "s.session_id = ? AND s.segment_id = ?",
+                             [session_id, segment_id])
+        return found[0] if found else None
 
     def inserted(self, room: str, seq: int) -> None:
         """Line `seq` of `room` is committed: the next one follows it."""
@@ -89,8 +130,16 @@ class TranscriptStore:
         if limit is not None:
             query += " LIMIT ?"
             args.append(limit)
-        return [(seq, Said(sid, index, who, source, start, end, t, text, tuple(json.loads(e))))
-                for seq, sid, index, who, source, start, end, t, text, e
+        return self._rows(query, args)
+
+    def _select(self, room: str, where: str, args: list) -> list[tuple[int, Said]]:
+        return self._rows(f"SELECT s.seq, {SEGMENT_FIELDS} FROM segments s WHERE s.room = ? "
+                          f"AND {where} ORDER BY s.seq", [room, *args])
+
+    def _rows(self, query: str, args: list) -> list[tuple[int, Said]]:
+        return [(seq, Said(sid, index, who, source, start, end, t, text, tuple(json.loads(e)),
+                           heard, by))
+                for seq, sid, index, who, source, start, end, t, text, e, heard, by
                 in self._db.execute(query, args)]
 
     def first_said(self, room: str) -> float | None:

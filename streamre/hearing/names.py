@@ -2,6 +2,7 @@
 
 A meeting's names reach the room from several sources, trusted in this order:
 
+0. the names people corrected a line or merged an entity into (`streamre.hearing.learnt`);
 1. what people typed: the room's vocabulary, the meeting's context (an invitation, an agenda),
    and the names in chat lines and notes (even when no fact was read from them);
 2. the participants' speaker names;
@@ -30,6 +31,7 @@ MAX_CONTEXT_BYTES = 64 * 1024  # PROTOCOL 1.3: a context is UTF-8 text of at mos
 class Source(Enum):
     """Where a name came from, most trusted first (the order of the members)."""
 
+    LEARNT = "learnt"
     VOCABULARY = "vocabulary"
     CONTEXT = "context"
     CHAT = "chat"
@@ -73,6 +75,16 @@ def rewriting(names: Sequence[ExpectedName]) -> tuple[str, ...]:
     return tuple(n.name for n in names if n.source.rewrites)
 
 
+@dataclass(frozen=True)
+class Learnt:
+    """A pair a person's correction taught (`streamre.hearing.learnt`)."""
+    heard: str  # the words as Whisper wrote them
+    meant: str  # the name a person said they were
+
+    def to_json(self) -> dict:
+        return {"heard": self.heard, "meant": self.meant}
+
+
 class BadContext(ValueError):
     """A context that is not UTF-8 text, or is too long."""
 
@@ -103,7 +115,7 @@ _CAPITALISED = r"[A-Z][\w'’-]*\w|[A-Z]"
 _JOINERS = r"of|de|da|del|della|di|du|van|von|der|den|la|le|bin|al"
 _NAME_RUN = re.compile(rf"\b(?:{_CAPITALISED})(?:[ \t]+(?:(?:{_JOINERS})[ \t]+)?(?:{_CAPITALISED}))*")
 # Capitalised words that are seldom names: they begin sentences and fill invitations.
-_NOT_NAMES = {
+NOT_NAMES = {
     "a", "an", "the", "i", "we", "you", "he", "she", "they", "it", "this", "that", "these",
     "those", "our", "your", "my", "his", "her", "their", "its", "hi", "hello", "dear", "thanks",
     "thank", "please", "best", "regards", "cheers", "kind", "re", "fw", "fwd", "subject", "to",
@@ -130,7 +142,7 @@ def context_names(text: str, tagged: Sequence[str] = ()) -> list[str]:
     names: dict[str, str] = {}
     for name in [*tagged, *capitalised_names(text)]:
         name = " ".join(name.split())
-        if any(c.isalpha() for c in name) and name.casefold() not in _NOT_NAMES:
+        if any(c.isalpha() for c in name) and name.casefold() not in NOT_NAMES:
             names.setdefault(name.casefold(), name)
     padded = [f" {key} " for key in names]
     return [name for key, name in names.items()
@@ -143,9 +155,9 @@ def capitalised_names(text: str) -> list[str]:
     found: dict[str, str] = {}
     for match in _NAME_RUN.finditer(text):
         for words in _at_joiners(_at_possessives(match.group().split())):
-            while words and words[0].casefold().strip("'’") in _NOT_NAMES:
+            while words and words[0].casefold().strip("'’") in NOT_NAMES:
                 words = words[1:]
-            while words and (words[-1].casefold() in _NOT_NAMES
+            while words and (words[-1].casefold() in NOT_NAMES
                              or re.fullmatch(_JOINERS, words[-1])):
                 words = words[:-1]
             name = " ".join(words)
@@ -189,6 +201,8 @@ class MeetingNames:
     context: the meeting's context as written, and `context_names` found in it.
     chat: the names found in typed chat lines and notes, in the order they came.
     participants: the speaker names people joined or typed with.
+    learnt: what people's corrections and merges taught (heard words -> meant name), oldest
+        first.
     """
 
     vocabulary: tuple[str, ...] = ()
@@ -196,6 +210,29 @@ class MeetingNames:
     context_names: tuple[str, ...] = ()
     chat: tuple[str, ...] = ()
     participants: tuple[str, ...] = ()
+    learnt: tuple[Learnt, ...] = ()
+
+    def learn(self, pairs: Iterable[Learnt], limit: int) -> bool:
+        """Pairs join `learnt` (one per heard words, the latest kept; the latest `limit`);
+        whether any was new."""
+        pairs = list(pairs)
+        heard = {p.heard.casefold() for p in pairs}
+        kept = [p for p in self.learnt if p.heard.casefold() not in heard]
+        learnt = tuple([*kept, *pairs][-limit:])
+        changed = learnt != self.learnt
+        self.learnt = learnt
+        return changed
+
+    def forget(self, heard: str | None = None, meant: str | None = None) -> int:
+        """Forget learnt pairs: those of these heard words, or of this name, or (neither
+        given) all; how many went."""
+        def goes(p: Learnt) -> bool:
+            return (heard is None or p.heard.casefold() == " ".join(heard.split()).casefold()) \
+                and (meant is None or p.meant.casefold() == " ".join(meant.split()).casefold())
+        kept = tuple(p for p in self.learnt if not goes(p))
+        gone = len(self.learnt) - len(kept)
+        self.learnt = kept
+        return gone
 
     def typed(self, names: Iterable[str]) -> bool:
         """Names found in a typed line join `chat` (the first `MAX_PHRASES` kept); whether
@@ -216,6 +253,7 @@ class MeetingNames:
     def expected(self, heard: Iterable[str] = ()) -> list[ExpectedName]:
         """Every name the room expects, most trusted first; `heard`: the names its graph
         learnt from speech alone, the least trusted."""
-        return expected_names({Source.VOCABULARY: self.vocabulary,
+        return expected_names({Source.LEARNT: [p.meant for p in reversed(self.learnt)],
+                               Source.VOCABULARY: self.vocabulary,
                                Source.CONTEXT: self.context_names, Source.CHAT: self.chat,
                                Source.PARTICIPANT: self.participants, Source.HEARD: heard})

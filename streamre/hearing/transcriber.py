@@ -15,7 +15,9 @@ if it passes the guards and stays about as long as the first; otherwise the firs
 as the phrase, unless Whisper's own ear refuses: the sentence with the phrase, scored on the
 same audio, must not fall more than a margin below the sentence as heard
 (`HearingOptions.ear_margin`, `streamre.hearing.ear`), so "Can you share your screen" never
-becomes "Kenya you share your screen" (`snap_refused`). The encoder runs once a segment for all
+becomes "Kenya you share your screen" (`snap_refused`). Words that a person once corrected into
+a name (a `LearntName` of the vocabulary, `streamre.hearing.learnt`) are asked about the same
+way, wherever they are heard again. The encoder runs once a segment for all
 of it.
 """
 
@@ -33,7 +35,8 @@ from streamre.hearing.ear import MAX_EAR_CANDIDATES, preferred
 from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
-from streamre.hearing.vocabulary import (candidates, close_runs, closest_per_run, spotted,
+from streamre.hearing.learnt import learnt_runs
+from streamre.hearing.vocabulary import (apart, candidates, close_runs, closest_per_run, spotted,
                                          written_as)
 from streamre.whisper.features import equal_parts
 
@@ -173,6 +176,8 @@ class Transcriber:
                      if text[m.start:m.end] != m.phrase]
         else:
             found = close_runs(text, vocabulary, options.snap_threshold)
+        learnt = learnt_runs(text, vocabulary)  # heard as a name was before it was fixed
+        found = [*found, *learnt] if asks else apart([*found, *learnt])
         if asks and found:
             found, refused = preferred(
                 self.backend, encoded.rows([part], heard.window_s), text,

@@ -74,26 +74,26 @@ def merged(*vocabularies: Iterable[str], limit: int = MAX_PHRASES) -> tuple[str,
 
 
 @dataclass(frozen=True)
-class _Word:
+class HeardWord:
     start: int  # character span of the word in the text, its punctuation left out
     end: int
     key: str  # its letters and digits, lower case
     named: bool  # written as a name is: a capital first (and not "I"), or digits
 
 
-def _words(text: str) -> list[_Word]:
+def heard_words(text: str) -> list[HeardWord]:
     words = []
     for m in re.finditer(r"\S+", text):
         inner = re.search(r"\w(?:.*\w)?", m.group())
         if inner is not None:
             word = inner.group()
-            words.append(_Word(m.start() + inner.start(), m.start() + inner.end(),
+            words.append(HeardWord(m.start() + inner.start(), m.start() + inner.end(),
                                re.sub(r"\W", "", word).casefold(),
                                (word[0].isupper() and word != "I") or word[0].isdigit()))
     return words
 
 
-def _key(phrase: str) -> str:
+def phrase_key(phrase: str) -> str:
     return re.sub(r"\W", "", phrase).casefold()
 
 
@@ -141,7 +141,7 @@ def candidates(text: str, phrases: Sequence[str], threshold: float,
     from rapidfuzz import fuzz
     from rapidfuzz.process import cdist
 
-    words = _words(text)
+    words = heard_words(text)
     if not words or not phrases:
         return []
     longest = max(len(p.split()) for p in phrases) + EXTRA_WORDS
@@ -152,7 +152,7 @@ def candidates(text: str, phrases: Sequence[str], threshold: float,
     if not runs:
         return []
     run_keys = ["".join(w.key for w in words[i:j + 1]) for i, j in runs]
-    phrase_keys = [_key(p) for p in phrases]
+    phrase_keys = [phrase_key(p) for p in phrases]
     scores = np.maximum(
         cdist(phrase_keys, run_keys, scorer=fuzz.ratio, workers=1),
         cdist([sound_key(k) for k in phrase_keys], [sound_key(k) for k in run_keys],

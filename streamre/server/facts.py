@@ -1,6 +1,7 @@
 """A room's facts as a pure core, the room's counterpart of `SessionProtocol`: a segment, a typed
 line or another instance's op goes in; out comes a `Recorded`, what the shell must journal,
-then announce to the room's members and publish. No I/O here: the shell
+then announce to the room's members and publish. A person's correction of a line or merge of
+two entities goes in the same way, and out comes a `Changed`. No I/O here: the shell
 (`streamre.server.room.Room`) journals before it announces, and when the journal refuses,
 loads the room again from it.
 
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 from streamre.cluster.node import ClusterNode
 from streamre.graph import GraphDelta, Mention, RoomGraph
 from streamre.graph.ops import Op
+from streamre.graph.entries import Change, EntityMerge
+from streamre.hearing.learnt import learnable, learnt_pairs
+from streamre.hearing.names import Learnt
 from streamre.graph.ordered import OrderedGraph
 from streamre.graph.transcript import Said
 from streamre.triplets import Triplet
@@ -45,6 +49,46 @@ class Recorded:
     local: bool
 
 
+@dataclass(frozen=True)
+class Changed:
+    """What a correction or merge (or another instance's op of one) did to a room.
+
+    change: what the person did; `op` is its op, in a cluster.
+    delta: the graph's change to announce, with what left (None: nothing shown changed).
+    rebuilt: the graph was replayed in order: everyone takes the whole graph again.
+    restated: the lines whose stated edges changed, (session, segment) -> edge ids now.
+    local: made here: its op (in a cluster) is this instance's to send.
+    learnt: what the room learns from it (heard words -> meant name), whoever made it.
+    """
+    change: Change
+    op: Op | None
+    delta: GraphDelta | None
+    rebuilt: bool
+    restated: dict[tuple[str, int], tuple[str, ...]]
+    local: bool
+    learnt: tuple[Learnt, ...] = ()
+
+
+def taught(change: Change) -> tuple[Learnt, ...]:
+    """The pairs a correction (heard line -> corrected line) or a merge (from -> into)
+    teaches the room (`streamre.hearing.learnt`)."""
+    if isinstance(change, EntityMerge):
+        pair = Learnt(" ".join(change.source.split()), " ".join(change.into.split()))
+        return (pair,) if learnable(pair) else ()
+    return tuple(learnt_pairs(change.heard, change.mention.text))
+
+
+def _restated(before: dict[str, tuple[str, ...]], graph: RoomGraph
+              ) -> dict[tuple[str, int], tuple[str, ...]]:
+    """The lines whose stated edges differ from `before` (segment ref -> edges)."""
+    changed = {}
+    for ref, edges in graph.stated.items():
+        if before.get(ref, ()) != edges:
+            session_id, _, segment_id = ref.rpartition("/")
+            changed[session_id, int(segment_id)] = edges
+    return changed
+
+
 class LocalFacts:
     """A lone server's room: the graph takes facts as they come."""
 
@@ -56,9 +100,7 @@ class LocalFacts:
     def record(self, mention: Mention, triplets: list[Triplet], at: float, began: float,
                start: float | None, end: float | None) -> Recorded:
         refused = self.graph.refused
-        # No facts, no call: the graph is exactly what replaying its facts rebuilds.
-        delta, stated = self.graph.apply_stating(triplets, mention, at) if triplets \
-            else (None, [])
+        delta, stated = self.graph.apply_stating(triplets, mention, at)
         said = Said(mention.session_id, mention.segment_id, mention.speaker, mention.source,
                     start, end, began, mention.text, tuple(stated))
         return Recorded(said, triplets, mention, at, None, delta, False,
@@ -67,10 +109,18 @@ class LocalFacts:
     def merge(self, op: Op) -> Recorded | None:
         raise ValueError(f"room {self.graph.room!r} is in no cluster: it takes no ops")
 
-    def journaled(self, recorded: Recorded) -> None:
+    def change(self, change: Change) -> Changed:
+        """A person's correction or merge, in force at once (a line that kept no batch,
+        from an older journal, is taken as a new one)."""
+        before = dict(self.graph.stated)
+        delta = self.graph.change(change, wait=False)
+        return Changed(change, None, delta, False, _restated(before, self.graph), True,
+                       taught(change))
+
+    def journaled(self, op: Op | None, rebuilt: bool) -> None:
         """The journal has it (nothing more to keep here)."""
 
-    def announced(self, recorded: Recorded) -> None:
+    def announced(self, op: Op | None, local: bool) -> None:
         """The members and MQTT have it (no one else to tell)."""
 
     def claim_version(self) -> bool:
@@ -99,26 +149,38 @@ class ClusterFacts:
         return self.merge(self.node.make_op(self.ordered.room, mention, triplets, at, began,
                                             start, end))
 
-    def merge(self, op: Op) -> Recorded | None:
-        """An op, this instance's or another's, merged in order; None if already held."""
-        refused = self.graph.refused
+    def change(self, change: Change) -> Changed:
+        """This instance's correction or merge, as its next op."""
+        return self.merge(self.node.make_change_op(self.ordered.room, change))
+
+    def merge(self, op: Op) -> Recorded | Changed | None:
+        """An op, this instance's or another's, merged in order; None if already held. A
+        line whose correction came first (from another instance) is recorded corrected."""
+        refused, before = self.graph.refused, dict(self.graph.stated)
         merged = self.ordered.merge(op)
         if merged is None:
             return None
-        return Recorded(op.said(merged.stated), list(op.triplets), op.mention(), op.at, op,
-                        merged.delta, merged.rebuilt, self.graph.refused - refused,
-                        op.origin == self.node.origin)
+        local = op.origin == self.node.origin
+        if op.change is not None:
+            return Changed(op.change, op, merged.delta, merged.rebuilt,
+                           _restated(before, self.graph), local, taught(op.change))
+        said = op.said(merged.stated)
+        correction = self.graph.correction_of(said.session_id, said.segment_id)
+        if correction is not None:
+            said = said.corrected(correction.mention.text, correction.by)
+        return Recorded(said, list(op.triplets), op.mention(), op.at, op, merged.delta,
+                        merged.rebuilt, self.graph.refused - refused, local)
 
-    def journaled(self, recorded: Recorded) -> None:
+    def journaled(self, op: Op | None, rebuilt: bool) -> None:
         """The journal has the op: this instance holds it (its heads say so)."""
-        self.node.held(recorded.op)
-        if recorded.rebuilt:
+        self.node.held(op)
+        if rebuilt:
             self.node.on_replay()
 
-    def announced(self, recorded: Recorded) -> None:
+    def announced(self, op: Op | None, local: bool) -> None:
         """This instance's own op goes to the others once its members have it."""
-        if recorded.local:
-            self.node.send(recorded.op)
+        if local:
+            self.node.send(op)
 
     def claim_version(self) -> bool:
         """Keep this room's versions past the last one another lead published (else

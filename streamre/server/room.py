@@ -16,16 +16,18 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from streamre.cluster.node import ClusterNode
-from streamre.graph import GraphSettings, Mention, RoomGraph
+from streamre.graph import GraphDelta, GraphSettings, Mention, RoomGraph
 from streamre.graph.ops import Op
+from streamre.graph.entries import Change, Correction
 from streamre.graph.ordered import OrderedGraph
 from streamre.graph.store import GraphStore
 from streamre.graph.transcript import Said
 from streamre.hearing.names import ExpectedName, MeetingNames, rewriting
-from streamre.hearing.vocabulary import check_vocabulary
+from streamre.hearing.learnt import MAX_LEARNT, learnt_names
+from streamre.hearing.vocabulary import check_vocabulary, merged
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.protocol.wire import Failed
-from streamre.server.facts import ClusterFacts, LocalFacts, Recorded
+from streamre.server.facts import Changed, ClusterFacts, LocalFacts, Recorded
 from streamre.server.outbox import Outbox
 from streamre.triplets import Triplet
 
@@ -73,6 +75,17 @@ class Room:
         if self.names.typed(names):
             self.store.names.save_chat_names(self.name, self.names.chat)
 
+    def forget_learnt(self, heard: str | None = None, meant: str | None = None) -> int:
+        """Forget what corrections taught (`MeetingNames.forget`), kept in the journal; how
+        many pairs went."""
+        gone = self.names.forget(heard, meant)
+        if gone:
+            self._save_learnt()
+        return gone
+
+    def _save_learnt(self) -> None:
+        self.store.names.save_learnt(self.name, [(p.heard, p.meant) for p in self.names.learnt])
+
     def expected(self) -> list[ExpectedName]:
         """Every name the room expects, most trusted first, with where it came from."""
         return self.names.expected(self.graph.labels())
@@ -81,8 +94,9 @@ class Room:
         """What its segments are heard with (beside `serve --vocabulary`): the names people
         gave, typed or joined with; never a name only heard (it must not rewrite what else is
         heard), at most `MAX_PHRASES`. Asked for every segment: the graph's labels, the least
-        trusted and never heard with, are not walked."""
-        return rewriting(self.names.expected())
+        trusted and never heard with, are not walked. Learnt names come first, knowing how
+        they were misheard (`LearntName`)."""
+        return merged(learnt_names(self.names.learnt), rewriting(self.names.expected()))
 
     def record(self, mention: Mention, triplets: list[Triplet], at: float, began: float,
                start: float | None = None, end: float | None = None) -> Said:
@@ -93,11 +107,41 @@ class Room:
         self.names.joined(mention.speaker)
         return self._carry_out(self.facts.record(mention, triplets, at, began, start, end))
 
-    def merge(self, op: Op) -> Said | None:
+    def merge(self, op: Op) -> Said | Changed | None:
         """A clustered room takes an op, its own or another instance's: merged, journaled,
         announced (and sent on, if its own). None if it was already here."""
         recorded = self.facts.merge(op)
+        if isinstance(recorded, Changed):
+            return self._carry_out_change(recorded)
         return None if recorded is None else self._carry_out(recorded)
+
+    def change(self, change: Change) -> Changed:
+        """A person's correction of a line or merge of two entities: in force on the graph,
+        journaled with the lines it rewrites, then announced (a delta with what left, the
+        rewritten lines) and, in a cluster, sent to the others."""
+        return self._carry_out_change(self.facts.change(change))
+
+    def _carry_out_change(self, changed: Changed) -> Changed:
+        try:
+            self.store.change(self.name, changed.change, time.time(), changed.restated,
+                              changed.op, self.graph.version)
+        except Exception:
+            self.reload()
+            raise
+        self.facts.journaled(changed.op, changed.rebuilt)
+        if self.names.learn(changed.learnt, MAX_LEARNT):
+            self._save_learnt()
+        self._announce_delta(changed.delta, changed.rebuilt)
+        lines = dict(changed.restated)
+        if isinstance(changed.change, Correction):
+            mention = changed.change.mention
+            lines.setdefault((mention.session_id, mention.segment_id), ())
+        for session_id, segment_id in lines:
+            found = self.store.transcript.line(self.name, session_id, segment_id)
+            if found is not None:
+                self._announce_line(found[0], found[1], changed.local)
+        self.facts.announced(changed.op, changed.local)
+        return changed
 
     def _carry_out(self, recorded: Recorded) -> Said:
         """What the core decided: journaled (durable before announced), announced, sent."""
@@ -108,11 +152,11 @@ class Room:
         except Exception:
             self.reload()  # not journaled, so never applied: the graph is the journal's again
             raise
-        self.facts.journaled(recorded)
+        self.facts.journaled(recorded.op, recorded.rebuilt)
         if recorded.refused:
             self.on_refused(recorded.refused)
         self._announce(recorded, seq)
-        self.facts.announced(recorded)
+        self.facts.announced(recorded.op, recorded.local)
         return recorded.said
 
     def reload(self) -> None:
@@ -121,7 +165,10 @@ class Room:
 
     def _announce(self, recorded: Recorded, seq: int) -> None:
         """Tell the members and MQTT what one journaled segment changed."""
-        delta = recorded.delta
+        self._announce_delta(recorded.delta, recorded.rebuilt)
+        self._announce_line(seq, recorded.said, recorded.local)
+
+    def _announce_delta(self, delta: GraphDelta | None, rebuilt: bool) -> None:
         if delta is not None:
             message = delta.to_message()
             text = json.dumps(message)  # serialised once for every member
@@ -130,13 +177,15 @@ class Room:
             if self.publisher is not None and self.facts.publishes_graph and \
                     self.claim_version():  # after the viewers have it
                 self.publisher.publish_delta(self.name, message)
-        if recorded.rebuilt:  # replayed in order: everyone takes the whole graph again
+        if rebuilt:  # replayed in order: everyone takes the whole graph again
             self._resync()
-        line = recorded.said.message()
+
+    def _announce_line(self, seq: int, said: Said, local: bool) -> None:
+        line = said.message()
         text = json.dumps(line)
         for outbox in list(self.members):
             outbox.send_transcript(seq, text)  # to those who follow the transcript
-        if self.publisher is not None and recorded.local:  # each instance publishes its own
+        if self.publisher is not None and local:  # each instance publishes its own
             self.publisher.publish_transcript(self.name, {**line, "room": self.name})
 
     def claim_version(self) -> bool:

@@ -11,7 +11,7 @@ from streamre.cluster.node import ClusterNode
 from streamre.graph import GraphSettings, RoomGraph
 from streamre.graph.ops import Op
 from streamre.graph.store import GraphStore
-from streamre.hearing.names import MeetingNames
+from streamre.hearing.names import Learnt, MeetingNames
 from streamre.mqtt.publisher import MqttPublisher
 from streamre.server.outbox import Outbox
 from streamre.server.room import Room, load_facts
@@ -190,6 +190,11 @@ class Rooms:
         except TooManyRooms:
             if self.store.has_op(op):
                 return False
+            if op.change is not None:  # the lines it restates are left as they were
+                self.store.change(op.room, op.change, time.time(), {}, op,
+                                  self.store.op_version(op.room))
+                self.node.held(op)
+                return True
             self.store.record(op.room, op.said([]), list(op.triplets), op.mention(), op.at,
                               time.time(), op, self.store.op_version(op.room))
             self.node.held(op)
@@ -200,7 +205,8 @@ class Rooms:
         kept = self.store.names
         context, context_names = kept.context(name)
         names = MeetingNames(kept.vocabulary(name), context, context_names, kept.chat_names(name),
-                             self.store.transcript.speakers(name))
+                             self.store.transcript.speakers(name),
+                             tuple(Learnt(heard, meant) for heard, meant in kept.learnt(name)))
         room = Room(name, load_facts(self.store, name, self.settings, self.node), self.store,
                     self.publisher, idle_since=self._clock(), names=names)
         room.on_refused = lambda count: self._refused(room, count)
