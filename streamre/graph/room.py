@@ -174,11 +174,14 @@ class RoomGraph:
         return self.apply(change.triplets, change.mention, change.at)
 
     def _merge(self, merge: EntityMerge) -> GraphDelta | None:
-        """`merge.source`, every spelling its node was heard as, is `merge.into` (or what
-        `into` was itself merged into) from now on. No chains: every key maps straight to a
-        name whose key maps nowhere."""
-        into = self.meant(merge.into)
+        """`merge.source`, every spelling its node was heard as, is `merge.into` from now on:
+        the node that `into` names, or `into` itself if it names none or this one (a
+        rename). No chains: every key maps straight to a name whose key maps nowhere."""
         node = self.resolver.lookup(merge.source)
+        into = self.meant(merge.into)
+        if node is not None and self.resolver.lookup(into) == node:
+            self._meant.pop(entity_key(merge.into), None)
+            into = merge.into
         sources = {entity_key(merge.source), *(self.resolver.keys_of(node) if node else ())}
         sources.discard(entity_key(into))
         if not sources:
