@@ -128,7 +128,9 @@ def replayed(db: Path, room: str) -> tuple:
     try:
         graph = RoomGraph(room, GraphSettings(dedup_window_s=0))
         for op in store.ops(room):
-            if op.triplets:
+            if op.change is not None:
+                graph.change(op.change)
+            else:
                 graph.apply(op.triplets, op.mention(), op.at)
         return content(graph.to_json())
     finally:
@@ -140,7 +142,7 @@ class Viewer:
     deltas, and its transcript lines, as they arrive."""
 
     def __init__(self, instance: Instance, room: str) -> None:
-        self.nodes, self.edges, self.lines = {}, {}, set()
+        self.nodes, self.edges, self.said = {}, {}, {}
         self.last_line = 0.0  # when the latest transcript line came (monotonic)
         self.version, self.ready = -1, threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(self._run(instance, room),),
@@ -158,16 +160,24 @@ class Viewer:
             pass
 
     def _take(self, message: dict) -> None:
-        if message["type"] == "transcript":
-            self.lines.add((message["session_id"], message["segment_id"], message["text"]))
+        if message["type"] == "transcript":  # a corrected line replaces what it was
+            self.said[message["session_id"], message["segment_id"]] = message["text"]
             self.last_line = time.monotonic()
         elif message["type"] == "graph":
             if message["op"] == "snapshot":
                 self.nodes, self.edges = {}, {}
                 self.ready.set()
+            for edge in message.get("removed_edges", []):
+                del self.edges[edge]
+            for node in message.get("removed_nodes", []):
+                del self.nodes[node]
             self.nodes.update({n["id"]: n for n in message["nodes"]})
             self.edges.update({e["id"]: e for e in message["edges"]})
             self.version = message["version"]
+
+    @property
+    def lines(self) -> set[tuple[str, int, str]]:
+        return {(session, segment, text) for (session, segment), text in self.said.items()}
 
     def graph(self) -> dict:
         return {"nodes": list(self.nodes.values()), "edges": list(self.edges.values())}
@@ -198,6 +208,39 @@ def test_a_meeting_said_on_a_is_seen_whole_on_b_and_c(cluster, meeting_audio):
     said = a.said("one")
     assert len(said) == 3 and wait_for(lambda: b.said("one") == said == c.said("one"))
     assert viewer.lines == said
+
+
+def test_a_correction_and_a_merge_made_anywhere_converge_everywhere(cluster, meeting_audio):
+    _, (a, b, c) = cluster
+    viewer = Viewer(c, "fix")
+    asyncio.run(stream(a.url, meeting_audio, room="fix", speaker="ana"))
+    converged([a, b, c], "fix")
+    (first, second) = sorted(a.said("fix"))
+    typed, fact = list(TEXT_SENTENCES)[1], ("Maria Lopez", "Live_In", "Boston")
+    status, answer = send_json(f"{b.http}/v1/rooms/fix/transcript/{first[0]}/{first[1]}",
+                               json.dumps({"text": typed, "by": "bo"}).encode(), method="PUT")
+    assert status == 200 and answer["segment"]["heard"] == first[2], answer
+    wait_for(lambda: any(n["label"] == "Maria Lopez" for n in c.graph("fix")["nodes"]))
+    status, _ = send_json(f"{c.http}/v1/rooms/fix/entities/merge",
+                          json.dumps({"from": "Maria Lopez", "into": "Maria Lopes"}).encode())
+    assert status == 200
+    expected = {("Maria Lopes", fact[1], fact[2]), ("David Chen", "Work_For", "World Bank")}
+
+    def agreed() -> tuple | None:
+        """The graph all three serve, once it states the expected facts."""
+        graphs = [content(i.graph("fix")) for i in (a, b, c)]
+        if not graphs[0] or any(g != graphs[0] for g in graphs):
+            return None
+        labels = {n[0]: n[1] for n in graphs[0][1]}
+        stated = {(labels[e[1]], e[3], labels[e[2]]) for e in graphs[0][0]}
+        return graphs[0] if stated == expected else None
+    graph = wait_for(agreed, timeout=60)
+    assert graph == replayed(a.db, "fix") == replayed(b.db, "fix")
+    said = {(first[0], first[1], typed), second}
+    assert wait_for(lambda: a.said("fix") == b.said("fix") == c.said("fix") == said)
+    wait_for(lambda: content(viewer.graph()) == graph and viewer.lines == said)
+    learnt = json.loads(http_get(f"{a.http}/v1/rooms/fix/learnt")[2])["learnt"]
+    assert {"heard": "Maria Lopez", "meant": "Maria Lopes"} in learnt
 
 
 def test_speaking_into_a_and_b_at_once_converges_on_the_ordered_replay(cluster,

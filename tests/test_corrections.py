@@ -228,3 +228,10 @@ def test_no_change_loses_a_line_or_an_edge_another_line_states(tmp_path_factory,
         assert set(line.edges) <= shown and line.edges == graph.stated[f"s/{line.segment_id}"]
     for edge in graph.edges_json():
         assert edge["mentions"] >= 1 and any(edge["id"] in s.edges for _, s in said)
+
+
+def test_a_rewritten_sentence_teaches_no_name():
+    assert learnt_pairs("David Chen works for the World Bank.",
+                        "Maria Lopez lives in Boston.") == []
+    assert learnt_pairs("I met bank of a miracle.", "I met Bank of America.") == [
+        Learnt("bank of a miracle", "Bank of America")]

@@ -19,7 +19,7 @@ import re
 from difflib import SequenceMatcher
 from typing import Iterable, Sequence
 
-from streamre.hearing.names import NOT_NAMES, Learnt
+from streamre.hearing.names import JOINERS, NOT_NAMES, Learnt
 from streamre.hearing.vocabulary import MAX_PHRASE_CHARS, Match, heard_words, phrase_key
 
 LEARNT_THRESHOLD = 90.0  # rapidfuzz ratio at which heard words are "nearly the same"
@@ -52,8 +52,8 @@ class LearntName(str):
 
 def learnt_pairs(heard: str, meant: str) -> list[Learnt]:
     """The pairs a correction of `heard` into `meant` teaches: each longest changed span,
-    aligned word by word, whose meant words hold a name (a capitalised word),
-    widened over the unchanged words of that name on both sides ("Sam Pichell" → "Sam
+    aligned word by word, whose meant words are one name (`_a_name`), widened over the
+    unchanged words of that name on both sides ("Sam Pichell" → "Sam
     Patel", not "Pichell" → "Patel"); everyday words alone are never learnt."""
     said, fixed = heard_words(heard), heard_words(meant)
     opcodes = SequenceMatcher(None, [w.key for w in said], [w.key for w in fixed],
@@ -62,19 +62,35 @@ def learnt_pairs(heard: str, meant: str) -> list[Learnt]:
     for tag, i1, i2, j1, j2 in opcodes:
         if tag not in ("replace", "insert") or j1 == j2:
             continue
-        # Widen over unchanged name words either side (equal spans align one to one).
-        while j1 > 0 and i1 > 0 and fixed[j1 - 1].named and said[i1 - 1].key == fixed[j1 - 1].key:
+        # Widen over unchanged words of the name either side (equal spans align one to one),
+        # joining words included, then back off any that end up at its edges.
+        def in_name(w) -> bool:
+            return w.named or re.fullmatch(JOINERS, meant[w.start:w.end]) is not None
+        while j1 > 0 and i1 > 0 and in_name(fixed[j1 - 1]) and said[i1 - 1].key == fixed[j1 - 1].key:
             i1, j1 = i1 - 1, j1 - 1
-        while j2 < len(fixed) and i2 < len(said) and fixed[j2].named \
+        while j2 < len(fixed) and i2 < len(said) and in_name(fixed[j2]) \
                 and said[i2].key == fixed[j2].key:
             i2, j2 = i2 + 1, j2 + 1
-        if i1 == i2 or not any(w.named for w in fixed[j1:j2]):
+        while min(j2 - j1, i2 - i1) > 1 and not fixed[j1].named \
+                and said[i1].key == fixed[j1].key:
+            i1, j1 = i1 + 1, j1 + 1
+        while min(j2 - j1, i2 - i1) > 1 and not fixed[j2 - 1].named \
+                and said[i2 - 1].key == fixed[j2 - 1].key:
+            i2, j2 = i2 - 1, j2 - 1
+        if i1 == i2 or not _a_name(meant, fixed[j1:j2]):
             continue
         pair = Learnt(" ".join(heard[said[i1].start:said[i2 - 1].end].split()),
                       " ".join(meant[fixed[j1].start:fixed[j2 - 1].end].split()))
         if learnable(pair):
             pairs.setdefault(phrase_key(pair.heard), pair)
     return list(pairs.values())
+
+
+def _a_name(text: str, words: list) -> bool:
+    """Whether heard words are one name as people write it: capitalised words, with small
+    joining words inside ("Bank of America"); a rewritten sentence teaches no name."""
+    return words[0].named and words[-1].named and all(
+        w.named or re.fullmatch(JOINERS, text[w.start:w.end]) for w in words)
 
 
 def learnable(pair: Learnt) -> bool:

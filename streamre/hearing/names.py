@@ -112,8 +112,8 @@ def check_context(body: bytes | str) -> str:
 # all-capital acronym ("IKEA", "SAP").
 _CAPITALISED = r"[A-Z][\w'’-]*\w|[A-Z]"
 # Small words that may sit inside a name ("Bank of America", "Ludwig van Beethoven").
-_JOINERS = r"of|de|da|del|della|di|du|van|von|der|den|la|le|bin|al"
-_NAME_RUN = re.compile(rf"\b(?:{_CAPITALISED})(?:[ \t]+(?:(?:{_JOINERS})[ \t]+)?(?:{_CAPITALISED}))*")
+JOINERS = r"of|de|da|del|della|di|du|van|von|der|den|la|le|bin|al"
+_NAME_RUN = re.compile(rf"\b(?:{_CAPITALISED})(?:[ \t]+(?:(?:{JOINERS})[ \t]+)?(?:{_CAPITALISED}))*")
 # Capitalised words that are seldom names: they begin sentences and fill invitations.
 NOT_NAMES = {
     "a", "an", "the", "i", "we", "you", "he", "she", "they", "it", "this", "that", "these",
@@ -158,7 +158,7 @@ def capitalised_names(text: str) -> list[str]:
             while words and words[0].casefold().strip("'’") in NOT_NAMES:
                 words = words[1:]
             while words and (words[-1].casefold() in NOT_NAMES
-                             or re.fullmatch(_JOINERS, words[-1])):
+                             or re.fullmatch(JOINERS, words[-1])):
                 words = words[:-1]
             name = " ".join(words)
             if len(name) > 1 and len(name) <= MAX_PHRASE_CHARS:
@@ -173,7 +173,7 @@ def _at_joiners(runs: list[list[str]]) -> list[list[str]]:
     for run in runs:
         cut.append([])
         for word in run:
-            if re.fullmatch(_JOINERS, word) and len(cut[-1]) >= 2:
+            if re.fullmatch(JOINERS, word) and len(cut[-1]) >= 2:
                 cut.append([])
             else:
                 cut[-1].append(word)

@@ -30,12 +30,15 @@ class MirroredRoom:
 
 @dataclass(frozen=True)
 class Change:
-    """What to persist after a message: `replace` for a snapshot, else the upserts."""
+    """What to persist after a message: `replace` for a snapshot, else the upserts and the
+    ids removed (a correction's or merge's delta)."""
     room: str
     version: int
     nodes: list[dict]
     edges: list[dict]
     replace: bool
+    removed_edges: tuple[str, ...] = ()
+    removed_nodes: tuple[str, ...] = ()
 
 
 class GraphMirror:
@@ -74,7 +77,13 @@ class GraphMirror:
                 self.gaps += 1
             room.synced = False  # wait for the next snapshot
             return None
+        removed_edges = tuple(message.get("removed_edges") or ())
+        removed_nodes = tuple(message.get("removed_nodes") or ())
+        for edge in removed_edges:
+            room.edges.pop(edge, None)
+        for node in removed_nodes:
+            room.nodes.pop(node, None)
         room.nodes.update({n["id"]: n for n in nodes})
         room.edges.update({e["id"]: e for e in edges})
         room.version = version
-        return Change(room.room, version, nodes, edges, replace=False)
+        return Change(room.room, version, nodes, edges, False, removed_edges, removed_nodes)

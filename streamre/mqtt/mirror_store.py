@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from streamre.graph.transcript import Said
-from streamre.mqtt.mirror import MirroredRoom
+from streamre.mqtt.mirror import Change, MirroredRoom
 from streamre.storage import open_sqlite
 
 SCHEMA = """
@@ -31,28 +31,41 @@ class MirrorStore:
         self._db = open_sqlite(self.path, SCHEMA, "FULL")
         self._lock = threading.Lock()
 
-    def save(self, room: str, version: int, nodes: list[dict], edges: list[dict],
-             replace: bool) -> None:
-        """Upsert a snapshot's or delta's nodes and edges; `replace` (a snapshot) first clears
-        the room."""
+    def save(self, change: Change) -> None:
+        """Upsert a snapshot's or delta's nodes and edges, after deleting what the delta
+        removed; a snapshot (`replace`) first clears the room."""
+        room, nodes, edges = change.room, change.nodes, change.edges
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            if replace:
+            if change.replace:
                 self._db.execute("DELETE FROM mirror_nodes WHERE room = ?", (room,))
                 self._db.execute("DELETE FROM mirror_edges WHERE room = ?", (room,))
+            self._db.executemany("DELETE FROM mirror_edges WHERE room = ? AND id = ?",
+                                 [(room, e) for e in change.removed_edges])
+            self._db.executemany("DELETE FROM mirror_nodes WHERE room = ? AND id = ?",
+                                 [(room, n) for n in change.removed_nodes])
             self._db.executemany("INSERT OR REPLACE INTO mirror_nodes VALUES (?, ?, ?)",
                                  [(room, n["id"], json.dumps(n)) for n in nodes])
             self._db.executemany("INSERT OR REPLACE INTO mirror_edges VALUES (?, ?, ?)",
                                  [(room, e["id"], json.dumps(e)) for e in edges])
-            self._db.execute("INSERT OR REPLACE INTO mirror_rooms VALUES (?, ?)", (room, version))
+            self._db.execute("INSERT OR REPLACE INTO mirror_rooms VALUES (?, ?)",
+                             (room, change.version))
 
     def save_said(self, room: str, said: Said) -> bool:
-        """Keep a transcript line; False if it was kept already (a QoS 1 redelivery)."""
-        with self._lock:
-            return self._db.execute(
-                "INSERT OR IGNORE INTO mirror_segments VALUES (?, ?, ?, ?)",
-                (room, said.session_id, said.segment_id, json.dumps(said.to_json()))
-            ).rowcount == 1
+        """Keep a transcript line, or its new version (corrected, or stating other edges
+        after a merge); False if it was kept as it is already (a QoS 1 redelivery). A line
+        sent before its correction never undoes it."""
+        data = json.dumps(said.to_json())
+        with self._lock, self._db:
+            kept = self._db.execute(
+                "SELECT data FROM mirror_segments WHERE room = ? AND session_id = ? AND "
+                "segment_id = ?", (room, said.session_id, said.segment_id)).fetchone()
+            if kept is not None and (kept[0] == data or (
+                    said.heard is None and "heard" in json.loads(kept[0]))):
+                return False
+            self._db.execute("INSERT OR REPLACE INTO mirror_segments VALUES (?, ?, ?, ?)",
+                             (room, said.session_id, said.segment_id, data))
+            return True
 
     def transcript(self, room: str) -> list[Said]:
         """The room's lines as received, in the order they were said."""

@@ -80,8 +80,7 @@ async def _receive(client: aiomqtt.Client, mirror: GraphMirror, store: MirrorSto
             log.warning("ignoring a bad message on %s: %s", message.topic, e)
             continue
         if change is not None:
-            store.save(change.room, change.version, change.nodes, change.edges,
-                              change.replace)
+            store.save(change)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -39,6 +39,7 @@ from streamre.server.http import BearerAuth, routes
 from streamre.server.metrics import Metrics
 from streamre.server.notes import Notes
 from streamre.server.record import Retention
+from streamre.server.corrections import Corrections
 from streamre.server.names import RoomNames
 from streamre.server.rooms import Rooms
 from streamre.server.session import Session
@@ -71,6 +72,7 @@ class StreamServer:
         self.text_per_minute = config.text_per_minute if self.engine.takes_text else 0
         self.notes: Notes | None = None
         self.room_names: RoomNames | None = None
+        self.corrections: Corrections | None = None
         self.admission: Admission | None = None
         self.endpoint: StreamEndpoint | None = None  # the WebSocket's
         self._uvicorn: uvicorn.Server | None = None
@@ -96,6 +98,8 @@ class StreamServer:
                            self.text_per_minute)
         self.admission = Admission(self.config, self.sessions, self.rooms, self.metrics)
         self.room_names = RoomNames(self.rooms, self.engine)
+        self.corrections = Corrections(self.engine, self.rooms, self.metrics,
+                                       self.config.max_text_chars)
         self.endpoint = StreamEndpoint(self.config, self.engine, self.rooms, self.room_names,
                                        self.admission, self.metrics, self.sessions,
                                        self.text_per_minute)

@@ -1,6 +1,7 @@
 """The HTTP side of `streamre serve`, as Starlette routes: health, metrics, rooms, room graphs
 (now and as they were), transcripts and minutes (`streamre.server.record`), a room's names
-(`streamre.server.names`: vocabularies, contexts), notes, and the browser client's files;
+(`streamre.server.names`: vocabularies, contexts), notes, corrections and merges
+(`streamre.server.corrections`), and the browser client's files;
 plus the bearer-token check every request passes first.
 
 The routes read the server through a small view (`ServerView`), never the other way round.
@@ -23,7 +24,7 @@ from starlette.websockets import WebSocket
 
 from streamre import WEB_CLIENT_DIR
 from streamre.protocol import STREAM_PATH, valid_room
-from streamre.server import names, record
+from streamre.server import corrections, names, record
 from streamre.server.responses import body_response, json_response, read_body, refused_json
 
 # Third-party browser code, installed from the npm registry by `npm ci` in clients/web.
@@ -49,6 +50,8 @@ class ServerView(Protocol):
     def room_graph(self, name: str): ...  # a RoomGraph, or None
 
     room_names: names.RoomNames  # vocabularies, contexts and what each room expects
+
+    corrections: corrections.Corrections  # corrected lines, merged entities, what was learnt
 
     store: object  # the GraphStore: each room's facts and transcript, read by `record`
 
@@ -109,6 +112,7 @@ def routes(server: ServerView) -> list[Route]:
         Route("/v1/rooms/{room:path}/notes", notes, methods=["POST"]),
         *record.routes(lambda: server.store, server.has_room, server.room_graph),
         *names.routes(server.room_names),
+        *corrections.routes(server.corrections),
         Route(STREAM_PATH, stream_over_http),
         Route("/vendor/{name:path}", vendor_file),
         Route("/{path:path}", client_file),

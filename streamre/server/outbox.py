@@ -11,7 +11,9 @@ gap.
 A client that follows the room's transcript (`subscribe` with `history`) is sent its journaled
 lines first, then each new one, in journal order. Lines are shared by the room too: when the
 client falls behind, its queued lines are replaced by one catch-up that reads the journal
-from the last line it was sent, so it misses none and holds no more than the queue.
+from the last line it was sent, so it misses none and holds no more than the queue. A line a
+person corrected (or whose edges a merge changed) goes again to every client of the room, in
+its new form, and is never dropped.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ CATCH_UP_PAGE = 500  # transcript lines read from the journal at a time
 class _Line(NamedTuple):
     seq: int  # its sequence number in the room's journal
     text: str
+
+
+class _Rewritten(NamedTuple):
+    text: str  # a line's `transcript` message, as corrected
 
 
 # The journaled transcript after a sequence number, at most so many lines: (seq, message).
@@ -92,6 +98,11 @@ class Outbox:
         if len(self._items) > self.limit:
             self._resync()
 
+    def send_rewritten(self, text: str) -> None:
+        """A line of the room's transcript rewritten by a correction or merge: to every
+        client, whether it follows the transcript or not."""
+        self._put(_Rewritten(text))
+
     def send_snapshot(self) -> None:
         if _SNAPSHOT not in self._items:  # one waiting is taken when sent: fresh enough
             self._put(_SNAPSHOT)
@@ -104,7 +115,7 @@ class Outbox:
         self._wakeup.set()
 
     def _resync(self) -> None:
-        kept = [i for i in self._items if isinstance(i, str)]
+        kept = [i for i in self._items if isinstance(i, (str, _Rewritten))]
         lines = self._transcript is not None and any(
             i is _CATCH_UP or isinstance(i, _Line) for i in self._items)
         self._items = deque(kept + [_SNAPSHOT] + ([_CATCH_UP] if lines else []))
@@ -133,6 +144,8 @@ class Outbox:
                         await self.ws.send(json.dumps(snapshot))
                     elif item is _CATCH_UP:
                         await self._catch_up()
+                    elif isinstance(item, _Rewritten):
+                        await self.ws.send(item.text)
                     elif isinstance(item, _Line):
                         if item.seq > self._line_seq:  # else it came with a catch-up
                             self._line_seq = item.seq

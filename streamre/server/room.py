@@ -139,7 +139,7 @@ class Room:
         for session_id, segment_id in lines:
             found = self.store.transcript.line(self.name, session_id, segment_id)
             if found is not None:
-                self._announce_line(found[0], found[1], changed.local)
+                self._announce_line(found[0], found[1], changed.local, rewritten=True)
         self.facts.announced(changed.op, changed.local)
         return changed
 
@@ -180,11 +180,17 @@ class Room:
         if rebuilt:  # replayed in order: everyone takes the whole graph again
             self._resync()
 
-    def _announce_line(self, seq: int, said: Said, local: bool) -> None:
+    def _announce_line(self, seq: int, said: Said, local: bool, rewritten: bool = False
+                       ) -> None:
+        """A new line to those who follow the transcript; a `rewritten` one (corrected, or
+        stating other edges) to everyone in the room."""
         line = said.message()
         text = json.dumps(line)
         for outbox in list(self.members):
-            outbox.send_transcript(seq, text)  # to those who follow the transcript
+            if rewritten:
+                outbox.send_rewritten(text)
+            else:
+                outbox.send_transcript(seq, text)
         if self.publisher is not None and local:  # each instance publishes its own
             self.publisher.publish_transcript(self.name, {**line, "room": self.name})
 

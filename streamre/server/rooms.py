@@ -121,6 +121,13 @@ class Rooms:
             return room.names.context, room.names.context_names
         return self.store.names.context(name)
 
+    def learnt(self, name: str) -> tuple[Learnt, ...]:
+        """What a room learnt from corrections and merges, in memory or journaled."""
+        room = self._rooms.get(name)
+        if room is not None:
+            return room.names.learnt
+        return tuple(Learnt(heard, meant) for heard, meant in self.store.names.learnt(name))
+
     def expected(self, name: str) -> list:
         """Every name a room expects, most trusted first (`Room.expected`); a room resting
         in the journal is read from it, not kept."""
@@ -206,7 +213,7 @@ class Rooms:
         context, context_names = kept.context(name)
         names = MeetingNames(kept.vocabulary(name), context, context_names, kept.chat_names(name),
                              self.store.transcript.speakers(name),
-                             tuple(Learnt(heard, meant) for heard, meant in kept.learnt(name)))
+                             self.learnt(name))
         room = Room(name, load_facts(self.store, name, self.settings, self.node), self.store,
                     self.publisher, idle_since=self._clock(), names=names)
         room.on_refused = lambda count: self._refused(room, count)
