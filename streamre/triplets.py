@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 ARTICLES = {"the", "a", "an"}
 _POSSESSIVE = re.compile(r"(?<=\w)['’]s\b|(?<=s)['’](?=\s|$)")
@@ -31,12 +31,21 @@ def fact_key(head: str, relation: str, tail: str) -> tuple[str, str, str]:
     return entity_key(head), " ".join(relation.split()), entity_key(tail)
 
 
+# What a reader's entity tags say a name is, as PROTOCOL.md's node `type` names it.
+ENTITY_TYPES = {"Peop": "person", "Org": "organisation", "Loc": "location", "Other": "other"}
+
+
 @dataclass(frozen=True)
 class Triplet:
+    """A fact: head, relation, tail, the confidence it was found with, and what its reader
+    tagged each name as (`ENTITY_TYPES`' values; None where it says nothing). The types are
+    not part of the fact: two triplets that differ only there are equal."""
     head: str
     relation: str
     tail: str
     confidence: float = 1.0
+    head_type: str | None = field(default=None, compare=False)
+    tail_type: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -46,7 +55,30 @@ class Triplet:
     def to_json(self) -> dict:
         d = asdict(self)
         d["confidence"] = round(float(self.confidence), 4)
+        for typed in ("head_type", "tail_type"):
+            if d[typed] is None:  # only what a reader tagged
+                del d[typed]
         return d
+
+    def to_row(self) -> list:
+        """As the journal and the cluster's ops keep it: [head, relation, tail, confidence],
+        and the two types where either is known."""
+        row = [self.head, self.relation, self.tail, self.confidence]
+        return row + [self.head_type, self.tail_type] if self.head_type or self.tail_type \
+            else row
+
+    @classmethod
+    def from_row(cls, row: list) -> Triplet:
+        """A triplet from `to_row` (four fields, or six); ValueError or TypeError if not."""
+        if len(row) not in (4, 6):
+            raise ValueError(f"a triplet row has 4 or 6 fields, not {len(row)}")
+        head, relation, tail, confidence, *types = row
+        head_type, tail_type = types or (None, None)
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+            raise TypeError(f"not a confidence: {confidence!r}")
+        return cls(str(head), str(relation), str(tail), float(confidence),
+                   None if head_type is None else str(head_type),
+                   None if tail_type is None else str(tail_type))
 
 
 @dataclass(frozen=True)

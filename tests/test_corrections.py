@@ -235,3 +235,19 @@ def test_a_rewritten_sentence_teaches_no_name():
                         "Maria Lopez lives in Boston.") == []
     assert learnt_pairs("I met bank of a miracle.", "I met Bank of America.") == [
         Learnt("bank of a miracle", "Bank of America")]
+
+
+def test_a_node_is_of_the_type_its_readers_tagged_most_and_types_travel_in_the_journal():
+    graph = RoomGraph("r", SETTINGS)
+    works = Triplet("Jordan", "Work_For", "Acme", .9, "person", "organisation")
+    graph.apply([works], Mention("s", 0), 1.0)
+    graph.apply([Triplet("Jordan", "Live_In", "Oslo", .9, "location", "location")],
+                Mention("s", 1), 2.0)
+    graph.apply([Triplet("Jordan", "Work_For", "Acme", .9)], Mention("s", 2), 3.0)  # untagged
+    types = {n["label"]: n.get("type") for n in graph.nodes_json()}
+    assert types == {"Jordan": "location", "Acme": "organisation", "Oslo": "location"}
+    graph.apply([works], Mention("s", 3), 4.0)
+    assert {n["label"]: n["type"] for n in graph.nodes_json()}["Jordan"] == "person"
+    assert Triplet.from_row(works.to_row()).head_type == "person" and works == Triplet(
+        "Jordan", "Work_For", "Acme", .9)  # the types are not part of the fact
+    assert "head_type" not in Triplet("a", "r", "b").to_json()

@@ -85,6 +85,8 @@ def test_a_corrected_line_changes_everything_derived_from_it_and_survives_kill_9
 
         graph = get_json(f"{http}/v1/rooms/{ROOM}/graph")
         assert facts(graph) == {("Maria Lopez", "Live_In", "Boston")}
+        assert {n["label"]: n["type"] for n in graph["nodes"]} == {  # the reader's tags
+            "Maria Lopez": "person", "Boston": "location"}
         # The viewer was told: the new fact, then what left with the second correction.
         deltas = [m for m in seen if m["type"] == "graph" and m["op"] == "delta"]
         gone = [d for d in deltas if d.get("removed_edges")]

@@ -48,7 +48,7 @@ class Correction:
     def to_json(self) -> dict:
         return {"kind": "correction", "mention": self.mention.to_json(), "at": self.at,
                 "by": self.by, "heard": self.heard,
-                "triplets": [[t.head, t.relation, t.tail, t.confidence] for t in self.triplets]}
+                "triplets": [t.to_row() for t in self.triplets]}
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,7 @@ def change_from_json(data: dict) -> Change:
     not one."""
     if data["kind"] == "correction":
         return Correction(Mention(**data["mention"]),
-                          tuple(Triplet(str(h), str(r), str(t), float(c))
-                                for h, r, t, c in data["triplets"]),
+                          tuple(Triplet.from_row(row) for row in data["triplets"]),
                           float(data["at"]), data.get("by"), str(data.get("heard", "")))
     if data["kind"] == "merge":
         return EntityMerge(str(data["from"]), str(data["into"]), float(data["at"]),

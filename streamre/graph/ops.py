@@ -76,7 +76,7 @@ class Op:
                 "speaker": self.speaker, "source": self.source,
                 "continues_previous": self.continues_previous, "start": self.start,
                 "end": self.end, "time": self.time, "at": self.at, "text": self.text,
-                "triplets": [[t.head, t.relation, t.tail, t.confidence] for t in self.triplets]}
+                "triplets": [t.to_row() for t in self.triplets]}
 
     @classmethod
     def from_json(cls, data: object) -> Op:
@@ -93,8 +93,7 @@ class Op:
                          data["source"], bool(data.get("continues_previous", False)),
                          _number(data.get("start"), True), _number(data.get("end"), True),
                          _number(data["time"]), _number(data["at"]), data.get("text", ""),
-                         tuple(Triplet(str(h), str(r), str(t), _number(c))
-                               for h, r, t, c in data.get("triplets", [])))
+                         tuple(_triplet(row) for row in data.get("triplets", [])))
         except (KeyError, TypeError, ValueError) as e:
             raise BadOp(f"bad op: {e}") from None
         if not (valid_room(op.room) and valid_room(op.origin)):
@@ -112,6 +111,12 @@ def change_op(room: str, origin: str, seq: int, key: float, change: Change) -> O
     mention = change.mention if isinstance(change, Correction) else Mention("", 0)
     return Op(room, origin, seq, key, mention.session_id, mention.segment_id, mention.speaker,
               mention.source, False, None, None, change.at, change.at, "", (), change)
+
+
+def _triplet(row: list) -> Triplet:
+    triplet = Triplet.from_row(row)
+    _number(triplet.confidence)  # finite
+    return triplet
 
 
 def _number(value: object, optional: bool = False) -> float | None:

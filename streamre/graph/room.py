@@ -125,7 +125,8 @@ class RoomGraph:
             relation = " ".join(t.relation.split())
             if not (t.head.strip() and t.tail.strip() and relation):
                 continue
-            t = Triplet(self.meant(t.head), relation, self.meant(t.tail), t.confidence)
+            t = Triplet(self.meant(t.head), relation, self.meant(t.tail), t.confidence,
+                        t.head_type, t.tail_type)
             if not self._has_room_for(t, relation):
                 self.refused += 1
                 continue
@@ -133,8 +134,8 @@ class RoomGraph:
             eid = edge_id(head, relation, tail)
             new_event = self.dedup.observe(eid, now, mention.session_id, mention.segment_id,
                                            mention.continues_previous)
-            for node in (head, tail):
-                self._touch_node(node, now, new_event)
+            for node, tagged in ((head, t.head_type), (tail, t.tail_type)):
+                self._touch_node(node, now, new_event, tagged)
             self._touch_edge(head, tail, eid, relation, t.confidence, mention, now, new_event)
             changed[eid] = (head, tail)
             touched.update({head: None, tail: None})
@@ -212,10 +213,12 @@ class RoomGraph:
             edge_id(head, relation, tail) in self._edge_ends
         return known or len(self._edge_ends) < self.settings.max_edges
 
-    def _touch_node(self, node: str, now: float, new_event: bool) -> None:
+    def _touch_node(self, node: str, now: float, new_event: bool, tagged: str | None) -> None:
         if node not in self.graph:
-            self.graph.add_node(node, mentions=0, first_seen=now, last_seen=now)
+            self.graph.add_node(node, mentions=0, first_seen=now, last_seen=now, _types={})
         attrs = self.graph.nodes[node]
+        if tagged:  # what its readers tagged it as, counted: the node's type is the most said
+            attrs["_types"][tagged] = attrs["_types"].get(tagged, 0) + 1
         attrs["mentions"] += int(new_event)
         attrs["first_seen"] = min(attrs["first_seen"], now)
         attrs["last_seen"] = max(attrs["last_seen"], now)
@@ -262,10 +265,11 @@ class RoomGraph:
     def _node_json(self, node: str) -> dict:
         attrs = self.graph.nodes[node]
         data = {"id": node, "label": self.resolver.label(node), "aliases":
-                self.resolver.aliases(node), **attrs}
-        entity_type = self.resolver.entity_type(node)
-        if entity_type:
-            data["type"] = entity_type
+                self.resolver.aliases(node),
+                **{k: v for k, v in attrs.items() if not k.startswith("_")}}
+        types = attrs["_types"]
+        if types:  # PROTOCOL 1.3: only when known; ties go to the first in name order
+            data["type"] = min(types, key=lambda t: (-types[t], t))
         return data
 
     def _edge_json(self, head: str, tail: str, key: str) -> dict:

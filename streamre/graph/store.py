@@ -111,8 +111,7 @@ class GraphStore:
                                      (room, op.origin, op.seq, op.key, json.dumps(op.to_json()),
                                       wall or 0.0, version))
                 if fact_seq is not None:
-                    payload = json.dumps([[x.head, x.relation, x.tail, x.confidence]
-                                          for x in triplets])
+                    payload = json.dumps([x.to_row() for x in triplets])
                     self._db.execute(
                         "INSERT INTO facts (room, seq, t, mention, triplets, wall) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -220,7 +219,7 @@ class GraphStore:
             if change is not None:
                 yield change_from_json(json.loads(change))
             else:
-                yield Batch(tuple(Triplet(h, r, tl, c) for h, r, tl, c in json.loads(triplets)),
+                yield Batch(tuple(Triplet.from_row(row) for row in json.loads(triplets)),
                             Mention(**json.loads(mention)), t)
 
     def load(self, room: str, settings: GraphSettings | None = None,

@@ -14,7 +14,7 @@ from streamre.inference.seam import Reader
 from streamre.pretrained import load_pretrained, resolve_folder
 from streamre.textre.encoding import EntitySpan, Pieces, decode_tags, encode
 from streamre.textre.model import TextREModel
-from streamre.triplets import ARTICLES, Triplet
+from streamre.triplets import ARTICLES, ENTITY_TYPES, Triplet
 from streamre.whisper.devices import pick_device, pick_dtype
 
 
@@ -99,7 +99,9 @@ class TextExtractor:
                 continue
             head, tail = _name(pieces[b], h), _name(pieces[b], t)
             if head and tail:
-                triplet = Triplet(head, config.relation_types[r], tail, p)
+                triplet = Triplet(head, config.relation_types[r], tail, p,
+                                  entity_type(config.entity_types[h.type]),
+                                  entity_type(config.entity_types[t.type]))
                 kept = found[b].get(triplet.key)
                 if kept is None or p > kept.confidence:
                     found[b][triplet.key] = triplet
@@ -130,6 +132,12 @@ class TextExtractor:
         tags = self.model.tag_logits(entity_view).argmax(-1).tolist()
         return pieces, [decode_tags(p, t) for p, t in zip(pieces, tags, strict=True)], \
             relation_view
+
+
+def entity_type(tag: str) -> str:
+    """A reader's entity tag as a node type (`ENTITY_TYPES`); a tag of another scheme is
+    `other`."""
+    return ENTITY_TYPES.get(tag, "other")
 
 
 def pair_row(batch: int, head: EntitySpan, tail: EntitySpan) -> list[int]:
