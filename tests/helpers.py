@@ -299,7 +299,8 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
 def viewer_page(server, room: str, servers: list[str] = ()):
     """A headless Chromium page viewing `room`, ready; it fails the test if the page threw.
     `server` is what serves the page (its `http`); `servers`, if given, the WebSocket URLs
-    the page may fail over between (`?servers=`)."""
+    the page may fail over between (`?servers=`). `page.open_viewer()` opens one more viewer
+    of the room in the same browser."""
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -308,11 +309,17 @@ def viewer_page(server, room: str, servers: list[str] = ()):
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(accept_downloads=True)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{server.http}/{query}")
-            page.wait_for_function("document.querySelector('#state').textContent"
-                                   f".includes('viewing room {room}')", timeout=20000)
-            yield page
+            page.open_viewer = lambda: _open(browser.new_page(), errors, server, room, query)
+            yield _open(page, errors, server, room, query)
         finally:
             browser.close()
     assert not errors, errors
+
+
+def _open(page, errors: list[str], server, room: str, query: str):
+    """`page` viewing `room`, ready; `page.open_viewer()` opens one more (same browser)."""
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server.http}/{query}")
+    page.wait_for_function("document.querySelector('#state').textContent"
+                           f".includes('viewing room {room}')", timeout=20000)
+    return page

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (CHROMIUM_FLAGS, FACT, FACT_TEXT, http_get, noise, send_json, stream,
-                     viewer_page)
+from helpers import (CHROMIUM_FLAGS, FACT, FACT_TEXT, TEXT_SENTENCES, http_get, noise,
+                     send_json, stream, viewer_page)
 from streamre.graph import GraphSettings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -165,8 +165,7 @@ def test_a_late_viewer_sees_every_line_and_can_follow_facts_and_time(make_server
                                f"{len(said)}", timeout=20000)
         items = page.locator("#transcript li")
         assert items.locator(".text").all_inner_texts() == [s["text"] for s in said]
-        assert [t.split(" · ")[0] for t in items.locator(".when").all_inner_texts()] == \
-            [s["speaker"] for s in said]
+        assert items.locator(".speaker").all_inner_texts() == [s["speaker"] for s in said]
         assert items.first.locator(".fact").all_inner_texts() == [" · ".join(FACT)]
         # An edge's lines: all three that stated it, with speaker and time.
         page.click("#edges tbody tr")
@@ -176,7 +175,7 @@ def test_a_late_viewer_sees_every_line_and_can_follow_facts_and_time(make_server
         assert [e.split(" · ")[0] for e in evidence] == ["ana", "ana", "bo"]
         assert all(e.endswith(FACT_TEXT) for e in evidence)
         # A line's facts, marked in the graph.
-        items.first.click()
+        items.first.locator(".when").click()
         edge = said[0]["edges"][0]
         assert page.evaluate("cy.edges('.stated').map((e) => e.id())") == [edge]
         # The timeline: version 0 is the empty graph, back to live shows it all.
@@ -196,3 +195,57 @@ def test_a_late_viewer_sees_every_line_and_can_follow_facts_and_time(make_server
         with page.expect_download() as download:
             page.click("#download-minutes")
         assert Path(download.value.path()).read_text().startswith("# Minutes of after\n")
+
+
+PERSON_COLOUR = "rgb(74,123,208)"  # TYPE_COLOURS.person in app.js
+
+
+def test_a_line_corrected_and_an_entity_renamed_in_one_page_change_every_page(
+        make_server, text_checkpoint, meeting_audio):
+    """Two viewers of a meeting: one corrects a line in place, the other renames the entity
+    it named and corrects the other line; both pages follow every change, colour the nodes by
+    type with a legend, and show each line's speaker."""
+    server = make_server(text_model=str(text_checkpoint))
+    asyncio.run(stream(server.url, meeting_audio, room="fix", speaker="ana"))
+    maria = list(TEXT_SENTENCES)[1]
+
+    def shows(page, nodes: int, edges: int) -> None:
+        page.wait_for_function(f"document.querySelector('#stats').dataset.nodes === '{nodes}' && "
+                               f"document.querySelector('#stats').dataset.edges === '{edges}'",
+                               timeout=20000)
+
+    with viewer_page(server, "fix") as one:
+        two = one.open_viewer()
+        for page in (one, two):
+            page.wait_for_function("document.querySelectorAll('#transcript li').length === 2",
+                                   timeout=20000)
+            assert page.locator("#transcript .speaker").all_inner_texts() == ["ana", "ana"]
+            assert page.locator("#legend [data-type]").all_inner_texts() == [
+                "person", "organisation", "location", "other"]
+        first = one.locator("#transcript li").first
+        first.locator(".edit").click()
+        first.locator(".text").fill(maria)
+        first.locator(".text").press("Enter")
+        for page in (one, two):
+            shows(page, 4, 2)  # the spoken fact, still said by the second line, and Maria's
+            line = page.locator("#transcript li").first
+            page.wait_for_function("document.querySelector('#transcript li')"
+                                   ".classList.contains('corrected')", timeout=20000)
+            assert line.locator(".text").inner_text() == maria
+            assert line.locator(".fact").all_inner_texts() == ["Maria Lopez · Live_In · Boston"]
+            assert page.evaluate("cy.getElementById('maria lopez').style('background-color')"
+                                 ).replace(" ", "") == PERSON_COLOUR
+        two.fill("#merge-from", "Maria Lopez")
+        two.fill("#merge-into", "Maria Lopes")
+        two.click("#merge-apply")
+        last = two.locator("#transcript li").last
+        last.locator(".edit").click()
+        last.locator(".text").fill("The weather was fine.")
+        last.locator(".text").press("Enter")
+        for page in (one, two):
+            shows(page, 2, 1)
+            assert page.evaluate("cy.nodes().map((n) => n.data('label')).sort()") == [
+                "Boston", "Maria Lopes"]
+            assert page.locator("#edges tbody td").first.inner_text() == "Maria Lopes"
+        graph = room_graph(server, "fix")
+        assert {n["label"] for n in graph["nodes"]} == {"Boston", "Maria Lopes"}

@@ -1,5 +1,6 @@
 // The browser client: microphone to /v1/stream; snapshot + deltas into a live cytoscape graph;
-// the room's transcript (history, then live), each line linked to the facts it stated.
+// the room's transcript (history, then live), each line linked to the facts it stated. A person
+// may correct a line in place and rename or merge an entity; every page of the room follows.
 "use strict";
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -24,14 +25,23 @@ if (params.get("room")) $("room").value = params.get("room");
 
 // -- the graph view ---------------------------------------------------------------------------
 
+// A node's colour says what its readers tagged it as (PROTOCOL.md's node `type`); the legend
+// in the page (#legend) shows the same colours.
+const TYPE_COLOURS = { person: "#4a7bd0", organisation: "#2e9e6a", location: "#b5651d", other: "#8a8a8a" };
+for (const item of document.querySelectorAll("#legend [data-type]")) {
+  item.querySelector(".swatch").style.background = TYPE_COLOURS[item.dataset.type];
+}
+
 const cy = window.cytoscape ? cytoscape({
   container: $("graph"),
   wheelSensitivity: 0.3,
   maxZoom: 1.5,  // a two-node graph should not fill the screen with giant labels
   minZoom: 0.05,
   style: [
-    { selector: "node", style: { label: "data(label)", "font-size": 11, "background-color": "#4a7bd0",
+    { selector: "node", style: { label: "data(label)", "font-size": 11, "background-color": TYPE_COLOURS.other,
       width: "mapData(mentions, 1, 10, 16, 40)", height: "mapData(mentions, 1, 10, 16, 40)" } },
+    ...Object.entries(TYPE_COLOURS).map(([type, colour]) => (
+      { selector: `node[type = "${type}"]`, style: { "background-color": colour } })),
     { selector: "edge", style: { label: "data(caption)", "font-size": 9, "curve-style": "bezier",
       "target-arrow-shape": "triangle", "line-color": "#999", "target-arrow-color": "#999",
       width: "mapData(mentions, 1, 10, 1, 6)", opacity: "mapData(confidence, 0, 1, 0.35, 1)",
@@ -47,12 +57,13 @@ function caption(e) {
   return `${e.relation} ${e.confidence.toFixed(2)} ×${e.mentions}`;
 }
 
-function drawGraph(changedNodes, changedEdges, reset) {
+function drawGraph(changedNodes, changedEdges, reset, removed = []) {
   if (!cy) return;
   if (reset) cy.elements().remove();
+  for (const id of removed) cy.getElementById(id).remove();  // a correction's or merge's
   const added = [];
   for (const n of changedNodes) {
-    const data = { id: n.id, label: n.label, mentions: n.mentions };
+    const data = { id: n.id, label: n.label, mentions: n.mentions, type: n.type || "other" };
     const el = cy.getElementById(n.id);
     if (el.nonempty()) { el.data(data); continue; }
     // A new node starts beside a neighbour already drawn, so the layout moves little.
@@ -123,15 +134,22 @@ function transcriptLine(key, when, text) {
   if (!line) {
     const item = document.createElement("li");
     item.dataset.segment = key;
+    const speaker = document.createElement("span");
+    speaker.className = "speaker";
     const stamp = document.createElement("span");
     stamp.className = "when";
     const words = document.createElement("span");
     words.className = "text";
+    const edit = document.createElement("button");
+    edit.className = "edit";
+    edit.textContent = "edit";
+    edit.title = "correct this line: its facts are read again, and the room learns the names";
     const facts = document.createElement("div");
     facts.className = "facts";
-    item.append(stamp, words, facts);
-    line = { item, facts: new Set(), edges: [] };
+    item.append(speaker, stamp, words, edit, facts);
+    line = { key, item, facts: new Set(), edges: [] };
     item.onclick = () => highlightLine(line);
+    edit.onclick = (event) => { event.stopPropagation(); editLine(line); };
     lines.set(key, line);
     const list = $("transcript");
     list.append(item);
@@ -187,13 +205,58 @@ function factOf(edgeId) {
 }
 
 function onTranscript(msg) {
-  const who = msg.speaker ? `${msg.speaker} · ` : "";
-  const line = transcriptLine(`${msg.session_id}/${msg.segment_id}`,
-                              `${who}${clock(msg.time)}${msg.source === "text" ? " · typed" : ""}`,
+  const key = `${msg.session_id}/${msg.segment_id}`;
+  const shown = lines.get(key)?.item.dataset.edges;  // its edges as a transcript message gave them
+  const rewritten = shown !== undefined && (msg.heard !== undefined || shown !== msg.edges.join(" "));
+  const line = transcriptLine(key, `${clock(msg.time)}${msg.source === "text" ? " · typed" : ""}`,
                               msg.text || "(nothing heard)");
+  line.item.querySelector(".speaker").textContent = msg.speaker || "unknown speaker";
+  if (msg.heard !== undefined) {  // a person corrected it: say so, and what was heard
+    line.item.classList.add("corrected");
+    line.item.querySelector(".text").title = `heard: ${msg.heard}` +
+      (msg.corrected_by ? ` · corrected by ${msg.corrected_by}` : "");
+  }
   line.edges = msg.edges;
   line.item.dataset.edges = msg.edges.join(" ");
+  if (rewritten) {  // its facts are the ones read again: mark them afresh
+    line.facts.clear();
+    line.item.querySelector(".facts").replaceChildren();
+  }
   labelFacts(line);
+}
+
+// Editing a line in place: Enter (or leaving it) sends the correction; Escape gives up. The
+// server answers every page of the room with the line as corrected and the graph's change.
+function editLine(line) {
+  const words = line.item.querySelector(".text");
+  if (words.isContentEditable) return;
+  const before = words.textContent;
+  const [session, segment] = [line.key.slice(0, line.key.lastIndexOf("/")),
+                              line.key.slice(line.key.lastIndexOf("/") + 1)];
+  words.contentEditable = "true";
+  words.focus();
+  let done = false;
+  const finish = async (keep) => {
+    if (done) return;
+    done = true;
+    words.contentEditable = "false";
+    const text = words.textContent.trim();
+    if (!keep || !text || text === before) { words.textContent = before; return; }
+    const url = roomUrl(`transcript/${encodeURIComponent(session)}/${segment}`);
+    const by = params.get("speaker") || undefined;
+    const response = await fetch(url, { method: "PUT", headers: { "Content-Type": "application/json" },
+                                        body: JSON.stringify({ text, by }) });
+    if (!response.ok) {
+      words.textContent = before;
+      const answer = await response.json().catch(() => ({}));
+      feed(`correction not saved: ${answer.message || `HTTP ${response.status}`}`, "warning");
+    }
+  };
+  words.onkeydown = (event) => {
+    if (event.key === "Enter") { event.preventDefault(); finish(true); }
+    if (event.key === "Escape") finish(false);
+  };
+  words.onblur = () => finish(true);
 }
 
 function labelFacts(line) {
@@ -232,6 +295,26 @@ async function showEvidence(edgeId) {
 }
 if (cy) cy.on("tap", "edge", (event) => showEvidence(event.target.id()));
 
+// -- renaming or merging an entity ----------------------------------------------------------------
+// Tapping a node names it in the form; "into" is another entity (a merge) or a new name (a rename).
+
+if (cy) cy.on("tap", "node", (event) => {
+  $("merge-from").value = event.target.data("label");
+  $("merge-into").focus();
+});
+
+$("merge").onsubmit = async (event) => {
+  event.preventDefault();
+  const from = $("merge-from").value.trim();
+  const into = $("merge-into").value.trim();
+  if (!from || !into) return;
+  const response = await fetch(roomUrl("entities/merge"), {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ from, into }) });
+  const answer = await response.json().catch(() => ({}));
+  $("merge-state").textContent = response.ok ? `${from} is now ${into}` : `not merged: ${answer.message || response.status}`;
+  if (response.ok) $("merge-into").value = "";
+};
+
 // -- the timeline: the graph as it was at any version -------------------------------------------
 
 async function replay(target) {
@@ -265,10 +348,13 @@ function onGraph(msg) {
     send({ type: "subscribe", room: currentRoom() });  // a gap: ask for a fresh snapshot
     return;
   }
+  const removed = [...(msg.removed_edges || []), ...(msg.removed_nodes || [])];
+  for (const id of msg.removed_edges || []) edges.delete(id);
+  for (const id of msg.removed_nodes || []) nodes.delete(id);
   for (const n of msg.nodes) nodes.set(n.id, n);
   for (const e of msg.edges) edges.set(e.id, e);
   version = msg.version;
-  if (replaying === null) drawGraph(msg.nodes, msg.edges, reset);
+  if (replaying === null) drawGraph(msg.nodes, msg.edges, reset, removed);
   renderTable();
   for (const line of [...unlabelled]) labelFacts(line);
 }
