@@ -187,3 +187,47 @@ def test_the_bundled_text_model_reads_facts_from_written_sentences(text_extracto
     assert text_extractor.model.config.encoder["hidden_size"] == 384  # MiniLM, not a test model
     # Measured: all six; a model that ignores its input finds at most one.
     assert facts_found(text_extractor.extract([text for text, _ in SPOKEN])) >= 5
+
+
+ELENA = "Elena Petrova, a data scientist at Spotify, lives in Stockholm."
+
+
+def test_a_name_corrected_once_is_heard_right_later_in_the_meeting_and_counts_again(
+        default_path, make_server, tmp_path):
+    """The issue's meeting, in `slt`'s voice: a line with a name misheard (or not) is
+    corrected once; its facts join the graph; said again later, the sentence comes back with
+    the name, and its facts count a second mention."""
+    import asyncio
+    import json
+    import urllib.request
+
+    import numpy as np
+    from helpers import of_type, send_json, stream
+
+    from streamre.graph import GraphSettings
+
+    silence = np.zeros(16000, np.int16)
+    audio = np.concatenate([silence, speak(ELENA, tmp_path / "elena.wav"), silence])
+    server = make_server(lambda: default_path, text_model="",
+                         graph=GraphSettings(dedup_window_s=0))
+    first = of_type(asyncio.run(stream(server.url, audio, room="meet"))[0], "triplets")
+    assert len(first) == 1
+    url = f"{server.http}/v1/rooms/meet/transcript/"
+    with urllib.request.urlopen(server.http + "/v1/rooms/meet/transcript", timeout=30) as r:
+        (line,) = json.loads(r.read())["segments"]
+    status, fixed = send_json(f"{url}{line['session_id']}/{line['segment_id']}",
+                              json.dumps({"text": ELENA}).encode(), method="PUT")
+    assert status == 200, fixed
+
+    def elena_facts() -> dict:
+        with urllib.request.urlopen(server.http + "/v1/rooms/meet/graph", timeout=30) as r:
+            graph = json.loads(r.read())
+        labels = {n["id"]: n["label"] for n in graph["nodes"]}
+        return {(labels[e["source"]], e["relation"], labels[e["target"]]): e["mentions"]
+                for e in graph["edges"] if labels[e["source"]] == "Elena Petrova"}
+    corrected = elena_facts()
+    assert corrected and set(corrected.values()) == {1}, corrected
+    again = of_type(asyncio.run(stream(server.url, audio, room="meet"))[0], "triplets")
+    assert "Elena Petrova" in again[0]["text"], (line["text"], again[0]["text"])
+    later = elena_facts()
+    assert all(later.get(fact) == 2 for fact in corrected), (corrected, later)

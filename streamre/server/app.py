@@ -35,12 +35,12 @@ from streamre.mqtt.publisher import MqttPublisher
 from streamre.protocol import STREAM_PATH, CloseCode, Role
 from streamre.server import brokered
 from streamre.server.admission import Admission
+from streamre.server.corrections import Corrections
 from streamre.server.http import BearerAuth, routes
 from streamre.server.metrics import Metrics
+from streamre.server.names import RoomNames
 from streamre.server.notes import Notes
 from streamre.server.record import Retention
-from streamre.server.corrections import Corrections
-from streamre.server.names import RoomNames
 from streamre.server.rooms import Rooms
 from streamre.server.session import Session
 from streamre.server.websocket import StreamEndpoint
