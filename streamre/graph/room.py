@@ -17,7 +17,8 @@ stay folded: two spellings of one fact said within the window become one mention
 An edge is visible once its confidence reaches `min_confidence`; a node once it has a visible
 edge. Confidence: the highest sighting within a mention event, noisy-or across events.
 Memory is bounded: past `max_nodes` or `max_edges`, facts needing a new node or edge are
-refused (counted in `refused`); known facts keep being updated.
+refused (counted in `refused`); known facts keep being updated. The batches kept for replays
+grow with the meeting (a few hundred bytes a segment).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class RoomGraph:
         self._batches: list[Batch] = []  # every segment's, as heard, in the order applied
         self._segments: set[str] = set()  # their segment refs
         self._corrections: dict[str, Correction] = {}  # by segment ref, the latest
-        self._meant: dict[str, str] = {}  # entity key -> the name it is (`merge_entities`)
+        self._meant: dict[str, str] = {}  # entity key -> the name a merge said it is
         self._clear()
 
     def _clear(self) -> None:
@@ -143,7 +144,7 @@ class RoomGraph:
         return changed, touched
 
     def meant(self, name: str) -> str:
-        """The name a person said `name` is (`merge_entities`), or `name`."""
+        """The name a person said `name` is (a merge, `change`), or `name`."""
         return self._meant.get(entity_key(name), name)
 
     # -- what people change -----------------------------------------------------------------
@@ -159,11 +160,10 @@ class RoomGraph:
 
     def change(self, change: Change, wait: bool = True) -> GraphDelta | None:
         """A correction or a merge, in force from now on and on everything heard before: the
-        graph replayed, and the delta of what differs (None if nothing shown did).
-
-        A correction of a segment not heard yet waits for it (`wait`, in a cluster, where
-        ops cross); without `wait` (a lone server's line from before segments with no facts
-        were kept) it is taken as a new segment at the end."""
+        graph replayed, and the delta of what differs (None if nothing shown did). A
+        correction of a segment not heard yet waits for it (`wait`, in a cluster, where ops
+        cross); without `wait` (a lone server's line from before segments with no facts were
+        kept) it is taken as a new segment at the end."""
         if isinstance(change, EntityMerge):
             return self._merge(change)
         ref = change.mention.segment_ref

@@ -107,9 +107,7 @@ class GraphStore:
             with self._db:  # one transaction: all of the segment or none of it
                 self._db.execute("BEGIN IMMEDIATE")
                 if op is not None:
-                    self._db.execute("INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                     (room, op.origin, op.seq, op.key, json.dumps(op.to_json()),
-                                      wall or 0.0, version))
+                    self._insert_op(op, wall or 0.0, version)
                 if fact_seq is not None:
                     payload = json.dumps([x.to_row() for x in triplets])
                     self._db.execute(
@@ -138,9 +136,7 @@ class GraphStore:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 if op is not None:
-                    self._db.execute("INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                     (room, op.origin, op.seq, op.key, json.dumps(op.to_json()),
-                                      wall, version))
+                    self._insert_op(op, wall, version)
                 else:
                     self._db.execute(
                         "INSERT INTO facts (room, seq, t, mention, triplets, wall, change) "
@@ -153,6 +149,12 @@ class GraphStore:
                 self._next_seq[room] = fact_seq + 1
             if op is not None:
                 self._op_rooms.add(room)
+
+    def _insert_op(self, op: Op, wall: float, version: int) -> None:
+        """One op row, inside the caller's transaction."""
+        self._db.execute("INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (op.room, op.origin, op.seq, op.key, json.dumps(op.to_json()), wall,
+                          version))
 
     def has_room(self, room: str) -> bool:
         """Whether any fact, segment, op or expected name of `room` is journaled."""
@@ -234,7 +236,7 @@ class GraphStore:
                 break
             if isinstance(entry, Batch):
                 graph.apply(entry.triplets, entry.mention, entry.at)
-            else:  # a lone server's correction of a line that kept no batch: one at the end
+            else:  # a correction or merge, where it was made
                 graph.change(entry, wait=False)
         if version is not None and graph.version != version:
             return None

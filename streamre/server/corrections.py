@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from streamre.graph import Mention
-from streamre.graph.entries import Correction, EntityMerge
+from streamre.graph.entries import Change, Correction, EntityMerge
 from streamre.hearing.vocabulary import MAX_PHRASE_CHARS
 from streamre.inference.engine import InferenceEngine
 from streamre.protocol import valid_room
@@ -48,7 +48,7 @@ class Corrections:
 
     @property
     def max_body_bytes(self) -> int:
-        return 4 * self.max_chars + 1024
+        return 4 * self.max_chars + 1024  # UTF-8 text, escapes and the `by` field
 
     async def correct(self, room: str, session_id: str, segment_id: int, body: bytes
                       ) -> tuple[int, dict]:
@@ -114,7 +114,10 @@ class Corrections:
             return _refused(HTTPStatus.SERVICE_UNAVAILABLE, "too_many_rooms", str(e))
         return HTTPStatus.OK, {**self.learnt(room), "forgotten": gone}
 
-    def _changed(self, room: str, change, answer: Callable[[], dict]) -> tuple[int, dict]:
+    def _changed(self, room: str, change: Change, answer: Callable[[], dict]
+                 ) -> tuple[int, dict]:
+        """The change carried out on its room (opened if need be): 200 with `answer()` and
+        the graph's version after it, or why not."""
         try:
             target = self.rooms.open(room)
             target.change(change)
@@ -124,6 +127,8 @@ class Corrections:
             log.exception("could not journal a change of room %s", room)
             self.metrics.errors.labels("journal_failed").inc()
             return _refused(HTTPStatus.INTERNAL_SERVER_ERROR, "journal_failed", str(e))
+        self.metrics.changes.labels(
+            "correction" if isinstance(change, Correction) else "merge").inc()
         return HTTPStatus.OK, {**answer(), "version": target.graph.version}
 
     def _text(self, message: dict) -> str:
@@ -169,10 +174,10 @@ def routes(corrections: Corrections) -> list[Route]:
         if refused is not None:
             return refused
         body = await read_body(request, corrections.max_body_bytes)
-        if body is None:
-            return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
-                "error": "bad_text", "message": f"a correction's body is at most "
-                f"{corrections.max_body_bytes} bytes"})
+        if body is None:  # PROTOCOL 1.3: a line too long is a bad text, however long
+            return json_response(HTTPStatus.BAD_REQUEST, {
+                "error": "bad_text", "message": f"a line carries at most "
+                f"{corrections.max_chars} characters"})
         p = request.path_params
         return json_response(*await corrections.correct(name, p["session_id"], p["segment_id"],
                                                         body))

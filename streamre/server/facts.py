@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 from streamre.cluster.node import ClusterNode
 from streamre.graph import GraphDelta, Mention, RoomGraph
-from streamre.graph.ops import Op
 from streamre.graph.entries import Change, EntityMerge
-from streamre.hearing.learnt import learnable, learnt_pairs
-from streamre.hearing.names import Learnt
+from streamre.graph.ops import Op
 from streamre.graph.ordered import OrderedGraph
 from streamre.graph.transcript import Said
+from streamre.hearing.learnt import learnable, learnt_pairs
+from streamre.hearing.names import Learnt
 from streamre.triplets import Triplet
 
 

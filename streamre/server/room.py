@@ -17,8 +17,8 @@ from typing import Callable
 
 from streamre.cluster.node import ClusterNode
 from streamre.graph import GraphDelta, GraphSettings, Mention, RoomGraph
-from streamre.graph.ops import Op
 from streamre.graph.entries import Change, Correction
+from streamre.graph.ops import Op
 from streamre.graph.ordered import OrderedGraph
 from streamre.graph.store import GraphStore
 from streamre.graph.transcript import Said
@@ -122,6 +122,8 @@ class Room:
         return self._carry_out_change(self.facts.change(change))
 
     def _carry_out_change(self, changed: Changed) -> Changed:
+        """What the core decided of a change: journaled with its lines, learnt from, then
+        the delta and every rewritten line announced, and its op sent."""
         try:
             self.store.change(self.name, changed.change, time.time(), changed.restated,
                               changed.op, self.graph.version)

@@ -122,6 +122,7 @@ class Session:
         if self.room is not None:
             self.rooms.leave(self.room, self.outbox)
         room = self.room = self.rooms.enter(name, self.outbox)
+        room.names.joined(self.protocol.speaker)  # expected from the start, not its first line
         self.outbox.snapshot_source = lambda: room.graph.snapshot()
         self.outbox.follow_transcript(None)  # until asked (`history`), in this room too
 
