@@ -4,6 +4,7 @@ here, segments reach the server, and the page's #stats and drawing match the roo
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import json
 import re
 import shutil
@@ -249,3 +250,109 @@ def test_a_line_corrected_and_an_entity_renamed_in_one_page_change_every_page(
             assert page.locator("#edges tbody td").first.inner_text() == "Maria Lopes"
         graph = room_graph(server, "fix")
         assert {n["label"] for n in graph["nodes"]} == {"Boston", "Maria Lopes"}
+
+
+def journal_meeting(data_dir: Path, room: str) -> dict:
+    """A long meeting written straight into a server's journal, as a server would have: 156
+    lines stating 150 facts among about 150 entities, five segments with no words, and one
+    fact said twice 20 s apart (one mention, two lines)."""
+    from streamre.graph import Mention, RoomGraph
+    from streamre.graph.store import DB_NAME, GraphStore
+    from streamre.server.facts import LocalFacts
+    from streamre.triplets import Triplet
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = GraphStore(data_dir / DB_NAME)
+    facts = LocalFacts(RoomGraph(room, GraphSettings()))
+    t0 = 1_764_000_000.0
+    said: list[tuple[str, list]] = []
+    for i in range(150):
+        person, org, city = f"Person {i:03d}", f"Company {i % 30:02d}", f"City {i % 12:02d}"
+        fact = Triplet(person, "Work_For", org, .9, "person", "organisation") if i % 3 else \
+            Triplet(person, "Live_In", city, .9, "person", "location")
+        said.append((f"{fact.head} {fact.relation} {fact.tail}.", [fact]))
+        if i % 30 == 5:
+            said.append(("", []))
+    said.insert(20, (said[19][0], said[19][1]))  # the same fact again, 20 s later
+    for n, (text, triplets) in enumerate(said):
+        mention = Mention("s1", n, "ana" if n % 2 else "bo", text=text)
+        at = t0 + 20 * n
+        recorded = facts.record(mention, triplets, at, at, 20.0 * n, 20.0 * n + 3)
+        store.record(room, recorded.said, triplets, mention, at, at)
+    store.close()
+    return facts.graph.to_json()
+
+
+INSIDE = """() => cy.nodes(':visible').every((n) => { const b = n.renderedBoundingBox();
+    return b.x1 >= -1 && b.y1 >= -1 && b.x2 <= cy.width() + 1 && b.y2 <= cy.height() + 1; })"""
+
+
+def test_a_long_meetings_graph_stays_in_view_and_its_lines_and_counts_read_right(
+        make_server, meeting_audio, tmp_path):
+    """A viewer opens a room with 156 lines and about 150 entities, then the meeting goes on
+    (speech into the same room): every node stays inside the panel, the old ones where they
+    were; after the user zooms, Fit brings all back; numbers never clip, silent segments are
+    hidden and counted, a fact said twice in the window reads "1 (2 lines)", and the filter
+    shows one relation."""
+    graph = journal_meeting(tmp_path / "data", "long")
+    server = make_server()
+    with viewer_page(server, "long") as page:
+        page.wait_for_function(f"document.querySelector('#stats').dataset.nodes === "
+                               f"'{len(graph['nodes'])}'", timeout=30000)
+        assert page.evaluate("window.cy.nodes().length") == len(graph["nodes"])
+        assert page.evaluate(INSIDE)
+        # The transcript: 151 numbered lines, none clipped, five silent segments hidden.
+        page.wait_for_function("document.querySelectorAll('#transcript li:not(.silent)')"
+                               ".length === 151", timeout=20000)
+        assert page.inner_text("#silent") == "5 segments with no words hidden"
+        clipped = page.evaluate("""() => [...document.querySelectorAll(
+            '#transcript li:not(.silent) .number')].filter((n) => n.scrollWidth > n.clientWidth
+            || n.getBoundingClientRect().left < n.closest('ol').getBoundingClientRect().left)
+            .length""")
+        assert clipped == 0
+        numbers = page.locator("#transcript li:not(.silent) .number").all_inner_texts()
+        assert numbers == [str(n) for n in range(1, 152)]
+        # Counts people can check: the fact said twice within the window.
+        (repeated,) = [e for e in graph["edges"] if e["segment_count"] > e["mentions"]]
+        twice = [r for r in page.locator("#edges tbody tr").all_inner_texts() if "(2 lines)" in r]
+        assert len(twice) == 1 and twice[0].startswith(repeated["source"].title())
+        # The meeting goes on: the new nodes join near their neighbours; the old stay put.
+        before = page.evaluate("cy.nodes().map((n) => [n.id(), n.position('x'), "
+                               "n.position('y')])")
+        with ThreadPoolExecutor(1) as pool:  # playwright's loop runs in this thread
+            pool.submit(asyncio.run, stream(server.url, meeting_audio, room="long",
+                                            speaker="ana")).result(120)
+        page.wait_for_function(f"document.querySelector('#stats').dataset.nodes === "
+                               f"'{len(graph['nodes']) + 2}'", timeout=30000)
+        after = dict((i, (x, y)) for i, x, y in page.evaluate(
+            "cy.nodes().map((n) => [n.id(), n.position('x'), n.position('y')])"))
+        assert all(abs(after[i][0] - x) < 0.5 and abs(after[i][1] - y) < 0.5
+                   for i, x, y in before)
+        assert page.evaluate(INSIDE)
+        # The user drags the view aside: it stops following; Fit (the f key) brings all back.
+        box = page.locator("#graph").bounding_box()
+        page.mouse.move(box["x"] + 4, box["y"] + 4)  # the background, inside the fit's margin
+        page.mouse.down()
+        page.mouse.move(box["x"] + 300, box["y"] + 200, steps=10)
+        page.mouse.up()
+        page.wait_for_function("!(" + INSIDE + ")()", timeout=10000)
+        assert not page.evaluate("following")
+        page.locator("#stats").click()
+        page.keyboard.press("f")
+        page.wait_for_function("(" + INSIDE + ")()", timeout=10000)
+        # A tap on an entity centres it and dims what is not its neighbourhood; an edge's label
+        # shows under the pointer.
+        page.evaluate("cy.getElementById('person 007').emit('tap')")
+        assert page.input_value("#search") == "Person 007"
+        assert page.evaluate("cy.nodes('.faded').length") == len(graph["nodes"]) + 2 - 2
+        centre = page.evaluate("""() => { const p = cy.getElementById('person 007')
+            .renderedPosition(); return [p.x - cy.width() / 2, p.y - cy.height() / 2]; }""")
+        assert abs(centre[0]) < 2 and abs(centre[1]) < 2
+        page.evaluate("cy.edges()[0].emit('mouseover')")
+        assert page.evaluate("cy.edges()[0].hasClass('hover')")
+        page.keyboard.press("f")
+        # One relation at a time.
+        page.select_option("#filter", "relation:Live_In")
+        assert page.evaluate("cy.edges(':visible').map((e) => e.data('relation'))") == \
+            ["Live_In"] * sum(e["relation"] == "Live_In" for e in graph["edges"])
+        assert page.evaluate(INSIDE)

@@ -38,54 +38,110 @@ const cy = window.cytoscape ? cytoscape({
   maxZoom: 1.5,  // a two-node graph should not fill the screen with giant labels
   minZoom: 0.05,
   style: [
-    { selector: "node", style: { label: "data(label)", "font-size": 11, "background-color": TYPE_COLOURS.other,
+    // Nodes grow with their mentions, and so do their labels: hubs stay readable zoomed out.
+    { selector: "node", style: { label: "data(label)", "font-size": "mapData(mentions, 1, 10, 11, 18)",
+      "min-zoomed-font-size": 5, "background-color": TYPE_COLOURS.other,
       width: "mapData(mentions, 1, 10, 16, 40)", height: "mapData(mentions, 1, 10, 16, 40)" } },
     ...Object.entries(TYPE_COLOURS).map(([type, colour]) => (
       { selector: `node[type = "${type}"]`, style: { "background-color": colour } })),
-    { selector: "edge", style: { label: "data(caption)", "font-size": 9, "curve-style": "bezier",
-      "target-arrow-shape": "triangle", "line-color": "#999", "target-arrow-color": "#999",
-      width: "mapData(mentions, 1, 10, 1, 6)", opacity: "mapData(confidence, 0, 1, 0.35, 1)",
-      "text-rotation": "autorotate" } },
+    // An edge's label shows from zoom 1 on, or while the pointer is on it.
+    { selector: "edge", style: { label: "data(caption)", "font-size": 9, "min-zoomed-font-size": 9,
+      "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": "#999",
+      "target-arrow-color": "#999", width: "mapData(mentions, 1, 10, 1, 6)",
+      opacity: "mapData(confidence, 0, 1, 0.35, 1)", "text-rotation": "autorotate" } },
+    { selector: "edge.hover", style: { "min-zoomed-font-size": 0, "font-size": 12, "z-index": 10,
+      "text-background-color": "#fff", "text-background-opacity": 0.8 } },
     { selector: ".match", style: { "background-color": "#e0731f", "font-weight": "bold" } },
     { selector: ".faded", style: { opacity: 0.15 } },
+    { selector: ".filtered", style: { display: "none" } },
     { selector: "edge.stated", style: { "line-color": "#e0731f", "target-arrow-color": "#e0731f", width: 5 } },
   ],
 }) : null;
+window.cy = cy;  // what is drawn, for tests and people's own scripts
 if (!cy) $("graph").textContent = "graph view unavailable (run npm ci in clients/web); the table below still updates";
 
-function caption(e) {
-  return `${e.relation} ${e.confidence.toFixed(2)} ×${e.mentions}`;
+// A fact's count as people can check it against its lines (the dedup window makes repeats close
+// together one mention): "×2", or "×1 · 2 lines".
+function counted(e) {
+  const lines = e.segment_count ?? e.mentions;
+  return lines > e.mentions ? `${e.mentions} (${lines} lines)` : `${e.mentions}`;
 }
+
+function caption(e) {
+  const lines = e.segment_count ?? e.mentions;
+  return `${e.relation} ${e.confidence.toFixed(2)} ×${e.mentions}` + (lines > e.mentions ? ` · ${lines} lines` : "");
+}
+
+// The view follows the graph as it grows (fitted after each change) until the user pans or
+// zooms; *Fit* (or the f key) brings every node back into view and follows again.
+let following = true;
 
 function drawGraph(changedNodes, changedEdges, reset, removed = []) {
   if (!cy) return;
   if (reset) cy.elements().remove();
   for (const id of removed) cy.getElementById(id).remove();  // a correction's or merge's
   const added = [];
-  for (const n of changedNodes) {
-    const data = { id: n.id, label: n.label, mentions: n.mentions, type: n.type || "other" };
-    const el = cy.getElementById(n.id);
-    if (el.nonempty()) { el.data(data); continue; }
-    // A new node starts beside a neighbour already drawn, so the layout moves little.
-    const near = [...changedEdges].find((e) => e.source === n.id || e.target === n.id);
-    const other = near && cy.getElementById(near.source === n.id ? near.target : near.source);
-    const at = other && other.nonempty() ? other.position() : { x: Math.random() * 300, y: Math.random() * 300 };
-    added.push(cy.add({ group: "nodes", data, position: { x: at.x + 40 * Math.random() - 20, y: at.y + 40 * Math.random() - 20 } }));
+  cy.batch(() => {
+    for (const n of changedNodes) {
+      const data = { id: n.id, label: n.label, mentions: n.mentions, type: n.type || "other" };
+      const el = cy.getElementById(n.id);
+      if (el.nonempty()) { el.data(data); continue; }
+      // A new node starts beside a neighbour already drawn.
+      const near = [...changedEdges].find((e) => e.source === n.id || e.target === n.id);
+      const other = near && cy.getElementById(near.source === n.id ? near.target : near.source);
+      const at = other && other.nonempty() ? other.position() : freeSpot();
+      added.push(cy.add({ group: "nodes", data, position: { x: at.x + 60 * Math.random() - 30, y: at.y + 60 * Math.random() - 30 } }));
+    }
+    for (const e of changedEdges) {
+      const data = { id: e.id, source: e.source, target: e.target, relation: e.relation,
+                     confidence: e.confidence, mentions: e.mentions, caption: caption(e),
+                     speakers: e.speakers || [] };
+      const el = cy.getElementById(e.id);
+      if (el.nonempty()) el.data(data); else cy.add({ group: "edges", data });
+    }
+  });
+  if (reset) {
+    cy.layout({ name: "cose", animate: false, fit: true, numIter: 500, nodeDimensionsIncludeLabels: true }).run();
+  } else if (added.length) {
+    // Only the new nodes move: laid out among their neighbours, which stay where they are.
+    const placed = cy.collection(added);
+    const around = placed.neighborhood().nodes().difference(placed);
+    around.lock();
+    placed.union(around).union(placed.connectedEdges()).layout({
+      name: "cose", animate: false, fit: false, randomize: false, numIter: 150,
+      nodeDimensionsIncludeLabels: true }).run();
+    around.unlock();
   }
-  for (const e of changedEdges) {
-    const data = { id: e.id, source: e.source, target: e.target, relation: e.relation,
-                   confidence: e.confidence, mentions: e.mentions, caption: caption(e) };
-    const el = cy.getElementById(e.id);
-    if (el.nonempty()) el.data(data); else added.push(cy.add({ group: "edges", data }));
-  }
-  if (added.length) {
-    cy.layout({ name: "cose", randomize: false, animate: false, fit: reset || cy.nodes().length < 30,
-                numIter: 300, nodeDimensionsIncludeLabels: true }).run();
-  }
+  applyFilter();
+  if (following && (reset || added.length || removed.length)) cy.fit(undefined, 30);
   highlight();
 }
 
-function highlight() {
+// Where a node with no drawn neighbour goes: just right of what is drawn.
+function freeSpot() {
+  if (!cy.nodes().length) return { x: 0, y: 0 };
+  const box = cy.nodes().boundingBox();
+  return { x: box.x2 + 60, y: box.y1 + Math.random() * Math.max(box.h, 1) };
+}
+
+function fitAll() {
+  following = true;
+  if (cy) cy.fit(cy.elements(":visible"), 30);
+}
+
+if (cy) {
+  cy.on("dragpan scrollzoom pinchzoom", () => { following = false; });
+  cy.on("mouseover", "edge", (event) => event.target.addClass("hover"));
+  cy.on("mouseout", "edge", (event) => event.target.removeClass("hover"));
+}
+$("fit").onclick = fitAll;
+document.addEventListener("keydown", (event) => {
+  const typing = event.target.closest("input, textarea, select, [contenteditable='true']");
+  if (event.key === "f" && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) fitAll();
+});
+
+// A search (or a tap on a node) marks the entities it finds, dims the rest and centres them.
+function highlight(centre = false) {
   if (!cy) return;
   const q = $("search").value.trim().toLowerCase();
   cy.elements().removeClass("match faded");
@@ -93,8 +149,48 @@ function highlight() {
   const hits = cy.nodes().filter((n) => n.data("label").toLowerCase().includes(q));
   hits.addClass("match");
   cy.elements().difference(hits.closedNeighborhood()).addClass("faded");
+  if (centre && hits.length) {
+    following = false;
+    cy.center(hits);
+  }
 }
-$("search").addEventListener("input", highlight);
+$("search").addEventListener("input", () => highlight(true));
+
+// -- the filter: one relation, one type of entity, or one speaker's facts -----------------------
+
+function filterOptions() {
+  const relations = new Set(), types = new Set(), speakers = new Set();
+  for (const e of edges.values()) {
+    relations.add(e.relation);
+    for (const who of e.speakers || []) speakers.add(who);
+  }
+  for (const n of nodes.values()) types.add(n.type || "other");
+  const select = $("filter");
+  const chosen = select.value;
+  const options = [["", "everything"],
+    ...[...relations].sort().map((r) => [`relation:${r}`, `relation: ${r}`]),
+    ...[...types].sort().map((t) => [`type:${t}`, `type: ${t}`]),
+    ...[...speakers].sort().map((w) => [`speaker:${w}`, `said by ${w}`])];
+  if (select.options.length === options.length && options.every(([v], i) => select.options[i].value === v)) return;
+  select.replaceChildren(...options.map(([value, text]) => new Option(text, value)));
+  select.value = options.some(([v]) => v === chosen) ? chosen : "";
+}
+
+function applyFilter() {
+  if (!cy) return;
+  const [kind, ...rest] = $("filter").value.split(":");
+  const value = rest.join(":");
+  cy.batch(() => {
+    cy.elements().removeClass("filtered");
+    if (!kind) return;
+    const keep = cy.edges().filter((e) => kind === "relation" ? e.data("relation") === value
+      : kind === "speaker" ? e.data("speakers").includes(value)
+      : e.source().data("type") === value || e.target().data("type") === value);
+    cy.edges().difference(keep).addClass("filtered");
+    cy.nodes().difference(keep.connectedNodes()).addClass("filtered");
+  });
+}
+$("filter").addEventListener("change", () => { applyFilter(); fitAll(); });
 
 function renderTable() {
   const body = $("edges").tBodies[0];
@@ -103,7 +199,7 @@ function renderTable() {
     row.dataset.edge = e.id;
     row.onclick = () => showEvidence(e.id);
     for (const v of [nodes.get(e.source)?.label ?? e.source, e.relation,
-                     nodes.get(e.target)?.label ?? e.target, e.confidence.toFixed(2), e.mentions]) {
+                     nodes.get(e.target)?.label ?? e.target, e.confidence.toFixed(2), counted(e)]) {
       const cell = document.createElement("td");
       cell.textContent = v;
       row.append(cell);
@@ -115,6 +211,7 @@ function renderTable() {
   stats.dataset.edges = edges.size;
   stats.dataset.version = version;
   stats.textContent = `${nodes.size} nodes · ${edges.size} edges`;
+  filterOptions();
   const timeline = $("timeline");
   timeline.max = version;
   if (replaying === null) timeline.value = version;
@@ -129,11 +226,16 @@ const lines = new Map();  // "session/segment" -> {item, facts: Set, edges: []}
 const MAX_LINES = 20000;  // a very long meeting; the oldest lines leave the page past it
 const unlabelled = new Set();  // lines whose facts' edges have not reached this page yet
 
+// The list follows the newest line unless the reader scrolled up; then "new lines" says more came.
+function nearBottom(list) { return list.scrollHeight - list.scrollTop - list.clientHeight < 40; }
+
 function transcriptLine(key, when, text) {
   let line = lines.get(key);
   if (!line) {
     const item = document.createElement("li");
     item.dataset.segment = key;
+    const number = document.createElement("span");
+    number.className = "number";
     const speaker = document.createElement("span");
     speaker.className = "speaker";
     const stamp = document.createElement("span");
@@ -146,24 +248,53 @@ function transcriptLine(key, when, text) {
     edit.title = "correct this line: its facts are read again, and the room learns the names";
     const facts = document.createElement("div");
     facts.className = "facts";
-    item.append(speaker, stamp, words, edit, facts);
+    item.append(number, speaker, stamp, words, edit, facts);
     line = { key, item, facts: new Set(), edges: [] };
     item.onclick = () => highlightLine(line);
     edit.onclick = (event) => { event.stopPropagation(); editLine(line); };
     lines.set(key, line);
     const list = $("transcript");
+    const follow = nearBottom(list);
     list.append(item);
     while (list.children.length > MAX_LINES) {
+      if (list.firstChild.classList.contains("silent")) silentLines -= 1;
       unlabelled.delete(lines.get(list.firstChild.dataset.segment));
       lines.delete(list.firstChild.dataset.segment);
       list.firstChild.remove();
     }
-    list.scrollTop = list.scrollHeight;
+    if (follow) list.scrollTop = list.scrollHeight; else $("new-lines").hidden = false;
   }
   if (when) line.item.querySelector(".when").textContent = when;
-  if (text) line.item.querySelector(".text").textContent = text;
+  if (text !== undefined) {
+    line.item.querySelector(".text").textContent = text;
+    // A segment with no words is no line: hidden, and counted. Lines are numbered as they
+    // first show, once (a number is never reused or shifted).
+    const silent = !text.trim();
+    if (silent !== line.item.classList.contains("silent") || !line.item.dataset.seen) {
+      if (line.item.dataset.seen && !silent) silentLines -= 1;
+      if (silent) silentLines += 1;
+      line.item.classList.toggle("silent", silent);
+      line.item.dataset.seen = "1";
+      const number = line.item.querySelector(".number");
+      if (!silent && !number.textContent) number.textContent = `${++shownLines}`;
+      $("silent").textContent = silentLines
+        ? `${silentLines} segment${silentLines === 1 ? "" : "s"} with no words hidden` : "";
+    }
+  }
   return line;
 }
+
+let shownLines = 0;  // lines numbered so far
+let silentLines = 0;  // segments hidden for having no words
+
+$("transcript").addEventListener("scroll", () => {
+  if (nearBottom($("transcript"))) $("new-lines").hidden = true;
+});
+$("new-lines").onclick = () => {
+  const list = $("transcript");
+  list.scrollTop = list.scrollHeight;
+  $("new-lines").hidden = true;
+};
 
 function markFacts(line, facts) {
   const box = line.item.querySelector(".facts");
@@ -191,7 +322,7 @@ function onTriplets(msg) {
   const key = `${sessionId}/${msg.segment_id}`;
   const when = lines.has(key) ? "" : msg.source === "text" ? "typed"
     : `${msg.start.toFixed(1)}–${msg.end.toFixed(1)} s`;
-  const line = transcriptLine(key, when, msg.text || "(nothing heard)");
+  const line = transcriptLine(key, when, msg.text || "");
   markFacts(line, msg.triplets);
   if (msg.error) feed(`segment ${msg.segment_id}: ${msg.message}`, "warning");
 }
@@ -209,7 +340,7 @@ function onTranscript(msg) {
   const shown = lines.get(key)?.item.dataset.edges;  // its edges as a transcript message gave them
   const rewritten = shown !== undefined && (msg.heard !== undefined || shown !== msg.edges.join(" "));
   const line = transcriptLine(key, `${clock(msg.time)}${msg.source === "text" ? " · typed" : ""}`,
-                              msg.text || "(nothing heard)");
+                              msg.text || "");
   line.item.querySelector(".speaker").textContent = msg.speaker || "unknown speaker";
   if (msg.heard !== undefined) {  // a person corrected it: say so, and what was heard
     line.item.classList.add("corrected");
@@ -298,10 +429,15 @@ if (cy) cy.on("tap", "edge", (event) => showEvidence(event.target.id()));
 // -- renaming or merging an entity ----------------------------------------------------------------
 // Tapping a node names it in the form; "into" is another entity (a merge) or a new name (a rename).
 
-if (cy) cy.on("tap", "node", (event) => {
-  $("merge-from").value = event.target.data("label");
-  $("merge-into").focus();
-});
+if (cy) {
+  cy.on("tap", "node", (event) => {
+    $("merge-from").value = $("search").value = event.target.data("label");
+    highlight(true);
+  });
+  cy.on("tap", (event) => {
+    if (event.target === cy) { $("search").value = ""; highlight(); }  // the background: clear
+  });
+}
 
 $("merge").onsubmit = async (event) => {
   event.preventDefault();

@@ -97,11 +97,12 @@ def graph_export(args: argparse.Namespace) -> int:
     journal, mirror = GraphStore(args.db), MirrorStore(args.db)
     try:  # a server's journal, or a subscriber's mirror
         if args.room in journal.rooms():
-            data = journal.load(args.room).to_json()
+            graph = journal.load(args.room)
+            data, window = graph.to_json(), graph.settings.dedup_window_s
             lines = [said for _, said in journal.transcript.lines(args.room)]
             origin = journal.transcript.first_said(args.room)
         elif args.room in mirror.rooms():
-            data = mirror.load(args.room).to_json()
+            data, window = mirror.load(args.room).to_json(), None  # the server's, unknown
             lines = mirror.transcript(args.room)
             origin = None  # its first line
         else:
@@ -118,8 +119,8 @@ def graph_export(args: argparse.Namespace) -> int:
         "srt": lambda: record.srt(lines, origin),
         "vtt": lambda: record.vtt(lines, origin),
         "transcript-md": lambda: record.transcript_markdown(args.room, lines),
-        "minutes": lambda: json.dumps(record.minutes(data, lines), indent=2),
-        "minutes-md": lambda: record.minutes_markdown(record.minutes(data, lines)),
+        "minutes": lambda: json.dumps(record.minutes(data, lines, window), indent=2),
+        "minutes-md": lambda: record.minutes_markdown(record.minutes(data, lines, window)),
     }
     text = writers[args.format]()
     if args.out:

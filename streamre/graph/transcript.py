@@ -134,9 +134,11 @@ def transcript_markdown(room: str, segments: list[Said]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def minutes(graph: dict, segments: list[Said]) -> dict:
+def minutes(graph: dict, segments: list[Said], window_s: float | None = None) -> dict:
     """The meeting as minutes: who took part, each entity's facts with the lines that stated
-    them, and the transcript. `graph` is node-link JSON (`RoomGraph.to_json`, or a mirror's)."""
+    them, and the transcript. `graph` is node-link JSON (`RoomGraph.to_json`, or a mirror's);
+    `window_s` the dedup window its mentions were counted with, if known: a fact stated by
+    more lines than it has mentions says why."""
     stated = defaultdict(list)
     for s in segments:
         for edge in s.edges:
@@ -154,6 +156,7 @@ def minutes(graph: dict, segments: list[Said]) -> dict:
         fact = {"edge": e["id"], "head": labels.get(e["source"], e["source"]),
                 "relation": e["relation"], "tail": labels.get(e["target"], e["target"]),
                 "confidence": e["confidence"], "mentions": e["mentions"],
+                "stated_by": e.get("segment_count", e["mentions"]),
                 "lines": [_line(s) for s in sorted(stated.get(e["id"], []), key=lambda s: s.time)]}
         facts_of[e["source"]].append(fact)
         if e["target"] != e["source"]:
@@ -163,7 +166,8 @@ def minutes(graph: dict, segments: list[Said]) -> dict:
                  "facts": sorted(facts_of[n["id"]], key=lambda f: (-f["mentions"], f["edge"]))}
                 for n in graph["nodes"] if facts_of[n["id"]]]
     entities.sort(key=lambda x: (-x["mentions"], x["label"].casefold()))
-    return {"room": graph["room"], "version": graph["version"], "participants": participants,
+    return {"room": graph["room"], "version": graph["version"], "dedup_window_s": window_s,
+            "participants": participants,
             "entities": entities,
             "transcript": [s.to_json() for s in sorted(segments, key=lambda s: s.time)]}
 
@@ -171,6 +175,16 @@ def minutes(graph: dict, segments: list[Said]) -> dict:
 def _line(s: Said) -> dict:
     return {"session_id": s.session_id, "segment_id": s.segment_id, "speaker": s.speaker,
             "time": s.time, "text": s.text}
+
+
+def counted(mentions: int, lines: int, window_s: float | None) -> str:
+    """A fact's count as people can check it against its lines: "2 mentions", or, where the
+    dedup window made repeats one, "2 lines, 1 mention (repeats within 60 s count once)"."""
+    plural = "" if mentions == 1 else "s"
+    if lines <= mentions:
+        return f"{mentions} mention{plural}"
+    within = f"within {window_s:g} s" if window_s is not None else "close together"
+    return f"{lines} lines, {mentions} mention{plural} (repeats {within} count once)"
 
 
 def minutes_markdown(data: dict) -> str:
@@ -184,7 +198,7 @@ def minutes_markdown(data: dict) -> str:
         for f in entity["facts"]:
             out.append(f"- {_md_escape(f['head'])} · {_md_escape(f['relation'])} · "
                        f"{_md_escape(f['tail'])} (confidence {f['confidence']:.2f}, "
-                       f"{f['mentions']} mention(s))")
+                       f"{counted(f['mentions'], f['stated_by'], data['dedup_window_s'])})")
             for line in f["lines"]:
                 who = _md_escape(line["speaker"]) if line["speaker"] else "unknown"
                 out.append(f"  - `{iso_time(line['time'])}` {who}: {_md_escape(line['text'])}")

@@ -148,7 +148,9 @@ def export_answer(request: Request, store: GraphStore, exists: Callable[[str], b
     """The meeting's minutes: participants, facts by entity with their lines, the transcript."""
     room = _room(request, exists)
     fmt = _format(request, ("md", "json"), "md")
-    data = minutes(graph(room).to_json(), [said for _, said in store.transcript.lines(room)])
+    found = graph(room)
+    data = minutes(found.to_json(), [said for _, said in store.transcript.lines(room)],
+                   found.settings.dedup_window_s)
     if fmt == "json":
         return json_response(HTTPStatus.OK, data)
     return text_response(minutes_markdown(data), "text/markdown")
