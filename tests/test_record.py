@@ -84,6 +84,24 @@ def test_minutes_group_facts_by_entity_with_the_lines_that_stated_them():
     text = minutes_markdown(data)
     assert text.startswith("# Minutes of m\n") and "### Ana" in text
     assert "  - `1970-01-01T00:16:42.000Z` ana: Ana is at Acme." in text
+    assert "Ana · Work\\_For · Acme (confidence 1.00, 2 mentions)" in text
+
+
+def test_a_fact_stated_by_more_lines_than_mentions_says_why_in_the_minutes():
+    graph = RoomGraph("m", GraphSettings(dedup_window_s=30))
+    stated = []
+    for i, t in enumerate((0.0, 26.0, 100.0)):  # the first two within the window: one mention
+        _, edges = graph.apply_stating([Triplet("Helena Petrov", "Work_For", "Spotify")],
+                                       Mention("s", i, "ana", text=f"line {i}"), t)
+        stated.append(said(i, 1000.0 + t, "ana", f"line {i}", tuple(edges)))
+    (edge,) = graph.edges_json()
+    assert (edge["mentions"], edge["segment_count"]) == (2, 3)
+    data = minutes(graph.to_json(), stated, 30.0)
+    fact = data["entities"][0]["facts"][0]
+    assert (fact["mentions"], fact["stated_by"], len(fact["lines"])) == (2, 3, 3)
+    assert "3 lines, 2 mentions (repeats within 30 s count once)" in minutes_markdown(data)
+    assert "3 lines, 2 mentions (repeats close together count once)" in minutes_markdown(
+        minutes(graph.to_json(), stated))  # a mirror's: its window is the server's, unknown
 
 
 # -- the journal ------------------------------------------------------------------------------
