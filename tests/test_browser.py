@@ -31,6 +31,11 @@ def stats(page) -> tuple[int, int]:
             int(page.get_attribute("#stats", "data-edges")))
 
 
+# Whether every shown node's drawn box is inside the graph panel (a page function).
+INSIDE = """() => cy.nodes(':visible').every((n) => { const b = n.renderedBoundingBox();
+    return b.x1 >= -1 && b.y1 >= -1 && b.x2 <= cy.width() + 1 && b.y2 <= cy.height() + 1; })"""
+
+
 def test_microphone_page_and_viewer_match_the_room_graph(make_server, meeting_wav, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -73,6 +78,8 @@ def test_microphone_page_and_viewer_match_the_room_graph(make_server, meeting_wa
                     time.sleep(0.2)
             assert page.evaluate("cy.nodes().length") == stats(page)[0]
             assert page.evaluate("cy.edges().length") == stats(page)[1]
+            for p_ in (page, viewer):  # the producer's page and the viewer's keep it in view
+                assert p_.evaluate(INSIDE), "a node was drawn outside the graph panel"
             # The live transcript: each line the sentence heard, marked with its fact; the
             # viewer's lines come from the room's transcript.
             for p_ in (page, viewer):
@@ -283,10 +290,6 @@ def journal_meeting(data_dir: Path, room: str) -> dict:
     return facts.graph.to_json()
 
 
-INSIDE = """() => cy.nodes(':visible').every((n) => { const b = n.renderedBoundingBox();
-    return b.x1 >= -1 && b.y1 >= -1 && b.x2 <= cy.width() + 1 && b.y2 <= cy.height() + 1; })"""
-
-
 def test_a_long_meetings_graph_stays_in_view_and_its_lines_and_counts_read_right(
         make_server, meeting_audio, tmp_path):
     """A viewer opens a room with 156 lines and about 150 entities, then the meeting goes on
@@ -329,6 +332,7 @@ def test_a_long_meetings_graph_stays_in_view_and_its_lines_and_counts_read_right
         assert all(abs(after[i][0] - x) < 0.5 and abs(after[i][1] - y) < 0.5
                    for i, x, y in before)
         assert page.evaluate(INSIDE)
+        assert page.locator("#edges tbody tr").count() == len(graph["edges"]) + 1  # its row too
         # The user drags the view aside: it stops following; Fit (the f key) brings all back.
         box = page.locator("#graph").bounding_box()
         page.mouse.move(box["x"] + 4, box["y"] + 4)  # the background, inside the fit's margin

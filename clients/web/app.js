@@ -81,16 +81,24 @@ function drawGraph(changedNodes, changedEdges, reset, removed = []) {
   if (reset) cy.elements().remove();
   for (const id of removed) cy.getElementById(id).remove();  // a correction's or merge's
   const added = [];
+  // Each new node's neighbour by the new edges (a snapshot is laid out whole instead).
+  const neighbour = new Map();
+  if (!reset) {
+    for (const e of changedEdges) {
+      if (!neighbour.has(e.source)) neighbour.set(e.source, e.target);
+      if (!neighbour.has(e.target)) neighbour.set(e.target, e.source);
+    }
+  }
   cy.batch(() => {
     for (const n of changedNodes) {
       const data = { id: n.id, label: n.label, mentions: n.mentions, type: n.type || "other" };
       const el = cy.getElementById(n.id);
       if (el.nonempty()) { el.data(data); continue; }
-      // A new node starts beside a neighbour already drawn.
-      const near = [...changedEdges].find((e) => e.source === n.id || e.target === n.id);
-      const other = near && cy.getElementById(near.source === n.id ? near.target : near.source);
-      const at = other && other.nonempty() ? other.position() : freeSpot();
-      added.push(cy.add({ group: "nodes", data, position: { x: at.x + 60 * Math.random() - 30, y: at.y + 60 * Math.random() - 30 } }));
+      // A new node goes beside a neighbour already drawn, where there is room.
+      const other = neighbour.has(n.id) ? cy.getElementById(neighbour.get(n.id)) : null;
+      const position = reset ? { x: 0, y: 0 }
+        : placeNear(other && other.nonempty() ? other.position() : edgeOfDrawing());
+      added.push(cy.add({ group: "nodes", data, position }));
     }
     for (const e of changedEdges) {
       const data = { id: e.id, source: e.source, target: e.target, relation: e.relation,
@@ -100,33 +108,56 @@ function drawGraph(changedNodes, changedEdges, reset, removed = []) {
       if (el.nonempty()) el.data(data); else cy.add({ group: "edges", data });
     }
   });
-  if (reset) {
-    cy.layout({ name: "cose", animate: false, fit: true, numIter: 500, nodeDimensionsIncludeLabels: true }).run();
-  } else if (added.length) {
-    // Only the new nodes move: laid out among their neighbours, which stay where they are.
-    const placed = cy.collection(added);
-    const around = placed.neighborhood().nodes().difference(placed);
-    around.lock();
-    placed.union(around).union(placed.connectedEdges()).layout({
-      name: "cose", animate: false, fit: false, randomize: false, numIter: 150,
-      nodeDimensionsIncludeLabels: true }).run();
-    around.unlock();
-  }
+  if (reset) arrange();
   applyFilter();
-  if (following && (reset || added.length || removed.length)) cy.fit(undefined, 30);
+  if (following && !reset && (removed.length || added.some(outOfView))) cy.fit(cy.nodes(":visible"), 30);
   highlight();
 }
 
-// Where a node with no drawn neighbour goes: just right of what is drawn.
-function freeSpot() {
+// Where a new node goes: around `anchor`, at the spot (of 24 tried) farthest from every node
+// drawn, far enough for a label; the others never move.
+function placeNear(anchor) {
+  const drawn = cy.nodes().map((n) => n.position());
+  let best = anchor, room = -1;
+  for (let k = 0; k < 12; k++) {
+    const angle = (Math.PI * k) / 6 + Math.random() * 0.3;
+    for (const r of [110, 180]) {
+      const spot = { x: anchor.x + r * Math.cos(angle), y: anchor.y + r * Math.sin(angle) };
+      let nearest = Infinity;
+      for (const o of drawn) nearest = Math.min(nearest, Math.hypot(o.x - spot.x, o.y - spot.y));
+      if (nearest > room) { room = nearest; best = spot; }
+    }
+  }
+  return best;
+}
+
+// Where a node with no drawn neighbour starts from: the right edge of what is drawn.
+function edgeOfDrawing() {
   if (!cy.nodes().length) return { x: 0, y: 0 };
-  const box = cy.nodes().boundingBox();
-  return { x: box.x2 + 60, y: box.y1 + Math.random() * Math.max(box.h, 1) };
+  const box = cy.nodes().boundingBox({ includeLabels: false });
+  return { x: box.x2 + 60, y: (box.y1 + box.y2) / 2 };
+}
+
+// The whole graph laid out again (a snapshot, or *Arrange*): by force for a meeting's graph; a
+// big room, which must open in a second or two, with its hubs (most connected) in the middle.
+function arrange() {
+  const big = cy.nodes().length > 200;
+  cy.layout(big ? { name: "concentric", animate: false, fit: true, padding: 30, minNodeSpacing: 8,
+                    avoidOverlap: false, concentric: (n) => n.degree(), levelWidth: () => 2 }
+    : { name: "cose", animate: false, fit: true, padding: 30, numIter: 1000, idealEdgeLength: 80,
+        nodeRepulsion: 8000, nodeDimensionsIncludeLabels: true }).run();
+}
+
+// Whether a node (with room for its label) is outside the view: only then is it fitted again,
+// which in a big room costs more than the rest of an update.
+function outOfView(node) {
+  const view = cy.extent(), p = node.position(), margin = 40 / cy.zoom();
+  return p.x - margin < view.x1 || p.x + margin > view.x2 || p.y - margin < view.y1 || p.y + margin > view.y2;
 }
 
 function fitAll() {
   following = true;
-  if (cy) cy.fit(cy.elements(":visible"), 30);
+  if (cy) cy.fit(cy.nodes(":visible"), 30);
 }
 
 if (cy) {
@@ -135,16 +166,21 @@ if (cy) {
   cy.on("mouseout", "edge", (event) => event.target.removeClass("hover"));
 }
 $("fit").onclick = fitAll;
+$("arrange").onclick = () => { if (cy) { following = true; arrange(); } };
 document.addEventListener("keydown", (event) => {
   const typing = event.target.closest("input, textarea, select, [contenteditable='true']");
   if (event.key === "f" && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) fitAll();
 });
 
 // A search (or a tap on a node) marks the entities it finds, dims the rest and centres them.
+let highlighted = false;  // whether anything is marked or dimmed now
+
 function highlight(centre = false) {
   if (!cy) return;
   const q = $("search").value.trim().toLowerCase();
+  if (!q && !highlighted) return;  // nothing to undo: an update costs nothing here
   cy.elements().removeClass("match faded");
+  highlighted = Boolean(q);
   if (!q) return;
   const hits = cy.nodes().filter((n) => n.data("label").toLowerCase().includes(q));
   hits.addClass("match");
@@ -176,9 +212,13 @@ function filterOptions() {
   select.value = options.some(([v]) => v === chosen) ? chosen : "";
 }
 
+let filtering = false;  // whether a filter hides anything now
+
 function applyFilter() {
   if (!cy) return;
   const [kind, ...rest] = $("filter").value.split(":");
+  if (!kind && !filtering) return;
+  filtering = Boolean(kind);
   const value = rest.join(":");
   cy.batch(() => {
     cy.elements().removeClass("filtered");
@@ -192,20 +232,44 @@ function applyFilter() {
 }
 $("filter").addEventListener("change", () => { applyFilter(); fitAll(); });
 
-function renderTable() {
-  const body = $("edges").tBodies[0];
-  body.replaceChildren(...[...edges.values()].map((e) => {
-    const row = document.createElement("tr");
+const rows = new Map();  // edge id -> its row of the table
+
+function tableRow(e) {
+  let row = rows.get(e.id);
+  if (!row) {
+    row = document.createElement("tr");
     row.dataset.edge = e.id;
     row.onclick = () => showEvidence(e.id);
-    for (const v of [nodes.get(e.source)?.label ?? e.source, e.relation,
-                     nodes.get(e.target)?.label ?? e.target, e.confidence.toFixed(2), counted(e)]) {
-      const cell = document.createElement("td");
-      cell.textContent = v;
-      row.append(cell);
+    for (let i = 0; i < 5; i++) row.append(document.createElement("td"));
+    rows.set(e.id, row);
+  }
+  const values = [nodes.get(e.source)?.label ?? e.source, e.relation,
+                  nodes.get(e.target)?.label ?? e.target, e.confidence.toFixed(2), counted(e)];
+  values.forEach((v, i) => { if (row.cells[i].textContent !== `${v}`) row.cells[i].textContent = v; });
+  return row;
+}
+
+// The table of facts: rebuilt whole for a snapshot (`changed` null), else only the rows a delta
+// touched (its edges, the edges of its nodes, whose labels may have changed, and what left).
+function renderTable(changed = null) {
+  const body = $("edges").tBodies[0];
+  if (changed === null) {
+    rows.clear();
+    body.replaceChildren(...[...edges.values()].map(tableRow));
+  } else {
+    for (const id of changed.removed) { rows.get(id)?.remove(); rows.delete(id); }
+    const touched = new Set(changed.nodes.map((n) => n.id));
+    if (touched.size) {
+      for (const e of edges.values()) {
+        if (rows.has(e.id) && (touched.has(e.source) || touched.has(e.target))) tableRow(e);
+      }
     }
-    return row;
-  }));
+    for (const e of changed.edges) {
+      const had = rows.has(e.id);
+      const row = tableRow(e);
+      if (!had) body.append(row);
+    }
+  }
   const stats = $("stats");
   stats.dataset.nodes = nodes.size;
   stats.dataset.edges = edges.size;
@@ -227,7 +291,22 @@ const MAX_LINES = 20000;  // a very long meeting; the oldest lines leave the pag
 const unlabelled = new Set();  // lines whose facts' edges have not reached this page yet
 
 // The list follows the newest line unless the reader scrolled up; then "new lines" says more came.
+// Where the reader is is kept from their scrolling (reading it per line would lay the page out
+// per line), and the list is scrolled once a frame.
 function nearBottom(list) { return list.scrollHeight - list.scrollTop - list.clientHeight < 40; }
+let followLines = true;
+let scrollPending = false;
+
+function showNewestLine() {
+  if (!followLines) { $("new-lines").hidden = false; return; }
+  if (scrollPending) return;
+  scrollPending = true;
+  requestAnimationFrame(() => {
+    scrollPending = false;
+    const list = $("transcript");
+    list.scrollTop = list.scrollHeight;
+  });
+}
 
 function transcriptLine(key, when, text) {
   let line = lines.get(key);
@@ -254,7 +333,6 @@ function transcriptLine(key, when, text) {
     edit.onclick = (event) => { event.stopPropagation(); editLine(line); };
     lines.set(key, line);
     const list = $("transcript");
-    const follow = nearBottom(list);
     list.append(item);
     while (list.children.length > MAX_LINES) {
       if (list.firstChild.classList.contains("silent")) silentLines -= 1;
@@ -262,7 +340,7 @@ function transcriptLine(key, when, text) {
       lines.delete(list.firstChild.dataset.segment);
       list.firstChild.remove();
     }
-    if (follow) list.scrollTop = list.scrollHeight; else $("new-lines").hidden = false;
+    showNewestLine();
   }
   if (when) line.item.querySelector(".when").textContent = when;
   if (text !== undefined) {
@@ -288,12 +366,13 @@ let shownLines = 0;  // lines numbered so far
 let silentLines = 0;  // segments hidden for having no words
 
 $("transcript").addEventListener("scroll", () => {
-  if (nearBottom($("transcript"))) $("new-lines").hidden = true;
+  followLines = nearBottom($("transcript"));
+  if (followLines) $("new-lines").hidden = true;
 });
 $("new-lines").onclick = () => {
-  const list = $("transcript");
-  list.scrollTop = list.scrollHeight;
+  followLines = true;
   $("new-lines").hidden = true;
+  showNewestLine();
 };
 
 function markFacts(line, facts) {
@@ -491,7 +570,8 @@ function onGraph(msg) {
   for (const e of msg.edges) edges.set(e.id, e);
   version = msg.version;
   if (replaying === null) drawGraph(msg.nodes, msg.edges, reset, removed);
-  renderTable();
+  renderTable(reset ? null : { edges: msg.edges, nodes: msg.nodes, removed: msg.removed_edges || [] });
+  if (reset) performance.mark("snapshot-drawn");  // how soon a room opens (benchmarks/page_scale.py)
   for (const line of [...unlabelled]) labelFacts(line);
 }
 
