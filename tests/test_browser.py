@@ -319,6 +319,10 @@ def test_a_long_meetings_graph_stays_in_view_and_its_lines_and_counts_read_right
         (repeated,) = [e for e in graph["edges"] if e["segment_count"] > e["mentions"]]
         twice = [r for r in page.locator("#edges tbody tr").all_inner_texts() if "(2 lines)" in r]
         assert len(twice) == 1 and twice[0].startswith(repeated["source"].title())
+        # The reader scrolls back up: the list stays there, and says when new lines come.
+        page.evaluate("document.querySelector('#transcript').scrollTop = 0")
+        page.wait_for_function("!followLines", timeout=5000)
+        assert page.is_hidden("#new-lines")
         # The meeting goes on: the new nodes join near their neighbours; the old stay put.
         before = page.evaluate("cy.nodes().map((n) => [n.id(), n.position('x'), "
                                "n.position('y')])")
@@ -333,6 +337,13 @@ def test_a_long_meetings_graph_stays_in_view_and_its_lines_and_counts_read_right
                    for i, x, y in before)
         assert page.evaluate(INSIDE)
         assert page.locator("#edges tbody tr").count() == len(graph["edges"]) + 1  # its row too
+        assert page.is_visible("#new-lines") and page.evaluate(
+            "document.querySelector('#transcript').scrollTop") == 0
+        page.click("#new-lines")
+        page.wait_for_function("(() => { const l = document.querySelector('#transcript'); "
+                               "return l.scrollHeight - l.scrollTop - l.clientHeight < 40; })()",
+                               timeout=5000)
+        assert page.is_hidden("#new-lines")
         # The user drags the view aside: it stops following; Fit (the f key) brings all back.
         box = page.locator("#graph").bounding_box()
         page.mouse.move(box["x"] + 4, box["y"] + 4)  # the background, inside the fit's margin
@@ -360,3 +371,10 @@ def test_a_long_meetings_graph_stays_in_view_and_its_lines_and_counts_read_right
         assert page.evaluate("cy.edges(':visible').map((e) => e.data('relation'))") == \
             ["Live_In"] * sum(e["relation"] == "Live_In" for e in graph["edges"])
         assert page.evaluate(INSIDE)
+        page.select_option("#filter", "type:location")  # facts that touch a place
+        assert set(page.evaluate("cy.edges(':visible').map((e) => e.data('relation'))")) == \
+            {"Live_In"}
+        page.select_option("#filter", "speaker:bo")
+        shown = page.evaluate("cy.edges(':visible').map((e) => e.id())")
+        assert shown and sorted(shown) == sorted(e["id"] for e in graph["edges"]
+                                                 if "bo" in e["speakers"])
