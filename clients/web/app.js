@@ -114,28 +114,36 @@ function drawGraph(changedNodes, changedEdges, reset, removed = []) {
   highlight();
 }
 
-// Where a new node goes: around `anchor`, at the spot (of 24 tried) farthest from every node
-// drawn, far enough for a label; the others never move.
+// Where a new node goes: around `anchor`, at the closest of 36 spots with room for it and its
+// label (80 units from every node drawn), or else the roomiest; the others never move. Close
+// spots keep the drawing compact, so the view stays zoomed in enough to read.
 function placeNear(anchor) {
   const drawn = cy.nodes().map((n) => n.position());
-  let best = anchor, room = -1;
+  let best = anchor, score = -Infinity;
   for (let k = 0; k < 12; k++) {
     const angle = (Math.PI * k) / 6 + Math.random() * 0.3;
-    for (const r of [110, 180]) {
+    for (const r of [90, 140, 200]) {
       const spot = { x: anchor.x + r * Math.cos(angle), y: anchor.y + r * Math.sin(angle) };
       let nearest = Infinity;
       for (const o of drawn) nearest = Math.min(nearest, Math.hypot(o.x - spot.x, o.y - spot.y));
-      if (nearest > room) { room = nearest; best = spot; }
+      const value = Math.min(nearest, 80) * 10 - r;
+      if (value > score) { score = value; best = spot; }
     }
   }
   return best;
 }
 
-// Where a node with no drawn neighbour starts from: the right edge of what is drawn.
+// Where a node with no drawn neighbour starts from: beside what is drawn, on the side that keeps
+// the drawing's shape closest to the panel's (right of it when it is taller than the panel is,
+// else below it), somewhere along that side.
 function edgeOfDrawing() {
   if (!cy.nodes().length) return { x: 0, y: 0 };
   const box = cy.nodes().boundingBox({ includeLabels: false });
-  return { x: box.x2 + 60, y: (box.y1 + box.y2) / 2 };
+  const along = Math.random();
+  if (box.w / Math.max(box.h, 1) < cy.width() / Math.max(cy.height(), 1)) {
+    return { x: box.x2, y: box.y1 + along * box.h };
+  }
+  return { x: box.x1 + along * box.w, y: box.y2 };
 }
 
 // The whole graph laid out again (a snapshot, or *Arrange*): by force for a meeting's graph; a
