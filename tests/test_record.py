@@ -324,7 +324,11 @@ def test_retention_looks_again_only_when_due(tmp_path):
     store.close()
 
 
-def test_the_record_is_exported_from_the_journal(make_server, meeting_audio, tmp_path):
+def test_the_record_is_exported_from_the_journal(make_server, meeting_audio, tmp_path, capsys):
+    """`streamre graph export` from a server's journal: once as a real command, then its other
+    formats in this process (the same entry point)."""
+    from streamre.cli.main import main
+
     server = make_server(graph=GraphSettings(dedup_window_s=0), data_dir=str(tmp_path / "d"))
     asyncio.run(stream(server.url, meeting_audio, room="cli", speaker="ana"))
     expected = get_json(f"{server.http}/v1/rooms/cli/transcript")[1]
@@ -333,14 +337,22 @@ def test_the_record_is_exported_from_the_journal(make_server, meeting_audio, tmp
     out = run("graph", "export", "--db", db, "--room", "cli", "--format", "transcript")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == expected
-    cues = parse_srt(run("graph", "export", "--db", db, "--room", "cli", "--format",
-                         "srt").stdout)
+
+    def export(fmt: str) -> tuple[int, str, str]:
+        try:
+            status = main(["graph", "export", "--db", db, "--room", "cli", "--format", fmt])
+        except SystemExit as e:  # argparse refuses a bad choice this way
+            status = e.code
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    cues = parse_srt(export("srt")[1])
     assert [c[3] for c in cues] == [f"ana: {FACT_TEXT}"] * 2
-    minutes_md = run("graph", "export", "--db", db, "--room", "cli", "--format", "minutes-md")
-    assert minutes_md.stdout.startswith("# Minutes of cli\n")
-    assert f"ana: {FACT_TEXT}" in minutes_md.stdout
-    bad = run("graph", "export", "--db", db, "--room", "cli", "--format", "pdf")
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    minutes_md = export("minutes-md")[1]
+    assert minutes_md.startswith("# Minutes of cli\n")
+    assert f"ana: {FACT_TEXT}" in minutes_md
+    status, _, err = export("pdf")
+    assert status == 2 and "invalid choice" in err
 
 
 @pytest.mark.slow

@@ -152,8 +152,9 @@ function arrange() {
   const big = cy.nodes().length > 200;
   cy.layout(big ? { name: "concentric", animate: false, fit: true, padding: 30, minNodeSpacing: 8,
                     avoidOverlap: false, concentric: (n) => n.degree(), levelWidth: () => 2 }
-    : { name: "cose", animate: false, fit: true, padding: 30, numIter: 1000, idealEdgeLength: 80,
-        nodeRepulsion: 8000, nodeDimensionsIncludeLabels: true }).run();
+    : { name: "cose", animate: false, fit: true, padding: 30, idealEdgeLength: 80,
+        numIter: cy.nodes().length > 80 ? 300 : 1000, nodeRepulsion: 8000,
+        nodeDimensionsIncludeLabels: true }).run();
 }
 
 // Whether a node (with room for its label) is outside the view: only then is it fitted again,
