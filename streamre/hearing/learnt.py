@@ -53,9 +53,13 @@ class LearntName(str):
 def learnt_pairs(heard: str, meant: str) -> list[Learnt]:
     """The pairs a correction of `heard` into `meant` teaches: each longest changed span,
     aligned word by word, whose meant words are one name (`_a_name`), widened over the
-    unchanged words of that name on both sides ("Sam Pichell" → "Sam
-    Patel", not "Pichell" → "Patel"); everyday words alone are never learnt."""
+    unchanged words of that name on both sides ("Sam Pichell" → "Sam Patel", not "Pichell" →
+    "Patel"); everyday words alone are never learnt."""
     said, fixed = heard_words(heard), heard_words(meant)
+
+    def in_name(w) -> bool:  # a word that may be part of a name: capitalised, or a joiner
+        return w.named or re.fullmatch(JOINERS, meant[w.start:w.end]) is not None
+
     opcodes = SequenceMatcher(None, [w.key for w in said], [w.key for w in fixed],
                               autojunk=False).get_opcodes()
     pairs: dict[str, Learnt] = {}
@@ -64,8 +68,6 @@ def learnt_pairs(heard: str, meant: str) -> list[Learnt]:
             continue
         # Widen over unchanged words of the name either side (equal spans align one to one),
         # joining words included, then back off any that end up at its edges.
-        def in_name(w) -> bool:
-            return w.named or re.fullmatch(JOINERS, meant[w.start:w.end]) is not None
         while j1 > 0 and i1 > 0 and in_name(fixed[j1 - 1]) and said[i1 - 1].key == fixed[j1 - 1].key:
             i1, j1 = i1 - 1, j1 - 1
         while j2 < len(fixed) and i2 < len(said) and in_name(fixed[j2]) \
