@@ -60,7 +60,6 @@ class RoomGraph:
         self.settings = settings or GraphSettings()
         self.version = 0
         self._batches: list[Batch] = []  # every segment's, as heard, in the order applied
-        self._segments: set[str] = set()  # their segment refs
         self._corrections: dict[str, Correction] = {}  # by segment ref, the latest
         self._meant: dict[str, str] = {}  # entity key -> the name a merge said it is
         self._clear()
@@ -98,7 +97,6 @@ class RoomGraph:
         correction came first, from another instance) is taken as corrected."""
         batch = Batch(tuple(triplets), mention, now)
         self._batches.append(batch)
-        self._segments.add(mention.segment_ref)
         changed, touched = self._take(batch)
         visible = {eid: ends for eid, ends in changed.items()
                    if self._visible(self.graph.edges[ends[0], ends[1], eid])}
@@ -168,7 +166,7 @@ class RoomGraph:
             return self._merge(change)
         ref = change.mention.segment_ref
         self._corrections[ref] = change
-        if ref in self._segments:
+        if ref in self.stated:  # heard: every batch taken states its edges, if none
             return self._replayed()
         if wait:
             return None

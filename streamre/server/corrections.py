@@ -24,7 +24,7 @@ from streamre.protocol import valid_room
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, parse_object
 from streamre.protocol.wire import MAX_SPEAKER_CHARS
 from streamre.server.metrics import Metrics
-from streamre.server.responses import json_response, read_body, refused_json
+from streamre.server.responses import json_response, read_body, refusal, refused_json
 from streamre.server.rooms import Rooms, TooManyRooms
 
 log = logging.getLogger("streamre.server")
@@ -58,14 +58,14 @@ class Corrections:
             message = parse_object(body)
             text, by = self._text(message), _by(message)
         except Refusal as e:
-            return _refused(HTTPStatus.BAD_REQUEST, e.code, str(e))
+            return refusal(HTTPStatus.BAD_REQUEST, e.code, str(e))
         found = self.rooms.store.transcript.line(room, session_id, segment_id) \
             if self.rooms.has_room(room) else None
         if found is None:
-            return _refused(HTTPStatus.NOT_FOUND, "no_such_segment",
+            return refusal(HTTPStatus.NOT_FOUND, "no_such_segment",
                             f"room {room!r} has no line {session_id}/{segment_id}")
         if not self.engine.takes_text:
-            return _refused(HTTPStatus.SERVICE_UNAVAILABLE, "text_unavailable",
+            return refusal(HTTPStatus.SERVICE_UNAVAILABLE, "text_unavailable",
                             "this server takes no text (it has no text model)")
         refused = self._take_rate()
         if refused:
@@ -76,7 +76,7 @@ class Corrections:
         except Exception as e:
             log.exception("could not read the correction of %s/%s", session_id, segment_id)
             self.metrics.errors.labels("inference_failed").inc()
-            return _refused(HTTPStatus.INTERNAL_SERVER_ERROR, "inference_failed", str(e))
+            return refusal(HTTPStatus.INTERNAL_SERVER_ERROR, "inference_failed", str(e))
         mention = Mention(session_id, segment_id, line.speaker, text=text, source=line.source)
         correction = Correction(mention, tuple(result.triplets), time.time(), by,
                                 line.heard if line.heard is not None else line.text)
@@ -91,10 +91,10 @@ class Corrections:
             source, into = (_name(message, "from"), _name(message, "into"))
             by = _by(message)
         except Refusal as e:
-            return _refused(HTTPStatus.BAD_REQUEST, e.code, str(e))
+            return refusal(HTTPStatus.BAD_REQUEST, e.code, str(e))
         graph = self.rooms.graph(room) if valid_room(room) else None
         if graph is None or graph.node_of(source) is None:
-            return _refused(HTTPStatus.NOT_FOUND, "no_such_entity",
+            return refusal(HTTPStatus.NOT_FOUND, "no_such_entity",
                             f"room {room!r} shows no entity {source!r}")
         refused = self._take_rate()
         if refused:
@@ -111,7 +111,7 @@ class Corrections:
             gone = self.rooms.open(room).forget_learnt(heard, meant) \
                 if self.rooms.has_room(room) else 0
         except TooManyRooms as e:
-            return _refused(HTTPStatus.SERVICE_UNAVAILABLE, "too_many_rooms", str(e))
+            return refusal(HTTPStatus.SERVICE_UNAVAILABLE, "too_many_rooms", str(e))
         return HTTPStatus.OK, {**self.learnt(room), "forgotten": gone}
 
     def _changed(self, room: str, change: Change, answer: Callable[[], dict]
@@ -122,11 +122,11 @@ class Corrections:
             target = self.rooms.open(room)
             target.change(change)
         except TooManyRooms as e:
-            return _refused(HTTPStatus.SERVICE_UNAVAILABLE, "too_many_rooms", str(e))
+            return refusal(HTTPStatus.SERVICE_UNAVAILABLE, "too_many_rooms", str(e))
         except Exception as e:
             log.exception("could not journal a change of room %s", room)
             self.metrics.errors.labels("journal_failed").inc()
-            return _refused(HTTPStatus.INTERNAL_SERVER_ERROR, "journal_failed", str(e))
+            return refusal(HTTPStatus.INTERNAL_SERVER_ERROR, "journal_failed", str(e))
         self.metrics.changes.labels(
             "correction" if isinstance(change, Correction) else "merge").inc()
         return HTTPStatus.OK, {**answer(), "version": target.graph.version}
@@ -142,7 +142,7 @@ class Corrections:
     def _take_rate(self) -> tuple[int, dict] | None:
         if self._rate.take(self._clock()):
             return None
-        return _refused(HTTPStatus.TOO_MANY_REQUESTS, "change_rate",
+        return refusal(HTTPStatus.TOO_MANY_REQUESTS, "change_rate",
                         "too many corrections; try again in a few seconds")
 
 
@@ -161,10 +161,6 @@ def _name(message: dict, field: str) -> str:
         raise Refusal("bad_merge", f"{field} must be a name of 1 to {MAX_PHRASE_CHARS} "
                       "characters")
     return " ".join(name.split())
-
-
-def _refused(status: int, code: str, message: str) -> tuple[int, dict]:
-    return status, {"error": code, "message": message}
 
 
 def routes(corrections: Corrections) -> list[Route]:

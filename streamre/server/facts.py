@@ -156,7 +156,9 @@ class ClusterFacts:
     def merge(self, op: Op) -> Recorded | Changed | None:
         """An op, this instance's or another's, merged in order; None if already held. A
         line whose correction came first (from another instance) is recorded corrected."""
-        refused, before = self.graph.refused, dict(self.graph.stated)
+        refused = self.graph.refused
+        # Only a change restates lines: a segment's op (every one said) copies nothing.
+        before = dict(self.graph.stated) if op.change is not None else {}
         merged = self.ordered.merge(op)
         if merged is None:
             return None

@@ -22,6 +22,7 @@ from streamre.inference.engine import InferenceEngine
 from streamre.protocol import Failed, text_triplets_message
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse_object
 from streamre.server.metrics import Metrics
+from streamre.server.responses import refusal
 from streamre.server.room import Room, record_counted
 from streamre.server.rooms import Rooms, TooManyRooms
 
@@ -52,19 +53,19 @@ class Notes:
     async def post(self, room: str, body: bytes) -> tuple[int, dict]:
         """(HTTP status, JSON answer) for a note's body."""
         if self.per_minute == 0:
-            return _refused(HTTPStatus.SERVICE_UNAVAILABLE, "text_unavailable",
+            return refusal(HTTPStatus.SERVICE_UNAVAILABLE, "text_unavailable",
                             "this server takes no text (it has no text model)")
         try:
             sentences, speaker = note(parse_object(body), self.max_chars)
         except Refusal as e:
-            return _refused(HTTPStatus.BAD_REQUEST, e.code, str(e))
+            return refusal(HTTPStatus.BAD_REQUEST, e.code, str(e))
         if not self._rate.take(self._clock()):
-            return _refused(HTTPStatus.TOO_MANY_REQUESTS, "text_rate",
+            return refusal(HTTPStatus.TOO_MANY_REQUESTS, "text_rate",
                             "too many notes; try again in a few seconds")
         try:
             target = self.rooms.open(room)
         except TooManyRooms as e:
-            return _refused(HTTPStatus.SERVICE_UNAVAILABLE, "too_many_rooms", str(e))
+            return refusal(HTTPStatus.SERVICE_UNAVAILABLE, "too_many_rooms", str(e))
         note_id = "note-" + uuid.uuid4().hex[:12]
         asked = time.monotonic()
         answers = await asyncio.gather(*(  # one engine batch, answers in the note's order
@@ -98,7 +99,3 @@ async def read_sentence(engine: InferenceEngine, metrics: Metrics, room: Room, s
     answer = text_triplets_message(item_id, sentence, **answer)
     room.report(session_id, answer)
     return answer
-
-
-def _refused(status: int, code: str, message: str) -> tuple[int, dict]:
-    return status, {"error": code, "message": message}

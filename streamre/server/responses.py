@@ -27,6 +27,11 @@ def body_response(status: int, body: bytes, content_type: str, headers: dict | N
                     media_type=content_type)
 
 
+def refusal(status: int, code: str, message: str) -> tuple[int, dict]:
+    """(HTTP status, JSON answer) of a refused request, as every route answers one."""
+    return status, {"error": code, "message": message}
+
+
 def refused_json(request: Request, room: str, what: str) -> Response | None:
     """The answer to a write with a bad room name or a body that is not JSON; None if fine."""
     if not valid_room(room):
