@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from streamre.audio.partials import PartialPacing
 from streamre.audio.vad import VadConfig
 from streamre.graph.settings import GraphSettings
 from streamre.inference.speech_path import ResearchSettings, SpeechSettings, path_errors
@@ -74,6 +75,15 @@ class ServeConfig(ResearchSettings, SpeechSettings):
     lag_warning_s: float = setting(
         3.0, "queue wait after which a session is sent a 'lagging' warning"
     )
+    # live captions
+    partials: str = setting(
+        "on", "live captions: while someone speaks, hear the open utterance again and send a "
+        "partial to the room (dropped whenever finals wait)", choices=["on", "off"])
+    partial_every_s: float = setting(
+        1.0, "stream audio between two partials of one utterance, in seconds")
+    partial_settle_ms: int = setting(
+        180, "silence after speech that asks for one more partial: if the utterance then "
+        "ends, its final takes that partial's words instead of hearing it again (0: never)")
     # written text: chat lines and notes
     max_text_chars: int = setting(5000, "longest text message or posted note, in characters")
     text_per_minute: int = setting(
@@ -104,6 +114,13 @@ class ServeConfig(ResearchSettings, SpeechSettings):
         "checked every minute (0: kept forever); the graph's facts are kept")
     log_level: str = setting("info", "debug, info, warning or error")
 
+    @property
+    def partial_pacing(self) -> PartialPacing:
+        """How often producers' open utterances are heard for captions (`--partials`)."""
+        if self.partials == "off":
+            return PartialPacing(every_s=0, settle_ms=0)
+        return PartialPacing(self.partial_every_s, self.partial_settle_ms)
+
     def __post_init__(self) -> None:
         errors = []
         if not 0 <= self.port < 65536:
@@ -117,6 +134,8 @@ class ServeConfig(ResearchSettings, SpeechSettings):
         errors += path_errors(self, self)
         if self.transcript_retention_days < 0:
             errors.append("transcript_retention_days must not be negative (0: keep forever)")
+        if self.partial_every_s <= 0 or self.partial_settle_ms < 0:
+            errors.append("partial_every_s must be positive and partial_settle_ms not negative")
         if self.handshake_timeout_s <= 0 or self.room_idle_s < 0:
             errors.append("handshake_timeout_s must be positive and room_idle_s not negative")
         if self.mqtt:

@@ -342,7 +342,7 @@ function transcriptLine(key, when, text) {
     edit.onclick = (event) => { event.stopPropagation(); editLine(line); };
     lines.set(key, line);
     const list = $("transcript");
-    list.append(item);
+    list.insertBefore(item, list.querySelector("li.partial"));  // captions stay at the end
     while (list.children.length > MAX_LINES) {
       if (list.firstChild.classList.contains("silent")) silentLines -= 1;
       unlabelled.delete(lines.get(list.firstChild.dataset.segment));
@@ -404,9 +404,42 @@ function markFacts(line, facts) {
   }
 }
 
+// -- live captions: what is being said now, in grey, until its final line replaces it -------------
+// A `partial` replaces the speaker's previous one; the final line of the same utterance (or of a
+// later one) ends it. A final of an earlier utterance does not: its words were already said.
+const captions = new Map();  // session id -> {item, start}
+
+function onPartial(msg) {
+  let caption = captions.get(msg.session_id);
+  if (!caption) {
+    const item = document.createElement("li");
+    item.className = "partial";
+    const speaker = document.createElement("span");
+    speaker.className = "speaker";
+    const words = document.createElement("span");
+    words.className = "text";
+    item.append(speaker, words);
+    caption = { item };
+    captions.set(msg.session_id, caption);
+    $("transcript").append(item);
+  }
+  caption.start = msg.start;
+  caption.item.querySelector(".speaker").textContent = msg.speaker || "";
+  caption.item.querySelector(".text").textContent = msg.text;
+  showNewestLine();
+}
+
+function endCaption(session, start) {
+  const caption = captions.get(session);
+  if (!caption || start === undefined || start === null || caption.start > start + 0.001) return;
+  caption.item.remove();
+  captions.delete(session);
+}
+
 function onTriplets(msg) {
   // The room's transcript line for it (speaker and clock time) comes first; this marks it
   // with the facts as the model read them, or stands in for it if it has not come.
+  endCaption(sessionId, msg.start);
   const key = `${sessionId}/${msg.segment_id}`;
   const when = lines.has(key) ? "" : msg.source === "text" ? "typed"
     : `${msg.start.toFixed(1)}–${msg.end.toFixed(1)} s`;
@@ -424,6 +457,7 @@ function factOf(edgeId) {
 }
 
 function onTranscript(msg) {
+  endCaption(msg.session_id, msg.start);
   const key = `${msg.session_id}/${msg.segment_id}`;
   const shown = lines.get(key)?.item.dataset.edges;  // its edges as a transcript message gave them
   const rewritten = shown !== undefined && (msg.heard !== undefined || shown !== msg.edges.join(" "));
@@ -617,6 +651,8 @@ function onMessage(event) {
       retryDelay = 1000;
       failovers = 0;
       sessionId = msg.session_id;
+      for (const caption of captions.values()) caption.item.remove();  // said before we came back
+      captions.clear();
       loadVocabulary();
       loadContext();
       // A producer asks for the room's transcript too (a viewer did with its subscribe).
@@ -628,6 +664,7 @@ function onMessage(event) {
     case "vad": $("speech").classList.toggle("on", msg.event === "speech_start"); break;
     case "triplets": onTriplets(msg); break;
     case "transcript": onTranscript(msg); break;
+    case "partial": onPartial(msg); break;
     case "warning":
       feed(`warning: ${msg.message || msg.code}`, "warning");
       if (msg.code === "lagging") {

@@ -36,6 +36,7 @@ class Segment:
     audio: np.ndarray = field(repr=False)  # int16, shape (end - start,)
     forced_split: bool = False  # begins or ends at a forced split
     overlap: int = 0  # leading samples shared with the previous segment
+    voiced_end: int | None = None  # end of its last voiced frame (None: not known)
 
     @property
     def start_s(self) -> float:
@@ -44,6 +45,16 @@ class Segment:
     @property
     def end_s(self) -> float:
         return self.end / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class OpenUtterance:
+    """The utterance being spoken, as the segmenter has it so far."""
+    start: int  # where its segment will begin (after a forced split: the continuation's)
+    voiced_from: int
+    voiced_to: int  # end of its latest voiced frame
+    heard_to: int  # end of the audio classified so far
+    silent_samples: int  # unvoiced audio since its latest voiced frame
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from streamre import SAMPLE_RATE
 from streamre.settings import setting
-from streamre.audio.events import Dropped, Event, Segment, SpeechEnd, SpeechStart
+from streamre.audio.events import Dropped, Event, OpenUtterance, Segment, SpeechEnd, SpeechStart
 
 FRAME_MS = 30
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 480
@@ -156,6 +156,18 @@ class VadSegmenter:
     def speaking(self) -> bool:
         return self._speaking
 
+    @property
+    def open_utterance(self) -> OpenUtterance | None:
+        """The utterance being spoken (None between utterances)."""
+        if not self._speaking:
+            return None
+        return OpenUtterance(self._seg_start, self._voiced_from, self._voiced_to, self._pos,
+                             self._silent_frames * FRAME_SAMPLES)
+
+    def audio(self, start: int, end: int) -> np.ndarray:
+        """A copy of the open utterance's samples from `start` to `end`."""
+        return self._buf.view(start, end).copy()
+
     def feed(self, samples: np.ndarray) -> list[Event]:
         if self._closed:
             raise RuntimeError("feed() after flush()")
@@ -255,7 +267,8 @@ class VadSegmenter:
 
     def _emit(self, end: int, forced: bool) -> Segment:
         audio = self._buf.view(self._seg_start, end).copy()
-        segment = Segment(self._next_index, self._seg_start, end, audio, forced, self._seg_overlap)
+        segment = Segment(self._next_index, self._seg_start, end, audio, forced, self._seg_overlap,
+                          min(self._voiced_to, end))
         self._next_index += 1
         return segment
 

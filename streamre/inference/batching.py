@@ -10,9 +10,15 @@ Typed sentences (chat, notes) queue apart and never hold up audio: a batch of th
 no segment is waiting, or when the oldest has waited `text_max_wait_s` (a sentence batch costs
 milliseconds, a segment batch hundreds).
 
-`BatchPolicy.decide(now, live_producers)` is the whole contract: it returns `RunSpeech` or
-`RunText` (the jobs leave the queues), `Wait` (call again by `until`, or sooner when work
-arrives), or None (nothing queued). The asyncio engine only carries out what it decides.
+Finals come first. A final whose words its last partial already heard (`HeardJob`) is only read,
+before anything else. Partials (`PartialJob`, live captions) run only when nothing else waits: one
+is refused while segments are queued, and queued ones are dropped as soon as a segment arrives, so
+a partial never delays a final by more than the batch already running.
+
+`BatchPolicy.decide(now, live_producers)` is the whole contract: it returns `RunSpeech`,
+`RunRead`, `RunText` or `RunPartials` (the jobs leave the queues), `DropPartials` (answer them
+with nothing), `Wait` (call again by `until`, or sooner when work arrives), or None (nothing
+queued). The asyncio engine only carries out what it decides.
 """
 
 from __future__ import annotations
@@ -36,6 +42,25 @@ class SpeechJob:
 
 
 @dataclass
+class PartialJob:
+    """An open utterance so far, heard for a caption (no facts)."""
+    session_id: str
+    waveform: np.ndarray
+    submitted: float
+    future: object = field(default=None, repr=False)
+    vocabulary: tuple[str, ...] = ()
+
+
+@dataclass
+class HeardJob:
+    """A final whose words were already heard (by its last partial): it is only read."""
+    session_id: str
+    text: str
+    submitted: float
+    future: object = field(default=None, repr=False)
+
+
+@dataclass
 class TextJob:
     session_id: str
     sentence: str
@@ -51,6 +76,21 @@ class RunSpeech:
 @dataclass(frozen=True)
 class RunText:
     jobs: list[TextJob]
+
+
+@dataclass(frozen=True)
+class RunRead:
+    jobs: list[HeardJob]
+
+
+@dataclass(frozen=True)
+class RunPartials:
+    jobs: list[PartialJob]
+
+
+@dataclass(frozen=True)
+class DropPartials:
+    jobs: list[PartialJob]
 
 
 @dataclass(frozen=True)
@@ -75,6 +115,8 @@ class BatchPolicy:
         self.text_max_wait_s = text_max_wait_s
         self.speech: OrderedDict[str, deque[SpeechJob]] = OrderedDict()
         self.text: deque[TextJob] = deque()
+        self.heard: deque[HeardJob] = deque()
+        self.partials: OrderedDict[str, PartialJob] = OrderedDict()  # one per session at most
         self._gather_until: float | None = None
 
     @property
@@ -88,22 +130,43 @@ class BatchPolicy:
     def add_text(self, job: TextJob) -> None:
         self.text.append(job)
 
-    def drain(self) -> list[SpeechJob | TextJob]:
+    def add_heard(self, job: HeardJob) -> None:
+        self.heard.append(job)
+
+    def add_partial(self, job: PartialJob) -> bool:
+        """Queue a partial; False (refused, never queued) while segments wait for the model
+        or the session already has one queued."""
+        if self.speech or job.session_id in self.partials:
+            return False
+        self.partials[job.session_id] = job
+        return True
+
+    def drain(self) -> list[SpeechJob | TextJob | HeardJob | PartialJob]:
         """Every queued job, the queues emptied (when nothing can serve them)."""
-        jobs = [*(j for q in self.speech.values() for j in q), *self.text]
+        jobs = [*(j for q in self.speech.values() for j in q), *self.text, *self.heard,
+                *self.partials.values()]
         self.speech.clear()
         self.text.clear()
+        self.heard.clear()
+        self.partials.clear()
         return jobs
 
-    def decide(self, now: float, live_producers: int | None = None,
-               closing: bool = False) -> RunSpeech | RunText | Wait | None:
+    def decide(self, now: float, live_producers: int | None = None, closing: bool = False
+               ) -> RunSpeech | RunRead | RunText | RunPartials | DropPartials | Wait | None:
         """What to do at `now`. `live_producers`: how many producers are streaming (None:
         unknown, so someone may still join); `closing`: finish what is queued, wait for nothing."""
+        if self.heard:
+            count = min(self.max_batch, len(self.heard))
+            return RunRead([self.heard.popleft() for _ in range(count)])
+        if self.partials and (self.speech or closing):
+            dropped = list(self.partials.values())
+            self.partials.clear()
+            return DropPartials(dropped)
         if self.text and (not self.speech or self._text_overdue(now)):
             count = min(self.max_batch, len(self.text))
             return RunText([self.text.popleft() for _ in range(count)])
         if not self.speech:
-            return None
+            return self._take_partials() if self.partials else None
         if not closing and self._worth_gathering(live_producers):
             if self._gather_until is None:
                 self._gather_until = now + self.gather_s
@@ -114,6 +177,17 @@ class BatchPolicy:
                 return Wait(until)
         self._gather_until = None
         return RunSpeech(self._take_batch())
+
+    def _take_partials(self) -> RunPartials:
+        """Queued partials of one window, oldest first."""
+        batch: list[PartialJob] = []
+        for session_id, job in list(self.partials.items()):
+            if len(batch) == self.max_batch:
+                break
+            if self.window_of is None or not batch or \
+                    self.window_of(job.waveform) == self.window_of(batch[0].waveform):
+                batch.append(self.partials.pop(session_id))
+        return RunPartials(batch)
 
     def _text_overdue(self, now: float) -> bool:
         return now - self.text[0].submitted >= self.text_max_wait_s

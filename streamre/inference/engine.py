@@ -1,7 +1,8 @@
 """The batching engine: segments from every session, one model, results back to their sessions.
 
 What runs next, and when, is `BatchPolicy`'s decision (`streamre.inference.batching`: round-robin
-across sessions, gathering, one window per batch, typed sentences never holding up audio). This
+across sessions, gathering, one window per batch, typed sentences never holding up audio, finals
+before partials). This
 shell carries it out: it feeds the policy, sleeps when told to wait, and runs the blocking
 extractor on its own thread so the event loop never waits on the model.
 """
@@ -18,8 +19,9 @@ from typing import Callable
 import numpy as np
 
 from streamre import SAMPLE_RATE
-from streamre.inference.batching import (BatchPolicy, RunSpeech, RunText, SpeechJob, TextJob,
-                                         Wait)
+from streamre.inference.batching import (BatchPolicy, DropPartials, HeardJob, PartialJob,
+                                         RunPartials, RunRead, RunSpeech, RunText, SpeechJob,
+                                         TextJob, Wait)
 from streamre.inference.context import names_in_context
 from streamre.inference.seam import Reader, TripletExtractor, read_sentences
 from streamre.triplets import Extraction, Triplet
@@ -98,6 +100,11 @@ class InferenceEngine:
     def takes_text(self) -> bool:
         return self._load_text is not None
 
+    @property
+    def hears_partials(self) -> bool:
+        """Whether its extractor can hear without reading (Whisper apart from the reader)."""
+        return hasattr(self.extractor, "hear")
+
     def _load_and_warm(self) -> TripletExtractor:
         extractor = self._load()
         extractor.warmup()
@@ -117,6 +124,23 @@ class InferenceEngine:
         self.policy.add_speech(job)
         if self.metrics:
             self.metrics.inference_queue.set(self.pending)
+        self._wakeup.set()
+        return await job.future
+
+    async def submit_partial(self, session_id: str, audio: np.ndarray,
+                             vocabulary: tuple[str, ...] = ()) -> str | None:
+        """What was heard of an open utterance so far, or None: dropped because finals wait
+        (now or before its turn came) or the session already has one queued."""
+        job = PartialJob(session_id, audio, time.monotonic(), self._future(), vocabulary)
+        if not self.policy.add_partial(job):
+            return None
+        self._wakeup.set()
+        return await job.future
+
+    async def submit_heard(self, session_id: str, text: str) -> InferenceResult:
+        """A final whose words a partial already heard: its facts, read ahead of any hearing."""
+        job = HeardJob(session_id, text, time.monotonic(), self._future())
+        self.policy.add_heard(job)
         self._wakeup.set()
         return await job.future
 
@@ -153,6 +177,17 @@ class InferenceEngine:
             elif isinstance(decision, RunSpeech):
                 await self._call(decision.jobs, [j.waveform for j in decision.jobs],
                                  self._speech_call(decision.jobs), record=True)
+            elif isinstance(decision, RunRead):
+                await self._call(decision.jobs, [j.text for j in decision.jobs],
+                                 self.extractor.read)
+            elif isinstance(decision, RunPartials):
+                await self._call(decision.jobs, [j.waveform for j in decision.jobs],
+                                 self._speech_call(decision.jobs, self.extractor.hear),
+                                 as_text=True)
+            elif isinstance(decision, DropPartials):
+                for job in decision.jobs:
+                    if not job.future.done():
+                        job.future.set_result(None)
             elif decision is None and self._closing:
                 return
             else:  # wait for the policy's time, or for new work, whichever comes first
@@ -164,20 +199,23 @@ class InferenceEngine:
                 except asyncio.TimeoutError:
                     pass
 
-    def _speech_call(self, jobs: list[SpeechJob]) -> Callable[[list], list[Extraction]]:
-        """The extractor's call for these segments, with their vocabularies if any."""
+    def _speech_call(self, jobs: list[SpeechJob] | list[PartialJob], call=None
+                     ) -> Callable[[list], list]:
+        """The extractor's call (`extract`, or `call`) for these segments, with their
+        vocabularies if any."""
         vocabularies = [j.vocabulary for j in jobs]
-        return partial(self.extractor.extract, vocabularies=vocabularies if any(vocabularies)
-                       else None)
+        return partial(call or self.extractor.extract,
+                       vocabularies=vocabularies if any(vocabularies) else None)
 
     def _extract_text(self, sentences: list[str]) -> list[Extraction]:
         """Typed sentences' facts, and their names (the room expects to hear them)."""
         return read_sentences(self.text_extractor, sentences, with_names=True)
 
-    async def _call(self, batch: list[SpeechJob] | list[TextJob], items: list,
-                    extract: Callable[[list], list[Extraction]], record: bool = False) -> None:
+    async def _call(self, batch: list, items: list, extract: Callable[[list], list],
+                    record: bool = False, as_text: bool = False) -> None:
         """One model call on the worker thread; each job gets its answer, or the error.
-        `record`: the call goes into the audio metrics (batch size, real-time factor)."""
+        `record`: the call goes into the audio metrics (batch size, real-time factor);
+        `as_text`: the answers are transcripts, given as they are."""
         started = time.monotonic()
         try:
             results = await asyncio.get_running_loop().run_in_executor(
@@ -193,7 +231,10 @@ class InferenceEngine:
         if record:
             self._record(batch, started, infer_ms)
         for job, answer in zip(batch, results, strict=True):
-            if not job.future.done():
+            if as_text:
+                if not job.future.done():
+                    job.future.set_result(answer)
+            elif not job.future.done():
                 job.future.set_result(InferenceResult(
                     answer.text, answer.triplets, (started - job.submitted) * 1000, infer_ms,
                     len(batch), answer.names))

@@ -40,8 +40,16 @@ class PipelineExtractor:
     def extract(self, waveforms: Sequence[np.ndarray],
                 vocabularies: Vocabularies = None) -> list[Extraction]:
         """Each segment's transcript and facts; `vocabularies`: each one's phrases, if any."""
+        return self.read(self.hear(waveforms, vocabularies))
+
+    def hear(self, waveforms: Sequence[np.ndarray],
+             vocabularies: Vocabularies = None) -> list[str]:
+        """Each segment's transcript, as `extract` hears it (a caption, or a final's words)."""
         if self.vocabulary:
             vocabularies = [merged(v, self.vocabulary) for v in
                             vocabularies or [()] * len(waveforms)]
-        heard = [h.text for h in self.hearing.transcribe(waveforms, vocabularies)]
-        return read_sentences(self.reader, heard)
+        return [h.text for h in self.hearing.transcribe(waveforms, vocabularies)]
+
+    def read(self, texts: Sequence[str]) -> list[Extraction]:
+        """Each transcript's facts."""
+        return read_sentences(self.reader, texts)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from streamre.audio import Segment
+from streamre.audio.partials import Partial
 from streamre.protocol.wire import CloseCode, Role
 
 
@@ -39,6 +40,12 @@ class Infer:
 
 
 @dataclass(frozen=True)
+class HearPartial:
+    """The open utterance so far, for a caption (`partial`); the shell may drop it."""
+    partial: Partial
+
+
+@dataclass(frozen=True)
 class InferText:
     """A written sentence (from a `text` message) for the text extractor; its `triplets`
     answer (source "text") is the shell's to send."""
@@ -63,7 +70,8 @@ class Close:
     reason: str
 
 
-Action = Union[Reply, JoinRoom, SendSnapshot, SendHistory, Infer, InferText, DropSegment, Finish, Close]
+Action = Union[Reply, JoinRoom, SendSnapshot, SendHistory, Infer, HearPartial, InferText,
+               DropSegment, Finish, Close]
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ from typing import Callable
 from streamre import SAMPLE_RATE
 from streamre.audio import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInput, Dropped, Segment,
                             SpeechEnd, SpeechStart, VadConfig, VadSegmenter)
-from streamre.protocol.actions import (Action, Admit, Busy, Close, DropSegment, Finish, Infer,
-                                       InferText, JoinRoom, Reply, SendHistory, SendSnapshot)
+from streamre.audio.partials import Partial, PartialPacer, PartialPacing
+from streamre.protocol.actions import (Action, Admit, Busy, Close, DropSegment, Finish,
+                                       HearPartial, Infer, InferText, JoinRoom, Reply,
+                                       SendHistory, SendSnapshot)
 from streamre.hearing.names import BadContext, check_context
 from streamre.hearing.vocabulary import BadVocabulary, check_vocabulary
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse, room_name
@@ -23,8 +25,10 @@ from streamre.protocol.wire import (ENCODINGS, MAX_FRAME_SECONDS, MAX_SPEAKER_CH
                                     PROTOCOL_VERSION, CloseCode, Limits, Role, error_message, is_int,
                                     pong_message, ready_message, segment_message, vad_message)
 
-__all__ = ["Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "Infer", "InferText",
-           "JoinRoom", "Reply", "SendHistory", "SendSnapshot", "SessionProtocol"]
+__all__ = ["Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "HearPartial", "Infer",
+           "InferText", "JoinRoom", "Reply", "SendHistory", "SendSnapshot", "SessionProtocol"]
+
+NO_PARTIALS = PartialPacing(every_s=0, settle_ms=0)
 
 
 class SessionProtocol:
@@ -36,6 +40,7 @@ class SessionProtocol:
         limits: what `ready` announces; `max_rooms` is enforced here.
         admit: the server's say on capacity (producers, viewers, rooms); everyone by default.
         clock: monotonic seconds, for the text rate (tests pass their own).
+        partials: how often a producer's open utterance is heard for captions (none by default).
 
     A session is nobody until `start` (a producer) or `subscribe` (a viewer). A bad message
     gets an `error` and the session goes on; a bad `start` or audio before it also closes the
@@ -45,9 +50,11 @@ class SessionProtocol:
 
     def __init__(self, session_id: str, vad: VadConfig, limits: Limits,
                  admit: Admit = lambda role, room: None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 partials: PartialPacing = NO_PARTIALS) -> None:
         self.session_id = session_id
         self.vad = vad
+        self.partials = partials
         self.limits = limits
         self.admit = admit
         self.rooms_joined: set[str] = set()
@@ -62,6 +69,7 @@ class SessionProtocol:
         self.samples_heard = 0  # 16 kHz samples accepted into the stream
         self._audio: AudioInput | None = None
         self._segmenter: VadSegmenter | None = None
+        self._pacer: PartialPacer | None = None
 
     def receive_text(self, text: str) -> list[Action]:
         try:
@@ -82,7 +90,13 @@ class SessionProtocol:
                 f"audio ({most} bytes at this rate); this one was not used"))
         samples = self._audio.feed(data)
         self.samples_heard += len(samples)
-        return self._events(self._segmenter.feed(samples))
+        actions = self._events(self._segmenter.feed(samples))
+        due = self._pacer.due(self._segmenter.open_utterance)
+        if due is not None:
+            start, end, at_pause = due
+            actions.append(HearPartial(Partial(start, end, self._segmenter.audio(start, end),
+                                               at_pause)))
+        return actions
 
     def handshake_expired(self, seconds: float) -> list[Action]:
         """The handshake window is over: a session that is still nobody is closed (4400)."""
@@ -162,6 +176,7 @@ class SessionProtocol:
         self.role, self.speaker, self.sample_rate = Role.PRODUCER, speaker, rate
         self._audio = AudioInput(rate)
         self._segmenter = VadSegmenter(self.vad)
+        self._pacer = PartialPacer(self.partials, self.vad.min_voiced_samples)
         return self._join(room, vocabulary, context)
 
     def _subscribe(self, message: dict) -> list[Action]:

@@ -110,6 +110,13 @@ def segment_message(segment: Segment) -> dict:
             "end": round(segment.end_s, 3), "forced_split": segment.forced_split}
 
 
+def partial_message(session_id: str, speaker: str | None, start_s: float, text: str) -> dict:
+    """What was heard so far of an utterance still being spoken (a live caption): to every
+    session of the room, replaced by the next partial and, in the end, by its final line."""
+    return {"type": "partial", "session_id": session_id, "speaker": speaker,
+            "start": round(start_s, 3), "text": text}
+
+
 @dataclass(frozen=True)
 class Failed:
     """Why a segment or a typed sentence has no facts: the `error` code of its `triplets`

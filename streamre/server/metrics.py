@@ -68,9 +68,22 @@ class Metrics:
         self.inference_queue = Gauge("streamre_inference_queue", "Segments waiting for the model",
                                      registry=r)
         self._cluster(r)
+        self._captions(r)
         # Set to count the serving loop's tasks when the server starts (leaks show here).
         self.event_loop_tasks = Gauge("streamre_event_loop_tasks",
                                       "asyncio tasks alive on the serving event loop", registry=r)
+
+    def _captions(self, r: CollectorRegistry) -> None:
+        """Live captions: partials by outcome, and finals that took a partial's words."""
+        self.partials = Counter(
+            "streamre_partials", "Live captions of open utterances: sent (to the room), dropped "
+            "(finals waited, or the stream's previous one was not heard yet), late (its final "
+            "line came first)", ["outcome"], registry=r)
+        for outcome in ("sent", "dropped", "late"):
+            self.partials.labels(outcome)
+        self.finals_from_partials = Counter(
+            "streamre_finals_from_partials", "Finals whose words their last partial had heard "
+            "(read, not heard again)", registry=r)
 
     def _cluster(self, r: CollectorRegistry) -> None:
         """In a cluster (`serve --cluster`): ops by outcome (local, merged from another

@@ -14,6 +14,9 @@ client falls behind, its queued lines are replaced by one catch-up that reads th
 from the last line it was sent, so it misses none and holds no more than the queue. A line a
 person corrected (or whose edges a merge changed) goes again to every client of the room, in
 its new form, and is never dropped.
+
+A live caption (`partial`) is the least of all: a newer one of the same speaker replaces one
+still queued, and a client that falls behind loses them with its graph updates.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ class _Line(NamedTuple):
 
 class _Rewritten(NamedTuple):
     text: str  # a line's `transcript` message, as corrected
+
+
+class _Partial(NamedTuple):
+    session_id: str  # whose open utterance it captions
+    text: str  # its `partial` message
 
 
 # The journaled transcript after a sequence number, at most so many lines: (seq, message).
@@ -103,6 +111,14 @@ class Outbox:
         client, whether it follows the transcript or not."""
         self._put(_Rewritten(text))
 
+    def send_partial(self, session_id: str, text: str) -> None:
+        """A live caption: it replaces that session's caption if one is still queued."""
+        for i, item in enumerate(self._items):
+            if isinstance(item, _Partial) and item.session_id == session_id:
+                self._items[i] = _Partial(session_id, text)
+                return
+        self._put(_Partial(session_id, text))
+
     def send_snapshot(self) -> None:
         if _SNAPSHOT not in self._items:  # one waiting is taken when sent: fresh enough
             self._put(_SNAPSHOT)
@@ -144,7 +160,7 @@ class Outbox:
                         await self.ws.send(json.dumps(snapshot))
                     elif item is _CATCH_UP:
                         await self._catch_up()
-                    elif isinstance(item, _Rewritten):
+                    elif isinstance(item, (_Rewritten, _Partial)):
                         await self.ws.send(item.text)
                     elif isinstance(item, _Line):
                         if item.seq > self._line_seq:  # else it came with a catch-up

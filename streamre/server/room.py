@@ -215,6 +215,12 @@ class Room:
         return [(n, json.dumps(said.message()))
                 for n, said in self.store.transcript.lines(self.name, seq, limit)]
 
+    def send_partial(self, session_id: str, message: dict) -> None:
+        """A live caption to everyone in the room (never journaled, never published)."""
+        text = json.dumps(message)
+        for outbox in list(self.members):
+            outbox.send_partial(session_id, text)
+
     def report(self, session_id: str, answer: dict) -> None:
         """A producer's `triplets` answer, for integrators (MQTT); failed answers stay local."""
         if self.publisher is not None and "error" not in answer:

@@ -2,7 +2,7 @@
 
 Frames go into the protocol; the shell carries its actions out: replies on the session's
 outbox, room membership, segments to the inference engine (with backpressure) and their
-answers to the room graph and the client, and the end of the stream.
+answers to the room graph and the client, live captions, and the end of the stream.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from streamre import SAMPLE_RATE
 from streamre.graph import Mention
 from streamre.inference.engine import InferenceEngine, InferenceResult
 from streamre.hearing.vocabulary import BadVocabulary
-from streamre.protocol import (Action, Close, CloseCode, DropSegment, Failed, Finish, Infer,
-                               InferText, JoinRoom, Reply, Role, SendHistory, SendSnapshot,
-                               SessionProtocol, done_message, error_message, triplets_message,
-                               warning_message)
+from streamre.protocol import (Action, Close, CloseCode, DropSegment, Failed, Finish,
+                               HearPartial, Infer, InferText, JoinRoom, Reply, Role, SendHistory,
+                               SendSnapshot, SessionProtocol, done_message, error_message,
+                               partial_message, triplets_message, warning_message)
+from streamre.server.captions import Captions
 from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
 from streamre.server.notes import read_sentence
@@ -66,6 +67,7 @@ class Session:
         self._finishing: asyncio.Task | None = None
         self._last_lag_warning = 0.0
         self._started_at = time.time()
+        self.captions = Captions(self.id, engine, metrics, lambda: self.protocol.speaker)
 
     @property
     def role(self) -> str | None:
@@ -104,7 +106,12 @@ class Session:
             elif isinstance(action, SendHistory):
                 self.outbox.follow_transcript(self.room.transcript_after)
             elif isinstance(action, Infer):
-                await self._queue(self._infer(action.segment, time.monotonic()))
+                closed_at = time.monotonic()
+                heard = self.captions.closing(action.segment)
+                await self._queue(self._infer(action.segment, closed_at, heard))
+            elif isinstance(action, HearPartial):
+                if self.room is not None:
+                    self.captions.hear(action.partial, self.room)
             elif isinstance(action, InferText):
                 # The room it was typed in, even if the viewer moves on before the answer.
                 await self._queue(self._infer_text(action, time.monotonic(), self.room))
@@ -160,10 +167,10 @@ class Session:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _infer(self, segment, closed_at: float) -> None:
+    async def _infer(self, segment, closed_at: float, heard_by: asyncio.Task | None) -> None:
         self.metrics.segments.labels(str(segment.forced_split).lower()).inc()
         try:
-            heard = await self._hear_and_read(segment)
+            heard = await self._hear_and_read(segment, heard_by)
             failed = heard if isinstance(heard, Failed) else None
             text, triplets = ("", []) if failed else (heard.text, heard.triplets)
             # The room journals the segment and learns its facts before the client is told.
@@ -185,12 +192,18 @@ class Session:
         self.outbox.send(message)
         self.room.report(self.id, message)
 
-    async def _hear_and_read(self, segment) -> InferenceResult | Failed:
+    async def _hear_and_read(self, segment, heard_by: asyncio.Task | None
+                             ) -> InferenceResult | Failed:
         """The segment's transcript and triplets, or why there are none (then nothing was
-        heard)."""
+        heard). `heard_by`: a partial that heard all of its speech, whose words are read."""
+        words = await heard_by if heard_by is not None else None
         try:
-            result = await self.engine.submit(self.id, segment.audio,
-                                              self.room.hearing_vocabulary())
+            if words is not None:
+                result = await self.engine.submit_heard(self.id, words)
+                self.metrics.finals_from_partials.inc()
+            else:
+                result = await self.engine.submit(self.id, segment.audio,
+                                                  self.room.hearing_vocabulary())
         except Exception as e:
             log.exception("inference failed for %s/%s", self.id, segment.index)
             self.metrics.errors.labels("inference_failed").inc()
@@ -251,6 +264,7 @@ class Session:
             await asyncio.shield(self._finishing)
         if self._inflight:  # a viewer's sentences
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        await self.captions.close()
         if self.room is not None:
             self.rooms.leave(self.room, self.outbox)
         if self.role is not None:

@@ -70,7 +70,8 @@ class StreamEndpoint:
         protocol = SessionProtocol(
             uuid.uuid4().hex[:12], cfg.vad,
             Limits(cfg.max_message_bytes, cfg.vad.max_utterance_s, cfg.max_rooms_per_session,
-                   cfg.max_text_chars, self.text_per_minute), self.admission.admit)
+                   cfg.max_text_chars, self.text_per_minute), self.admission.admit,
+            partials=cfg.partial_pacing)
         return Session(connection, protocol, self.engine, self.rooms, self.room_names,
                        self.metrics,
                        SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s))
