@@ -101,6 +101,30 @@ async def stream(url: str, audio: np.ndarray, rate: int = 16000, room: str = "de
     return messages, ws.close_code
 
 
+SPEAKING_FRAME_S = 0.1
+
+
+async def speak(url: str, audio: np.ndarray, room: str, pace: float = 1.0,
+                speaker: str = "Ana") -> list[dict]:
+    """Stream `audio` as a person speaks it, at `pace` times real time, then stop; every
+    message the producer got."""
+    async with connect(url, max_size=None) as ws:
+        await ws.send(start_text(room, speaker=speaker))
+        messages: list[dict] = []
+
+        async def read():
+            async for m in ws:
+                messages.append(json.loads(m))
+
+        reader = asyncio.create_task(read())
+        for frame in pcm_frames(audio, 16000, int(SPEAKING_FRAME_S * 1000)):
+            await ws.send(frame)
+            await asyncio.sleep(SPEAKING_FRAME_S / pace)
+        await ws.send(wire(stop_message()))
+        await asyncio.wait_for(reader, 120)
+    return messages
+
+
 def of_type(messages: list[dict], kind: str) -> list[dict]:
     return [m for m in messages if m["type"] == kind]
 

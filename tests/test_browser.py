@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import (CHROMIUM_FLAGS, FACT, FACT_TEXT, TEXT_SENTENCES, http_get, noise,
-                     send_json, stream, viewer_page)
+                     send_json, speak, stream, viewer_page)
 from streamre.graph import GraphSettings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -203,6 +203,39 @@ def test_a_late_viewer_sees_every_line_and_can_follow_facts_and_time(make_server
         with page.expect_download() as download:
             page.click("#download-minutes")
         assert Path(download.value.path()).read_text().startswith("# Minutes of after\n")
+
+
+# The transcript as a viewer's page shows it: ("partial", its start) for a live caption, ("line",
+# its words) for a final line, in page order.
+SHOWN_LINES = """() => [...document.querySelectorAll('#transcript li:not(.silent)')].map((li) =>
+    li.classList.contains('partial') ? ['partial', Number(li.dataset.start)]
+                                     : ['line', li.querySelector('.text').textContent])"""
+
+
+def test_a_live_caption_shows_while_speaking_and_its_final_line_replaces_it(
+        make_server, text_checkpoint, meeting_audio):
+    server = make_server(model="", speech_facts="text", text_model=str(text_checkpoint),
+                         partial_every_s=0.5)
+    with viewer_page(server, "captions") as page, ThreadPoolExecutor(1) as pool:
+        spoken = pool.submit(asyncio.run, speak(server.url, meeting_audio, "captions"))
+        seen: list[list] = []
+        while not spoken.done() or len([s for s in seen[-1] if s[0] == "line"]) < 2:
+            seen.append(page.evaluate(SHOWN_LINES))
+            time.sleep(0.05)
+        starts = [m["start"] for m in spoken.result() if m["type"] == "triplets"]
+    # An utterance is captioned in grey before its line comes (on a slow machine an utterance
+    # may get none: partials are dropped before finals wait); the caption is always the last
+    # item of the list, and once its line shows the caption is gone.
+    captioned = [start for start in starts if any(["partial", start] in shown for shown in seen)]
+    assert captioned, "no utterance was captioned"
+    for start in captioned:
+        shown_at = [i for i, shown in enumerate(seen) if ["partial", start] in shown]
+        assert all(seen[i].index(["partial", start]) == len(seen[i]) - 1 for i in shown_at)
+        lines_then = len([s for s in seen[shown_at[0]] if s[0] == "line"])
+        assert all(["partial", start] not in shown for shown in seen[shown_at[-1] + 1:])
+        assert len([s for s in seen[shown_at[-1] + 1] if s[0] == "line"]) == lines_then + 1
+    assert [s for s in seen[-1] if s[0] == "partial"] == []
+    assert all(words for kind, words in seen[-1] if kind == "line")
 
 
 PERSON_COLOUR = "rgb(74,123,208)"  # TYPE_COLOURS.person in app.js

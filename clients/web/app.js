@@ -424,6 +424,7 @@ function onPartial(msg) {
     $("transcript").append(item);
   }
   caption.start = msg.start;
+  caption.item.dataset.start = msg.start;
   caption.item.querySelector(".speaker").textContent = msg.speaker || "";
   caption.item.querySelector(".text").textContent = msg.text;
   showNewestLine();
