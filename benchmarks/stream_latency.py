@@ -12,8 +12,17 @@ With `--together`, every client streams the same meeting, so their segments end 
 moment: the worst case for the batcher. The bare time is the speech path's (`SpeechPath`): by
 default Whisper hears and the text model reads, as `streamre serve` runs.
 
+Live captions, on the client's clock (`--partials on off` runs every level both ways): the time
+from a segment's last word (the VAD's `speech_end`) to its facts; the time from an utterance's
+first voiced frame to its first `partial`; the share of utterances of 2.5 s or more captioned
+while still spoken; and, for each word a partial shows, the time from when it was said to when
+it was first shown. When a word was said is estimated: the utterance's words are taken as
+evenly spaced over its voiced span (the synthetic voice speaks at a steady rate), and a partial
+of k words is taken to show the first k.
+
     .venv/bin/python benchmarks/stream_latency.py --clients 1 2 4 8 [--model DIR] [--seconds 30]
         [--frame-ms 40] [--serve-args "--gather-ms 10"] [--notes-per-s 5] [--together]
+        [--partials on off]
 """
 
 from __future__ import annotations
@@ -50,8 +59,9 @@ SENTENCES = [
 FLAT_RATIO, TARGET_P95_MS = 1.5, 1500.0
 
 
-def meeting(seconds: float, seed: int) -> np.ndarray:
-    """Utterances in random order with 0.8 to 2 s of silence between them, 16 kHz int16."""
+def meeting(seconds: float, seed: int) -> tuple[np.ndarray, list[tuple[float, float, int]]]:
+    """Utterances in random order with 0.8 to 2 s of silence between them, 16 kHz int16, and
+    each utterance's (start s, end s, words)."""
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
         voices = []
@@ -59,12 +69,15 @@ def meeting(seconds: float, seed: int) -> np.ndarray:
             path = Path(tmp) / f"{i}.wav"
             subprocess.run(["espeak-ng", "-s", "165", "-w", str(path), text], check=True)
             voices.append(read_audio(path))
-    parts, total = [], 0
+    parts, total, said = [], 0, []
     while total < seconds * 16000:
         gap = np.zeros(int(16000 * rng.uniform(0.8, 2.0)), np.int16)
-        parts += [gap, voices[rng.integers(len(voices))]]
+        which = rng.integers(len(voices))
+        parts += [gap, voices[which]]
+        said.append(((total + len(gap)) / 16000, (total + len(gap) + len(voices[which])) / 16000,
+                     len(SENTENCES[which].split())))
         total += len(parts[-1]) + len(gap)
-    return np.concatenate(parts + [np.zeros(16000, np.int16)])
+    return np.concatenate(parts + [np.zeros(16000, np.int16)]), said
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -72,8 +85,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def client(url: str, audio: np.ndarray, room: str, frame_ms: int) -> list[dict]:
-    """Stream in real time; return each triplets message with its client-side latency."""
-    results = []
+    """Stream in real time; return each triplets message with its client-side latency, and
+    its utterance's captions (`partials`: seconds after the stream began, words) and voiced
+    span (`voiced`: stream seconds)."""
+    results, partials, voiced = [], [], []
     async with connect(url, max_size=None) as ws:
         await ws.send(json.dumps(start_message(room, 16000)))
         began = time.monotonic()
@@ -89,15 +104,56 @@ async def client(url: str, audio: np.ndarray, room: str, frame_ms: int) -> list[
         sender = asyncio.create_task(send())
         async for text in ws:
             message = json.loads(text)
+            now = time.monotonic() - began
             if message["type"] == "triplets":
                 # The segment's last sample was spoken at began + end; the latency includes
                 # waiting for its frame to fill, as with a live microphone.
-                message["client_latency_ms"] = (time.monotonic() - began - message["end"]) * 1000
+                message["client_latency_ms"] = (now - message["end"]) * 1000
+                ours = [p for p in partials if p[1] == message["start"]]
+                spoken = [v for v in voiced if message["start"] <= v[0] < message["end"]]
+                message["partials"] = [(at, words) for at, _, words in ours]
+                message["voiced"] = (spoken[0][0], spoken[-1][1]) if spoken and \
+                    spoken[-1][1] is not None else None
+                message["word_latency_ms"] = (now - message["voiced"][1]) * 1000 \
+                    if message["voiced"] else None
                 results.append(message)
+            elif message["type"] == "partial":
+                partials.append((now, message["start"], len(message["text"].split())))
+            elif message["type"] == "vad" and message["event"] == "speech_start":
+                voiced.append((message["t"], None))
+            elif message["type"] == "vad" and voiced:
+                voiced[-1] = (voiced[-1][0], message["t"])
             elif message["type"] == "done":
                 break
         await sender
     return results
+
+
+def caption_figures(messages: list[dict], said: list[list[tuple[float, float, int]]]) -> dict:
+    """Live captions on the client's clock (see the module): first partial after the
+    utterance's start, captioned while spoken, and each shown word's delay."""
+    first_ms, word_ms, long_ones, captioned = [], [], 0, 0
+    for m in messages:
+        if not m["voiced"]:
+            continue
+        start, end = m["voiced"]
+        if m["partials"]:
+            first_ms.append((m["partials"][0][0] - start) * 1000)
+        if end - start >= 2.5:
+            long_ones += 1
+            captioned += any(at < end for at, _ in m["partials"])
+        n = next((w for a, _, w in said[m["audio_index"]] if m["start"] <= a < m["end"]), 0)
+        shown = 0
+        for at, count in m["partials"]:
+            for k in range(shown, min(count, n)):  # word k ends at this share of the span
+                word_ms.append((at - (start + (k + 1) / n * (end - start))) * 1000)
+            shown = max(shown, count)
+    return {"first_partial_p50_ms": percentile(first_ms, 50),
+            "first_partial_p95_ms": percentile(first_ms, 95),
+            "captioned_while_spoken": captioned / long_ones if long_ones else float("nan"),
+            "long_utterances": long_ones,
+            "word_to_caption_p50_ms": percentile(word_ms, 50),
+            "word_to_caption_p95_ms": percentile(word_ms, 95)}
 
 
 def start_server(model: str, max_sessions: int, extra: list[str]) -> tuple[subprocess.Popen, int]:
@@ -176,6 +232,34 @@ def bare_model_ms(extractor, audio: list[np.ndarray], vad: VadConfig
     return times
 
 
+def level_row(n: int, partials: str, messages: list[dict], note_ms: list[float],
+              bare: dict[tuple[int, float], float], said: list) -> dict:
+    """One level's figures: latencies from the segment's end and from its last word, the
+    server's own, the overhead over the bare model, captions, notes."""
+    client_ms = [m["client_latency_ms"] for m in messages]
+    word_ms = [m["word_latency_ms"] for m in messages if m["word_latency_ms"] is not None]
+    ratios = [m["client_latency_ms"] / bare[key] for m in messages
+              if (key := (m["audio_index"], round(m["start"], 2))) in bare]
+    expected = sum(1 for i in range(n) for (index, _) in bare if index == i % len(said))
+    return {
+        "clients": n, "partials": partials, "segments": len(messages),
+        "lost": expected - len(messages), "matched_segments": len(ratios),
+        "latency_p50_ms": percentile(client_ms, 50), "latency_p95_ms": percentile(client_ms, 95),
+        "last_word_p50_ms": percentile(word_ms, 50), "last_word_p95_ms": percentile(word_ms, 95),
+        "server_latency_p95_ms": percentile([m["latency_ms"] for m in messages], 95),
+        "queue_p95_ms": percentile([m["queue_ms"] for m in messages], 95),
+        "infer_p50_ms": percentile([m["infer_ms"] for m in messages], 50),
+        "batch_p50": percentile([m.get("batch_size", 1) for m in messages], 50),
+        "batch_max": max((m.get("batch_size", 1) for m in messages), default=0),
+        "bare_model_p50_ms": percentile(list(bare.values()), 50),
+        "overhead_p50": percentile(ratios, 50), "overhead_p95": percentile(ratios, 95),
+        **(caption_figures(messages, said) if partials == "on" else {}),
+        "notes": len(note_ms), "notes_failed": int(np.isnan(note_ms).sum()) if note_ms else 0,
+        "note_p50_ms": percentile([x for x in note_ms if x == x], 50),
+        "note_p95_ms": percentile([x for x in note_ms if x == x], 95),
+    }
+
+
 def flat_up_to(rows: list[dict]) -> int:
     """The largest N such that every level up to it kept p95 flat and under the target."""
     base, best = rows[0]["latency_p95_ms"], 0
@@ -200,40 +284,28 @@ def main() -> None:
                         help="notes posted over HTTP each second while the clients stream")
     parser.add_argument("--together", action="store_true",
                         help="every client streams the same meeting: segments end together")
+    parser.add_argument("--partials", nargs="+", default=["on"], choices=["on", "off"],
+                        help="live captions on the server: each level is run once per value")
     args = parser.parse_args()
     extra = shlex.split(args.serve_args)
 
-    audio = [meeting(args.seconds, seed) for seed in range(1 if args.together else 4)]
+    meetings = [meeting(args.seconds, seed) for seed in range(1 if args.together else 4)]
+    audio, said = [a for a, _ in meetings], [s for _, s in meetings]
     extractor = SpeechPath(SpeechSettings(device="cpu", speech_facts="speech" if args.model
                                           else "text"),
                            ResearchSettings(model=args.model)).load_speech()
     extractor.warmup()
     model_name = extractor.name
     bare = bare_model_ms(extractor, audio, VadConfig())
-    bare_p50 = percentile(list(bare.values()), 50)
     del extractor  # the server has the CPUs to itself
     rows = []
-    for n in args.clients:
-        messages, note_ms = asyncio.run(run_level(args.model, n, audio, args.frame_ms, extra,
-                                                  args.notes_per_s))
-        client_ms = [m["client_latency_ms"] for m in messages]
-        ratios = [m["client_latency_ms"] / bare[key] for m in messages
-                  if (key := (m["audio_index"], round(m["start"], 2))) in bare]
-        rows.append({
-            "clients": n, "segments": len(messages), "matched_segments": len(ratios),
-            "latency_p50_ms": percentile(client_ms, 50), "latency_p95_ms": percentile(client_ms, 95),
-            "server_latency_p95_ms": percentile([m["latency_ms"] for m in messages], 95),
-            "queue_p95_ms": percentile([m["queue_ms"] for m in messages], 95),
-            "infer_p50_ms": percentile([m["infer_ms"] for m in messages], 50),
-            "batch_p50": percentile([m.get("batch_size", 1) for m in messages], 50),
-            "batch_max": max((m.get("batch_size", 1) for m in messages), default=0),
-            "bare_model_p50_ms": bare_p50,
-            "overhead_p50": percentile(ratios, 50), "overhead_p95": percentile(ratios, 95),
-            "notes": len(note_ms), "notes_failed": int(np.isnan(note_ms).sum()) if note_ms else 0,
-            "note_p50_ms": percentile([x for x in note_ms if x == x], 50),
-            "note_p95_ms": percentile([x for x in note_ms if x == x], 95),
-        })
-        print(json.dumps(rows[-1]), flush=True)
+    for partials in args.partials:
+        for n in args.clients:
+            messages, note_ms = asyncio.run(run_level(
+                args.model, n, audio, args.frame_ms, [*extra, "--partials", partials],
+                args.notes_per_s))
+            rows.append(level_row(n, partials, messages, note_ms, bare, said))
+            print(json.dumps(rows[-1]), flush=True)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -241,32 +313,48 @@ def main() -> None:
     meta = {"model": model_name, "together": args.together,
             "machine": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "seconds_per_client": args.seconds, "frame_ms": args.frame_ms,
-            "serve_args": extra, "bare_model_segments": len(bare), "flat_up_to": flat_up_to(rows),
+            "serve_args": extra, "bare_model_segments": len(bare),
+            "flat_up_to": {p: flat_up_to([r for r in rows if r["partials"] == p])
+                           for p in args.partials},
             "notes_per_s": args.notes_per_s}
     (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    header = ("| clients | segments | p50 ms | p95 ms | server p95 ms | queue p95 ms | "
-              "infer p50 ms | batch p50/max | bare model p50 ms | overhead p50 | "
-              "overhead p95 |\n|"
-              + "---|" * 11 + "\n")
-    lines = "".join(
-        f"| {r['clients']} | {r['segments']} | {r['latency_p50_ms']:.0f} | "
-        f"{r['latency_p95_ms']:.0f} | {r['server_latency_p95_ms']:.0f} | {r['queue_p95_ms']:.0f} | "
-        f"{r['infer_p50_ms']:.0f} | {r['batch_p50']:.0f}/{r['batch_max']} | "
-        f"{r['bare_model_p50_ms']:.0f} | {r['overhead_p50']:.2f}x | "
-        f"{r['overhead_p95']:.2f}x |\n" for r in rows)
-    (out / f"{name}.md").write_text(
-        f"Model {meta['model']}, {meta['cpus']} CPUs, {args.seconds:.0f} s of speech per "
-        f"client, real-time pacing in {args.frame_ms} ms frames"
-        + (f", serve {' '.join(extra)}" if extra else "")
-        + (f", {args.notes_per_s:g} notes a second posted meanwhile (note round trip p50/p95 ms: "
-           + ", ".join(f"{r['note_p50_ms']:.0f}/{r['note_p95_ms']:.0f} at {r['clients']}"
-                       for r in rows) + f"; failed: {sum(r['notes_failed'] for r in rows)})"
-           if args.notes_per_s else "")
-        + f". Latency flat up to {meta['flat_up_to']} clients. Latencies run from a segment's "
-        f"end, which is the VAD's {VadConfig().hangover_ms} ms hangover after the last word: add "
-        f"it for the time from the last word.\n\n" + header + lines)
+    (out / f"{name}.md").write_text(markdown(rows, meta, args, extra))
     plot(rows, meta, out / f"{name}.png")
     print((out / f"{name}.md").read_text())
+
+
+def markdown(rows: list[dict], meta: dict, args, extra: list[str]) -> str:
+    def pair(r: dict, a: str, b: str, unit: str = "") -> str:
+        return "–" if a not in r else f"{r[a]:.0f} / {r[b]:.0f}{unit}"
+
+    header = ("| clients | partials | segments (lost) | end → facts p50 / p95 ms | last word → "
+              "facts p50 / p95 ms | server p95 ms | queue p95 ms | infer p50 ms | batch p50/max "
+              "| overhead p50 / p95 | first partial p50 / p95 ms | captioned while spoken | "
+              "word → caption p50 / p95 ms |\n|" + "---|" * 13 + "\n")
+    lines = "".join(
+        f"| {r['clients']} | {r['partials']} | {r['segments']} ({r['lost']}) | "
+        f"{pair(r, 'latency_p50_ms', 'latency_p95_ms')} | "
+        f"{pair(r, 'last_word_p50_ms', 'last_word_p95_ms')} | "
+        f"{r['server_latency_p95_ms']:.0f} | {r['queue_p95_ms']:.0f} | {r['infer_p50_ms']:.0f} | "
+        f"{r['batch_p50']:.0f}/{r['batch_max']} | "
+        f"{r['overhead_p50']:.2f}x / {r['overhead_p95']:.2f}x | "
+        f"{pair(r, 'first_partial_p50_ms', 'first_partial_p95_ms')} | "
+        + (f"{r['captioned_while_spoken']:.0%} of {r['long_utterances']}" if "long_utterances"
+           in r else "–")
+        + f" | {pair(r, 'word_to_caption_p50_ms', 'word_to_caption_p95_ms')} |\n" for r in rows)
+    notes = (f", {args.notes_per_s:g} notes a second posted meanwhile (note round trip p50/p95 "
+             "ms: " + ", ".join(f"{r['note_p50_ms']:.0f}/{r['note_p95_ms']:.0f} at {r['clients']}"
+                                for r in rows)
+             + f"; failed: {sum(r['notes_failed'] for r in rows)})" if args.notes_per_s else "")
+    return (f"Model {meta['model']}, {meta['cpus']} CPUs ({meta['machine']}), "
+            f"{args.seconds:.0f} s of speech per client"
+            + (", every client the same meeting (segments end together)" if args.together
+               else "")
+            + f", real-time pacing in {args.frame_ms} ms frames"
+            + (f", serve {' '.join(extra)}" if extra else "") + notes
+            + f". Latency flat up to {meta['flat_up_to']} clients. *End* is a segment's end, the "
+            f"VAD's {VadConfig().hangover_ms} ms hangover after its *last word*; all on the "
+            "client's clock.\n\n" + header + lines)
 
 
 def plot(rows: list[dict], meta: dict, path: Path) -> None:
@@ -276,10 +364,14 @@ def plot(rows: list[dict], meta: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    clients = [r["clients"] for r in rows]
-    ax.plot(clients, [r["latency_p50_ms"] for r in rows], "o-", label="p50")
-    ax.plot(clients, [r["latency_p95_ms"] for r in rows], "o-", label="p95")
-    ax.plot(clients, [r["bare_model_p50_ms"] for r in rows], "--", label="bare model p50")
+    for partials in dict.fromkeys(r["partials"] for r in rows):
+        mode = [r for r in rows if r["partials"] == partials]
+        clients = [r["clients"] for r in mode]
+        ax.plot(clients, [r["latency_p50_ms"] for r in mode], "o-",
+                label=f"p50, partials {partials}")
+        ax.plot(clients, [r["latency_p95_ms"] for r in mode], "o-",
+                label=f"p95, partials {partials}")
+    ax.plot(clients, [r["bare_model_p50_ms"] for r in mode], "--", label="bare model p50")
     ax.axhline(TARGET_P95_MS, color="grey", linestyle=":", label="p95 target")
     ax.set(xlabel="concurrent real-time streams", ylabel="segment end to triplets (ms)",
            title=f"{meta['model']}, {meta['cpus']} CPUs, {meta['frame_ms']} ms frames")

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+from collections import Counter
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -66,7 +67,8 @@ def eval(args: argparse.Namespace) -> int:
     settings = build(SpeechSettings, args)
     if args.text_reads_speech_model:
         settings = dataclasses.replace(settings, speech_facts="speech")
-    path = SpeechPath(settings, build(ResearchSettings, args))
+    guards: Counter[str] = Counter()  # how often each hearing guard acted (loops retried, ...)
+    path = SpeechPath(settings, build(ResearchSettings, args), on_guard=lambda guard: guards.update([guard]))
     examples = read_manifest(args.data)
     reads_text = args.input == "text" or args.text_reads_speech_model
     text_extractor = path.load_text() if reads_text else None
@@ -80,6 +82,8 @@ def eval(args: argparse.Namespace) -> int:
         extractor = path.load_speech()
     summary = evaluate(extractor, examples, args.batch_size, args.predictions,
                        progress=not args.no_progress, text_extractor=text_extractor)
+    if guards:
+        summary["guards"] = dict(sorted(guards.items()))
     print(json.dumps(summary))
     return 0
 

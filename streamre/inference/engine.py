@@ -2,9 +2,8 @@
 
 What runs next, and when, is `BatchPolicy`'s decision (`streamre.inference.batching`: round-robin
 across sessions, gathering, one window per batch, typed sentences never holding up audio, finals
-before partials). This
-shell carries it out: it feeds the policy, sleeps when told to wait, and runs the blocking
-extractor on its own thread so the event loop never waits on the model.
+before partials). This shell carries it out: it feeds the policy, sleeps when told to wait, and
+runs the blocking extractor on its own thread so the event loop never waits on the model.
 """
 
 from __future__ import annotations
@@ -231,11 +230,8 @@ class InferenceEngine:
         if record:
             self._record(batch, started, infer_ms)
         for job, answer in zip(batch, results, strict=True):
-            if as_text:
-                if not job.future.done():
-                    job.future.set_result(answer)
-            elif not job.future.done():
-                job.future.set_result(InferenceResult(
+            if not job.future.done():
+                job.future.set_result(answer if as_text else InferenceResult(
                     answer.text, answer.triplets, (started - job.submitted) * 1000, infer_ms,
                     len(batch), answer.names))
 

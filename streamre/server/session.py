@@ -19,7 +19,7 @@ from streamre.hearing.vocabulary import BadVocabulary
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Failed, Finish,
                                HearPartial, Infer, InferText, JoinRoom, Reply, Role, SendHistory,
                                SendSnapshot, SessionProtocol, done_message, error_message,
-                               partial_message, triplets_message, warning_message)
+                               triplets_message, warning_message)
 from streamre.server.captions import Captions
 from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics

@@ -1,0 +1,175 @@
+"""Audio-context fine-tuning (after FUTO's whisper-acft): Whisper's encoder taught, without
+labels, to give on a short window the states it gives on its full 30 s window.
+
+The teacher is the unchanged encoder hearing a clip zero-padded to 30 s; the student, a copy,
+hears the same clip padded only to its own window (the smallest whole-second window that holds
+it). The loss is the mean squared difference of their states over the student's window. Only
+the encoder learns; the decoder that reads those states is left as it was, so nothing about
+words or names is learnt: the student learns only to hear short windows as long ones. A share
+of the clips is cut at a random point first, as a partial hears an utterance cut mid-word.
+
+Training is resumable: `out/state.pt` is written every `save_every` steps and a run started
+again goes on from it. `out/log.jsonl` has the training loss and the held-out loss (clips of the
+training voices set apart, never dev).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamre import SAMPLE_RATE
+from streamre.audio import read_audio
+from streamre.hearing.features import window_log_mel
+
+FULL_WINDOW_S = 30
+STATES_PER_SECOND = 50  # the encoder's output frames per second of window
+LONGEST_CLIP_S = 20  # longer clips are left out (a segment is at most 15 s by default)
+
+
+@dataclass(frozen=True)
+class AcftConfig:
+    whisper: str  # a transformers Whisper folder (`streamre import-whisper`)
+    train: str  # a speech manifest (`streamre synth`); only its audio is used
+    out: str
+    steps: int = 400
+    batch: int = 8
+    lr: float = 2e-5
+    cut_fraction: float = 0.5  # clips cut at a random point first, as a partial hears them
+    held_out: int = 48  # clips set apart to watch the loss on
+    save_every: int = 25
+    seed: int = 39
+    threads: int = 2
+
+
+def run_encoder(encoder: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """A transformers Whisper encoder on features of any window up to 30 s: (B, n_mels,
+    frames) to (B, frames // 2, d_model), with the window's first positions (transformers'
+    own forward insists on 3000 frames)."""
+    x = nn.functional.gelu(encoder.conv1(features))
+    x = nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)
+    if x.shape[1] > encoder.embed_positions.weight.shape[0]:
+        raise ValueError("features longer than Whisper's 30 s window")
+    hidden = x + encoder.embed_positions.weight[:x.shape[1]]
+    for layer in encoder.layers:
+        hidden = layer(hidden, None)
+    return encoder.layer_norm(hidden)
+
+
+def own_window(samples: int) -> int:
+    """The smallest whole-second window that holds `samples`."""
+    return min(FULL_WINDOW_S, max(1, math.ceil(samples / SAMPLE_RATE)))
+
+
+def acft_loss(student: nn.Module, teacher: nn.Module, waveforms: Sequence[np.ndarray],
+              n_mels: int = 80) -> torch.Tensor:
+    """The mean squared difference between the student's states on each clip's own window and
+    the teacher's first states on the full window, averaged over the clips."""
+    by_window: dict[int, list[np.ndarray]] = {}
+    for w in waveforms:
+        by_window.setdefault(own_window(len(w)), []).append(w)
+    total = torch.zeros(())
+    for window, clips in by_window.items():
+        with torch.no_grad():
+            full = torch.from_numpy(window_log_mel(clips, FULL_WINDOW_S, n_mels))
+            target = run_encoder(teacher, full)[:, :window * STATES_PER_SECOND]
+        short = torch.from_numpy(window_log_mel(clips, window, n_mels))
+        total = total + nn.functional.mse_loss(run_encoder(student, short), target) * len(clips)
+    return total / len(waveforms)
+
+
+def cut(waveform: np.ndarray, rng: random.Random, fraction: float) -> np.ndarray:
+    """The clip, or (with probability `fraction`) its first part, at least half a second."""
+    if rng.random() >= fraction or len(waveform) <= SAMPLE_RATE:
+        return waveform
+    return waveform[:rng.randint(SAMPLE_RATE // 2, len(waveform) - 1)]
+
+
+def train_acft(config: AcftConfig) -> dict:
+    """Fine-tune the encoder of `config.whisper` (see the module); returns the last log line."""
+    from transformers import WhisperForConditionalGeneration
+
+    from streamre.pretrained import load_pretrained
+    from streamre.training.data import read_manifest
+    from streamre.training.seeding import seed_everything
+
+    torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_pretrained(WhisperForConditionalGeneration, config.whisper)
+    teacher = model.model.encoder.eval()
+    student = load_pretrained(WhisperForConditionalGeneration, config.whisper).model.encoder
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student.embed_positions.weight.requires_grad_(False)
+    n_mels = model.config.num_mel_bins
+    audio = [a for a in (read_audio(e.audio) for e in read_manifest(config.train))
+             if len(a) <= LONGEST_CLIP_S * SAMPLE_RATE]
+    order = random.Random(config.seed)
+    order.shuffle(audio)
+    held_out, train = audio[:config.held_out], audio[config.held_out:]
+    trained = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=0.0)
+    step, state_file = 0, out / "state.pt"
+    if state_file.exists():  # go on where the last run stopped
+        state = torch.load(state_file, weights_only=False)
+        student.load_state_dict(state["student"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+    rng = random.Random(config.seed * 1000 + step)
+    line: dict = {}
+    with (out / "log.jsonl").open("a") as log:
+        if step == 0:
+            log.write(json.dumps({"config": asdict(config), "train_clips": len(train)}) + "\n")
+            log.write(json.dumps({"step": 0, "held_out": _held_out(student, teacher,
+                                                                    held_out, n_mels)}) + "\n")
+        while step < config.steps:
+            started = time.monotonic()
+            student.train()
+            clips = [cut(c, rng, config.cut_fraction) for c in rng.sample(train, config.batch)]
+            loss = acft_loss(student, teacher, clips, n_mels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            line = {"step": step, "loss": round(loss.item(), 5),
+                    "seconds": round(time.monotonic() - started, 2)}
+            if step % config.save_every == 0 or step == config.steps:
+                line["held_out"] = _held_out(student, teacher, held_out, n_mels)
+                torch.save({"student": student.state_dict(), "optimizer":
+                            optimizer.state_dict(), "step": step}, state_file)
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+    return line
+
+
+def _held_out(student: nn.Module, teacher: nn.Module, clips: list[np.ndarray],
+              n_mels: int) -> float:
+    student.eval()
+    with torch.no_grad():
+        return round(sum(acft_loss(student, teacher, clips[i:i + 8], n_mels).item()
+                         * len(clips[i:i + 8]) for i in range(0, len(clips), 8))
+                     / max(1, len(clips)), 5)
+
+
+def export_acft(whisper: str, state_file: str | Path, out: str | Path) -> Path:
+    """A transformers Whisper folder: `whisper` with the student encoder of `state_file`."""
+    from transformers import AutoTokenizer, WhisperForConditionalGeneration
+
+    from streamre.pretrained import load_pretrained
+
+    model = load_pretrained(WhisperForConditionalGeneration, whisper)
+    model.model.encoder.load_state_dict(torch.load(state_file, weights_only=False)["student"])
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(whisper).save_pretrained(out)
+    return Path(out)
