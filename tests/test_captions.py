@@ -137,3 +137,11 @@ def test_closing_drops_partials_and_runs_every_final():
     policy.add_speech(segment("b"))
     assert isinstance(policy.decide(0.0, live_producers=4, closing=True), DropPartials)
     assert isinstance(policy.decide(0.0, live_producers=4, closing=True), RunSpeech)
+
+
+def test_a_queued_partial_is_taken_back_when_its_segment_closes():
+    policy = BatchPolicy(max_batch=8, gather_s=0.0)
+    assert policy.add_partial(partial("a")) and policy.add_partial(partial("b"))
+    assert policy.withdraw_partial("a").session_id == "a"
+    assert policy.withdraw_partial("a") is None  # never twice
+    assert [j.session_id for j in policy.decide(0.0).jobs] == ["b"]

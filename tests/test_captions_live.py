@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 
 from conftest import SENTENCES
 from helpers import http_get, of_type, speak, wire
-from streamre.protocol import stop_message, subscribe_message
+from streamre.protocol import subscribe_message
 
 async def watch(url: str, room: str, until: asyncio.Event) -> list[dict]:
     async with connect(url, max_size=None) as ws:

@@ -141,6 +141,11 @@ class BatchPolicy:
         self.partials[job.session_id] = job
         return True
 
+    def withdraw_partial(self, session_id: str) -> PartialJob | None:
+        """The session's queued partial taken back before it runs (its segment closed and
+        will queue as a final, ahead of partials), or None when none is queued."""
+        return self.partials.pop(session_id, None)
+
     def drain(self) -> list[SpeechJob | TextJob | HeardJob | PartialJob]:
         """Every queued job, the queues emptied (when nothing can serve them)."""
         jobs = [*(j for q in self.speech.values() for j in q), *self.text, *self.heard,

@@ -136,6 +136,13 @@ class InferenceEngine:
         self._wakeup.set()
         return await job.future
 
+    def withdraw_partial(self, session_id: str) -> bool:
+        """Take back the session's partial if it has not started (it is answered None)."""
+        job = self.policy.withdraw_partial(session_id)
+        if job is not None and not job.future.done():
+            job.future.set_result(None)
+        return job is not None
+
     async def submit_heard(self, session_id: str, text: str) -> InferenceResult:
         """A final whose words a partial already heard: its facts, read ahead of any hearing."""
         job = HeardJob(session_id, text, time.monotonic(), self._future())

@@ -40,24 +40,29 @@ class Captions:
 
     def hear(self, partial: Partial, room: Room) -> None:
         """Hear the open utterance so far, unless the previous partial is still being heard
-        (then this one is dropped)."""
+        (then this one is dropped; one at a pause goes to the engine all the same, since its
+        words may spare the final a hearing)."""
         if not self.engine.hears_partials:
             return
-        if self._latest is not None and not self._latest[1].done():
+        if self._latest is not None and not self._latest[1].done() and not partial.at_pause:
             self.metrics.partials.labels("dropped").inc()
             return
         self._latest = (partial, asyncio.create_task(self._caption_of(partial, room)))
 
     def closing(self, segment: Segment) -> asyncio.Task | None:
         """The segment closes, so no caption of it may follow. The task of its last partial if
-        that heard all of its speech (its words can be the final's), else None."""
+        that heard all of its speech (its words can be the final's), else None: also when
+        that partial is still queued, so the final takes a final's place, ahead of partials,
+        rather than waiting behind them."""
         self._closed_start = segment.start
         self._caption = ""
         latest, self._latest = self._latest, None
         if latest is None:
             return None
         partial, task = latest
-        return task if heard_whole(partial.start, partial.end, segment) else None
+        if not heard_whole(partial.start, partial.end, segment):
+            return None
+        return None if self.engine.withdraw_partial(self.session_id) else task
 
     async def close(self) -> None:
         """The session is over: a partial still being heard is not waited for."""

@@ -1,12 +1,16 @@
 """Audio-context fine-tuning (after FUTO's whisper-acft): Whisper's encoder taught, without
-labels, to give on a short window the states it gives on its full 30 s window.
+labels, to make the decoder behave on a short window as it does on the full 30 s window.
 
-The teacher is the unchanged encoder hearing a clip zero-padded to 30 s; the student, a copy,
-hears the same clip padded only to its own window (the smallest whole-second window that holds
-it). The loss is the mean squared difference of their states over the student's window. Only
-the encoder learns; the decoder that reads those states is left as it was, so nothing about
-words or names is learnt: the student learns only to hear short windows as long ones. A share
-of the clips is cut at a random point first, as a partial hears an utterance cut mid-word.
+The teacher is the unchanged Whisper hearing a clip zero-padded to 30 s; the student's encoder,
+a copy, hears the same clip padded only to its own window (the smallest whole-second window
+that holds it, as hearing pads). The decoder, the same frozen one for both, reads what the
+teacher itself heard in the clip (its own transcript at 30 s: no label is used), and the loss
+is the mean squared difference of the decoder's hidden states, every layer, under the two
+encoders: what matters is how the decoder reads the states, not the states themselves (matching
+the encoder's states alone lowered that loss and made the words worse). Only the encoder
+learns; the decoder, which holds the words, is left as it was, so nothing about words or names
+is learnt. A share of the clips is cut at a random point first, as a partial hears an utterance
+cut mid-word (then the teacher's transcript of the cut clip is read).
 
 Training is resumable: `out/state.pt` is written every `save_every` steps and a run started
 again goes on from it. `out/log.jsonl` has the training loss and the held-out loss (clips of the
@@ -70,21 +74,35 @@ def own_window(samples: int) -> int:
     return min(FULL_WINDOW_S, max(1, math.ceil(samples / SAMPLE_RATE)))
 
 
-def acft_loss(student: nn.Module, teacher: nn.Module, waveforms: Sequence[np.ndarray],
-              n_mels: int = 80) -> torch.Tensor:
-    """The mean squared difference between the student's states on each clip's own window and
-    the teacher's first states on the full window, averaged over the clips."""
-    by_window: dict[int, list[np.ndarray]] = {}
-    for w in waveforms:
-        by_window.setdefault(own_window(len(w)), []).append(w)
+def acft_loss(student: nn.Module, teacher, clips: Sequence[tuple[np.ndarray, list[int]]]
+              ) -> torch.Tensor:
+    """The mean squared difference between the frozen decoder's hidden states reading each
+    clip's tokens under the student encoder on the clip's own window and under the teacher's
+    encoder on the full window, averaged over the clips. `teacher` is the whole Whisper."""
+    n_mels = teacher.config.num_mel_bins
+    by_window: dict[int, list[int]] = {}
+    for i, (w, _) in enumerate(clips):
+        by_window.setdefault(own_window(len(w)), []).append(i)
     total = torch.zeros(())
-    for window, clips in by_window.items():
+    for window, members in by_window.items():
+        waveforms = [clips[i][0] for i in members]
         with torch.no_grad():
-            full = torch.from_numpy(window_log_mel(clips, FULL_WINDOW_S, n_mels))
-            target = run_encoder(teacher, full)[:, :window * STATES_PER_SECOND]
-        short = torch.from_numpy(window_log_mel(clips, window, n_mels))
-        total = total + nn.functional.mse_loss(run_encoder(student, short), target) * len(clips)
-    return total / len(waveforms)
+            full = run_encoder(teacher.model.encoder, torch.from_numpy(
+                window_log_mel(waveforms, FULL_WINDOW_S, n_mels)))
+        short = run_encoder(student, torch.from_numpy(window_log_mel(waveforms, window, n_mels)))
+        for k, i in enumerate(members):
+            ids = torch.tensor([clips[i][1]])
+            with torch.no_grad():
+                target = _decoder_states(teacher, full[k:k + 1], ids)
+            total = total + nn.functional.mse_loss(
+                _decoder_states(teacher, short[k:k + 1], ids), target)
+    return total / len(clips)
+
+
+def _decoder_states(model, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    out = model.model.decoder(input_ids=ids, encoder_hidden_states=states,
+                              output_hidden_states=True)
+    return torch.cat(out.hidden_states[1:], 0)  # the embeddings (layer 0) never differ
 
 
 def cut(waveform: np.ndarray, rng: random.Random, fraction: float) -> np.ndarray:
@@ -106,20 +124,19 @@ def train_acft(config: AcftConfig) -> dict:
     seed_everything(config.seed)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = load_pretrained(WhisperForConditionalGeneration, config.whisper)
-    teacher = model.model.encoder.eval()
-    student = load_pretrained(WhisperForConditionalGeneration, config.whisper).model.encoder
+    teacher = load_pretrained(WhisperForConditionalGeneration, config.whisper).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
+    student = load_pretrained(WhisperForConditionalGeneration, config.whisper).model.encoder
     student.embed_positions.weight.requires_grad_(False)
-    n_mels = model.config.num_mel_bins
+    heard = _TeacherTranscripts(config.whisper)
     audio = [a for a in (read_audio(e.audio) for e in read_manifest(config.train))
              if len(a) <= LONGEST_CLIP_S * SAMPLE_RATE]
-    order = random.Random(config.seed)
-    order.shuffle(audio)
-    held_out, train = audio[:config.held_out], audio[config.held_out:]
-    trained = [p for p in student.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=0.0)
+    random.Random(config.seed).shuffle(audio)
+    held_out = heard(audio[:config.held_out])
+    train = audio[config.held_out:]
+    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad],
+                                  lr=config.lr, weight_decay=0.0)
     step, state_file = 0, out / "state.pt"
     if state_file.exists():  # go on where the last run stopped
         state = torch.load(state_file, weights_only=False)
@@ -132,20 +149,21 @@ def train_acft(config: AcftConfig) -> dict:
         if step == 0:
             log.write(json.dumps({"config": asdict(config), "train_clips": len(train)}) + "\n")
             log.write(json.dumps({"step": 0, "held_out": _held_out(student, teacher,
-                                                                    held_out, n_mels)}) + "\n")
+                                                                    held_out)}) + "\n")
         while step < config.steps:
             started = time.monotonic()
             student.train()
-            clips = [cut(c, rng, config.cut_fraction) for c in rng.sample(train, config.batch)]
-            loss = acft_loss(student, teacher, clips, n_mels)
+            clips = heard([cut(c, rng, config.cut_fraction)
+                           for c in rng.sample(train, config.batch)])
+            loss = acft_loss(student, teacher, clips)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             step += 1
-            line = {"step": step, "loss": round(loss.item(), 5),
+            line = {"step": step, "loss": round(loss.item(), 6),
                     "seconds": round(time.monotonic() - started, 2)}
             if step % config.save_every == 0 or step == config.steps:
-                line["held_out"] = _held_out(student, teacher, held_out, n_mels)
+                line["held_out"] = _held_out(student, teacher, held_out)
                 torch.save({"student": student.state_dict(), "optimizer":
                             optimizer.state_dict(), "step": step}, state_file)
             log.write(json.dumps(line) + "\n")
@@ -153,13 +171,30 @@ def train_acft(config: AcftConfig) -> dict:
     return line
 
 
-def _held_out(student: nn.Module, teacher: nn.Module, clips: list[np.ndarray],
-              n_mels: int) -> float:
+class _TeacherTranscripts:
+    """What the unchanged Whisper hears in each clip at its full 30 s window (CTranslate2, for
+    speed), as the decoder's tokens: the text the decoder reads in the loss."""
+
+    def __init__(self, whisper: str) -> None:
+        from transformers import AutoTokenizer
+
+        from streamre.hearing import HearingOptions, load_hearing
+
+        self.hearing = load_hearing(whisper, options=HearingOptions(windows_s=(FULL_WINDOW_S,)))
+        self.tokenizer = AutoTokenizer.from_pretrained(whisper)
+
+    def __call__(self, waveforms: list[np.ndarray]) -> list[tuple[np.ndarray, list[int]]]:
+        texts = [h.text for h in self.hearing.transcribe(waveforms)]
+        return [(w, self.tokenizer(" " + t if t else "").input_ids)  # Whisper's leading space
+                for w, t in zip(waveforms, texts, strict=True)]
+
+
+def _held_out(student: nn.Module, teacher, clips: list[tuple[np.ndarray, list[int]]]) -> float:
     student.eval()
     with torch.no_grad():
-        return round(sum(acft_loss(student, teacher, clips[i:i + 8], n_mels).item()
+        return round(sum(acft_loss(student, teacher, clips[i:i + 8]).item()
                          * len(clips[i:i + 8]) for i in range(0, len(clips), 8))
-                     / max(1, len(clips)), 5)
+                     / max(1, len(clips)), 6)
 
 
 def export_acft(whisper: str, state_file: str | Path, out: str | Path) -> Path:
