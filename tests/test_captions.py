@@ -11,7 +11,7 @@ from streamre.audio import Segment, VadConfig, VadSegmenter
 from streamre.audio.partials import PartialPacer, PartialPacing, heard_whole
 from streamre.audio.vad import FRAME_SAMPLES
 from streamre.inference.batching import (BatchPolicy, DropPartials, HeardJob, PartialJob,
-                                         RunPartials, RunRead, RunSpeech, SpeechJob)
+                                         RunPartials, RunRead, RunSpeech, SpeechJob, Wait)
 from test_vad import loud_frame, pattern_audio
 
 CONFIG = VadConfig(pre_roll_ms=90, hangover_ms=300, min_utterance_ms=150, max_utterance_s=15)
@@ -145,3 +145,17 @@ def test_a_queued_partial_is_taken_back_when_its_segment_closes():
     assert policy.withdraw_partial("a").session_id == "a"
     assert policy.withdraw_partial("a") is None  # never twice
     assert [j.session_id for j in policy.decide(0.0).jobs] == ["b"]
+
+
+def test_partials_take_at_most_their_share_of_the_model_and_finals_never_wait_for_it():
+    policy = BatchPolicy(max_batch=8, gather_s=0.0, partial_share=0.5)
+    policy.add_partial(partial("a"))
+    assert isinstance(policy.decide(10.0), RunPartials)
+    policy.partials_took(10.4, 0.4)  # they rest as long as they ran
+    policy.add_partial(partial("b"))
+    assert policy.decide(10.5) == Wait(10.8)
+    policy.add_speech(segment("c"))  # a final goes at once (and the partial is dropped)
+    assert isinstance(policy.decide(10.5), DropPartials)
+    assert isinstance(policy.decide(10.5), RunSpeech)
+    policy.add_partial(partial("b"))
+    assert isinstance(policy.decide(10.8), RunPartials)

@@ -13,7 +13,10 @@ milliseconds, a segment batch hundreds).
 Finals come first. A final whose words its last partial already heard (`HeardJob`) is only read,
 before anything else. Partials (`PartialJob`, live captions) run only when nothing else waits: one
 is refused while segments are queued, and queued ones are dropped as soon as a segment arrives, so
-a partial never delays a final by more than the batch already running.
+a partial never delays a final by more than the batch already running. Partials also get at
+most `partial_share` of the model's time: after a batch of them took T seconds, the next waits
+until the model has had T·(1 − share)/share seconds for anything else, so on a slow model
+(or under load) partials thin out instead of filling every gap a final could arrive in.
 
 `BatchPolicy.decide(now, live_producers)` is the whole contract: it returns `RunSpeech`,
 `RunRead`, `RunText` or `RunPartials` (the jobs leave the queues), `DropPartials` (answer them
@@ -30,6 +33,7 @@ from typing import Callable
 import numpy as np
 
 TEXT_MAX_WAIT_S = 0.5
+PARTIAL_SHARE = 0.5
 
 
 @dataclass
@@ -104,15 +108,19 @@ class BatchPolicy:
         gather_s: how long a speech batch may wait for more after its first segment.
         window_of: the window a segment is heard in (None: any segments may share a batch).
         text_max_wait_s: how long a sentence may wait behind audio.
+        partial_share: the most of the model's time that partials may take.
     """
 
     def __init__(self, max_batch: int = 8, gather_s: float = 0.02,
                  window_of: Callable[[np.ndarray], int] | None = None,
-                 text_max_wait_s: float = TEXT_MAX_WAIT_S) -> None:
+                 text_max_wait_s: float = TEXT_MAX_WAIT_S,
+                 partial_share: float = PARTIAL_SHARE) -> None:
         self.max_batch = max_batch
         self.gather_s = gather_s
         self.window_of = window_of
         self.text_max_wait_s = text_max_wait_s
+        self.partial_share = partial_share
+        self._partials_from = 0.0  # partials rest until then (their share of the model's time)
         self.speech: OrderedDict[str, deque[SpeechJob]] = OrderedDict()
         self.text: deque[TextJob] = deque()
         self.heard: deque[HeardJob] = deque()
@@ -140,6 +148,10 @@ class BatchPolicy:
             return False
         self.partials[job.session_id] = job
         return True
+
+    def partials_took(self, now: float, seconds: float) -> None:
+        """A batch of partials ended at `now` after `seconds`: they rest for their share."""
+        self._partials_from = now + seconds * (1 - self.partial_share) / self.partial_share
 
     def withdraw_partial(self, session_id: str) -> PartialJob | None:
         """The session's queued partial taken back before it runs (its segment closed and
@@ -171,7 +183,10 @@ class BatchPolicy:
             count = min(self.max_batch, len(self.text))
             return RunText([self.text.popleft() for _ in range(count)])
         if not self.speech:
-            return self._take_partials() if self.partials else None
+            if not self.partials:
+                return None
+            return self._take_partials() if now >= self._partials_from \
+                else Wait(self._partials_from)
         if not closing and self._worth_gathering(live_producers):
             if self._gather_until is None:
                 self._gather_until = now + self.gather_s

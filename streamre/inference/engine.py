@@ -187,9 +187,11 @@ class InferenceEngine:
                 await self._call(decision.jobs, [j.text for j in decision.jobs],
                                  self.extractor.read)
             elif isinstance(decision, RunPartials):
+                started = time.monotonic()
                 await self._call(decision.jobs, [j.waveform for j in decision.jobs],
                                  self._speech_call(decision.jobs, self.extractor.hear),
                                  as_text=True)
+                self.policy.partials_took(time.monotonic(), time.monotonic() - started)
             elif isinstance(decision, DropPartials):
                 for job in decision.jobs:
                     if not job.future.done():
