@@ -20,6 +20,19 @@ from streamre.hearing.guards import Decoded
 from streamre.hearing.prompt import WhisperVocabulary
 
 
+def run_encoder(encoder: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """A transformers Whisper encoder on features of any window up to 30 s: (B, n_mels,
+    frames) to (B, frames // 2, d_model), with the window's first positions."""
+    x = nn.functional.gelu(encoder.conv1(features))
+    x = nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)
+    if x.shape[1] > encoder.embed_positions.weight.shape[0]:
+        raise ValueError("features longer than Whisper's 30 s window")
+    hidden = x + encoder.embed_positions.weight[:x.shape[1]]
+    for layer in encoder.layers:
+        hidden = layer(hidden, None)
+    return encoder.layer_norm(hidden)
+
+
 class TorchWhisper:
     """A `WhisperBackend` over a transformers Whisper.
 
@@ -46,15 +59,8 @@ class TorchWhisper:
     def encode(self, features: np.ndarray) -> torch.Tensor:
         """(B, n_mels, frames) features to the encoder's (B, frames // 2, d_model) states."""
         encoder = self.model.model.encoder
-        x = torch.from_numpy(np.ascontiguousarray(features)).to(self.device, encoder.conv1.weight.dtype)
-        x = nn.functional.gelu(encoder.conv1(x))
-        x = nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)
-        if x.shape[1] > encoder.embed_positions.weight.shape[0]:
-            raise ValueError("features longer than Whisper's 30 s window")
-        hidden = x + encoder.embed_positions.weight[:x.shape[1]]
-        for layer in encoder.layers:
-            hidden = layer(hidden, None)
-        return encoder.layer_norm(hidden)
+        return run_encoder(encoder, torch.from_numpy(np.ascontiguousarray(features)).to(
+            self.device, encoder.conv1.weight.dtype))
 
     @torch.inference_mode()
     def decode(self, memory: torch.Tensor, max_new_tokens: int,

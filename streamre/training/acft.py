@@ -34,6 +34,7 @@ from torch import nn
 from streamre import SAMPLE_RATE
 from streamre.audio import read_audio
 from streamre.hearing.features import window_log_mel
+from streamre.hearing.torch_backend import run_encoder
 
 FULL_WINDOW_S = 30
 STATES_PER_SECOND = 50  # the encoder's output frames per second of window
@@ -53,20 +54,6 @@ class AcftConfig:
     save_every: int = 25
     seed: int = 39
     threads: int = 2
-
-
-def run_encoder(encoder: nn.Module, features: torch.Tensor) -> torch.Tensor:
-    """A transformers Whisper encoder on features of any window up to 30 s: (B, n_mels,
-    frames) to (B, frames // 2, d_model), with the window's first positions (transformers'
-    own forward insists on 3000 frames)."""
-    x = nn.functional.gelu(encoder.conv1(features))
-    x = nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)
-    if x.shape[1] > encoder.embed_positions.weight.shape[0]:
-        raise ValueError("features longer than Whisper's 30 s window")
-    hidden = x + encoder.embed_positions.weight[:x.shape[1]]
-    for layer in encoder.layers:
-        hidden = layer(hidden, None)
-    return encoder.layer_norm(hidden)
 
 
 def own_window(samples: int) -> int:
