@@ -63,6 +63,7 @@ class Session:
         self.outbox = Outbox(ws, settings.send_queue, metrics.viewer_resyncs.inc)
         self._slots = asyncio.Semaphore(settings.session_queue)
         self._inflight: set[asyncio.Task] = set()
+        self._answered: asyncio.Future | None = None  # set once the latest segment is answered
         self._waiting = 0  # segments queued for the model and not answered yet
         self._finishing: asyncio.Task | None = None
         self._last_lag_warning = 0.0
@@ -108,7 +109,11 @@ class Session:
             elif isinstance(action, Infer):
                 closed_at = time.monotonic()
                 heard = self.captions.closing(action.segment)
-                await self._queue(self._infer(action.segment, closed_at, heard))
+                # Answered in stream order: a final whose words a partial heard may be ready
+                # before the one said before it.
+                before, self._answered = self._answered, asyncio.get_running_loop().create_future()
+                await self._queue(self._infer(action.segment, closed_at, heard,
+                                              before, self._answered))
             elif isinstance(action, HearPartial):
                 if self.room is not None:
                     self.captions.hear(action.partial, self.room)
@@ -167,10 +172,13 @@ class Session:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _infer(self, segment, closed_at: float, heard_by: asyncio.Task | None) -> None:
+    async def _infer(self, segment, closed_at: float, heard_by: asyncio.Task | None,
+                     before: asyncio.Future | None, answered: asyncio.Future) -> None:
         self.metrics.segments.labels(str(segment.forced_split).lower()).inc()
         try:
             heard = await self._hear_and_read(segment, heard_by)
+            if before is not None:
+                await before  # the segment before this one is journaled and answered first
             failed = heard if isinstance(heard, Failed) else None
             text, triplets = ("", []) if failed else (heard.text, heard.triplets)
             # The room journals the segment and learns its facts before the client is told.
@@ -183,14 +191,15 @@ class Session:
                                     self._started_at + segment.end_s,
                                     self._started_at + segment.start_s, segment.start_s,
                                     segment.end_s) or failed
+            message = triplets_message(segment, text, **(failed.fields() if failed
+                                                         else heard.fields(closed_at)))
+            self.metrics.latency.observe(time.monotonic() - closed_at)
+            self.outbox.send(message)
+            self.room.report(self.id, message)
         finally:
             self._waiting -= 1
             self._slots.release()
-        message = triplets_message(segment, text, **(failed.fields() if failed
-                                                     else heard.fields(closed_at)))
-        self.metrics.latency.observe(time.monotonic() - closed_at)
-        self.outbox.send(message)
-        self.room.report(self.id, message)
+            answered.set_result(None)
 
     async def _hear_and_read(self, segment, heard_by: asyncio.Task | None
                              ) -> InferenceResult | Failed:
