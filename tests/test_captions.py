@@ -159,3 +159,13 @@ def test_partials_take_at_most_their_share_of_the_model_and_finals_never_wait_fo
     assert isinstance(policy.decide(10.5), RunSpeech)
     policy.add_partial(partial("b"))
     assert isinstance(policy.decide(10.8), RunPartials)
+
+
+def test_a_partial_heard_at_a_pause_never_rests():
+    policy = BatchPolicy(max_batch=8, gather_s=0.0, partial_share=0.5)
+    policy.partials_took(10.0, 1.0)  # partials rest until 11.0
+    policy.add_partial(partial("a"))
+    policy.add_partial(PartialJob("b", np.zeros(SECOND, np.int16), 10.0, at_pause=True))
+    assert [j.session_id for j in policy.decide(10.1).jobs] == ["b"]
+    assert policy.decide(10.2) == Wait(11.0)
+    assert [j.session_id for j in policy.decide(11.0).jobs] == ["a"]

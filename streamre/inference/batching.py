@@ -16,7 +16,8 @@ is refused while segments are queued, and queued ones are dropped as soon as a s
 a partial never delays a final by more than the batch already running. Partials also get at
 most `partial_share` of the model's time: after a batch of them took T seconds, the next waits
 until the model has had T·(1 − share)/share seconds for anything else, so on a slow model
-(or under load) partials thin out instead of filling every gap a final could arrive in.
+(or under load) partials thin out instead of filling every gap a final could arrive in. A
+partial heard at a pause does not rest: it is the final's hearing, done early.
 
 `BatchPolicy.decide(now, live_producers)` is the whole contract: it returns `RunSpeech`,
 `RunRead`, `RunText` or `RunPartials` (the jobs leave the queues), `DropPartials` (answer them
@@ -53,6 +54,7 @@ class PartialJob:
     submitted: float
     future: object = field(default=None, repr=False)
     vocabulary: tuple[str, ...] = ()
+    at_pause: bool = False  # heard at a pause: its words may be the final's, so it never rests
 
 
 @dataclass
@@ -185,8 +187,10 @@ class BatchPolicy:
         if not self.speech:
             if not self.partials:
                 return None
-            return self._take_partials() if now >= self._partials_from \
-                else Wait(self._partials_from)
+            resting = now < self._partials_from
+            if resting and not any(j.at_pause for j in self.partials.values()):
+                return Wait(self._partials_from)
+            return self._take_partials(only_at_pause=resting)
         if not closing and self._worth_gathering(live_producers):
             if self._gather_until is None:
                 self._gather_until = now + self.gather_s
@@ -198,12 +202,15 @@ class BatchPolicy:
         self._gather_until = None
         return RunSpeech(self._take_batch())
 
-    def _take_partials(self) -> RunPartials:
-        """Queued partials of one window, oldest first."""
+    def _take_partials(self, only_at_pause: bool = False) -> RunPartials:
+        """Queued partials of one window, oldest first (those heard at a pause alone while
+        partials rest)."""
         batch: list[PartialJob] = []
         for session_id, job in list(self.partials.items()):
             if len(batch) == self.max_batch:
                 break
+            if only_at_pause and not job.at_pause:
+                continue
             if self.window_of is None or not batch or \
                     self.window_of(job.waveform) == self.window_of(batch[0].waveform):
                 batch.append(self.partials.pop(session_id))

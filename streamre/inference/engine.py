@@ -127,10 +127,13 @@ class InferenceEngine:
         return await job.future
 
     async def submit_partial(self, session_id: str, audio: np.ndarray,
-                             vocabulary: tuple[str, ...] = ()) -> str | None:
+                             vocabulary: tuple[str, ...] = (), at_pause: bool = False
+                             ) -> str | None:
         """What was heard of an open utterance so far, or None: dropped because finals wait
-        (now or before its turn came) or the session already has one queued."""
-        job = PartialJob(session_id, audio, time.monotonic(), self._future(), vocabulary)
+        (now or before its turn came) or the session already has one queued. `at_pause`: heard
+        at a pause, so its words may be the final's."""
+        job = PartialJob(session_id, audio, time.monotonic(), self._future(), vocabulary,
+                         at_pause)
         if not self.policy.add_partial(job):
             return None
         self._wakeup.set()

@@ -75,7 +75,7 @@ class Captions:
         engine dropped it."""
         try:
             words = await self.engine.submit_partial(self.session_id, partial.audio,
-                                                     room.hearing_vocabulary())
+                                                     room.hearing_vocabulary(), partial.at_pause)
         except Exception:  # a caption is never worth a session: its final will say it
             log.exception("partial failed for %s", self.session_id)
             words = None
