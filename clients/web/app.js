@@ -317,19 +317,21 @@ function showNewestLine() {
   });
 }
 
+// A <span> of `className`, with `text` if given.
+function span(className, text) {
+  const element = document.createElement("span");
+  element.className = className;
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
 function transcriptLine(key, when, text) {
   let line = lines.get(key);
   if (!line) {
     const item = document.createElement("li");
     item.dataset.segment = key;
-    const number = document.createElement("span");
-    number.className = "number";
-    const speaker = document.createElement("span");
-    speaker.className = "speaker";
-    const stamp = document.createElement("span");
-    stamp.className = "when";
-    const words = document.createElement("span");
-    words.className = "text";
+    const [number, speaker, stamp, words] = ["number", "speaker", "when", "text"]
+      .map((name) => span(name));
     const edit = document.createElement("button");
     edit.className = "edit";
     edit.textContent = "edit";
@@ -391,16 +393,10 @@ function markFacts(line, facts) {
     const label = `${f.head} · ${f.relation} · ${f.tail}`;
     if (line.facts.has(label)) continue;
     line.facts.add(label);
-    const chip = document.createElement("span");
-    chip.className = "fact";
-    chip.textContent = label;
-    box.append(chip);
+    box.append(span("fact", label));
   }
   if (!line.facts.size) {
-    const none = document.createElement("span");
-    none.className = "none";
-    none.textContent = "no facts";
-    box.append(none);
+    box.append(span("none", "no facts"));
   }
 }
 
@@ -414,11 +410,7 @@ function onPartial(msg) {
   if (!caption) {
     const item = document.createElement("li");
     item.className = "partial";
-    const speaker = document.createElement("span");
-    speaker.className = "speaker";
-    const words = document.createElement("span");
-    words.className = "text";
-    item.append(speaker, words);
+    item.append(span("speaker"), span("text"));
     caption = { item };
     captions.set(msg.session_id, caption);
     $("transcript").append(item);
