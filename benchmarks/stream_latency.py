@@ -84,6 +84,15 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+async def like_a_microphone(ws, audio: np.ndarray, began: float, frame_ms: int) -> None:
+    """Send 16 kHz int16 `audio` in `frame_ms` frames, each once all of its audio has been
+    captured (`began` + its end, on the monotonic clock), as a live microphone would."""
+    step = 16000 * frame_ms // 1000
+    for i, offset in enumerate(range(0, len(audio), step)):
+        await asyncio.sleep(max(0.0, began + (i + 1) * frame_ms / 1000 - time.monotonic()))
+        await ws.send(audio[offset:offset + step].tobytes())
+
+
 async def client(url: str, audio: np.ndarray, room: str, frame_ms: int) -> list[dict]:
     """Stream in real time; return each triplets message with its client-side latency, and
     its utterance's captions (`partials`: seconds after the stream began, words) and voiced
@@ -94,11 +103,7 @@ async def client(url: str, audio: np.ndarray, room: str, frame_ms: int) -> list[
         began = time.monotonic()
 
         async def send():
-            step = 16000 * frame_ms // 1000
-            for i, offset in enumerate(range(0, len(audio), step)):
-                # Like a microphone: a frame leaves once all of its audio has been captured.
-                await asyncio.sleep(max(0.0, began + (i + 1) * frame_ms / 1000 - time.monotonic()))
-                await ws.send(audio[offset:offset + step].tobytes())
+            await like_a_microphone(ws, audio, began, frame_ms)
             await ws.send(json.dumps(stop_message()))
 
         sender = asyncio.create_task(send())

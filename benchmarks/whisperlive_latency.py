@@ -35,7 +35,7 @@ import numpy as np
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stream_latency import meeting, percentile  # noqa: E402
+from stream_latency import like_a_microphone, meeting, percentile  # noqa: E402
 
 from streamre.whisper.sources import find_ct2_files  # noqa: E402
 
@@ -75,10 +75,7 @@ async def client(port: int, audio: np.ndarray, frame_ms: int = 40) -> list[tuple
         began = time.monotonic()
 
         async def send():
-            step = 16000 * frame_ms // 1000
-            for i, offset in enumerate(range(0, len(audio), step)):
-                await asyncio.sleep(max(0.0, began + (i + 1) * frame_ms / 1000 - time.monotonic()))
-                await ws.send(audio[offset:offset + step].tobytes())
+            await like_a_microphone(ws, audio, began, frame_ms)
             await asyncio.sleep(3.0)  # its last segment completes on silence
             await ws.send(b"END_OF_AUDIO")
 
