@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from streamre.audio.partials import PartialPacing
+from streamre.audio.partials import NO_PARTIALS, PartialPacing
 from streamre.audio.vad import VadConfig
 from streamre.graph.settings import GraphSettings
 from streamre.inference.speech_path import ResearchSettings, SpeechSettings, path_errors
@@ -118,7 +118,7 @@ class ServeConfig(ResearchSettings, SpeechSettings):
     def partial_pacing(self) -> PartialPacing:
         """How often producers' open utterances are heard for captions (`--partials`)."""
         if self.partials == "off":
-            return PartialPacing(every_s=0, settle_ms=0)
+            return NO_PARTIALS
         return PartialPacing(self.partial_every_s, self.partial_settle_ms)
 
     def __post_init__(self) -> None:

@@ -34,6 +34,9 @@ class PartialPacing:
         return self.every_s > 0
 
 
+NO_PARTIALS = PartialPacing(every_s=0, settle_ms=0)
+
+
 @dataclass(frozen=True)
 class Partial:
     """The open utterance so far, to be heard for a caption."""

@@ -14,7 +14,7 @@ from typing import Callable
 from streamre import SAMPLE_RATE
 from streamre.audio import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInput, Dropped, Segment,
                             SpeechEnd, SpeechStart, VadConfig, VadSegmenter)
-from streamre.audio.partials import Partial, PartialPacer, PartialPacing
+from streamre.audio.partials import NO_PARTIALS, Partial, PartialPacer, PartialPacing
 from streamre.protocol.actions import (Action, Admit, Busy, Close, DropSegment, Finish,
                                        HearPartial, Infer, InferText, JoinRoom, Reply,
                                        SendHistory, SendSnapshot)
@@ -27,8 +27,6 @@ from streamre.protocol.wire import (ENCODINGS, MAX_FRAME_SECONDS, MAX_SPEAKER_CH
 
 __all__ = ["Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "HearPartial", "Infer",
            "InferText", "JoinRoom", "Reply", "SendHistory", "SendSnapshot", "SessionProtocol"]
-
-NO_PARTIALS = PartialPacing(every_s=0, settle_ms=0)
 
 
 class SessionProtocol:
