@@ -33,6 +33,9 @@ setup() {  # $1: "" or "[test]"
   fi
   echo "==> installing streamre$1"
   "${pip[@]}" -e ".$1"
+  # The speaker encoder's weights (voices) ship inside Resemblyzer's wheel; streamre reads them
+  # with its own code, so the package's dependencies (librosa) are not installed.
+  "${pip[@]}" --no-deps resemblyzer==0.1.4
   # The browser client's third-party code (cytoscape.js), pinned, from the npm registry.
   command -v npm >/dev/null || apt_install nodejs npm
   if [ ! -d clients/web/node_modules ] || [ clients/web/package-lock.json -nt clients/web/node_modules ]; then

@@ -17,7 +17,7 @@ LAYERS = [
     {"streamre", "triplets", "settings", "storage", "room_name"},
     {"pretrained"},
     {"audio", "graph", "textre", "whisper"},
-    {"hearing"},
+    {"hearing", "voices"},
     {"model"},  # the aligned speech model: research, above the product's hearing
     {"inference", "corpus", "mqtt"},
     {"training", "protocol", "cluster"},

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 from collections import Counter
+from pathlib import Path
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -85,6 +86,19 @@ def eval(args: argparse.Namespace) -> int:
     if guards:
         summary["guards"] = dict(sorted(guards.items()))
     print(json.dumps(summary))
+    return 0
+
+
+def eval_voices(args: argparse.Namespace) -> int:
+    from streamre.voices.clusterer import VoiceSettings
+    from streamre.voices.evaluate import evaluate
+
+    choices = [VoiceSettings(threshold=t) for t in args.threshold] if args.threshold \
+        else [VoiceSettings()]
+    result = evaluate(args.streams, choices, progress=not args.no_progress)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
+    print(json.dumps(result["kinds"]))
     return 0
 
 

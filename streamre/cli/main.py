@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _train_text_parser(sub)
     _eval_parser(sub)
+    _eval_voices_parser(sub)
     _subscribe_parser(sub)
     _graph_parser(sub)
     _synth_parser(sub)
@@ -128,6 +129,23 @@ def _eval_parser(sub) -> None:
     add_flags(evaluate, SpeechSettings, sources=False)
     add_flags(evaluate, ResearchSettings, sources=False)
     evaluate.set_defaults(run=commands.eval)
+
+
+def _eval_voices_parser(sub) -> None:
+    evaluate = sub.add_parser(
+        "eval-voices", help="how well serve tells the voices of one microphone apart",
+        description="Cut each stream of a folder as serve does (<name>.wav with its turns in "
+                    "<name>.json, as tools/make_voice_streams.py writes them), give every "
+                    "segment a voice, and score: lines given the right voice (best one-to-one "
+                    "naming), voices opened, and the diarization error rate by time. Several "
+                    "--threshold values are a sweep over one pass of the encoder.")
+    evaluate.add_argument("--streams", required=True, metavar="DIR")
+    evaluate.add_argument("--threshold", type=float, nargs="+", metavar="T",
+                          help="cosine similarity at which a segment joins a voice (default: "
+                               "serve's)")
+    evaluate.add_argument("--out", metavar="FILE.json", help="write every stream's scores here")
+    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.set_defaults(run=commands.eval_voices)
 
 
 def _subscribe_parser(sub) -> None:

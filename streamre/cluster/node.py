@@ -46,10 +46,11 @@ class ClusterNode:
         return Op(room, self.origin, self.heads.next_seq(room, self.origin), self.clock(),
                   mention.session_id, mention.segment_id, mention.speaker, mention.source,
                   mention.continues_previous, start, end, began, at, mention.text,
-                  tuple(triplets))
+                  tuple(triplets), voice=mention.voice)
 
     def make_change_op(self, room: str, change: Change) -> Op:
-        """The op of a person's correction or merge made here: the next seq in `room`."""
+        """The op of a person's change (a correction, a merge, a voice's name) made here: the
+        next seq in `room`."""
         return change_op(room, self.origin, self.heads.next_seq(room, self.origin),
                          self.clock(), change)
 

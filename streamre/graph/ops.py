@@ -9,9 +9,11 @@ An origin is the server's id plus a random tag kept in its data dir, so an insta
 data was wiped never reuses its old sequence numbers.
 
 Added with corrections: an op may carry a `change` instead of a segment, a person's correction
-of a line or merge of two entities (`streamre.graph.room.Change`). Such an op is of version 2,
-so an instance too old to know changes refuses it (counted as a bad op) rather than taking it
-for an empty segment. Its segment fields name the corrected line (a merge's name none).
+of a line, merge of two entities or name for a voice (`streamre.graph.entries.Change`). Such an
+op is of version 2, so an instance too old to know changes refuses it (counted as a bad op)
+rather than taking it for an empty segment. Its segment fields name the corrected line (a
+voice's name, its session; a merge's, none). A segment's op carries its `voice` when the
+server told voices apart (an older instance reads past it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from streamre.graph.entries import Change, Correction, Mention, change_from_json
+from streamre.graph.entries import Change, Correction, Mention, VoiceName, change_from_json
 from streamre.graph.transcript import Said
 from streamre.room_name import valid_room
 from streamre.triplets import Triplet
@@ -50,6 +52,7 @@ class Op:
     text: str
     triplets: tuple[Triplet, ...]
     change: Change | None = None
+    voice: int | None = None
 
     @property
     def id(self) -> tuple[str, int]:
@@ -61,11 +64,13 @@ class Op:
 
     def mention(self) -> Mention:
         return Mention(self.session_id, self.segment_id, self.speaker, self.continues_previous,
-                       self.text, self.source)
+                       self.text, self.source, self.voice)
 
-    def said(self, edges: list[str]) -> Said:
-        return Said(self.session_id, self.segment_id, self.speaker, self.source, self.start,
-                    self.end, self.time, self.text, tuple(edges))
+    def said(self, edges: list[str], speaker: str | None) -> Said:
+        """Its transcript line, stating `edges`, said by `speaker` (its voice's name, if
+        given one)."""
+        return Said(self.session_id, self.segment_id, speaker, self.source, self.start,
+                    self.end, self.time, self.text, tuple(edges), voice=self.voice)
 
     def to_json(self) -> dict:
         if self.change is not None:
@@ -76,7 +81,8 @@ class Op:
                 "speaker": self.speaker, "source": self.source,
                 "continues_previous": self.continues_previous, "start": self.start,
                 "end": self.end, "time": self.time, "at": self.at, "text": self.text,
-                "triplets": [t.to_row() for t in self.triplets]}
+                "triplets": [t.to_row() for t in self.triplets],
+                **({"voice": self.voice} if self.voice is not None else {})}
 
     @classmethod
     def from_json(cls, data: object) -> Op:
@@ -93,7 +99,8 @@ class Op:
                          data["source"], bool(data.get("continues_previous", False)),
                          _number(data.get("start"), True), _number(data.get("end"), True),
                          _number(data["time"]), _number(data["at"]), data.get("text", ""),
-                         tuple(_triplet(row) for row in data.get("triplets", [])))
+                         tuple(_triplet(row) for row in data.get("triplets", [])),
+                         voice=data.get("voice"))
         except (KeyError, TypeError, ValueError) as e:
             raise BadOp(f"bad op: {e}") from None
         if not (valid_room(op.room) and valid_room(op.origin)):
@@ -101,14 +108,17 @@ class Op:
         if not (isinstance(op.seq, int) and op.seq >= 1 and isinstance(op.segment_id, int)
                 and isinstance(op.session_id, str) and isinstance(op.text, str)
                 and (op.speaker is None or isinstance(op.speaker, str))
+                and (op.voice is None or (isinstance(op.voice, int) and op.voice >= 1))
                 and op.source in ("speech", "text")):
             raise BadOp("bad op: a field has the wrong type")
         return op
 
 
 def change_op(room: str, origin: str, seq: int, key: float, change: Change) -> Op:
-    """The op of a correction or merge; its segment fields name the corrected line."""
-    mention = change.mention if isinstance(change, Correction) else Mention("", 0)
+    """The op of a change; its segment fields name the corrected line, or the named voice's
+    session."""
+    mention = change.mention if isinstance(change, Correction) else \
+        Mention(change.session_id, 0) if isinstance(change, VoiceName) else Mention("", 0)
     return Op(room, origin, seq, key, mention.session_id, mention.segment_id, mention.speaker,
               mention.source, False, None, None, change.at, change.at, "", (), change)
 

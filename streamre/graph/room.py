@@ -8,9 +8,10 @@ with this graph. `apply` is deterministic in its arguments, so replaying the sam
 store's journal) rebuilds the same graph, ids and version included.
 
 A person may `change` what the room was told: correct one line (its facts read again from the
-corrected text) or merge two entities (one name is another). The graph keeps every batch as it
-was heard, and after such a change it is the replay of them all with every correction and merge
-in force, as if the line had been heard right; the delta says what differs (`removed_edges`,
+corrected text), merge two entities (one name is another) or name a voice of a session (its
+lines are that speaker's). The graph keeps every batch as it was heard, and after such a change
+it is the replay of them all with every change in force (`ChangesInForce`), as if the line had
+been heard right; the delta says what differs (`removed_edges`,
 `removed_nodes` for what is gone), at version + 1. So mentions that the dedup window folds
 stay folded: two spellings of one fact said within the window become one mention, not two.
 
@@ -29,9 +30,10 @@ from typing import Iterable
 import networkx as nx
 
 from streamre.graph.canonical import EntityResolver, entity_key
+from streamre.graph.changes import ChangesInForce
 from streamre.graph.dedup import DedupWindow
 from streamre.graph.delta import GraphDelta, delta_between
-from streamre.graph.entries import Batch, Change, Correction, EntityMerge, Mention
+from streamre.graph.entries import Batch, Change, Correction, EntityMerge, Mention, VoiceName
 from streamre.graph.export import graphml
 from streamre.graph.settings import GraphSettings
 from streamre.triplets import Triplet, fact_key
@@ -60,8 +62,7 @@ class RoomGraph:
         self.settings = settings or GraphSettings()
         self.version = 0
         self._batches: list[Batch] = []  # every segment's, as heard, in the order applied
-        self._corrections: dict[str, Correction] = {}  # by segment ref, the latest
-        self._meant: dict[str, str] = {}  # entity key -> the name a merge said it is
+        self.changes = ChangesInForce()
         self._clear()
 
     def _clear(self) -> None:
@@ -110,12 +111,9 @@ class RoomGraph:
             list(changed)
 
     def _take(self, batch: Batch) -> tuple[dict[str, tuple[str, str]], dict[str, None]]:
-        """One batch into the derived graph, its correction and the merges in force: the
-        edges it changed (id -> ends) and the nodes it touched."""
-        mention, triplets = batch.mention, batch.triplets
-        correction = self._corrections.get(mention.segment_ref)
-        if correction is not None:
-            mention, triplets = correction.mention, correction.triplets
+        """One batch into the derived graph, with what people changed in force: the edges it
+        changed (id -> ends) and the nodes it touched."""
+        mention, triplets = self.changes.as_changed(batch)
         now = batch.at
         self.dedup.expire(now)
         changed: dict[str, tuple[str, str]] = {}
@@ -143,13 +141,13 @@ class RoomGraph:
 
     def meant(self, name: str) -> str:
         """The name a person said `name` is (a merge, `change`), or `name`."""
-        return self._meant.get(entity_key(name), name)
+        return self.changes.meant_name(name)
 
     # -- what people change -----------------------------------------------------------------
 
     def correction_of(self, session_id: str, segment_id: int) -> Correction | None:
         """The latest correction of a segment, if it has one."""
-        return self._corrections.get(Mention(session_id, segment_id).segment_ref)
+        return self.changes.corrections.get(Mention(session_id, segment_id).segment_ref)
 
     def node_of(self, name: str) -> str | None:
         """The shown node a name is (by its key, or an alias's), or None."""
@@ -157,15 +155,18 @@ class RoomGraph:
         return node if node is not None and node in self._visible_nodes() else None
 
     def change(self, change: Change, wait: bool = True) -> GraphDelta | None:
-        """A correction or a merge, in force from now on and on everything heard before: the
-        graph replayed, and the delta of what differs (None if nothing shown did). A
-        correction of a segment not heard yet waits for it (`wait`, in a cluster, where ops
-        cross); without `wait` (a lone server's line from before segments with no facts were
-        kept) it is taken as a new segment at the end."""
+        """A correction, a merge or a voice's name, in force from now on and on everything
+        heard before: the graph replayed, and the delta of what differs (None if nothing shown
+        did). A correction of a segment not heard yet waits for it (`wait`, in a cluster, where
+        ops cross); without `wait` (a lone server's line from before segments with no facts
+        were kept) it is taken as a new segment at the end."""
         if isinstance(change, EntityMerge):
             return self._merge(change)
+        if isinstance(change, VoiceName):
+            self.changes.name_voice(change)
+            return self._replayed()
         ref = change.mention.segment_ref
-        self._corrections[ref] = change
+        self.changes.corrections[ref] = change
         if ref in self.stated:  # heard: every batch taken states its edges, if none
             return self._replayed()
         if wait:
@@ -179,15 +180,13 @@ class RoomGraph:
         node = self.resolver.lookup(merge.source)
         into = self.meant(merge.into)
         if node is not None and self.resolver.lookup(into) == node:
-            self._meant.pop(entity_key(merge.into), None)
+            self.changes.meant.pop(entity_key(merge.into), None)
             into = merge.into
         sources = {entity_key(merge.source), *(self.resolver.keys_of(node) if node else ())}
         sources.discard(entity_key(into))
         if not sources:
             return None
-        self._meant = {key: (into if entity_key(name) in sources else name)
-                       for key, name in self._meant.items()}
-        self._meant.update(dict.fromkeys(sources, into))
+        self.changes.merge(sources, into)
         return self._replayed()
 
     def _replayed(self) -> GraphDelta | None:

@@ -25,7 +25,7 @@ from typing import Iterator
 
 from streamre.graph.names_store import RoomNamesStore
 from streamre.graph.ops import Op
-from streamre.graph.entries import Batch, Change, Correction, Mention, change_from_json
+from streamre.graph.entries import Batch, Change, Correction, Mention, VoiceName, change_from_json
 from streamre.graph.room import RoomGraph
 from streamre.graph.settings import GraphSettings
 from streamre.graph.transcript import Said
@@ -127,9 +127,10 @@ class GraphStore:
     def change(self, room: str, change: Change, wall: float,
                restated: dict[tuple[str, int], tuple[str, ...]], op: Op | None = None,
                version: int = 0) -> None:
-        """Journal a correction or merge (a clustered room: its `op`, with the graph `version`
-        after it) and, in the same transaction, the lines it changes: the corrected one's
-        text, and the edges of each line in `restated` ((session, segment) -> edge ids)."""
+        """Journal a correction, merge or voice's name (a clustered room: its `op`, with the
+        graph `version` after it) and, in the same transaction, the lines it changes: the
+        corrected one's text, the named voice's speaker, and the edges of each line in
+        `restated` ((session, segment) -> edge ids)."""
         check_room(room)
         with self._lock:
             fact_seq = self._next_seq.get(room, 0) if op is None else None
@@ -144,6 +145,9 @@ class GraphStore:
                         (room, fact_seq, change.at, wall, json.dumps(change.to_json())))
                 if isinstance(change, Correction):
                     self.transcript.correct(room, change.mention, change.by)
+                elif isinstance(change, VoiceName):
+                    self.transcript.name_voice(room, change.session_id, change.voice,
+                                               change.speaker)
                 self.transcript.restate(room, restated)
             if fact_seq is not None:
                 self._next_seq[room] = fact_seq + 1

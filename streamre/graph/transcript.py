@@ -33,6 +33,7 @@ class Said:
     edges: tuple[str, ...] = ()  # the ids of the edges it stated
     heard: str | None = None  # what was heard, once a person corrected `text`
     corrected_by: str | None = None
+    voice: int | None = None  # which of its session's voices said it (None: not told apart)
 
     @property
     def duration(self) -> float:
@@ -50,6 +51,8 @@ class Said:
         data["edges"] = list(self.edges)
         if self.heard is None:  # PROTOCOL 1.3: only a corrected line says what was heard
             del data["heard"], data["corrected_by"]
+        if self.voice is None:  # PROTOCOL 1.3: only where voices were told apart
+            del data["voice"]
         return data
 
     def message(self) -> dict:
@@ -62,7 +65,7 @@ class Said:
                    str(data.get("source", "speech")), data.get("start"), data.get("end"),
                    float(data["time"]), str(data.get("text", "")),
                    tuple(str(e) for e in data.get("edges") or ()), data.get("heard"),
-                   data.get("corrected_by"))
+                   data.get("corrected_by"), data.get("voice"))
 
 
 def iso_time(t: float) -> str:
@@ -78,6 +81,24 @@ def _clock(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
+def shared_microphones(segments: list[Said]) -> set[tuple[str, str | None]]:
+    """(session, speaker) of every session whose lines carry one speaker over several voices:
+    voices told apart and not named yet, whose lines say which voice as well."""
+    voices: dict[tuple[str, str | None], set[int]] = defaultdict(set)
+    for s in segments:
+        if s.voice is not None:
+            voices[s.session_id, s.speaker].add(s.voice)
+    return {key for key, heard in voices.items() if len(heard) > 1}
+
+
+def who(s: Said, shared: set[tuple[str, str | None]]) -> str | None:
+    """Who said a line, as people read it: its speaker, and its voice where one speaker's
+    microphone was heard with several not named yet ("Room 4 (voice 2)")."""
+    if (s.session_id, s.speaker) in shared:
+        return f"{s.speaker or 'unknown'} (voice {s.voice})"
+    return s.speaker
+
+
 def _cues(segments: list[Said], origin: float | None) -> list[tuple[float, float, Said]]:
     """(start, end, segment) relative to `origin` (default: the first segment), in the order
     they were said; segments with no words are left out."""
@@ -88,14 +109,16 @@ def _cues(segments: list[Said], origin: float | None) -> list[tuple[float, float
     return [(s.time - origin, s.time - origin + s.duration, s) for s in spoken]
 
 
-def _cue_text(s: Said) -> str:
+def _cue_text(s: Said, shared: set) -> str:
     words = " ".join(s.text.split())
-    return f"{s.speaker}: {words}" if s.speaker else words
+    speaker = who(s, shared)
+    return f"{speaker}: {words}" if speaker else words
 
 
 def srt(segments: list[Said], origin: float | None = None) -> str:
     """SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, the speaker before the words."""
-    blocks = [f"{i}\n{_clock(a, ',')} --> {_clock(b, ',')}\n{_cue_text(s)}\n"
+    shared = shared_microphones(segments)
+    blocks = [f"{i}\n{_clock(a, ',')} --> {_clock(b, ',')}\n{_cue_text(s, shared)}\n"
               for i, (a, b, s) in enumerate(_cues(segments, origin), 1)]
     return "\n".join(blocks)
 
@@ -103,10 +126,12 @@ def srt(segments: list[Said], origin: float | None = None) -> str:
 def vtt(segments: list[Said], origin: float | None = None) -> str:
     """WebVTT, with each speaker as a voice span."""
     blocks = ["WEBVTT\n"]
+    shared = shared_microphones(segments)
     for a, b, s in _cues(segments, origin):
         words = " ".join(s.text.split())
-        if s.speaker:
-            words = f"<v {_vtt_escape(s.speaker)}>{_vtt_escape(words)}"
+        speaker = who(s, shared)
+        if speaker:
+            words = f"<v {_vtt_escape(speaker)}>{_vtt_escape(words)}"
         else:
             words = _vtt_escape(words)
         blocks.append(f"{_clock(a, '.')} --> {_clock(b, '.')}\n{words}\n")
@@ -122,20 +147,24 @@ def _md_escape(text: str) -> str:
     return "".join("\\" + c if c in "\\`*_[]<>#|" else c for c in " ".join(text.split()))
 
 
-def _md_line(s: Said) -> str:
-    who = f"**{_md_escape(s.speaker)}**" if s.speaker else "*unknown*"
+def _md_line(s: Said, shared: set) -> str:
+    speaker = who(s, shared)
+    name = f"**{_md_escape(speaker)}**" if speaker else "*unknown*"
     typed = " (typed)" if s.source == "text" else ""
-    return f"- `{iso_time(s.time)}` {who}{typed}: {_md_escape(s.text)}"
+    return f"- `{iso_time(s.time)}` {name}{typed}: {_md_escape(s.text)}"
 
 
 def transcript_markdown(room: str, segments: list[Said]) -> str:
     lines = [f"# Transcript of {room}", ""]
-    lines += [_md_line(s) for s in sorted(segments, key=lambda s: s.time) if s.text.strip()]
+    shared = shared_microphones(segments)
+    lines += [_md_line(s, shared) for s in sorted(segments, key=lambda s: s.time)
+              if s.text.strip()]
     return "\n".join(lines) + "\n"
 
 
 def minutes(graph: dict, segments: list[Said], window_s: float | None = None) -> dict:
-    """The meeting as minutes: who took part, each entity's facts with the lines that stated
+    """The meeting as minutes: who took part (each voice of a shared microphone apart, until
+    it is named) with their lines and facts, each entity's facts with the lines that stated
     them, and the transcript. `graph` is node-link JSON (`RoomGraph.to_json`, or a mirror's);
     `window_s` the dedup window its mentions were counted with, if known: a fact stated by
     more lines than it has mentions says why."""
@@ -143,13 +172,15 @@ def minutes(graph: dict, segments: list[Said], window_s: float | None = None) ->
     for s in segments:
         for edge in s.edges:
             stated[edge].append(s)
-    said_by = Counter(s.speaker for s in segments if s.text.strip())
-    times = defaultdict(list)
+    shared = shared_microphones(segments)
+    said_by = Counter(who(s, shared) for s in segments if s.text.strip())
+    times, facts = defaultdict(list), defaultdict(set)
     for s in segments:
-        times[s.speaker].append(s.time)
-    participants = [{"speaker": who, "segments": said_by[who], "first": iso_time(min(times[who])),
-                     "last": iso_time(max(times[who]))}
-                    for who in sorted(times, key=lambda w: (w is None, min(times[w])))]
+        times[who(s, shared)].append(s.time)
+        facts[who(s, shared)].update(s.edges)
+    participants = [{"speaker": name, "segments": said_by[name], "facts": len(facts[name]),
+                     "first": iso_time(min(times[name])), "last": iso_time(max(times[name]))}
+                    for name in sorted(times, key=lambda w: (w is None, min(times[w])))]
     labels = {n["id"]: n.get("label", n["id"]) for n in graph["nodes"]}
     facts_of = defaultdict(list)
     for e in graph["edges"]:
@@ -157,7 +188,8 @@ def minutes(graph: dict, segments: list[Said], window_s: float | None = None) ->
                 "relation": e["relation"], "tail": labels.get(e["target"], e["target"]),
                 "confidence": e["confidence"], "mentions": e["mentions"],
                 "stated_by": e.get("segment_count", e["mentions"]),
-                "lines": [_line(s) for s in sorted(stated.get(e["id"], []), key=lambda s: s.time)]}
+                "lines": [_line(s, shared) for s in sorted(stated.get(e["id"], []),
+                                                    key=lambda s: s.time)]}
         facts_of[e["source"]].append(fact)
         if e["target"] != e["source"]:
             facts_of[e["target"]].append(fact)
@@ -172,8 +204,8 @@ def minutes(graph: dict, segments: list[Said], window_s: float | None = None) ->
             "transcript": [s.to_json() for s in sorted(segments, key=lambda s: s.time)]}
 
 
-def _line(s: Said) -> dict:
-    return {"session_id": s.session_id, "segment_id": s.segment_id, "speaker": s.speaker,
+def _line(s: Said, shared: set) -> dict:
+    return {"session_id": s.session_id, "segment_id": s.segment_id, "speaker": who(s, shared),
             "time": s.time, "text": s.text}
 
 
@@ -190,8 +222,9 @@ def counted(mentions: int, lines: int, window_s: float | None) -> str:
 def minutes_markdown(data: dict) -> str:
     out = [f"# Minutes of {data['room']}", "", "## Participants", ""]
     for p in data["participants"]:
-        who = _md_escape(p["speaker"]) if p["speaker"] else "*unnamed speaker*"
-        out.append(f"- {who}: {p['segments']} line(s), {p['first']} to {p['last']}")
+        name = _md_escape(p["speaker"]) if p["speaker"] else "*unnamed speaker*"
+        out.append(f"- {name}: {p['segments']} line(s), {p['facts']} fact(s), {p['first']} to "
+                   f"{p['last']}")
     out += ["", "## Facts by entity", ""]
     for entity in data["entities"]:
         out += [f"### {_md_escape(entity['label'])}", ""]
@@ -200,9 +233,12 @@ def minutes_markdown(data: dict) -> str:
                        f"{_md_escape(f['tail'])} (confidence {f['confidence']:.2f}, "
                        f"{counted(f['mentions'], f['stated_by'], data['dedup_window_s'])})")
             for line in f["lines"]:
-                who = _md_escape(line["speaker"]) if line["speaker"] else "unknown"
-                out.append(f"  - `{iso_time(line['time'])}` {who}: {_md_escape(line['text'])}")
+                speaker = _md_escape(line["speaker"]) if line["speaker"] else "unknown"
+                out.append(f"  - `{iso_time(line['time'])}` {speaker}: "
+                           f"{_md_escape(line['text'])}")
         out.append("")
     out += ["## Transcript", ""]
-    out += [_md_line(Said.from_json(s)) for s in data["transcript"] if s["text"].strip()]
+    said = [Said.from_json(s) for s in data["transcript"]]
+    shared = shared_microphones(said)
+    out += [_md_line(s, shared) for s in said if s.text.strip()]
     return "\n".join(out) + "\n"

@@ -2,8 +2,9 @@
 with the edges it stated. It shares the graph store's SQLite file, connection and lock
 (`GraphStore.transcript`); a line is written in the same transaction as its facts
 (`GraphStore.record`), and lines older than the retention are deleted (`forget_before`). A
-person's correction rewrites a line's text, keeping what was heard (`correct`), and a change
-to the graph rewrites the edges of the lines it touches (`restate`)."""
+person's correction rewrites a line's text, keeping what was heard (`correct`), a change
+to the graph rewrites the edges of the lines it touches (`restate`), and a voice's name the
+speaker of that voice's lines, kept and to come (`name_voice`)."""
 
 from __future__ import annotations
 
@@ -34,11 +35,15 @@ CREATE INDEX IF NOT EXISTS segments_by_time ON segments (time);
 CREATE INDEX IF NOT EXISTS segments_by_id ON segments (room, session_id, segment_id);
 CREATE TABLE IF NOT EXISTS segment_edges (
     room TEXT NOT NULL, edge TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (room, edge, seq));
+CREATE TABLE IF NOT EXISTS voice_names (
+    room TEXT NOT NULL, session_id TEXT NOT NULL, voice INTEGER NOT NULL, speaker TEXT NOT NULL,
+    PRIMARY KEY (room, session_id, voice));
 """
-# Added with corrections: what was heard, and who corrected it (NULL: never corrected).
-SEGMENT_COLUMNS = {"heard": "TEXT", "corrected_by": "TEXT"}
+# Added with corrections: what was heard, and who corrected it (NULL: never corrected); with
+# voices: which voice of its session said the line (NULL: not told apart).
+SEGMENT_COLUMNS = {"heard": "TEXT", "corrected_by": "TEXT", "voice": "INTEGER"}
 SEGMENT_FIELDS = ('session_id, segment_id, speaker, source, start, "end", time, text, edges, '
-                  'heard, corrected_by')
+                  'heard, corrected_by, voice')
 
 
 class TranscriptStore:
@@ -65,13 +70,20 @@ class TranscriptStore:
         return self._next.get(room, 0)
 
     def insert(self, room: str, seq: int, said: Said) -> None:
-        """Write line `seq` of `room`, inside the caller's transaction (`GraphStore.record`)."""
+        """Write line `seq` of `room`, inside the caller's transaction (`GraphStore.record`);
+        said by its voice's name, if that voice was given one."""
+        speaker = said.speaker
+        if said.voice is not None:
+            named = self._db.execute(
+                "SELECT speaker FROM voice_names WHERE room = ? AND session_id = ? AND voice = ?",
+                (room, said.session_id, said.voice)).fetchone()
+            speaker = named[0] if named else speaker
         self._db.execute(
             f"INSERT INTO segments (room, seq, {SEGMENT_FIELDS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (room, seq, said.session_id, said.segment_id, said.speaker, said.source,
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (room, seq, said.session_id, said.segment_id, speaker, said.source,
              said.start, said.end, said.time, said.text, json.dumps(list(said.edges)),
-             said.heard, said.corrected_by))
+             said.heard, said.corrected_by, said.voice))
         self._db.executemany("INSERT OR IGNORE INTO segment_edges VALUES (?, ?, ?)",
                              [(room, e, seq) for e in said.edges])
 
@@ -83,6 +95,18 @@ class TranscriptStore:
             "UPDATE segments SET heard = COALESCE(heard, text), text = ?, corrected_by = ? "
             "WHERE room = ? AND session_id = ? AND segment_id = ?",
             (mention.text, by, room, mention.session_id, mention.segment_id))
+
+    def name_voice(self, room: str, session_id: str, voice: int, speaker: str) -> None:
+        """Voice `voice` of a session is `speaker`'s: its lines kept now and written later;
+        inside the caller's transaction."""
+        self._db.execute("INSERT OR REPLACE INTO voice_names VALUES (?, ?, ?, ?)",
+                         (room, session_id, voice, speaker))
+        self._db.execute("UPDATE segments SET speaker = ? WHERE room = ? AND session_id = ? "
+                         "AND voice = ?", (speaker, room, session_id, voice))
+
+    def voice_lines(self, room: str, session_id: str, voice: int) -> list[tuple[int, Said]]:
+        """(sequence number, line) of every line one voice of a session said."""
+        return self._select(room, "s.session_id = ? AND s.voice = ?", [session_id, voice])
 
     def restate(self, room: str, edges: dict[tuple[str, int], tuple[str, ...]]) -> None:
         """Each line (session, segment) of `room` in `edges` now states those edges; inside
@@ -138,8 +162,8 @@ class TranscriptStore:
 
     def _rows(self, query: str, args: list) -> list[tuple[int, Said]]:
         return [(seq, Said(sid, index, who, source, start, end, t, text, tuple(json.loads(e)),
-                           heard, by))
-                for seq, sid, index, who, source, start, end, t, text, e, heard, by
+                           heard, by, voice))
+                for seq, sid, index, who, source, start, end, t, text, e, heard, by, voice
                 in self._db.execute(query, args)]
 
     def first_said(self, room: str) -> float | None:

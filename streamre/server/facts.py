@@ -1,7 +1,7 @@
 """A room's facts as a pure core, the room's counterpart of `SessionProtocol`: a segment, a typed
 line or another instance's op goes in; out comes a `Recorded`, what the shell must journal,
-then announce to the room's members and publish. A person's correction of a line or merge of
-two entities goes in the same way, and out comes a `Changed`. No I/O here: the shell
+then announce to the room's members and publish. A person's correction of a line, merge of
+two entities or name for a voice goes in the same way, and out comes a `Changed`. No I/O here: the shell
 (`streamre.server.room.Room`) journals before it announces, and when the journal refuses,
 loads the room again from it.
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from streamre.cluster.node import ClusterNode
 from streamre.graph import GraphDelta, Mention, RoomGraph
-from streamre.graph.entries import Change, EntityMerge
+from streamre.graph.entries import Change, EntityMerge, VoiceName
 from streamre.graph.ops import Op
 from streamre.graph.ordered import OrderedGraph
 from streamre.graph.transcript import Said
@@ -71,7 +71,9 @@ class Changed:
 
 def taught(change: Change) -> tuple[Learnt, ...]:
     """The pairs a correction (heard line -> corrected line) or a merge (from -> into)
-    teaches the room (`streamre.hearing.learnt`)."""
+    teaches the room (`streamre.hearing.learnt`); a voice's name teaches none."""
+    if isinstance(change, VoiceName):
+        return ()
     if isinstance(change, EntityMerge):
         pair = Learnt(" ".join(change.source.split()), " ".join(change.into.split()))
         return (pair,) if learnable(pair) else ()
@@ -101,8 +103,9 @@ class LocalFacts:
                start: float | None, end: float | None) -> Recorded:
         refused = self.graph.refused
         delta, stated = self.graph.apply_stating(triplets, mention, at)
-        said = Said(mention.session_id, mention.segment_id, mention.speaker, mention.source,
-                    start, end, began, mention.text, tuple(stated))
+        said = Said(mention.session_id, mention.segment_id,
+                    self.graph.changes.speaker_of(mention), mention.source, start, end, began,
+                    mention.text, tuple(stated), voice=mention.voice)
         return Recorded(said, triplets, mention, at, None, delta, False,
                         self.graph.refused - refused, True)
 
@@ -166,7 +169,7 @@ class ClusterFacts:
         if op.change is not None:
             return Changed(op.change, op, merged.delta, merged.rebuilt,
                            _restated(before, self.graph), local, taught(op.change))
-        said = op.said(merged.stated)
+        said = op.said(merged.stated, self.graph.changes.speaker_of(op.mention()))
         correction = self.graph.correction_of(said.session_id, said.segment_id)
         if correction is not None:
             said = said.corrected(correction.mention.text, correction.by)

@@ -17,7 +17,7 @@ from typing import Callable
 
 from streamre.cluster.node import ClusterNode
 from streamre.graph import GraphDelta, GraphSettings, Mention, RoomGraph
-from streamre.graph.entries import Change, Correction
+from streamre.graph.entries import Change, Correction, VoiceName
 from streamre.graph.ops import Op
 from streamre.graph.ordered import OrderedGraph
 from streamre.graph.store import GraphStore
@@ -116,9 +116,9 @@ class Room:
         return None if recorded is None else self._carry_out(recorded)
 
     def change(self, change: Change) -> Changed:
-        """A person's correction of a line or merge of two entities: in force on the graph,
-        journaled with the lines it rewrites, then announced (a delta with what left, the
-        rewritten lines) and, in a cluster, sent to the others."""
+        """A person's correction of a line, merge of two entities or name for a voice: in
+        force on the graph, journaled with the lines it rewrites, then announced (a delta with
+        what left, the rewritten lines) and, in a cluster, sent to the others."""
         return self._carry_out_change(self.facts.change(change))
 
     def _carry_out_change(self, changed: Changed) -> Changed:
@@ -138,6 +138,12 @@ class Room:
         if isinstance(changed.change, Correction):
             mention = changed.change.mention
             lines.setdefault((mention.session_id, mention.segment_id), ())
+        elif isinstance(changed.change, VoiceName):  # every line of it says who, now
+            named = changed.change
+            self.names.joined(named.speaker)
+            for _, said in self.store.transcript.voice_lines(self.name, named.session_id,
+                                                             named.voice):
+                lines.setdefault((said.session_id, said.segment_id), ())
         for session_id, segment_id in lines:
             found = self.store.transcript.line(self.name, session_id, segment_id)
             if found is not None:

@@ -202,7 +202,7 @@ class Rooms:
                                   self.store.op_version(op.room))
                 self.node.held(op)
                 return True
-            self.store.record(op.room, op.said([]), list(op.triplets), op.mention(), op.at,
+            self.store.record(op.room, op.said([], op.speaker), list(op.triplets), op.mention(), op.at,
                               time.time(), op, self.store.op_version(op.room))
             self.node.held(op)
             return True

@@ -1,0 +1,75 @@
+"""Online clustering of one session's voices: each segment's embedding joins the voice it is
+closest to, or opens a new one. Pure and synchronous; the session feeds it in stream order.
+
+A voice is the mean of its segments' embeddings (GE2E's centroid). A segment joins its closest
+voice, which learns from it, when their cosine similarity reaches `threshold`; below it, the
+segment is somebody not heard yet and opens the next voice. A segment too short to be sure of
+(`min_open_s` of speech) only ever joins its closest voice (the first, if there is none yet),
+and no voice learns from it. Voices are numbered from 1 in the order they were opened, and a
+segment's number never changes once given.
+
+The threshold is the highest at which no voice of the dev streams ever split in two: a voice
+split is a wrong line for the rest of the meeting, two close voices merged are one speaker's
+lines until someone names them apart (docs/evaluation.md has the sweep).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamre.settings import setting
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """How a session's voices are told apart (`serve --voice-*`)."""
+    threshold: float = setting(0.82, "cosine similarity to its closest voice at which a "
+                                     "segment joins it; below, it opens a new voice")
+    min_open_s: float = setting(1.0, "speech a segment needs to open a new voice or move one")
+    max_voices: int = setting(8, "voices told apart in one session; past it, the closest is taken")
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.threshold <= 1.0:
+            raise ValueError(f"voice threshold must be in [-1, 1], got {self.threshold}")
+        if self.min_open_s < 0 or self.max_voices < 1:
+            raise ValueError("voice min_open_s must be >= 0 and max_voices >= 1")
+
+
+class VoiceClusterer:
+    """One session's voices. Args: settings: the threshold and bounds."""
+
+    def __init__(self, settings: VoiceSettings | None = None) -> None:
+        self.settings = settings or VoiceSettings()
+        self._sums: list[np.ndarray] = []  # each voice's summed member embeddings
+        self._centroids: list[np.ndarray] = []  # each voice's mean, a unit vector
+
+    @property
+    def voices(self) -> int:
+        return len(self._sums)
+
+    def assign(self, embedding: np.ndarray, speech_s: float) -> int:
+        """The voice (1, 2, ...) of a segment with this unit `embedding` and `speech_s`
+        seconds of speech."""
+        embedding = np.asarray(embedding, np.float32)
+        if not self._sums:
+            return self._open(embedding)
+        similarity = np.stack(self._centroids) @ embedding
+        best = int(np.argmax(similarity))
+        if speech_s < self.settings.min_open_s:
+            return best + 1
+        if similarity[best] < self.settings.threshold and self.voices < self.settings.max_voices:
+            return self._open(embedding)
+        self._sums[best] = self._sums[best] + embedding
+        self._centroids[best] = _unit(self._sums[best])
+        return best + 1
+
+    def _open(self, embedding: np.ndarray) -> int:
+        self._sums.append(embedding.copy())
+        self._centroids.append(_unit(embedding))
+        return self.voices
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-8)

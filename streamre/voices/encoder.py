@@ -1,0 +1,120 @@
+"""A speaker encoder: a segment's audio to one unit vector that says whose voice it is.
+
+The network is GE2E's (arXiv 1710.10467): three LSTM layers of 256 over 40 mel bands of power
+(not log) every 10 ms, the last layer's final state through a linear layer and a ReLU, L2-
+normalised. Its weights are Resemblyzer's (Apache-2.0), which ship inside that package
+(`resemblyzer/pretrained.pt`); they are read from the installed package without importing it,
+whose own code needs librosa. The mels are Whisper's filters (`streamre.whisper.features`):
+the same 25 ms windows every 10 ms, Slaney-scale and -normalised, as the encoder was trained on.
+
+A segment is embedded as the encoder was trained to embed an utterance: windows of 1.6 s, each
+embedded, their mean normalised. Every window of a batch of segments goes through the LSTM at
+once. Each window costs about 4 ms on 2 cores, so windows do not overlap (Resemblyzer's overlap
+by half) and a segment has at most three, spread over it: on the voices dev streams this tells
+the voices apart as well as the overlapping windows at half the cost (docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamre.whisper.features import HOP, N_FFT, as_float, mel_filters
+
+N_MELS = 40
+WINDOW_FRAMES = 160  # 1.6 s: the partial utterances the encoder was trained on
+WINDOW_STEP = 160  # windows follow each other
+MOST_WINDOWS = 3  # per segment: the encoder's cost stays under ~12 ms a segment
+EMBEDDING_SIZE = 256
+TARGET_DBFS = -30.0  # quiet speech is raised to this level first, as in training
+WEIGHTS_PACKAGE = "resemblyzer"
+WEIGHTS_FILE = "pretrained.pt"
+
+
+class EncoderMissing(FileNotFoundError):
+    """The package that ships the speaker encoder's weights is not installed."""
+
+
+def weights_path() -> Path:
+    """Where the installed Resemblyzer package keeps its weights (the package is not imported)."""
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EncoderMissing(
+            "telling voices apart needs the speaker encoder's weights from the Resemblyzer "
+            "package: pip install --no-deps resemblyzer==0.1.4 (or run with --voices off)")
+    path = Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
+    if not path.is_file():
+        raise EncoderMissing(f"the Resemblyzer package has no {WEIGHTS_FILE} at {path}")
+    return path
+
+
+class SpeakerEncoder(nn.Module):
+    """GE2E's encoder. Args: weights: a checkpoint with its `model_state` (default: Resemblyzer's).
+    """
+
+    def __init__(self, weights: Path | None = None) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(N_MELS, 256, num_layers=3, batch_first=True)
+        self.linear = nn.Linear(256, EMBEDDING_SIZE)
+        checkpoint = torch.load(weights or weights_path(), map_location="cpu", weights_only=True)
+        state = {k: v for k, v in checkpoint["model_state"].items()
+                 if k.startswith(("lstm.", "linear."))}  # not GE2E's similarity scale
+        self.load_state_dict(state)
+        self.eval()
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        """mels: shape = (B, frames, 40), mel power. Returns (B, 256), unit vectors."""
+        _, (hidden, _) = self.lstm(mels)
+        raw = torch.relu(self.linear(hidden[-1]))
+        return raw / raw.norm(dim=1, keepdim=True).clamp(min=1e-8)
+
+    @torch.inference_mode()
+    def embed(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Segments (int16 or float, 16 kHz) to their voices: shape = (len, 256), unit rows."""
+        if not waveforms:
+            return np.zeros((0, EMBEDDING_SIZE), np.float32)
+        windows, owners = [], []
+        for i, w in enumerate(waveforms):
+            mel = mel_power(w)
+            for start in window_starts(mel.shape[0]):
+                piece = mel[start:start + WINDOW_FRAMES]
+                if piece.shape[0] < WINDOW_FRAMES:  # a short segment: padded with silence
+                    piece = nn.functional.pad(piece, (0, 0, 0, WINDOW_FRAMES - piece.shape[0]))
+                windows.append(piece)
+                owners.append(i)
+        each = self(torch.stack(windows)).numpy()
+        out = np.zeros((len(waveforms), EMBEDDING_SIZE), np.float32)
+        np.add.at(out, np.asarray(owners), each)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8)
+
+
+def window_starts(frames: int, step: int = WINDOW_STEP, most: int | None = MOST_WINDOWS
+                  ) -> list[int]:
+    """The first frame of each 1.6 s window of a segment of `frames`, `step` apart, the last
+    one kept only if at least three quarters of it is speech; at least one, at most `most`
+    (spread evenly over the segment)."""
+    starts = list(range(0, max(1, frames - WINDOW_FRAMES + step), step))
+    if len(starts) > 1 and frames - starts[-1] < 0.75 * WINDOW_FRAMES:
+        starts.pop()
+    if most is not None and len(starts) > most:
+        starts = [starts[round(i * (len(starts) - 1) / max(1, most - 1))] for i in range(most)]
+    return starts
+
+
+def mel_power(waveform: np.ndarray) -> torch.Tensor:
+    """A segment to the encoder's input: shape = (frames, 40), mel power every 10 ms, the
+    segment first raised (never lowered) to -30 dBFS."""
+    x = as_float(waveform).astype(np.float32)
+    rms = float(np.sqrt(np.mean(np.square(x)))) if len(x) else 0.0
+    if 0 < rms < 10 ** (TARGET_DBFS / 20):
+        x = x * (10 ** (TARGET_DBFS / 20) / rms)
+    if len(x) < N_FFT:
+        x = np.pad(x, (0, N_FFT - len(x)))
+    spectrum = torch.stft(torch.from_numpy(x), N_FFT, HOP, window=torch.hann_window(N_FFT),
+                          pad_mode="constant", return_complex=True)
+    return (mel_filters(N_MELS) @ spectrum.abs().pow(2)).T.contiguous()
