@@ -22,6 +22,7 @@ from streamre.audio.vad import VadConfig
 from streamre.graph.settings import GraphSettings
 from streamre.inference.speech_path import ResearchSettings, SpeechSettings, path_errors
 from streamre.room_name import valid_room
+from streamre.voices.clusterer import VoiceSettings
 from streamre.settings import (ConfigError, add_flags, build, env_name, nested, setting,
                                unknown_keys)
 
@@ -84,6 +85,12 @@ class ServeConfig(ResearchSettings, SpeechSettings):
     partial_settle_ms: int = setting(
         180, "silence after speech that asks for one more partial: if the utterance then "
         "ends, its final takes that partial's words instead of hearing it again (0: never)")
+    # voices: several people on one microphone
+    voices: str = setting(
+        "on", "tell apart the voices one microphone hears: each line gets its voice (1, 2, ...) "
+        "and people can name them (needs Resemblyzer's weights: pip install --no-deps "
+        "resemblyzer==0.1.4)", choices=["on", "off"])
+    voice: VoiceSettings = nested(VoiceSettings, "telling the voices of a session apart")
     # written text: chat lines and notes
     max_text_chars: int = setting(5000, "longest text message or posted note, in characters")
     text_per_minute: int = setting(

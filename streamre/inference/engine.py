@@ -4,6 +4,9 @@ What runs next, and when, is `BatchPolicy`'s decision (`streamre.inference.batch
 across sessions, gathering, one window per batch, typed sentences never holding up audio, finals
 before partials). This shell carries it out: it feeds the policy, sleeps when told to wait, and
 runs the blocking extractor on its own thread so the event loop never waits on the model.
+
+With a speaker encoder (`load_voices`), every final's audio is embedded in the same call as its
+hearing or reading, one batch for all of them (`InferenceResult.speaker_embedding`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from streamre.inference.batching import (BatchPolicy, DropPartials, HeardJob, Pa
                                          RunPartials, RunRead, RunSpeech, RunText, SpeechJob,
                                          TextJob, Wait)
 from streamre.inference.context import names_in_context
-from streamre.inference.seam import Reader, TripletExtractor, read_sentences
+from streamre.inference.seam import Reader, TripletExtractor, VoiceEncoder, read_sentences
 from streamre.triplets import Extraction, Triplet
 
 
@@ -34,6 +37,7 @@ class InferenceResult:
     infer_ms: float  # the model call (shared by the whole batch)
     batch_size: int
     names: tuple[str, ...] = ()  # a typed sentence's names, as its reader tagged them
+    speaker_embedding: np.ndarray | None = None  # the speaker encoder's, of its audio, if any
 
     def fields(self, asked_at: float) -> dict:
         """A `triplets` message's facts and timing fields (`Failed.fields` when there are
@@ -43,6 +47,13 @@ class InferenceResult:
                 "latency_ms": round((time.monotonic() - asked_at) * 1000, 1),
                 "queue_ms": round(self.queue_ms, 1), "infer_ms": round(self.infer_ms, 1),
                 "batch_size": self.batch_size}
+
+
+@dataclass(frozen=True)
+class Voiced:
+    """A final's answer with the speaker encoder's embedding of its audio."""
+    answer: Extraction
+    embedding: np.ndarray
 
 
 class TextUnavailable(RuntimeError):
@@ -62,15 +73,20 @@ class InferenceEngine:
         metrics: the server's `Metrics`, or None.
         live_producers: how many producers are streaming now.
         load_text: makes the text extractor for written sentences (None: text is refused).
+        load_voices: makes the speaker encoder (`streamre.voices.encoder`; None: finals carry
+            no voice).
     """
 
     def __init__(self, load: Callable[[], TripletExtractor], max_batch: int = 8,
                  gather_ms: int = 20, metrics=None,
                  live_producers: Callable[[], int] | None = None,
-                 load_text: Callable[[], Reader] | None = None) -> None:
+                 load_text: Callable[[], Reader] | None = None,
+                 load_voices: Callable[[], VoiceEncoder] | None = None) -> None:
         self._load = load
         self._load_text = load_text
+        self._load_voices = load_voices
         self.text_extractor: Reader | None = None
+        self.voice_encoder: VoiceEncoder | None = None
         self._live_producers = live_producers
         self.policy = BatchPolicy(max_batch, gather_ms / 1000)
         self.metrics = metrics
@@ -107,6 +123,9 @@ class InferenceEngine:
     def _load_and_warm(self) -> TripletExtractor:
         extractor = self._load()
         extractor.warmup()
+        if self._load_voices is not None:
+            self.voice_encoder = self._load_voices()
+            self.voice_encoder.embed([np.zeros(SAMPLE_RATE, np.int16)])  # warm
         if self._load_text is not None:
             self.text_extractor = self._load_text()
             self.text_extractor.warmup()
@@ -146,9 +165,11 @@ class InferenceEngine:
             job.future.set_result(None)
         return job is not None
 
-    async def submit_heard(self, session_id: str, text: str) -> InferenceResult:
-        """A final whose words a partial already heard: its facts, read ahead of any hearing."""
-        job = HeardJob(session_id, text, time.monotonic(), self._future())
+    async def submit_heard(self, session_id: str, text: str, audio: np.ndarray
+                           ) -> InferenceResult:
+        """A final whose words a partial already heard: its facts, read ahead of any hearing
+        (`audio`: its segment's, for its voice)."""
+        job = HeardJob(session_id, text, time.monotonic(), self._future(), audio)
         self.policy.add_heard(job)
         self._wakeup.set()
         return await job.future
@@ -185,10 +206,11 @@ class InferenceEngine:
                                  self._extract_text)
             elif isinstance(decision, RunSpeech):
                 await self._call(decision.jobs, [j.waveform for j in decision.jobs],
-                                 self._speech_call(decision.jobs), record=True)
+                                 self._voiced(decision.jobs, self._speech_call(decision.jobs)),
+                                 record=True)
             elif isinstance(decision, RunRead):
                 await self._call(decision.jobs, [j.text for j in decision.jobs],
-                                 self.extractor.read)
+                                 self._voiced(decision.jobs, self.extractor.read))
             elif isinstance(decision, RunPartials):
                 started = time.monotonic()
                 await self._call(decision.jobs, [j.waveform for j in decision.jobs],
@@ -218,6 +240,19 @@ class InferenceEngine:
         return partial(call or self.extractor.extract,
                        vocabularies=vocabularies if any(vocabularies) else None)
 
+    def _voiced(self, jobs: list[SpeechJob] | list[HeardJob], call: Callable[[list], list]
+                ) -> Callable[[list], list]:
+        """`call`, then (with a speaker encoder) its finals' voices in one batch, each answer
+        with its voice (`Voiced`)."""
+        if self.voice_encoder is None:
+            return call
+
+        def with_voices(items: list) -> list:
+            answers = call(items)
+            voices = self.voice_encoder.embed([j.waveform for j in jobs])
+            return [Voiced(answer, voice) for answer, voice in zip(answers, voices, strict=True)]
+        return with_voices
+
     def _extract_text(self, sentences: list[str]) -> list[Extraction]:
         """Typed sentences' facts, and their names (the room expects to hear them)."""
         return read_sentences(self.text_extractor, sentences, with_names=True)
@@ -242,10 +277,12 @@ class InferenceEngine:
         if record:
             self._record(batch, started, infer_ms)
         for job, answer in zip(batch, results, strict=True):
+            answer, embedding = (answer.answer, answer.embedding) \
+                if isinstance(answer, Voiced) else (answer, None)
             if not job.future.done():
                 job.future.set_result(answer if as_text else InferenceResult(
                     answer.text, answer.triplets, (started - job.submitted) * 1000, infer_ms,
-                    len(batch), answer.names))
+                    len(batch), answer.names, embedding))
 
     def _record(self, batch: list[SpeechJob], started: float, infer_ms: float) -> None:
         if not self.metrics:

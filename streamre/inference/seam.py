@@ -1,6 +1,7 @@
 """The seams of the speech path, written down as the engine, the pipeline and the commands
-call them: `Hearing` (segments to transcripts), `Reader` (sentences to facts) and
-`TripletExtractor` (segments to transcripts and facts, what the engine batches).
+call them: `Hearing` (segments to transcripts), `Reader` (sentences to facts),
+`TripletExtractor` (segments to transcripts and facts, what the engine batches) and
+`VoiceEncoder` (segments to speaker embeddings).
 
 Torch-free on purpose: the server and its tests can name the seams without loading a model.
 Every call is blocking and belongs on a worker thread, never on the event loop.
@@ -68,6 +69,13 @@ class TripletExtractor(Protocol):
     def window_of(self, waveform: np.ndarray) -> int: ...
 
     def warmup(self) -> None: ...
+
+
+class VoiceEncoder(Protocol):
+    """Segments (16 kHz, int16 or float) in, one unit vector each out that says whose voice it
+    is: shape = (len, dim)."""
+
+    def embed(self, waveforms: Sequence[np.ndarray]) -> np.ndarray: ...
 
 
 def read_sentences(reader: Reader, texts: Sequence[str], with_names: bool = False

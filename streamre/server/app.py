@@ -43,6 +43,7 @@ from streamre.server.notes import Notes
 from streamre.server.record import Retention
 from streamre.server.rooms import Rooms
 from streamre.server.session import Session
+from streamre.server.voices import voice_encoder
 from streamre.server.websocket import StreamEndpoint
 
 log = logging.getLogger("streamre.server")
@@ -68,7 +69,7 @@ class StreamServer:
             load_extractor or path.load_speech, max_batch=config.max_batch,
             gather_ms=config.gather_ms, metrics=self.metrics,
             live_producers=lambda: sum(1 for s in self.sessions if s.role == Role.PRODUCER),
-            load_text=load_text)
+            load_text=load_text, load_voices=voice_encoder(config))
         self.text_per_minute = config.text_per_minute if self.engine.takes_text else 0
         self.notes: Notes | None = None
         self.room_names: RoomNames | None = None

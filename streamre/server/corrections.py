@@ -1,7 +1,8 @@
 """What people fix, over HTTP (PROTOCOL 1.3): a corrected transcript line
 (`PUT /v1/rooms/{room}/transcript/{session_id}/{segment_id}`), read again by the text extractor;
-one entity merged into another or renamed (`POST /v1/rooms/{room}/entities/merge`); and what the
-room learnt from both (`GET`/`DELETE /v1/rooms/{room}/learnt`). `Corrections` carries each out
+one entity merged into another or renamed (`POST /v1/rooms/{room}/entities/merge`); a voice the
+server told apart, named (`PUT /v1/rooms/{room}/voices/{session_id}/{voice}`); and what the
+room learnt from corrections and merges (`GET`/`DELETE /v1/rooms/{room}/learnt`). `Corrections` carries each out
 on the rooms (`Room.change`, which journals, announces and learns); `routes` are its HTTP side.
 """
 
@@ -17,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from streamre.graph import Mention
-from streamre.graph.entries import Change, Correction, EntityMerge
+from streamre.graph.entries import Change, Correction, EntityMerge, VoiceName
 from streamre.hearing.vocabulary import MAX_PHRASE_CHARS
 from streamre.inference.engine import InferenceEngine
 from streamre.protocol import valid_room
@@ -77,7 +78,8 @@ class Corrections:
             log.exception("could not read the correction of %s/%s", session_id, segment_id)
             self.metrics.errors.labels("inference_failed").inc()
             return refusal(HTTPStatus.INTERNAL_SERVER_ERROR, "inference_failed", str(e))
-        mention = Mention(session_id, segment_id, line.speaker, text=text, source=line.source)
+        mention = Mention(session_id, segment_id, line.speaker, text=text, source=line.source,
+                          voice=line.voice)
         correction = Correction(mention, tuple(result.triplets), time.time(), by,
                                 line.heard if line.heard is not None else line.text)
         return self._changed(room, correction, lambda: {
@@ -100,6 +102,27 @@ class Corrections:
         if refused:
             return refused
         return self._changed(room, EntityMerge(source, into, time.time(), by), dict)
+
+    def name_voice(self, room: str, session_id: str, voice: int, body: bytes
+                   ) -> tuple[int, dict]:
+        """(HTTP status, answer) for `{"speaker"}` naming one voice of a session: the name
+        and how many lines it said so far (each now says it, as will its next ones)."""
+        try:
+            message = parse_object(body)
+            speaker, by = _speaker(message), _by(message)
+        except Refusal as e:
+            return refusal(HTTPStatus.BAD_REQUEST, e.code, str(e))
+        said = self.rooms.store.transcript.voice_lines(room, session_id, voice) \
+            if self.rooms.has_room(room) else []
+        if not said:
+            return refusal(HTTPStatus.NOT_FOUND, "no_such_voice",
+                            f"room {room!r} has no line of voice {voice} in session "
+                            f"{session_id!r}")
+        refused = self._take_rate()
+        if refused:
+            return refused
+        return self._changed(room, VoiceName(session_id, voice, speaker, time.time(), by),
+                             lambda: {"speaker": speaker, "lines": len(said)})
 
     def learnt(self, room: str) -> dict:
         return {"room": room, "learnt": [p.to_json() for p in self.rooms.learnt(room)]}
@@ -128,7 +151,8 @@ class Corrections:
             self.metrics.errors.labels("journal_failed").inc()
             return refusal(HTTPStatus.INTERNAL_SERVER_ERROR, "journal_failed", str(e))
         self.metrics.changes.labels(
-            "correction" if isinstance(change, Correction) else "merge").inc()
+            "correction" if isinstance(change, Correction) else
+            "voice" if isinstance(change, VoiceName) else "merge").inc()
         return HTTPStatus.OK, {**answer(), "version": target.graph.version}
 
     def _text(self, message: dict) -> str:
@@ -153,6 +177,14 @@ def _by(message: dict) -> str | None:
     if by is None:
         return None
     return " ".join(by.split()) or None
+
+
+def _speaker(message: dict) -> str:
+    speaker = message.get("speaker")
+    if not isinstance(speaker, str) or not speaker.strip() or len(speaker) > MAX_SPEAKER_CHARS:
+        raise Refusal("bad_speaker", f"speaker must be a name of 1 to {MAX_SPEAKER_CHARS} "
+                      "characters")
+    return " ".join(speaker.split())
 
 
 def _name(message: dict, field: str) -> str:
@@ -189,6 +221,18 @@ def routes(corrections: Corrections) -> list[Route]:
                 "error": "bad_merge", "message": "a merge's body is at most 4096 bytes"})
         return json_response(*await corrections.merge(name, body))
 
+    async def name_voice(request: Request) -> Response:
+        name = request.path_params["room"]
+        refused = refused_json(request, name, "the voice's name")
+        if refused is not None:
+            return refused
+        body = await read_body(request, 4096)
+        if body is None:
+            return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
+                "error": "bad_speaker", "message": "a voice's name is at most 4096 bytes"})
+        p = request.path_params
+        return json_response(*corrections.name_voice(name, p["session_id"], p["voice"], body))
+
     async def learnt(request: Request) -> Response:
         name = request.path_params["room"]
         if not valid_room(name):
@@ -202,5 +246,7 @@ def routes(corrections: Corrections) -> list[Route]:
         Route("/v1/rooms/{room:path}/transcript/{session_id}/{segment_id:int}", correct,
               methods=["PUT"]),
         Route("/v1/rooms/{room:path}/entities/merge", merge, methods=["POST"]),
+        Route("/v1/rooms/{room:path}/voices/{session_id}/{voice:int}", name_voice,
+              methods=["PUT"]),
         Route("/v1/rooms/{room:path}/learnt", learnt, methods=["GET", "DELETE"]),
     ]

@@ -46,7 +46,8 @@ class Metrics:
                                       registry=r)
         self.mqtt_reconnects = Counter("streamre_mqtt_reconnects",
                                        "Failed MQTT connection attempts", registry=r)
-        self.changes = Counter("streamre_changes", "Corrections and merges people made here",
+        self.changes = Counter("streamre_changes",
+                               "Corrections, merges and voices' names people made here",
                                ["kind"], registry=r)
         self.lagging = Counter("streamre_lagging_warnings", "Lagging warnings sent", registry=r)
         self.viewer_resyncs = Counter("streamre_viewer_resyncs",

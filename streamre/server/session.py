@@ -2,7 +2,8 @@
 
 Frames go into the protocol; the shell carries its actions out: replies on the session's
 outbox, room membership, segments to the inference engine (with backpressure) and their
-answers to the room graph and the client, live captions, and the end of the stream.
+answers to the room graph and the client, live captions, and the end of the stream. Each
+answered segment's voice is told apart here, in stream order (`VoiceClusterer`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from streamre.server.outbox import Outbox
 from streamre.server.names import RoomNames
 from streamre.server.room import Room, record_counted
 from streamre.server.rooms import Rooms
+from streamre.voices.clusterer import VoiceClusterer, VoiceSettings
 
 log = logging.getLogger("streamre.session")
 
@@ -39,6 +41,7 @@ class SessionSettings:
     send_queue: int  # messages a client may fall behind before its graph updates resync
     session_queue: int  # segments waiting for the model before the client's audio is not read
     lag_warning_s: float  # a segment waiting longer than this warns the client
+    voices: VoiceSettings = VoiceSettings()  # how the voices of its segments are told apart
 
 
 class Session:
@@ -69,6 +72,7 @@ class Session:
         self._last_lag_warning = 0.0
         self._started_at = time.time()
         self.captions = Captions(self.id, engine, metrics, lambda: self.protocol.speaker)
+        self.voices = VoiceClusterer(settings.voices)
 
     @property
     def role(self) -> str | None:
@@ -181,11 +185,13 @@ class Session:
                 await before  # the segment before this one is journaled and answered first
             failed = heard if isinstance(heard, Failed) else None
             text, triplets = ("", []) if failed else (heard.text, heard.triplets)
+            voice = None if failed or heard.speaker_embedding is None else \
+                self.voices.assign(heard.speaker_embedding, len(segment.audio) / SAMPLE_RATE)
             # The room journals the segment and learns its facts before the client is told.
             # Meeting time: when the session started plus where in its stream the segment is.
             # Live, that is the wall clock; a file sent faster keeps its pace.
             mention = Mention(self.id, segment.index, self.protocol.speaker,
-                              continues_previous=segment.overlap > 0, text=text)
+                              continues_previous=segment.overlap > 0, text=text, voice=voice)
             # A journal that refused the segment is what the client hears of first.
             failed = record_counted(self.room, self.metrics, mention, triplets,
                                     self._started_at + segment.end_s,
@@ -193,6 +199,8 @@ class Session:
                                     segment.end_s) or failed
             message = triplets_message(segment, text, **(failed.fields() if failed
                                                          else heard.fields(closed_at)))
+            if voice is not None:
+                message["voice"] = voice
             self.metrics.latency.observe(time.monotonic() - closed_at)
             self.outbox.send(message)
             self.room.report(self.id, message)
@@ -208,7 +216,7 @@ class Session:
         words = await heard_by if heard_by is not None else None
         try:
             if words is not None:
-                result = await self.engine.submit_heard(self.id, words)
+                result = await self.engine.submit_heard(self.id, words, segment.audio)
                 self.metrics.finals_from_partials.inc()
             else:
                 result = await self.engine.submit(self.id, segment.audio,

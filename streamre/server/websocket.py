@@ -74,4 +74,5 @@ class StreamEndpoint:
             partials=cfg.partial_pacing)
         return Session(connection, protocol, self.engine, self.rooms, self.room_names,
                        self.metrics,
-                       SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s))
+                       SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s,
+                                       cfg.voice))

@@ -4,7 +4,7 @@ closest to, or opens a new one. Pure and synchronous; the session feeds it in st
 A voice is the mean of its segments' embeddings (GE2E's centroid). A segment joins its closest
 voice, which learns from it, when their cosine similarity reaches `threshold`; below it, the
 segment is somebody not heard yet and opens the next voice. A segment too short to be sure of
-(`min_open_s` of speech) only ever joins its closest voice (the first, if there is none yet),
+(under `min_open_s`) only ever joins its closest voice (the first, if there is none yet),
 and no voice learns from it. Voices are numbered from 1 in the order they were opened, and a
 segment's number never changes once given.
 
@@ -27,14 +27,15 @@ class VoiceSettings:
     """How a session's voices are told apart (`serve --voice-*`)."""
     threshold: float = setting(0.82, "cosine similarity to its closest voice at which a "
                                      "segment joins it; below, it opens a new voice")
-    min_open_s: float = setting(1.0, "speech a segment needs to open a new voice or move one")
-    max_voices: int = setting(8, "voices told apart in one session; past it, the closest is taken")
+    min_open_s: float = setting(1.0, "seconds a segment needs to open a new voice or move one")
+    max_per_session: int = setting(8, "voices told apart in one session; past it, a segment "
+                                      "joins the closest")
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.threshold <= 1.0:
             raise ValueError(f"voice threshold must be in [-1, 1], got {self.threshold}")
-        if self.min_open_s < 0 or self.max_voices < 1:
-            raise ValueError("voice min_open_s must be >= 0 and max_voices >= 1")
+        if self.min_open_s < 0 or self.max_per_session < 1:
+            raise ValueError("voice min_open_s must be >= 0 and max_per_session >= 1")
 
 
 class VoiceClusterer:
@@ -49,17 +50,16 @@ class VoiceClusterer:
     def voices(self) -> int:
         return len(self._sums)
 
-    def assign(self, embedding: np.ndarray, speech_s: float) -> int:
-        """The voice (1, 2, ...) of a segment with this unit `embedding` and `speech_s`
-        seconds of speech."""
+    def assign(self, embedding: np.ndarray, seconds: float) -> int:
+        """The voice (1, 2, ...) of a segment of `seconds` with this unit `embedding`."""
         embedding = np.asarray(embedding, np.float32)
         if not self._sums:
             return self._open(embedding)
         similarity = np.stack(self._centroids) @ embedding
         best = int(np.argmax(similarity))
-        if speech_s < self.settings.min_open_s:
+        if seconds < self.settings.min_open_s:
             return best + 1
-        if similarity[best] < self.settings.threshold and self.voices < self.settings.max_voices:
+        if similarity[best] < self.settings.threshold and self.voices < self.settings.max_per_session:
             return self._open(embedding)
         self._sums[best] = self._sums[best] + embedding
         self._centroids[best] = _unit(self._sums[best])
