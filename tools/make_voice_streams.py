@@ -7,10 +7,11 @@
 For each of 2, 3 and 4 voices, `--streams` streams with pauses between turns (0.6 to 1.4 s)
 and as many without (0 to 0.15 s: the VAD hears one utterance over a change of speaker), each
 of 16 turns of one sentence from the meetings set of that split, white noise at 20 dB SNR.
-Plus, for every voice of the pool, a stream of that voice alone for `--single-minutes`
-(a voice must never split in two). Dev and test draw their voices from
-disjoint pools: the threshold chosen on dev never heard a test voice. Writes `<name>.wav` and `<name>.json` ({"voices", "turns": [{start,
-end, speaker}], "pauses", "snr_db"}); turn times are each sentence's voiced span. Deterministic.
+Plus, for every voice of the pool, a stream of that voice alone for `--single-minutes` (a voice
+must never split in two). Dev and test draw their voices from disjoint pools: the threshold
+chosen on dev never heard a test voice. Writes `<name>.wav` and `<name>.json` ({"voices",
+"turns": [{start, end, speaker}], "pauses", "snr_db"}); turn times are each sentence's voiced
+span. Deterministic.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ Finals come first. A final whose words its last partial already heard (`HeardJob
 before anything else. Partials (`PartialJob`, live captions) run only when nothing else waits: one
 is refused while segments are queued, and queued ones are dropped as soon as a segment arrives, so
 a partial never delays a final by more than the batch already running. Partials may also be
-held to `partial_share` of the model's time (all of it by default; see PARTIAL_SHARE): after a batch of them took T seconds, the next waits
-until the model has had T·(1 − share)/share seconds for anything else, so on a slow model
-(or under load) partials thin out instead of filling every gap a final could arrive in. A
+held to `partial_share` of the model's time (all of it by default; see PARTIAL_SHARE): after a
+batch of them took T seconds, the next waits until the model has had T·(1 − share)/share
+seconds for anything else, so on a slow model (or under load) partials thin out instead of
+filling every gap a final could arrive in. A
 partial heard at a pause does not rest: it is the final's hearing, done early.
 
 `BatchPolicy.decide(now, live_producers)` is the whole contract: it returns `RunSpeech`,

@@ -8,8 +8,8 @@
 """
 
 from streamre.protocol.session import (Action, Admit, Busy, Close, DropSegment, Finish,
-                                       HearPartial, Infer, InferText, JoinRoom, Reply, SendHistory, SendSnapshot,
-                                       SessionProtocol)
+                                       HearPartial, Infer, InferText, JoinRoom, Reply,
+                                       SendHistory, SendSnapshot, SessionProtocol)
 from streamre.protocol.wire import (ENCODINGS, PROTOCOL_VERSION, ROOM_NAME, STREAM_PATH, CloseCode,
                                     Failed, Limits, Role, done_message, error_message,
                                     partial_message, ping_message,

@@ -2,8 +2,9 @@
 (`PUT /v1/rooms/{room}/transcript/{session_id}/{segment_id}`), read again by the text extractor;
 one entity merged into another or renamed (`POST /v1/rooms/{room}/entities/merge`); a voice the
 server told apart, named (`PUT /v1/rooms/{room}/voices/{session_id}/{voice}`); and what the
-room learnt from corrections and merges (`GET`/`DELETE /v1/rooms/{room}/learnt`). `Corrections` carries each out
-on the rooms (`Room.change`, which journals, announces and learns); `routes` are its HTTP side.
+room learnt from corrections and merges (`GET`/`DELETE /v1/rooms/{room}/learnt`).
+`Corrections` carries each out on the rooms (`Room.change`, which journals, announces and
+learns); `routes` are its HTTP side.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def evaluate(folder: str | Path, choices: list[VoiceSettings], vad: VadConfig | 
             key = f"{settings.threshold:g}"
             lines = [Line(s.start_s, s.end_s,
                           clusterer.assign(e, len(s.audio) / SAMPLE_RATE))
-                     for s, e in zip(cut, embeddings)]
+                     for s, e in zip(cut, embeddings, strict=True)]
             result = score(turns, lines)
             per_stream[truth.stem][key] = result.to_json()
             totals[kind][key].append(result)

@@ -81,17 +81,17 @@ def best_matching(pairs: list[tuple[int, str | None]]) -> dict[int, str]:
     best: dict[int, str] = {}
     best_right = -1
     for chosen in itertools.permutations(slots, len(voices)):
-        right = sum(counts[(v, s)] for v, s in zip(voices, chosen) if s is not None)
+        right = sum(counts[(v, s)] for v, s in zip(voices, chosen, strict=True) if s is not None)
         if right > best_right:
             best_right = right
-            best = {v: s for v, s in zip(voices, chosen) if s is not None}
+            best = {v: s for v, s in zip(voices, chosen, strict=True) if s is not None}
     return best
 
 
 def score(turns: list[Turn], lines: list[Line]) -> VoiceScore:
     truth = true_speakers(turns, lines)
-    named = best_matching([(line.voice, who) for line, (who, _) in zip(lines, truth)])
-    right = sum(1 for line, (who, _) in zip(lines, truth)
+    named = best_matching([(line.voice, who) for line, (who, _) in zip(lines, truth, strict=True)])
+    right = sum(1 for line, (who, _) in zip(lines, truth, strict=True)
                 if who is not None and named.get(line.voice) == who)
     end = max([t.end for t in turns] + [line.end for line in lines] + [0.0])
     frames = int(np.ceil(end / GRID_S)) + 1

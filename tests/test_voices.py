@@ -1,0 +1,249 @@
+"""Voices on one microphone: the online clusterer and the scoring with data alone; the real
+speaker encoder (Resemblyzer's packaged weights) on two synthetic engines' voices; and a real
+`streamre serve` telling two voices of one stream apart, a voice named over HTTP for its past
+and future lines, kept over a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from websockets.asyncio.client import connect
+
+from helpers import http_get, pcm_frames, send_json, start_server, start_text, wire
+from streamre.corpus.voices import parse_voice
+from streamre.protocol import stop_message
+from streamre.voices import encoder as voice_encoder
+from streamre.voices.clusterer import VoiceClusterer, VoiceSettings
+from streamre.voices.encoder import EncoderMissing, SpeakerEncoder, window_starts
+from streamre.voices.scoring import Line, Turn, best_matching, score
+
+ONE, OTHER = "flite:kal16", "espeak:en-us+f3:s160:p70"  # a flite man, an espeak-ng woman
+SENTENCES = ["The budget review moves to Thursday after the board meeting.",
+             "Please send the contract to the legal team before noon.",
+             "Our office in Lisbon opens next month with twelve people.",
+             "I will call the supplier about the delayed shipment tomorrow."]
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.array(values, np.float32)
+    return v / np.linalg.norm(v)
+
+
+# -- the clusterer, with data alone ------------------------------------------------------------
+
+def test_a_new_voice_opens_below_the_threshold_and_a_known_one_is_joined():
+    voices = VoiceClusterer(VoiceSettings(threshold=0.8))
+    assert voices.assign(unit(1, 0, 0), 3.0) == 1
+    assert voices.assign(unit(0, 1, 0), 3.0) == 2
+    assert voices.assign(unit(0.95, 0.1, 0), 3.0) == 1
+    assert voices.assign(unit(0.1, 0.95, 0.1), 3.0) == 2
+    assert voices.voices == 2
+
+
+def test_a_short_segment_never_opens_a_voice():
+    voices = VoiceClusterer(VoiceSettings(threshold=0.8, min_open_s=1.0))
+    assert voices.assign(unit(0, 0, 1), 0.5) == 1  # the first line has a voice however short
+    assert voices.assign(unit(1, 0, 0), 0.6) == 1  # far from it, but too short to be sure of
+    assert voices.voices == 1
+    assert voices.assign(unit(1, 0, 0), 1.5) == 2
+
+
+def test_past_the_most_voices_a_segment_joins_the_closest():
+    voices = VoiceClusterer(VoiceSettings(threshold=0.99, max_per_session=2))
+    assert [voices.assign(unit(*v), 2.0) for v in ((1, 0, 0), (0, 1, 0), (0.2, 0.1, 1))] \
+        == [1, 2, 1]
+    assert voices.voices == 2
+
+
+@pytest.mark.parametrize("bad", [dict(threshold=1.5), dict(min_open_s=-1),
+                                 dict(max_per_session=0)])
+def test_bad_voice_settings_are_refused(bad):
+    with pytest.raises(ValueError):
+        VoiceSettings(**bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.floats(-1, 1), min_size=4, max_size=4),
+                          st.floats(0, 5)), min_size=1, max_size=30),
+       st.floats(-1, 1))
+def test_voices_are_numbered_from_one_in_the_order_they_open(segments, threshold):
+    voices = VoiceClusterer(VoiceSettings(threshold=threshold))
+    opened = 0
+    for values, seconds in segments:
+        v = np.array(values, np.float32) + np.float32(1e-3)  # never the zero vector
+        voice = voices.assign(v / np.linalg.norm(v), seconds)
+        assert 1 <= voice <= opened + 1  # an old number, or the next one
+        opened = max(opened, voice)
+        assert voices.voices == opened
+
+
+# -- scoring -----------------------------------------------------------------------------------
+
+TURNS = [Turn(0.5, 3.0, "ana"), Turn(4.0, 6.0, "bo"), Turn(7.0, 9.5, "ana")]
+
+
+def test_lines_are_scored_under_the_best_one_to_one_naming():
+    # Lines off their turns' edges by less than the collar: nothing is wrong by time.
+    right = score(TURNS, [Line(0.4, 3.2, 2), Line(3.9, 6.1, 1), Line(6.8, 9.6, 2)])
+    assert (right.lines_right, right.voices, right.speakers) == (3, 2, 2)
+    assert right.der == 0.0
+    merged = score(TURNS, [Line(0.4, 3.2, 1), Line(3.9, 6.1, 1), Line(6.8, 9.6, 1)])
+    assert (merged.lines_right, merged.voices) == (2, 1)
+    assert merged.der == pytest.approx(1.5 / 5.5, abs=0.01)  # bo's scored time given to ana
+    late = score(TURNS, [Line(0.4, 3.7, 2), Line(3.9, 6.1, 1), Line(6.8, 9.6, 2)])
+    assert late.der == pytest.approx(0.45 / 5.5, abs=0.01)  # speech where there was none
+
+
+def test_a_voice_past_the_speakers_count_matches_nobody():
+    assert best_matching([(1, "ana"), (2, "bo"), (3, "ana"), (1, "ana")]) == {1: "ana", 2: "bo"}
+
+
+def test_a_line_over_a_change_of_speaker_is_counted():
+    found = score(TURNS[:2], [Line(0.2, 6.5, 1)])
+    assert found.turn_changes_inside == 1
+
+
+def test_windows_cover_a_segment_at_most_three_times():
+    assert window_starts(50) == [0]
+    assert window_starts(320) == [0, 160]
+    starts = window_starts(3000)
+    assert len(starts) == 3 and starts[0] == 0 and starts[-1] + 0.75 * 160 <= 3000  # padded
+
+
+# -- the real encoder --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def encoder() -> SpeakerEncoder:
+    return SpeakerEncoder()
+
+
+@pytest.fixture(scope="module")
+def two_voices() -> dict[str, list[np.ndarray]]:
+    return {spec: [parse_voice(spec).render(text) for text in SENTENCES]
+            for spec in (ONE, OTHER)}
+
+
+def test_the_encoder_tells_two_engines_voices_apart_and_keeps_one_voice_one(encoder,
+                                                                             two_voices):
+    turns = [two_voices[ONE][0], two_voices[OTHER][0], two_voices[ONE][1],
+             two_voices[OTHER][1], two_voices[ONE][2], two_voices[ONE][3],
+             two_voices[OTHER][2], two_voices[OTHER][3]]
+    embedded = encoder.embed(turns)
+    assert embedded.shape == (8, 256)
+    assert np.allclose(np.linalg.norm(embedded, axis=1), 1.0, atol=1e-5)
+    voices = VoiceClusterer()
+    assert [voices.assign(e, len(a) / 16000) for e, a in zip(embedded, turns, strict=True)] \
+        == [1, 2, 1, 2, 1, 1, 2, 2]
+
+
+def test_one_voice_alone_stays_one(encoder, two_voices):
+    voices = VoiceClusterer()
+    for audio in two_voices[OTHER] + two_voices[OTHER][::-1]:
+        assert voices.assign(encoder.embed([audio])[0], len(audio) / 16000) == 1
+
+
+def test_a_batch_embeds_each_segment_as_it_would_alone(encoder, two_voices):
+    audio = two_voices[ONE][:3]
+    together = encoder.embed(audio)
+    alone = np.stack([encoder.embed([a])[0] for a in audio])
+    assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_missing_weights_say_what_to_install(monkeypatch):
+    monkeypatch.setattr(voice_encoder.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(EncoderMissing, match="pip install --no-deps resemblyzer"):
+        voice_encoder.weights_path()
+
+
+# -- a real server -----------------------------------------------------------------------------
+
+def meeting(two_voices, order: list[tuple[str, int]]) -> np.ndarray:
+    """The turns in `order` ((voice, sentence)), a second of silence around each."""
+    silence = np.zeros(16000, np.int16)
+    parts = [silence]
+    for spec, i in order:
+        parts += [two_voices[spec][i], silence]
+    return np.concatenate(parts)
+
+
+async def produce(url: str, before: np.ndarray, between, after: np.ndarray) -> list[dict]:
+    """One producer: `before`, then (once its lines are answered) `between()`, then `after`;
+    every message it got."""
+    async with connect(url, max_size=None) as ws:
+        await ws.send(start_text("table", speaker="Room 4"))
+        messages: list[dict] = []
+
+        async def answered(n: int) -> None:
+            while sum(m["type"] == "triplets" for m in messages) < n:
+                messages.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
+
+        for frame in pcm_frames(before, 16000):
+            await ws.send(frame)
+        await answered(4)
+        between(messages)
+        for frame in pcm_frames(after, 16000):
+            await ws.send(frame)
+        await ws.send(wire(stop_message()))
+        async for raw in ws:
+            messages.append(json.loads(raw))
+    return messages
+
+
+def transcript(http: str) -> list[dict]:
+    status, _, body = http_get(f"{http}/v1/rooms/table/transcript")
+    assert status == 200
+    return json.loads(body)["segments"]
+
+
+@pytest.mark.slow
+def test_a_shared_microphone_gets_its_voices_and_a_named_voice_keeps_its_name(two_voices,
+                                                                            tmp_path):
+    before = meeting(two_voices, [(ONE, 0), (OTHER, 0), (ONE, 1), (OTHER, 1)])
+    after = meeting(two_voices, [(OTHER, 2), (ONE, 2)])
+    data = ("--data-dir", str(tmp_path / "data"))
+    process, port = start_server(*data)
+    http, url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/stream"
+    named = {}
+
+    def name_the_second_voice(messages: list[dict]) -> None:
+        session = next(m for m in messages if m["type"] == "ready")["session_id"]
+        named["answer"] = send_json(f"{http}/v1/rooms/table/voices/{session}/2",
+                                    json.dumps({"speaker": "Grace Kim"}).encode(), method="PUT")
+        named["missing"] = send_json(f"{http}/v1/rooms/table/voices/{session}/9",
+                                     json.dumps({"speaker": "Nobody"}).encode(), method="PUT")
+        named["bad"] = send_json(f"{http}/v1/rooms/table/voices/{session}/1",
+                                 json.dumps({"speaker": " "}).encode(), method="PUT")
+
+    try:
+        messages = asyncio.run(produce(url, before, name_the_second_voice, after))
+        said = [m for m in messages if m["type"] == "triplets"]
+        assert [m.get("voice") for m in said] == [1, 2, 1, 2, 2, 1]
+        assert named["answer"] == (200, {"speaker": "Grace Kim", "lines": 2,
+                                         "version": named["answer"][1]["version"]})
+        assert named["missing"][0] == 404 and named["missing"][1]["error"] == "no_such_voice"
+        assert named["bad"][0] == 400 and named["bad"][1]["error"] == "bad_speaker"
+        lines = transcript(http)
+        assert [(s["voice"], s["speaker"]) for s in lines] == [
+            (1, "Room 4"), (2, "Grace Kim"), (1, "Room 4"), (2, "Grace Kim"),
+            (2, "Grace Kim"), (1, "Room 4")]  # past and future lines of voice 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    process, port = start_server(*data)
+    http = f"http://127.0.0.1:{port}"
+    try:
+        assert [s["speaker"] for s in transcript(http)] == [
+            "Room 4", "Grace Kim", "Room 4", "Grace Kim", "Grace Kim", "Room 4"]
+        status, _, body = http_get(f"{http}/v1/rooms/table/export?format=json")
+        participants = {p["speaker"]: p["segments"] for p in json.loads(body)["participants"]}
+        assert participants == {"Room 4": 3, "Grace Kim": 3}
+        status, _, body = http_get(f"{http}/v1/rooms/table/export?format=md")
+        assert "- Grace Kim: 3 line(s)" in body.decode()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
