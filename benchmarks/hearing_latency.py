@@ -70,7 +70,7 @@ def measure(extractor, audio: np.ndarray, repeats: int, batch_sizes: list[int]) 
             "whole": timed(lambda: extractor.extract([audio]), repeats)}
     for size in batch_sizes:
         extractor.extract([audio] * size)  # the first call of a shape pays for its set-up
-        runs[f"batch{size}"] = timed(lambda: extractor.extract([audio] * size),
+        runs[f"batch{size}"] = timed(lambda size=size: extractor.extract([audio] * size),
                                      max(3, repeats // 5))
     return {"heard": text, **{f"{name}_p{q}_ms": round(float(np.percentile(t, q)), 1)
                               for name, t in runs.items() for q in (50, 95)}}

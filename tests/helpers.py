@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import json
 import re
@@ -42,6 +43,29 @@ def synthesize(text: str, path: Path, voice: str = "en-us", speed: int = 160) ->
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text],
                    check=True, capture_output=True)
     return path
+
+
+# Two voices of different engines on one microphone: a flite man and an espeak-ng woman.
+VOICE_ONE, VOICE_OTHER = "flite:kal16", "espeak:en-us+f3:s160:p70"
+VOICE_SENTENCES = ["The budget review moves to Thursday after the board meeting.",
+                   "Please send the contract to the legal team before noon.",
+                   "Our office in Lisbon opens next month with twelve people.",
+                   "I will call the supplier about the delayed shipment tomorrow."]
+
+
+@functools.lru_cache(maxsize=None)
+def voice_says(spec: str, sentence: int) -> np.ndarray:
+    """VOICE_SENTENCES[sentence] in voice `spec`, 16 kHz int16."""
+    from streamre.corpus.voices import parse_voice
+
+    return parse_voice(spec).render(VOICE_SENTENCES[sentence])
+
+
+def shared_microphone(turns: list[tuple[str, int]]) -> np.ndarray:
+    """The turns ((voice, sentence)) one after another, a second of silence around each."""
+    silence = np.zeros(16000, np.int16)
+    return np.concatenate([silence, *[part for spec, i in turns
+                                      for part in (voice_says(spec, i), silence)]])
 
 
 def send_json(url: str, body: bytes, content_type: str = "application/json",

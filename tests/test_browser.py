@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (CHROMIUM_FLAGS, FACT, FACT_TEXT, TEXT_SENTENCES, http_get, noise,
-                     send_json, speak, stream, viewer_page)
+from helpers import (CHROMIUM_FLAGS, FACT, FACT_TEXT, TEXT_SENTENCES, VOICE_ONE, VOICE_OTHER,
+                     http_get, noise, send_json, shared_microphone, speak, stream, viewer_page)
 from streamre.graph import GraphSettings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -290,6 +290,42 @@ def test_a_line_corrected_and_an_entity_renamed_in_one_page_change_every_page(
             assert page.locator("#edges tbody td").first.inner_text() == "Maria Lopes"
         graph = room_graph(server, "fix")
         assert {n["label"] for n in graph["nodes"]} == {"Boston", "Maria Lopes"}
+
+
+# Each line of the transcript: its speaker, the voice it says, and the voice it is coloured by.
+VOICED_LINES = """() => [...document.querySelectorAll('#transcript li:not(.silent)')].map((li) =>
+    [li.querySelector('.speaker').textContent, li.querySelector('.voice').textContent,
+     li.dataset.voice || ''])"""
+
+
+def test_a_shared_microphones_voices_are_told_apart_and_one_is_named_on_the_page(make_server):
+    """Two people at one microphone: every page colours and labels each line by its voice;
+    naming a voice on one page renames its lines on every page."""
+    server = make_server()
+    audio = shared_microphone([(VOICE_ONE, 0), (VOICE_OTHER, 0), (VOICE_ONE, 1),
+                               (VOICE_OTHER, 1)])
+    asyncio.run(stream(server.url, audio, room="table", speaker="Room 4"))
+    with viewer_page(server, "table") as one:
+        two = one.open_viewer()
+        for page in (one, two):
+            page.wait_for_function("document.querySelectorAll('#transcript li').length === 4",
+                                   timeout=20000)
+            assert page.evaluate(VOICED_LINES) == [
+                ["Room 4", "voice 1", "1"], ["Room 4", "voice 2", "2"],
+                ["Room 4", "voice 1", "1"], ["Room 4", "voice 2", "2"]]
+            colours = page.evaluate("[...document.querySelectorAll('#transcript li')].map("
+                                    "(li) => getComputedStyle(li).borderLeftColor)")
+            assert colours[0] == colours[2] != colours[1] == colours[3]
+        speaker = one.locator("#transcript li .speaker").nth(1)
+        speaker.click()
+        speaker.fill("Grace Kim")
+        speaker.press("Enter")
+        for page in (one, two):
+            page.wait_for_function("[...document.querySelectorAll('#transcript .speaker')]"
+                                   ".map((s) => s.textContent).join('|') === "
+                                   "'Room 4|Grace Kim|Room 4|Grace Kim'", timeout=20000)
+    said = json.loads(http_get(f"{server.http}/v1/rooms/table/transcript")[2])["segments"]
+    assert [s["speaker"] for s in said] == ["Room 4", "Grace Kim", "Room 4", "Grace Kim"]
 
 
 def journal_meeting(data_dir: Path, room: str) -> dict:

@@ -11,6 +11,7 @@ from streamre.audio import VadConfig
 from streamre.config import ConfigError, ServeConfig, load_config
 from streamre.graph import GraphSettings
 from streamre.settings import leaves
+from streamre.voices.clusterer import VoiceSettings
 
 
 def parse(*argv: str):
@@ -69,8 +70,9 @@ def test_help_documents_every_setting(capsys):
     with pytest.raises(SystemExit):
         parse("--help")
     text = " ".join(capsys.readouterr().out.split())
-    assert len(leaves(ServeConfig)) == len(dataclasses.fields(ServeConfig)) - 2 + len(
-        dataclasses.fields(VadConfig)) + len(dataclasses.fields(GraphSettings))
+    assert len(leaves(ServeConfig)) == len(dataclasses.fields(ServeConfig)) - 3 + len(
+        dataclasses.fields(VadConfig)) + len(dataclasses.fields(GraphSettings)) + len(
+        dataclasses.fields(VoiceSettings))
     for leaf in leaves(ServeConfig):
         assert leaf.flag in text and leaf.env in text and f"TOML key {leaf.toml}" in text
     assert "--vad-hangover-ms" in text and "TOML key graph.max_nodes" in text

@@ -14,20 +14,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from websockets.asyncio.client import connect
 
-from helpers import http_get, pcm_frames, send_json, start_server, start_text, wire
-from streamre.corpus.voices import parse_voice
+from helpers import (VOICE_ONE as ONE, VOICE_OTHER as OTHER, http_get, pcm_frames, send_json,
+                     shared_microphone, start_server, start_text, voice_says, wire)
 from streamre.protocol import stop_message
 from streamre.voices import encoder as voice_encoder
 from streamre.voices.clusterer import VoiceClusterer, VoiceSettings
 from streamre.voices.encoder import EncoderMissing, SpeakerEncoder, window_starts
 from streamre.voices.scoring import Line, Turn, best_matching, score
-
-ONE, OTHER = "flite:kal16", "espeak:en-us+f3:s160:p70"  # a flite man, an espeak-ng woman
-SENTENCES = ["The budget review moves to Thursday after the board meeting.",
-             "Please send the contract to the legal team before noon.",
-             "Our office in Lisbon opens next month with twelve people.",
-             "I will call the supplier about the delayed shipment tomorrow."]
-
 
 def unit(*values: float) -> np.ndarray:
     v = np.array(values, np.float32)
@@ -124,8 +117,7 @@ def encoder() -> SpeakerEncoder:
 
 @pytest.fixture(scope="module")
 def two_voices() -> dict[str, list[np.ndarray]]:
-    return {spec: [parse_voice(spec).render(text) for text in SENTENCES]
-            for spec in (ONE, OTHER)}
+    return {spec: [voice_says(spec, i) for i in range(4)] for spec in (ONE, OTHER)}
 
 
 def test_the_encoder_tells_two_engines_voices_apart_and_keeps_one_voice_one(encoder,
@@ -162,15 +154,6 @@ def test_missing_weights_say_what_to_install(monkeypatch):
 
 # -- a real server -----------------------------------------------------------------------------
 
-def meeting(two_voices, order: list[tuple[str, int]]) -> np.ndarray:
-    """The turns in `order` ((voice, sentence)), a second of silence around each."""
-    silence = np.zeros(16000, np.int16)
-    parts = [silence]
-    for spec, i in order:
-        parts += [two_voices[spec][i], silence]
-    return np.concatenate(parts)
-
-
 async def produce(url: str, before: np.ndarray, between, after: np.ndarray) -> list[dict]:
     """One producer: `before`, then (once its lines are answered) `between()`, then `after`;
     every message it got."""
@@ -201,10 +184,9 @@ def transcript(http: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_a_shared_microphone_gets_its_voices_and_a_named_voice_keeps_its_name(two_voices,
-                                                                            tmp_path):
-    before = meeting(two_voices, [(ONE, 0), (OTHER, 0), (ONE, 1), (OTHER, 1)])
-    after = meeting(two_voices, [(OTHER, 2), (ONE, 2)])
+def test_a_shared_microphone_gets_its_voices_and_a_named_voice_keeps_its_name(tmp_path):
+    before = shared_microphone([(ONE, 0), (OTHER, 0), (ONE, 1), (OTHER, 1)])
+    after = shared_microphone([(OTHER, 2), (ONE, 2)])
     data = ("--data-dir", str(tmp_path / "data"))
     process, port = start_server(*data)
     http, url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/stream"

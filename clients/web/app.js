@@ -330,7 +330,7 @@ function transcriptLine(key, when, text) {
   if (!line) {
     const item = document.createElement("li");
     item.dataset.segment = key;
-    const [number, speaker, stamp, words] = ["number", "speaker", "when", "text"]
+    const [number, speaker, voice, stamp, words] = ["number", "speaker", "voice", "when", "text"]
       .map((name) => span(name));
     const edit = document.createElement("button");
     edit.className = "edit";
@@ -338,10 +338,15 @@ function transcriptLine(key, when, text) {
     edit.title = "correct this line: its facts are read again, and the room learns the names";
     const facts = document.createElement("div");
     facts.className = "facts";
-    item.append(number, speaker, stamp, words, edit, facts);
+    item.append(number, speaker, voice, stamp, words, edit, facts);
     line = { key, item, facts: new Set(), edges: [] };
     item.onclick = () => highlightLine(line);
     edit.onclick = (event) => { event.stopPropagation(); editLine(line); };
+    speaker.onclick = (event) => {
+      if (line.voice === undefined) return;  // a line whose voice was not told apart
+      event.stopPropagation();
+      nameVoice(line);
+    };
     lines.set(key, line);
     const list = $("transcript");
     list.insertBefore(item, list.querySelector("li.partial"));  // captions stay at the end
@@ -437,6 +442,7 @@ function onTriplets(msg) {
   const when = lines.has(key) ? "" : msg.source === "text" ? "typed"
     : `${msg.start.toFixed(1)}–${msg.end.toFixed(1)} s`;
   const line = transcriptLine(key, when, msg.text || "");
+  markVoice(line, sessionId, msg.voice);
   markFacts(line, msg.triplets);
   if (msg.error) feed(`segment ${msg.segment_id}: ${msg.message}`, "warning");
 }
@@ -457,6 +463,7 @@ function onTranscript(msg) {
   const line = transcriptLine(key, `${clock(msg.time)}${msg.source === "text" ? " · typed" : ""}`,
                               msg.text || "");
   line.item.querySelector(".speaker").textContent = msg.speaker || "unknown speaker";
+  markVoice(line, msg.session_id, msg.voice);
   if (msg.heard !== undefined) {  // a person corrected it: say so, and what was heard
     line.item.classList.add("corrected");
     line.item.querySelector(".text").title = `heard: ${msg.heard}` +
@@ -503,6 +510,61 @@ function editLine(line) {
     if (event.key === "Escape") finish(false);
   };
   words.onblur = () => finish(true);
+}
+
+// -- voices: one microphone, several people ------------------------------------------------------
+// A line the server told the voice of is coloured by it; while a session has shown more than one
+// voice, each line also says which. Clicking the speaker names the voice: every line of it, past
+// and future, on every page, takes the name.
+const voicesOf = new Map();  // session id -> the voices its lines showed
+const VOICE_COLOURS = 8;  // style.css's .voice-1 ... .voice-8
+
+function markVoice(line, session, voice) {
+  if (voice === undefined || voice === null) return;
+  line.session = session;
+  line.voice = voice;
+  line.item.dataset.voice = voice;
+  line.item.classList.add(`voice-${(voice - 1) % VOICE_COLOURS + 1}`);
+  line.item.querySelector(".speaker").title = "name this voice: every line of it takes the name";
+  const seen = voicesOf.get(session) || new Set();
+  voicesOf.set(session, seen.add(voice));
+  if (seen.size > 1) {  // a shared microphone: every line of it says its voice
+    for (const other of lines.values()) {
+      if (other.session === session) {
+        other.item.querySelector(".voice").textContent = `voice ${other.voice}`;
+      }
+    }
+  }
+}
+
+function nameVoice(line) {
+  const speaker = line.item.querySelector(".speaker");
+  if (speaker.isContentEditable) return;
+  const before = speaker.textContent;
+  speaker.contentEditable = "true";
+  speaker.focus();
+  let done = false;
+  const finish = async (keep) => {
+    if (done) return;
+    done = true;
+    speaker.contentEditable = "false";
+    const name = speaker.textContent.trim();
+    if (!keep || !name || name === before) { speaker.textContent = before; return; }
+    const url = roomUrl(`voices/${encodeURIComponent(line.session)}/${line.voice}`);
+    const body = JSON.stringify({ speaker: name, by: params.get("speaker") || undefined });
+    const response = await fetch(url, { method: "PUT", body,
+                                        headers: { "Content-Type": "application/json" } });
+    if (!response.ok) {
+      speaker.textContent = before;
+      const answer = await response.json().catch(() => ({}));
+      feed(`voice not named: ${answer.message || `HTTP ${response.status}`}`, "warning");
+    }
+  };
+  speaker.onkeydown = (event) => {
+    if (event.key === "Enter") { event.preventDefault(); finish(true); }
+    if (event.key === "Escape") finish(false);
+  };
+  speaker.onblur = () => finish(true);
 }
 
 function labelFacts(line) {

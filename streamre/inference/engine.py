@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
@@ -24,40 +23,10 @@ from streamre import SAMPLE_RATE
 from streamre.inference.batching import (BatchPolicy, DropPartials, HeardJob, PartialJob,
                                          RunPartials, RunRead, RunSpeech, RunText, SpeechJob,
                                          TextJob, Wait)
+from streamre.inference.answers import InferenceResult, TextUnavailable, Voiced
 from streamre.inference.context import names_in_context
 from streamre.inference.seam import Reader, TripletExtractor, VoiceEncoder, read_sentences
-from streamre.triplets import Extraction, Triplet
-
-
-@dataclass
-class InferenceResult:
-    text: str  # the segment's transcript
-    triplets: list[Triplet]
-    queue_ms: float  # from submit to the start of the model call
-    infer_ms: float  # the model call (shared by the whole batch)
-    batch_size: int
-    names: tuple[str, ...] = ()  # a typed sentence's names, as its reader tagged them
-    speaker_embedding: np.ndarray | None = None  # the speaker encoder's, of its audio, if any
-
-    def fields(self, asked_at: float) -> dict:
-        """A `triplets` message's facts and timing fields (`Failed.fields` when there are
-        none); `asked_at` is when the item was ready (the segment closed, the sentence
-        arrived), on the monotonic clock."""
-        return {"triplets": [t.to_json() for t in self.triplets],
-                "latency_ms": round((time.monotonic() - asked_at) * 1000, 1),
-                "queue_ms": round(self.queue_ms, 1), "infer_ms": round(self.infer_ms, 1),
-                "batch_size": self.batch_size}
-
-
-@dataclass(frozen=True)
-class Voiced:
-    """A final's answer with the speaker encoder's embedding of its audio."""
-    answer: Extraction
-    embedding: np.ndarray
-
-
-class TextUnavailable(RuntimeError):
-    """The server has no text extractor."""
+from streamre.triplets import Extraction
 
 
 class InferenceEngine:

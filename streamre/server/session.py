@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from streamre import SAMPLE_RATE
 from streamre.graph import Mention
-from streamre.inference.engine import InferenceEngine, InferenceResult
+from streamre.inference.answers import InferenceResult
+from streamre.inference.engine import InferenceEngine
 from streamre.hearing.vocabulary import BadVocabulary
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Failed, Finish,
                                HearPartial, Infer, InferText, JoinRoom, Reply, Role, SendHistory,

@@ -41,7 +41,7 @@ def streams(folder: Path) -> list[Path]:
 def evaluate(folder: str | Path, choices: list[VoiceSettings], vad: VadConfig | None = None,
              progress: bool = True) -> dict:
     """Per stream and per kind of stream (`v<voices>-<pauses>`), each choice of settings'
-    scores, keyed by its threshold."""
+    scores, keyed `<threshold>/<heard_once>`."""
     encoder = SpeakerEncoder()
     vad = vad or VadConfig()
     per_stream: dict[str, dict[str, dict]] = {}
@@ -57,7 +57,7 @@ def evaluate(folder: str | Path, choices: list[VoiceSettings], vad: VadConfig | 
         per_stream[truth.stem] = {}
         for settings in choices:
             clusterer = VoiceClusterer(settings)
-            key = f"{settings.threshold:g}"
+            key = f"{settings.threshold:g}/{settings.heard_once:g}"
             lines = [Line(s.start_s, s.end_s,
                           clusterer.assign(e, len(s.audio) / SAMPLE_RATE))
                      for s, e in zip(cut, embeddings, strict=True)]
