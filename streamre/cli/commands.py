@@ -93,8 +93,10 @@ def eval_voices(args: argparse.Namespace) -> int:
     from streamre.voices.clusterer import VoiceSettings
     from streamre.voices.evaluate import evaluate
 
-    choices = [VoiceSettings(threshold=t) for t in args.threshold] if args.threshold \
-        else [VoiceSettings()]
+    default = VoiceSettings()
+    choices = [VoiceSettings(threshold=t, heard_once=h)
+               for t in args.threshold or [default.threshold]
+               for h in args.heard_once or [default.heard_once] if h <= t]
     result = evaluate(args.streams, choices, progress=not args.no_progress)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))

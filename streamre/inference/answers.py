@@ -1,15 +1,12 @@
 """What the batching engine answers: a segment's or sentence's transcript, facts and timing
-(`InferenceResult`), a final's answer with its voice while still on the worker thread
-(`Voiced`), and why a sentence cannot be read (`TextUnavailable`). Plain data."""
+(`InferenceResult`), and why a sentence cannot be read (`TextUnavailable`). Plain data."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
-from streamre.triplets import Extraction, Triplet
+from streamre.triplets import Triplet
 
 
 @dataclass
@@ -20,7 +17,6 @@ class InferenceResult:
     infer_ms: float  # the model call (shared by the whole batch)
     batch_size: int
     names: tuple[str, ...] = ()  # a typed sentence's names, as its reader tagged them
-    speaker_embedding: np.ndarray | None = None  # the speaker encoder's, of its audio, if any
 
     def fields(self, asked_at: float) -> dict:
         """A `triplets` message's facts and timing fields (`Failed.fields` when there are
@@ -30,13 +26,6 @@ class InferenceResult:
                 "latency_ms": round((time.monotonic() - asked_at) * 1000, 1),
                 "queue_ms": round(self.queue_ms, 1), "infer_ms": round(self.infer_ms, 1),
                 "batch_size": self.batch_size}
-
-
-@dataclass(frozen=True)
-class Voiced:
-    """A final's answer with the speaker encoder's embedding of its audio."""
-    answer: Extraction
-    embedding: np.ndarray
 
 
 class TextUnavailable(RuntimeError):

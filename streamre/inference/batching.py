@@ -60,13 +60,11 @@ class PartialJob:
 
 @dataclass
 class HeardJob:
-    """A final whose words were already heard (by its last partial): it is only read (its
-    `waveform` is there for its voice)."""
+    """A final whose words were already heard (by its last partial): it is only read."""
     session_id: str
     text: str
     submitted: float
     future: object = field(default=None, repr=False)
-    waveform: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass

@@ -5,8 +5,8 @@ across sessions, gathering, one window per batch, typed sentences never holding 
 before partials). This shell carries it out: it feeds the policy, sleeps when told to wait, and
 runs the blocking extractor on its own thread so the event loop never waits on the model.
 
-With a speaker encoder (`load_voices`), every final's audio is embedded in the same call as its
-hearing or reading, one batch for all of them (`InferenceResult.speaker_embedding`).
+With a speaker encoder (`load_voices`), finals are embedded beside their hearing, on a thread of
+the encoder's own (`embed`, `streamre.inference.embeddings`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from streamre import SAMPLE_RATE
 from streamre.inference.batching import (BatchPolicy, DropPartials, HeardJob, PartialJob,
                                          RunPartials, RunRead, RunSpeech, RunText, SpeechJob,
                                          TextJob, Wait)
-from streamre.inference.answers import InferenceResult, TextUnavailable, Voiced
+from streamre.inference.answers import InferenceResult, TextUnavailable
+from streamre.inference.embeddings import SpeakerEmbeddings
 from streamre.inference.context import names_in_context
 from streamre.inference.seam import Reader, TripletExtractor, VoiceEncoder, read_sentences
 from streamre.triplets import Extraction
@@ -55,7 +56,7 @@ class InferenceEngine:
         self._load_text = load_text
         self._load_voices = load_voices
         self.text_extractor: Reader | None = None
-        self.voice_encoder: VoiceEncoder | None = None
+        self.voices: SpeakerEmbeddings | None = None
         self._live_producers = live_producers
         self.policy = BatchPolicy(max_batch, gather_ms / 1000)
         self.metrics = metrics
@@ -93,8 +94,9 @@ class InferenceEngine:
         extractor = self._load()
         extractor.warmup()
         if self._load_voices is not None:
-            self.voice_encoder = self._load_voices()
-            self.voice_encoder.embed([np.zeros(SAMPLE_RATE, np.int16)])  # warm
+            encoder = self._load_voices()
+            encoder.embed([np.zeros(SAMPLE_RATE, np.int16)])  # warm
+            self.voices = SpeakerEmbeddings(encoder)
         if self._load_text is not None:
             self.text_extractor = self._load_text()
             self.text_extractor.warmup()
@@ -134,11 +136,9 @@ class InferenceEngine:
             job.future.set_result(None)
         return job is not None
 
-    async def submit_heard(self, session_id: str, text: str, audio: np.ndarray
-                           ) -> InferenceResult:
-        """A final whose words a partial already heard: its facts, read ahead of any hearing
-        (`audio`: its segment's, for its voice)."""
-        job = HeardJob(session_id, text, time.monotonic(), self._future(), audio)
+    async def submit_heard(self, session_id: str, text: str) -> InferenceResult:
+        """A final whose words a partial already heard: its facts, read ahead of any hearing."""
+        job = HeardJob(session_id, text, time.monotonic(), self._future())
         self.policy.add_heard(job)
         self._wakeup.set()
         return await job.future
@@ -152,6 +152,11 @@ class InferenceEngine:
         self.policy.add_text(job)
         self._wakeup.set()
         return await job.future
+
+    async def embed(self, audio: np.ndarray) -> np.ndarray | None:
+        """A final's speaker embedding, made beside its hearing; None without an encoder."""
+        await self.ready.wait()
+        return None if self.voices is None else await self.voices.embed(audio)
 
     async def context_names(self, text: str) -> list[str]:
         """The names of a meeting's context: read by the text extractor's tagger on the model's
@@ -175,11 +180,10 @@ class InferenceEngine:
                                  self._extract_text)
             elif isinstance(decision, RunSpeech):
                 await self._call(decision.jobs, [j.waveform for j in decision.jobs],
-                                 self._voiced(decision.jobs, self._speech_call(decision.jobs)),
-                                 record=True)
+                                 self._speech_call(decision.jobs), record=True)
             elif isinstance(decision, RunRead):
                 await self._call(decision.jobs, [j.text for j in decision.jobs],
-                                 self._voiced(decision.jobs, self.extractor.read))
+                                 self.extractor.read)
             elif isinstance(decision, RunPartials):
                 started = time.monotonic()
                 await self._call(decision.jobs, [j.waveform for j in decision.jobs],
@@ -209,19 +213,6 @@ class InferenceEngine:
         return partial(call or self.extractor.extract,
                        vocabularies=vocabularies if any(vocabularies) else None)
 
-    def _voiced(self, jobs: list[SpeechJob] | list[HeardJob], call: Callable[[list], list]
-                ) -> Callable[[list], list]:
-        """`call`, then (with a speaker encoder) its finals' voices in one batch, each answer
-        with its voice (`Voiced`)."""
-        if self.voice_encoder is None:
-            return call
-
-        def with_voices(items: list) -> list:
-            answers = call(items)
-            voices = self.voice_encoder.embed([j.waveform for j in jobs])
-            return [Voiced(answer, voice) for answer, voice in zip(answers, voices, strict=True)]
-        return with_voices
-
     def _extract_text(self, sentences: list[str]) -> list[Extraction]:
         """Typed sentences' facts, and their names (the room expects to hear them)."""
         return read_sentences(self.text_extractor, sentences, with_names=True)
@@ -246,12 +237,10 @@ class InferenceEngine:
         if record:
             self._record(batch, started, infer_ms)
         for job, answer in zip(batch, results, strict=True):
-            answer, embedding = (answer.answer, answer.embedding) \
-                if isinstance(answer, Voiced) else (answer, None)
             if not job.future.done():
                 job.future.set_result(answer if as_text else InferenceResult(
                     answer.text, answer.triplets, (started - job.submitted) * 1000, infer_ms,
-                    len(batch), answer.names, embedding))
+                    len(batch), answer.names))
 
     def _record(self, batch: list[SpeechJob], started: float, infer_ms: float) -> None:
         if not self.metrics:
@@ -278,4 +267,6 @@ class InferenceEngine:
                     if not job.future.done():
                         job.future.set_exception(RuntimeError("model did not load"))
             self._worker = None
+        if self.voices is not None:
+            await self.voices.close()
         self._executor.shutdown(wait=True)

@@ -2,8 +2,8 @@
 
 Frames go into the protocol; the shell carries its actions out: replies on the session's
 outbox, room membership, segments to the inference engine (with backpressure) and their
-answers to the room graph and the client, live captions, and the end of the stream. Each
-answered segment's voice is told apart here, in stream order (`VoiceClusterer`).
+answers to the room graph and the client, with their voices (`SessionVoices`), live captions,
+and the end of the stream.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from streamre.server.outbox import Outbox
 from streamre.server.names import RoomNames
 from streamre.server.room import Room, record_counted
 from streamre.server.rooms import Rooms
-from streamre.voices.clusterer import VoiceClusterer, VoiceSettings
+from streamre.server.voices import SessionVoices
+from streamre.voices.clusterer import VoiceSettings
 
 log = logging.getLogger("streamre.session")
 
@@ -73,7 +74,7 @@ class Session:
         self._last_lag_warning = 0.0
         self._started_at = time.time()
         self.captions = Captions(self.id, engine, metrics, lambda: self.protocol.speaker)
-        self.voices = VoiceClusterer(settings.voices)
+        self.voices = SessionVoices(self.id, engine, settings.voices)
 
     @property
     def role(self) -> str | None:
@@ -180,14 +181,14 @@ class Session:
     async def _infer(self, segment, closed_at: float, heard_by: asyncio.Task | None,
                      before: asyncio.Future | None, answered: asyncio.Future) -> None:
         self.metrics.segments.labels(str(segment.forced_split).lower()).inc()
+        embedding = self.voices.embed(segment)  # beside its hearing
         try:
             heard = await self._hear_and_read(segment, heard_by)
             if before is not None:
                 await before  # the segment before this one is journaled and answered first
             failed = heard if isinstance(heard, Failed) else None
             text, triplets = ("", []) if failed else (heard.text, heard.triplets)
-            voice = None if failed or heard.speaker_embedding is None else \
-                self.voices.assign(heard.speaker_embedding, len(segment.audio) / SAMPLE_RATE)
+            voice = await self.voices.voice_of(segment, embedding, failed is None)
             # The room journals the segment and learns its facts before the client is told.
             # Meeting time: when the session started plus where in its stream the segment is.
             # Live, that is the wall clock; a file sent faster keeps its pace.
@@ -217,7 +218,7 @@ class Session:
         words = await heard_by if heard_by is not None else None
         try:
             if words is not None:
-                result = await self.engine.submit_heard(self.id, words, segment.audio)
+                result = await self.engine.submit_heard(self.id, words)
                 self.metrics.finals_from_partials.inc()
             else:
                 result = await self.engine.submit(self.id, segment.audio,

@@ -10,8 +10,9 @@ the same 25 ms windows every 10 ms, Slaney-scale and -normalised, as the encoder
 A segment is embedded as the encoder was trained to embed an utterance: windows of 1.6 s, each
 embedded, their mean normalised. Every window of a batch of segments goes through the LSTM at
 once. Each window costs about 4 ms on 2 cores, so windows do not overlap (Resemblyzer's overlap
-by half) and a segment has at most three, spread over it: on the voices dev streams this tells
-the voices apart as well as the overlapping windows at half the cost (docs/evaluation.md).
+by half) and a segment has at most two, spread over it: on the voices dev streams this told the
+voices apart as well as three or the overlapping windows, at a fraction of the cost
+(docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from streamre.whisper.features import HOP, N_FFT, as_float, mel_filters
 N_MELS = 40
 WINDOW_FRAMES = 160  # 1.6 s: the partial utterances the encoder was trained on
 WINDOW_STEP = 160  # windows follow each other
-MOST_WINDOWS = 3  # per segment: the encoder's cost stays under ~12 ms a segment
+MOST_WINDOWS = 2  # per segment: the encoder's cost stays under ~10 ms a segment, batched
 EMBEDDING_SIZE = 256
 TARGET_DBFS = -30.0  # quiet speech is raised to this level first, as in training
 WEIGHTS_PACKAGE = "resemblyzer"
