@@ -16,7 +16,13 @@ from websockets.asyncio.client import connect
 
 from helpers import (VOICE_ONE as ONE, VOICE_OTHER as OTHER, http_get, pcm_frames, send_json,
                      shared_microphone, start_server, start_text, voice_says, wire)
+from streamre.graph import GraphSettings, Mention, RoomGraph
+from streamre.graph.entries import VoiceName
+from streamre.graph.ops import Op, change_op
+from streamre.graph.store import GraphStore
 from streamre.protocol import stop_message
+from streamre.server.facts import LocalFacts
+from streamre.triplets import Triplet
 from streamre.voices import encoder as voice_encoder
 from streamre.voices.clusterer import VoiceClusterer, VoiceSettings
 from streamre.voices.encoder import EncoderMissing, SpeakerEncoder, window_starts
@@ -73,6 +79,52 @@ def test_voices_are_numbered_from_one_in_the_order_they_open(segments, threshold
         assert 1 <= voice <= opened + 1  # an old number, or the next one
         opened = max(opened, voice)
         assert voices.voices == opened
+
+
+# -- a voice's name, in the graph, the journal and the cluster's ops ---------------------------
+
+def said_by_voices(facts: LocalFacts) -> list:
+    """Three lines of one shared microphone: voices 1, 2, 1, each with a fact."""
+    return [facts.record(Mention("s1", i, "Room 4", text=f"line {i}", voice=voice),
+                         [Triplet(f"Person {i}", "Work_For", "Acme", 0.9)], 100.0 + i,
+                         100.0 + i, float(i), i + 1.0)
+            for i, voice in enumerate((1, 2, 1))]
+
+
+def speakers(graph: RoomGraph) -> dict[str, list[str]]:
+    labels = {n["id"]: n["label"] for n in graph.to_json()["nodes"]}
+    return {labels[e["source"]]: e["speakers"] for e in graph.to_json()["edges"]}
+
+
+def test_a_named_voice_renames_its_facts_past_and_future_and_is_replayed(tmp_path):
+    facts = LocalFacts(RoomGraph("r", GraphSettings(dedup_window_s=0)))
+    store = GraphStore(tmp_path / "g.db")
+    for recorded in said_by_voices(facts):
+        store.record("r", recorded.said, recorded.triplets, recorded.mention, recorded.at, 0.0)
+    assert [r.said.voice for r in said_by_voices(LocalFacts(RoomGraph("x")))] == [1, 2, 1]
+    named = VoiceName("s1", 2, "Grace Kim", 110.0, by="ana")
+    changed = facts.change(named)
+    assert changed.delta is not None and changed.learnt == ()
+    store.change("r", named, 0.0, changed.restated)
+    assert speakers(facts.graph) == {"Person 0": ["Room 4"], "Person 1": ["Grace Kim"],
+                                     "Person 2": ["Room 4"]}
+    later = facts.record(Mention("s1", 3, "Room 4", text="line 3", voice=2), [], 104.0, 104.0,
+                         3.0, 4.0)
+    assert later.said.speaker == "Grace Kim" and later.said.voice == 2
+    store.record("r", later.said, [], later.mention, later.at, 0.0)
+    assert [(s.voice, s.speaker) for _, s in store.transcript.lines("r")] == [
+        (1, "Room 4"), (2, "Grace Kim"), (1, "Room 4"), (2, "Grace Kim")]
+    assert speakers(store.load("r", GraphSettings(dedup_window_s=0))) == speakers(facts.graph)
+    store.close()
+
+
+def test_a_voice_name_travels_as_an_op_and_a_segment_op_keeps_its_voice():
+    op = change_op("r", "a-1", 4, 1000.0, VoiceName("s1", 2, "Grace Kim", 999.0, "ana"))
+    back = Op.from_json(json.loads(json.dumps(op.to_json())))
+    assert back == op and back.change == VoiceName("s1", 2, "Grace Kim", 999.0, "ana")
+    segment = Op("r", "a-1", 5, 1001.0, "s1", 7, "Room 4", "speech", False, 1.0, 2.0, 999.0,
+                 999.5, "hello", (), voice=3)
+    assert Op.from_json(json.loads(json.dumps(segment.to_json()))).voice == 3
 
 
 # -- scoring -----------------------------------------------------------------------------------
