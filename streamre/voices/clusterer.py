@@ -4,16 +4,16 @@ closest to, or opens a new one. Pure and synchronous; the session feeds it in st
 A voice is the mean of its segments' embeddings (GE2E's centroid). A segment joins its closest
 voice, which learns from it, when their cosine similarity reaches `threshold`; below it, the
 segment is somebody not heard yet and opens the next voice. A voice heard in one segment so
-far is a less sure mean (on the dev streams a voice's next segment falls below 0.83 of it one
-time in twenty, below 0.85 of a mean of two one time in a hundred), so it is joined from
-`heard_once`. A segment too short to be sure of
-(under `min_open_s`) only ever joins its closest voice (the first, if there is none yet),
-and no voice learns from it. Voices are numbered from 1 in the order they were opened, and a
-segment's number never changes once given.
+far is a less sure mean (on the dev streams a voice's next segment falls below 0.78 of it one
+time in a hundred, below 0.85 of a mean of two as rarely), so it is joined from `heard_once`.
+A segment too short to be sure of (under `min_open_s`) only ever joins its closest voice (the
+first, if there is none yet), and no voice learns from it. Voices are numbered from 1 in the
+order they were opened, and a segment's number never changes once given.
 
-The threshold is the highest at which no voice of the dev streams ever split in two: a voice
-split is a wrong line for the rest of the meeting, two close voices merged are one speaker's
-lines until someone names them apart (docs/evaluation.md has the sweep).
+The threshold is the highest at which no voice of the dev streams ever split in two, over ten
+minutes alone: a voice split is a wrong line for the rest of the meeting, two close voices
+merged are one speaker's lines until someone names them apart (docs/evaluation.md has the
+sweep).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from streamre.settings import setting
 @dataclass(frozen=True)
 class VoiceSettings:
     """How a session's voices are told apart (`serve --voice-*`)."""
-    threshold: float = setting(0.82, "cosine similarity to its closest voice at which a "
+    threshold: float = setting(0.79, "cosine similarity to its closest voice at which a "
                                      "segment joins it; below, it opens a new voice")
-    heard_once: float = setting(0.78, "the same for a voice heard in one segment so far, whose "
+    heard_once: float = setting(0.76, "the same for a voice heard in one segment so far, whose "
                                       "mean is one segment's and so less sure")
     min_open_s: float = setting(1.0, "seconds a segment needs to open a new voice or move one")
     max_per_session: int = setting(8, "voices told apart in one session; past it, a segment "
