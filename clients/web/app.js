@@ -478,38 +478,47 @@ function onTranscript(msg) {
   labelFacts(line);
 }
 
-// Editing a line in place: Enter (or leaving it) sends the correction; Escape gives up. The
-// server answers every page of the room with the line as corrected and the graph's change.
-function editLine(line) {
-  const words = line.item.querySelector(".text");
-  if (words.isContentEditable) return;
-  const before = words.textContent;
-  const [session, segment] = [line.key.slice(0, line.key.lastIndexOf("/")),
-                              line.key.slice(line.key.lastIndexOf("/") + 1)];
-  words.contentEditable = "true";
-  words.focus();
+// Editing in place: Enter (or leaving it) sends the new text with `send(text)` (a fetch);
+// Escape gives up. A refused edit puts the old text back and says why (`what` not saved).
+function editInPlace(element, what, send) {
+  if (element.isContentEditable) return;
+  const before = element.textContent;
+  element.contentEditable = "true";
+  element.focus();
   let done = false;
   const finish = async (keep) => {
     if (done) return;
     done = true;
-    words.contentEditable = "false";
-    const text = words.textContent.trim();
-    if (!keep || !text || text === before) { words.textContent = before; return; }
-    const url = roomUrl(`transcript/${encodeURIComponent(session)}/${segment}`);
-    const by = params.get("speaker") || undefined;
-    const response = await fetch(url, { method: "PUT", headers: { "Content-Type": "application/json" },
-                                        body: JSON.stringify({ text, by }) });
+    element.contentEditable = "false";
+    const text = element.textContent.trim();
+    if (!keep || !text || text === before) { element.textContent = before; return; }
+    const response = await send(text);
     if (!response.ok) {
-      words.textContent = before;
+      element.textContent = before;
       const answer = await response.json().catch(() => ({}));
-      feed(`correction not saved: ${answer.message || `HTTP ${response.status}`}`, "warning");
+      feed(`${what} not saved: ${answer.message || `HTTP ${response.status}`}`, "warning");
     }
   };
-  words.onkeydown = (event) => {
+  element.onkeydown = (event) => {
     if (event.key === "Enter") { event.preventDefault(); finish(true); }
     if (event.key === "Escape") finish(false);
   };
-  words.onblur = () => finish(true);
+  element.onblur = () => finish(true);
+}
+
+function putJson(url, body) {
+  return fetch(url, { method: "PUT", headers: { "Content-Type": "application/json" },
+                      body: JSON.stringify(body) });
+}
+
+// A corrected line: the server answers every page of the room with the line as corrected and
+// the graph's change.
+function editLine(line) {
+  const [session, segment] = [line.key.slice(0, line.key.lastIndexOf("/")),
+                              line.key.slice(line.key.lastIndexOf("/") + 1)];
+  editInPlace(line.item.querySelector(".text"), "correction", (text) => putJson(
+    roomUrl(`transcript/${encodeURIComponent(session)}/${segment}`),
+    { text, by: params.get("speaker") || undefined }));
 }
 
 // -- voices: one microphone, several people ------------------------------------------------------
@@ -538,33 +547,9 @@ function markVoice(line, session, voice) {
 }
 
 function nameVoice(line) {
-  const speaker = line.item.querySelector(".speaker");
-  if (speaker.isContentEditable) return;
-  const before = speaker.textContent;
-  speaker.contentEditable = "true";
-  speaker.focus();
-  let done = false;
-  const finish = async (keep) => {
-    if (done) return;
-    done = true;
-    speaker.contentEditable = "false";
-    const name = speaker.textContent.trim();
-    if (!keep || !name || name === before) { speaker.textContent = before; return; }
-    const url = roomUrl(`voices/${encodeURIComponent(line.session)}/${line.voice}`);
-    const body = JSON.stringify({ speaker: name, by: params.get("speaker") || undefined });
-    const response = await fetch(url, { method: "PUT", body,
-                                        headers: { "Content-Type": "application/json" } });
-    if (!response.ok) {
-      speaker.textContent = before;
-      const answer = await response.json().catch(() => ({}));
-      feed(`voice not named: ${answer.message || `HTTP ${response.status}`}`, "warning");
-    }
-  };
-  speaker.onkeydown = (event) => {
-    if (event.key === "Enter") { event.preventDefault(); finish(true); }
-    if (event.key === "Escape") finish(false);
-  };
-  speaker.onblur = () => finish(true);
+  editInPlace(line.item.querySelector(".speaker"), "voice's name", (speaker) => putJson(
+    roomUrl(`voices/${encodeURIComponent(line.session)}/${line.voice}`),
+    { speaker, by: params.get("speaker") || undefined }));
 }
 
 function labelFacts(line) {

@@ -211,28 +211,30 @@ def routes(corrections: Corrections) -> list[Route]:
         return json_response(*await corrections.correct(name, p["session_id"], p["segment_id"],
                                                         body))
 
-    async def merge(request: Request) -> Response:
-        name = request.path_params["room"]
-        refused = refused_json(request, name, "the merge")
+    async def small_body(request: Request, what: str, code: str) -> bytes | Response:
+        """A change's JSON body of at most 4096 bytes, or why it is refused."""
+        refused = refused_json(request, request.path_params["room"], what)
         if refused is not None:
             return refused
         body = await read_body(request, 4096)
         if body is None:
             return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
-                "error": "bad_merge", "message": "a merge's body is at most 4096 bytes"})
-        return json_response(*await corrections.merge(name, body))
+                "error": code, "message": f"{what} is at most 4096 bytes"})
+        return body
+
+    async def merge(request: Request) -> Response:
+        body = await small_body(request, "a merge", "bad_merge")
+        if isinstance(body, Response):
+            return body
+        return json_response(*await corrections.merge(request.path_params["room"], body))
 
     async def name_voice(request: Request) -> Response:
-        name = request.path_params["room"]
-        refused = refused_json(request, name, "the voice's name")
-        if refused is not None:
-            return refused
-        body = await read_body(request, 4096)
-        if body is None:
-            return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
-                "error": "bad_speaker", "message": "a voice's name is at most 4096 bytes"})
+        body = await small_body(request, "a voice's name", "bad_speaker")
+        if isinstance(body, Response):
+            return body
         p = request.path_params
-        return json_response(*corrections.name_voice(name, p["session_id"], p["voice"], body))
+        return json_response(*corrections.name_voice(p["room"], p["session_id"], p["voice"],
+                                                     body))
 
     async def learnt(request: Request) -> Response:
         name = request.path_params["room"]
