@@ -20,12 +20,12 @@ from typing import Callable
 import numpy as np
 
 from streamre import SAMPLE_RATE
+from streamre.inference.answers import InferenceResult, TextUnavailable
 from streamre.inference.batching import (BatchPolicy, DropPartials, HeardJob, PartialJob,
                                          RunPartials, RunRead, RunSpeech, RunText, SpeechJob,
                                          TextJob, Wait)
-from streamre.inference.answers import InferenceResult, TextUnavailable
-from streamre.inference.embeddings import SpeakerEmbeddings
 from streamre.inference.context import names_in_context
+from streamre.inference.embeddings import SpeakerEmbeddings
 from streamre.inference.seam import Reader, TripletExtractor, VoiceEncoder, read_sentences
 from streamre.triplets import Extraction
 
