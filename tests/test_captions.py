@@ -11,7 +11,8 @@ from streamre.audio import Segment, VadConfig, VadSegmenter
 from streamre.audio.partials import PartialPacer, PartialPacing, heard_whole
 from streamre.audio.vad import FRAME_SAMPLES
 from streamre.inference.batching import (BatchPolicy, DropPartials, HeardJob, PartialJob,
-                                         RunPartials, RunRead, RunSpeech, SpeechJob, Wait)
+                                         REGULAR_PARTIALS, RunPartials, RunRead, RunSpeech,
+                                         SpeechJob, Wait)
 from test_vad import loud_frame, pattern_audio
 
 CONFIG = VadConfig(pre_roll_ms=90, hangover_ms=300, min_utterance_ms=150, max_utterance_s=15)
@@ -159,6 +160,20 @@ def test_partials_take_at_most_their_share_of_the_model_and_finals_never_wait_fo
     assert isinstance(policy.decide(10.5), RunSpeech)
     policy.add_partial(partial("b"))
     assert isinstance(policy.decide(10.8), RunPartials)
+
+
+def test_a_call_takes_the_partials_at_a_pause_first_and_few_others():
+    """Partials heard at a pause (a final's hearing, done early) fill a call; others are few,
+    so a final that closes while they run waits little."""
+    policy = BatchPolicy(max_batch=8, gather_s=0.0)
+    for session in "abcd":
+        policy.add_partial(partial(session))
+    for session in "ef":
+        policy.add_partial(PartialJob(session, np.zeros(SECOND, np.int16), 0.0, at_pause=True))
+    assert [j.session_id for j in policy.decide(0.0).jobs] == \
+        ["e", "f", *"abcd"[:REGULAR_PARTIALS]]
+    assert [j.session_id for j in policy.decide(0.0).jobs] == \
+        list("abcd"[REGULAR_PARTIALS:2 * REGULAR_PARTIALS])
 
 
 def test_a_partial_heard_at_a_pause_never_rests():

@@ -36,6 +36,9 @@ import numpy as np
 
 TEXT_MAX_WAIT_S = 0.5
 PARTIAL_SHARE = 1.0  # no rest: at 0.5, eight streams ending together had finals heard again
+# Partials not at a pause in one call: a short call, so a final (or a pause's partial, its
+# hearing done early) that comes while it runs waits little.
+REGULAR_PARTIALS = 2
 
 
 @dataclass
@@ -204,17 +207,19 @@ class BatchPolicy:
         return RunSpeech(self._take_batch())
 
     def _take_partials(self, only_at_pause: bool = False) -> RunPartials:
-        """Queued partials of one window, oldest first (those heard at a pause alone while
-        partials rest)."""
+        """Queued partials of one window: those heard at a pause first, then the others,
+        oldest first, at most `REGULAR_PARTIALS` of them (none while partials rest)."""
         batch: list[PartialJob] = []
-        for session_id, job in list(self.partials.items()):
+        regular = 0
+        for session_id, job in sorted(self.partials.items(), key=lambda kv: not kv[1].at_pause):
             if len(batch) == self.max_batch:
                 break
-            if only_at_pause and not job.at_pause:
+            if not job.at_pause and (only_at_pause or regular == REGULAR_PARTIALS):
                 continue
             if self.window_of is None or not batch or \
                     self.window_of(job.waveform) == self.window_of(batch[0].waveform):
                 batch.append(self.partials.pop(session_id))
+                regular += not job.at_pause
         return RunPartials(batch)
 
     def _text_overdue(self, now: float) -> bool:
