@@ -11,6 +11,7 @@ import signal
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings, strategies as st
 from websockets.asyncio.client import connect
 
@@ -25,7 +26,8 @@ from streamre.server.facts import LocalFacts
 from streamre.triplets import Triplet
 from streamre.voices import encoder as voice_encoder
 from streamre.voices.clusterer import VoiceClusterer, VoiceSettings
-from streamre.voices.encoder import EncoderMissing, SpeakerEncoder, window_starts
+from streamre.voices.encoder import (EncoderMissing, SpeakerEncoder, mel_power, raised,
+                                    window_starts)
 from streamre.voices.scoring import Line, Turn, best_matching, score
 
 def unit(*values: float) -> np.ndarray:
@@ -197,6 +199,15 @@ def test_a_batch_embeds_each_segment_as_it_would_alone(encoder, two_voices):
     together = encoder.embed(audio)
     alone = np.stack([encoder.embed([a])[0] for a in audio])
     assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_a_windows_mel_bands_are_the_whole_segments_at_its_frames():
+    x = raised(np.random.default_rng(3).normal(0, 2000, 16000 * 5).astype(np.int16))
+    whole = mel_power(x)
+    assert whole.shape == (501, 40)
+    for first in (0, 170, 341, 450):
+        assert torch.allclose(mel_power(x, first, 160), whole[first:first + 160], rtol=1e-4,
+                              atol=1e-6)
 
 
 def test_missing_weights_say_what_to_install(monkeypatch):

@@ -81,9 +81,9 @@ class SpeakerEncoder(nn.Module):
             return np.zeros((0, EMBEDDING_SIZE), np.float32)
         windows, owners = [], []
         for i, w in enumerate(waveforms):
-            mel = mel_power(w)
-            for start in window_starts(mel.shape[0]):
-                piece = mel[start:start + WINDOW_FRAMES]
+            x = raised(w)
+            for start in window_starts(frame_count(len(x))):
+                piece = mel_power(x, start, WINDOW_FRAMES)  # only the window's own frames
                 if piece.shape[0] < WINDOW_FRAMES:  # a short segment: padded with silence
                     piece = nn.functional.pad(piece, (0, 0, 0, WINDOW_FRAMES - piece.shape[0]))
                 windows.append(piece)
@@ -107,15 +107,29 @@ def window_starts(frames: int, step: int = WINDOW_STEP, most: int | None = MOST_
     return starts
 
 
-def mel_power(waveform: np.ndarray) -> torch.Tensor:
-    """A segment to the encoder's input: shape = (frames, 40), mel power every 10 ms, the
-    segment first raised (never lowered) to -30 dBFS."""
+def raised(waveform: np.ndarray) -> np.ndarray:
+    """A segment as the encoder hears it: float32, raised (never lowered) to -30 dBFS, at least
+    one FFT window long."""
     x = as_float(waveform).astype(np.float32)
     rms = float(np.sqrt(np.mean(np.square(x)))) if len(x) else 0.0
     if 0 < rms < 10 ** (TARGET_DBFS / 20):
-        x = x * (10 ** (TARGET_DBFS / 20) / rms)
-    if len(x) < N_FFT:
-        x = np.pad(x, (0, N_FFT - len(x)))
-    spectrum = torch.stft(torch.from_numpy(x), N_FFT, HOP, window=torch.hann_window(N_FFT),
-                          pad_mode="constant", return_complex=True)
+        x = x * np.float32(10 ** (TARGET_DBFS / 20) / rms)
+    return np.pad(x, (0, N_FFT - len(x))) if len(x) < N_FFT else x
+
+
+def frame_count(samples: int) -> int:
+    """Frames of a segment of `samples` (at least N_FFT): one every 10 ms, centred."""
+    return 1 + samples // HOP
+
+
+def mel_power(x: np.ndarray, first: int = 0, count: int | None = None) -> torch.Tensor:
+    """Frames `first` to `first + count` (default: to the end) of a `raised` segment, the
+    encoder's input: shape = (frames, 40), mel power every 10 ms, each frame centred on its
+    time (zeros beyond the segment), as a centred STFT of the whole segment gives them."""
+    count = frame_count(len(x)) - first if count is None else \
+        min(count, frame_count(len(x)) - first)
+    padded = np.pad(x, (N_FFT // 2, N_FFT // 2))
+    piece = padded[first * HOP:(first + count - 1) * HOP + N_FFT]
+    spectrum = torch.stft(torch.from_numpy(piece), N_FFT, HOP, window=torch.hann_window(N_FFT),
+                          center=False, return_complex=True)
     return (mel_filters(N_MELS) @ spectrum.abs().pow(2)).T.contiguous()
