@@ -110,7 +110,8 @@ class Corrections:
         and how many lines it said so far (each now says it, as will its next ones)."""
         try:
             message = parse_object(body)
-            speaker, by = _speaker(message), _by(message)
+            speaker = _name(message, "speaker", MAX_SPEAKER_CHARS, "bad_speaker")
+            by = _by(message)
         except Refusal as e:
             return refusal(HTTPStatus.BAD_REQUEST, e.code, str(e))
         said = self.rooms.store.transcript.voice_lines(room, session_id, voice) \
@@ -180,19 +181,13 @@ def _by(message: dict) -> str | None:
     return " ".join(by.split()) or None
 
 
-def _speaker(message: dict) -> str:
-    speaker = message.get("speaker")
-    if not isinstance(speaker, str) or not speaker.strip() or len(speaker) > MAX_SPEAKER_CHARS:
-        raise Refusal("bad_speaker", f"speaker must be a name of 1 to {MAX_SPEAKER_CHARS} "
-                      "characters")
-    return " ".join(speaker.split())
-
-
-def _name(message: dict, field: str) -> str:
+def _name(message: dict, field: str, most: int = MAX_PHRASE_CHARS, code: str = "bad_merge"
+          ) -> str:
+    """`message[field]`, a name of 1 to `most` characters, its spaces made single; `Refusal`
+    with `code` otherwise."""
     name = message.get(field)
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_PHRASE_CHARS:
-        raise Refusal("bad_merge", f"{field} must be a name of 1 to {MAX_PHRASE_CHARS} "
-                      "characters")
+    if not isinstance(name, str) or not name.strip() or len(name) > most:
+        raise Refusal(code, f"{field} must be a name of 1 to {most} characters")
     return " ".join(name.split())
 
 
