@@ -389,6 +389,17 @@ def test_a_long_meetings_graph_stays_in_view_and_its_lines_and_counts_read_right
         folded = [r for r in page.locator("#edges tbody tr").all_inner_texts() if "lines)" in r]
         assert len(folded) == 1 and folded[0].startswith(repeated["source"].title())
         assert folded[0].endswith(f"{repeated['mentions']} ({repeated['segment_count']} lines)")
+        # Lines come in a burst: the list keeps following them. Its own scrolling is not the
+        # reader's, even when more lines came before that scroll's event.
+        assert page.evaluate("""async () => {
+            const frame = () => new Promise((done) => requestAnimationFrame(done));
+            const say = (n) => onTranscript({session_id: 'burst', segment_id: n, speaker: 'cy',
+                text: `burst line ${n}`, time: 1764003000 + n, start: n, edges: []});
+            say(0); await frame();  // the list is scrolled to its end in this frame...
+            for (let n = 1; n < 6; n++) say(n);  // ...and these come before that scroll's event
+            await frame(); say(6); await frame(); await frame();
+            return followLines && document.querySelector('#new-lines').hidden;
+        }""")
         # The reader scrolls back up: the list stays there, and says when new lines come.
         page.evaluate("document.querySelector('#transcript').scrollTop = 0")
         page.wait_for_function("!followLines", timeout=5000)

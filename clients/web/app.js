@@ -301,10 +301,12 @@ const unlabelled = new Set();  // lines whose facts' edges have not reached this
 
 // The list follows the newest line unless the reader scrolled up; then "new lines" says more came.
 // Where the reader is is kept from their scrolling (reading it per line would lay the page out
-// per line), and the list is scrolled once a frame.
+// per line), and the list is scrolled once a frame. The list's own scrolling is not the reader's:
+// its scroll event comes a frame later, when a burst of lines may already have grown the list.
 function nearBottom(list) { return list.scrollHeight - list.scrollTop - list.clientHeight < 40; }
 let followLines = true;
 let scrollPending = false;
+let scrolledTo = null;  // where the list last scrolled itself
 
 function showNewestLine() {
   if (!followLines) { $("new-lines").hidden = false; return; }
@@ -312,8 +314,10 @@ function showNewestLine() {
   scrollPending = true;
   requestAnimationFrame(() => {
     scrollPending = false;
+    if (!followLines) return;  // the reader scrolled up meanwhile
     const list = $("transcript");
     list.scrollTop = list.scrollHeight;
+    scrolledTo = list.scrollTop;
   });
 }
 
@@ -382,7 +386,10 @@ let shownLines = 0;  // lines numbered so far
 let silentLines = 0;  // segments hidden for having no words
 
 $("transcript").addEventListener("scroll", () => {
-  followLines = nearBottom($("transcript"));
+  const list = $("transcript");
+  if (list.scrollTop === scrolledTo) return;  // where the list put itself
+  scrolledTo = null;
+  followLines = nearBottom(list);
   if (followLines) $("new-lines").hidden = true;
 });
 $("new-lines").onclick = () => {
