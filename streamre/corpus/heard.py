@@ -38,7 +38,7 @@ def heard_sentence(transcript: str, entities: list[dict], triplets: list, thresh
     stats = stats if stats is not None else HeardStats()
     names = list(dict.fromkeys(e["text"] for e in entities))
     types = {e["text"]: e["type"] for e in entities}
-    found = {m.phrase: m for m in apart(matches(transcript, names, threshold, names_only=False))}
+    found = {m.phrase: m for m in apart(matches(transcript, names, threshold, named_ends=0))}
     tokens = [(m.group(), m.start(), m.end()) for m in TOKEN.finditer(transcript)]
     spans = {}
     for name, m in found.items():

@@ -56,6 +56,13 @@ class HearingOptions:
             each with its closest phrase (Whisper decides where a phrase goes), or `best`: each
             phrase's closest run by spelling, the closest phrase where runs overlap (the ear
             then only says yes or no).
+        far_threshold: the runs spelling alone would not write are asked about too: any run
+            of heard words at least this close to a phrase ("tune" for "Pune", "grid Solberg"
+            for "Ingrid Solberg"), each phrase's closest, where its closest run written as a
+            name is not close enough. Such a run is written as its phrase only where the
+            sentence with it scores more than `far_margin` above the sentence as heard:
+            Whisper must prefer it. 0: none.
+        far_margin: see `far_threshold`.
         prompted_beam: the beam size of the second pass (1: greedy, as the first pass is).
             With names in its prompt, greedy decoding often writes them where plain words
             were said; the beam finds the sentence (measured in `docs/evaluation.md`).
@@ -71,6 +78,8 @@ class HearingOptions:
     spot_threshold: float = 70.0
     prompt_tokens: int = 120
     snap_threshold: float = 85.0
+    far_threshold: float = 85.0
+    far_margin: float = 0.0
     ear_margin: float = -10.0
     ear_prompt: str = "candidates"
     ear_runs: str = "best"

@@ -36,8 +36,8 @@ from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
 from streamre.hearing.learnt import learnt_runs
-from streamre.hearing.vocabulary import (apart, candidates, close_runs, closest_per_run, spotted,
-                                         written_as)
+from streamre.hearing.vocabulary import (Match, apart, candidates, close_runs, closest_per_run,
+                                         spotted, written_as)
 from streamre.whisper.features import equal_parts
 
 GUARDS = ("capped", "loop_retried", "repeats_cut", "silence", "prompted", "prompt_rejected",
@@ -178,10 +178,19 @@ class Transcriber:
             found = close_runs(text, vocabulary, options.snap_threshold)
         learnt = learnt_runs(text, vocabulary)  # heard as a name was before it was fixed
         found = [*found, *learnt] if asks else apart([*found, *learnt])
-        if asks and found:
+        far: list[Match] = []
+        if asks and options.far_threshold > 0:  # what spelling alone would not write
+            near = {m.phrase for m in found}
+            far = [m for m in close_runs(text, vocabulary, options.far_threshold, named_ends=0)
+                   if m.phrase not in near]
+        if asks and (found or far):
+            runs = [*sorted(found, key=lambda m: -m.score),
+                    *sorted(far, key=lambda m: -m.score)][:MAX_EAR_CANDIDATES]
+            margins = [options.ear_margin if k < len(found) else options.far_margin
+                       for k in range(len(runs))]
             found, refused = preferred(
-                self.backend, encoded.rows([part], heard.window_s), text,
-                sorted(found, key=lambda m: -m.score)[:MAX_EAR_CANDIDATES], previous, options)
+                self.backend, encoded.rows([part], heard.window_s), text, runs, previous,
+                options, margins)
             for _ in range(refused):
                 self._count("snap_refused")
         if not found:

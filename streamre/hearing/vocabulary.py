@@ -123,19 +123,19 @@ class Match:
 
 
 def matches(text: str, phrases: Sequence[str], threshold: float,
-            names_only: bool = True) -> list[Match]:
+            named_ends: int = 2) -> list[Match]:
     """Each phrase's best run of heard words, where it scores at least `threshold`; runs of
-    one word fewer to `EXTRA_WORDS` more than the phrase has words, from a word written as a
-    name to another (any run, without `names_only`)."""
+    one word fewer to `EXTRA_WORDS` more than the phrase has words, at least `named_ends` of
+    whose two end words are written as names (2: from such a word to another; 0: any run)."""
     best: dict[str, Match] = {}
-    for m in candidates(text, phrases, threshold, names_only):
+    for m in candidates(text, phrases, threshold, named_ends):
         if m.phrase not in best or m.score > best[m.phrase].score:
             best[m.phrase] = m  # the first of the closest runs
     return list(best.values())
 
 
 def candidates(text: str, phrases: Sequence[str], threshold: float,
-               names_only: bool = True) -> list[Match]:
+               named_ends: int = 2) -> list[Match]:
     """Every run of heard words that could be a phrase, by `matches`' rule: each phrase with
     each run that scores at least `threshold`, in the phrases' order, then the runs'."""
     from rapidfuzz import fuzz
@@ -146,9 +146,10 @@ def candidates(text: str, phrases: Sequence[str], threshold: float,
         return []
     longest = max(len(p.split()) for p in phrases) + EXTRA_WORDS
     # Whisper writes what it takes for a name with capitals, misheard or not: a run of heard
-    # words stands for a name only if it begins and ends with such a word ("Goth and Bird").
+    # words stands for a name where it begins and ends with such a word ("Goth and Bird"), or
+    # one end does, with `named_ends` 1 ("grid Solberg", "Garm already").
     runs = [(i, j) for i in range(len(words)) for j in range(i, min(len(words), i + longest))
-            if not names_only or (words[i].named and words[j].named)]
+            if words[i].named + words[j].named >= named_ends]
     if not runs:
         return []
     run_keys = ["".join(w.key for w in words[i:j + 1]) for i, j in runs]
@@ -181,7 +182,7 @@ def spotted(text: str, phrases: Sequence[str], threshold: float) -> list[str]:
     """The phrases a first transcript suggests were said, best first. Any run of words may
     suggest one ("the cram layer" for "Vikram Iyer"): a wrong suggestion costs a prompt that
     the guards can refuse, a missed one the name."""
-    found = matches(text, phrases, threshold, names_only=False)
+    found = matches(text, phrases, threshold, named_ends=0)
     return [m.phrase for m in sorted(found, key=lambda m: -m.score)]
 
 
@@ -204,8 +205,10 @@ def written_as(text: str, found: Sequence[Match]) -> str:
     return text
 
 
-def close_runs(text: str, phrases: Sequence[str], threshold: float) -> list[Match]:
-    """The runs of heard words, written as a name is, close to a phrase and not already written
-    as it: each phrase's closest run, the closest phrase where runs overlap. What is snapped
-    (`written_as`), or what Whisper's ear is asked about."""
-    return [m for m in apart(matches(text, phrases, threshold)) if text[m.start:m.end] != m.phrase]
+def close_runs(text: str, phrases: Sequence[str], threshold: float,
+               named_ends: int = 2) -> list[Match]:
+    """The runs of heard words, written as a name is (`matches`), close to a phrase and not
+    already written as it: each phrase's closest run, the closest phrase where runs overlap.
+    What is snapped (`written_as`), or what Whisper's ear is asked about."""
+    return [m for m in apart(matches(text, phrases, threshold, named_ends))
+            if text[m.start:m.end] != m.phrase]

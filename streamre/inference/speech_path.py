@@ -72,6 +72,13 @@ class SpeechSettings:
     vocabulary_snap: float = setting(
         85.0, "heard words written as a name is, at least this close (0-100) to a phrase, are "
         "written as the phrase (0: never)")
+    vocabulary_far: float = setting(
+        85.0, "runs of heard words that --vocabulary-snap would not write (not written as a name, "
+        "or less close) but at least this close (0-100) to a phrase are written as the phrase "
+        "only where Whisper prefers it by more than --vocabulary-far-ear (0: none)")
+    vocabulary_far_ear: float = setting(
+        0.0, "how much higher Whisper must score a sentence with a phrase written at a far run "
+        "(summed log-probabilities) for it to be written")
     vocabulary_beam: int = setting(
         5, "beam size of the second pass, the one prompted with the vocabulary (1: greedy)")
     vocabulary_ear: float = setting(
@@ -116,6 +123,8 @@ class SpeechSettings:
         return HearingOptions(windows, self.max_new_tokens,
                               vocabulary_prompt=self.vocabulary_prompt,
                               snap_threshold=self.vocabulary_snap,
+                              far_threshold=self.vocabulary_far,
+                              far_margin=self.vocabulary_far_ear,
                               ear_margin=self.vocabulary_ear,
                               ear_prompt=self.vocabulary_ear_prompt,
                               ear_runs=self.vocabulary_ear_runs,
