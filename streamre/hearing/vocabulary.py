@@ -146,8 +146,8 @@ def candidates(text: str, phrases: Sequence[str], threshold: float,
         return []
     longest = max(len(p.split()) for p in phrases) + EXTRA_WORDS
     # Whisper writes what it takes for a name with capitals, misheard or not: a run of heard
-    # words stands for a name where it begins and ends with such a word ("Goth and Bird"), or
-    # one end does, with `named_ends` 1 ("grid Solberg", "Garm already").
+    # words stands for a name where it begins and ends with such a word ("Goth and Bird"). The
+    # far tier (`named_ends` 0) takes any run, and leaves it to Whisper's ear ("grid Solberg").
     runs = [(i, j) for i in range(len(words)) for j in range(i, min(len(words), i + longest))
             if words[i].named + words[j].named >= named_ends]
     if not runs:
@@ -207,8 +207,8 @@ def written_as(text: str, found: Sequence[Match]) -> str:
 
 def close_runs(text: str, phrases: Sequence[str], threshold: float,
                named_ends: int = 2) -> list[Match]:
-    """The runs of heard words, written as a name is (`matches`), close to a phrase and not
-    already written as it: each phrase's closest run, the closest phrase where runs overlap.
+    """The runs of heard words (with `named_ends` of their end words written as names, as in
+    `matches`) close to a phrase and not already written as it: each phrase's closest run, the closest phrase where runs overlap.
     What is snapped (`written_as`), or what Whisper's ear is asked about."""
     return [m for m in apart(matches(text, phrases, threshold, named_ends))
             if text[m.start:m.end] != m.phrase]

@@ -110,9 +110,9 @@ class SpeechSettings:
         if (self.vocabulary or self.context) and not self.reads_transcripts:
             errors.append("a vocabulary or context biases Whisper's hearing; the speech model "
                           "(--speech-facts speech) hears without one")
-        if not 0 <= self.vocabulary_snap <= 100:
-            errors.append(f"vocabulary_snap is a closeness from 0 to 100, got "
-                          f"{self.vocabulary_snap}")
+        for name in ("vocabulary_snap", "vocabulary_far"):
+            if not 0 <= getattr(self, name) <= 100:
+                errors.append(f"{name} is a closeness from 0 to 100, got {getattr(self, name)}")
         return errors
 
     def hearing_options(self) -> HearingOptions:
