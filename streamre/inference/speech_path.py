@@ -69,6 +69,9 @@ class SpeechSettings:
         "spotted", "which phrases Whisper is prompted with, in a second pass: spotted (those "
         "close to words of the first transcript), all (as many as fit), none",
         choices=list(VOCABULARY_PROMPTS))
+    vocabulary_spot: float = setting(
+        70.0, "with vocabulary_prompt spotted: the phrases at least this close (0-100) to words "
+        "of the first transcript prompt the second pass")
     vocabulary_snap: float = setting(
         85.0, "heard words written as a name is, at least this close (0-100) to a phrase, are "
         "written as the phrase (0: never)")
@@ -110,7 +113,7 @@ class SpeechSettings:
         if (self.vocabulary or self.context) and not self.reads_transcripts:
             errors.append("a vocabulary or context biases Whisper's hearing; the speech model "
                           "(--speech-facts speech) hears without one")
-        for name in ("vocabulary_snap", "vocabulary_far"):
+        for name in ("vocabulary_spot", "vocabulary_snap", "vocabulary_far"):
             if not 0 <= getattr(self, name) <= 100:
                 errors.append(f"{name} is a closeness from 0 to 100, got {getattr(self, name)}")
         return errors
@@ -122,6 +125,7 @@ class SpeechSettings:
             raise ValueError(f"window sizes are whole seconds, got {self.asr_windows}") from None
         return HearingOptions(windows, self.max_new_tokens,
                               vocabulary_prompt=self.vocabulary_prompt,
+                              spot_threshold=self.vocabulary_spot,
                               snap_threshold=self.vocabulary_snap,
                               far_threshold=self.vocabulary_far,
                               far_margin=self.vocabulary_far_ear,
