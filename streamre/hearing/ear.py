@@ -19,11 +19,10 @@ MAX_EAR_CANDIDATES = 24  # runs scored for one segment at most, the closest firs
 
 def preferred(backend: WhisperBackend, states, text: str, runs: Sequence[Match],
               previous: Sequence[int], options: HearingOptions,
-              margins: Sequence[float] | None = None) -> tuple[list[Match], int]:
+              margins: Sequence[float]) -> tuple[list[Match], int]:
     """The runs Whisper's ear lets be written as their phrase: each phrase at most once, at
     the run that gains most, where it gains more than its margin (summed log-probabilities;
-    `options.ear_margin` unless `margins` gives one per run), runs apart; and how many of
-    the runs' phrases were refused.
+    `margins`: one per run), runs apart; and how many of the runs' phrases were refused.
     states: the segment's, from `encode`;
     previous: the second pass's previous text (for `ear_prompt` "spotted"). Told the names
     already heard as written as well, the ear gained less on dev (docs/evaluation.md)."""
@@ -34,7 +33,6 @@ def preferred(backend: WhisperBackend, states, text: str, runs: Sequence[Match],
         previous = ()
     scores = backend.score(states, [text, *(written_as(text, [m]) for m in runs)], previous)
     gains = [s - scores[0] for s in scores[1:]]
-    margins = [options.ear_margin] * len(runs) if margins is None else margins
     chosen: list[Match] = []
     taken: set[int] = set()
     for gain, margin, m in sorted(zip(gains, margins, runs, strict=True), key=lambda t: -t[0]):
