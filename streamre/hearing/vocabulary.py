@@ -208,7 +208,8 @@ def written_as(text: str, found: Sequence[Match]) -> str:
 def close_runs(text: str, phrases: Sequence[str], threshold: float,
                named_ends: int = 2) -> list[Match]:
     """The runs of heard words (with `named_ends` of their end words written as names, as in
-    `matches`) close to a phrase and not already written as it: each phrase's closest run, the closest phrase where runs overlap.
-    What is snapped (`written_as`), or what Whisper's ear is asked about."""
+    `matches`) close to a phrase and not already written as it: each phrase's closest run, the
+    closest phrase where runs overlap. What is snapped (`written_as`), or what Whisper's ear is
+    asked about."""
     return [m for m in apart(matches(text, phrases, threshold, named_ends))
             if text[m.start:m.end] != m.phrase]
