@@ -851,8 +851,7 @@ async function loadVocabulary() {
 $("vocabulary").onsubmit = async (event) => {
   event.preventDefault();
   const phrases = $("vocabulary-text").value.split("\n").map((p) => p.trim()).filter(Boolean);
-  const response = await fetch(roomUrl("vocabulary"), {
-    method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(phrases) });
+  const response = await putJson(roomUrl("vocabulary"), phrases);
   const answer = await response.json();
   $("vocabulary-state").textContent = response.ok ? `saved: ${answer.length} phrases`
     : `not saved: ${answer.message}`;
