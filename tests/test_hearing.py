@@ -3,6 +3,8 @@ that both load (transformers writes it, CTranslate2's own converter converts it)
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -72,9 +74,13 @@ class ScriptedWhisper:
     the guards' flow is tested apart from any model."""
 
     n_mels = 80
+    workers = 1
 
     def __init__(self, answers: dict[int, Decoded]) -> None:
         self.answers, self.calls = answers, []
+
+    def each(self, call, items):
+        return [call(item) for item in items]
 
     def encode(self, features):
         return features
@@ -206,6 +212,32 @@ def test_ctranslate2_and_torch_hear_alike(tiny_whisper_folders):
     from_hf = load_hearing(str(tiny_whisper_folders / "hf"), "cpu", "torch", options=options)
     texts = [[h.text for h in e.transcribe(waves)] for e in (*engines, from_hf)]
     assert texts[0] == texts[1] == texts[2] and any(texts[0])
+
+
+def test_two_workers_hear_what_one_call_at_a_time_hears(tiny_whisper_folders):
+    """CTranslate2's calls side by side, one thread each on the workers' replicas: the same
+    transcripts, guards and scores as every call alone."""
+    options = HearingOptions(windows_s=(10, 30), max_new_tokens=10, far_threshold=40)
+    rng = np.random.default_rng(11)
+    waves = [(rng.standard_normal(int(s * SAMPLE_RATE)) * 4000).astype(np.int16)
+             for s in (1.5, 2, 3, 4, 12, 35)]  # two windows, and one heard in parts
+    vocabularies = [["CCCD", "CCDC Bank", "David Chen"]] * len(waves)  # close to what it writes
+    counted: dict[int, list[str]] = {1: [], 2: []}
+    engines = {w: load_hearing(str(tiny_whisper_folders / "ct2"), "cpu", "ctranslate2",
+                               "float32", options=options, on_guard=counted[w].append,
+                               workers=w) for w in (1, 2)}
+    assert [engines[w].backend.workers for w in (1, 2)] == [1, 2]
+    heard = {w: e.transcribe(waves, vocabularies) for w, e in engines.items()}
+    assert heard[1] == heard[2] and any(h.text for h in heard[1])
+    assert sorted(counted[1]) == sorted(counted[2])
+    # Every kind of call was compared: the second pass and the ear ran too.
+    assert {"prompted", "prompt_rejected"} & set(counted[1])
+    assert {"snapped", "snap_refused"} & set(counted[1])
+    # The calls ran on the workers, and a call made on a worker does not wait for another.
+    backend = engines[2].backend
+    names = backend.each(lambda _: threading.current_thread().name, range(4))
+    assert all(n.startswith("whisper-worker") for n in names)
+    assert backend.each(lambda _: backend.each(lambda k: k * 2, [1, 2]), [0, 1]) == [[2, 4]] * 2
 
 
 def test_a_missing_whisper_is_one_clear_error(tmp_path):

@@ -77,6 +77,7 @@ class WordWhisper:
     sentences in `preferred` 0, those in `doubted` -5, and every other -20, past any margin."""
 
     n_mels = 80
+    workers = 1
 
     def __init__(self, first: str, prompted: str, no_speech: float = 0.0,
                  preferred: tuple[str, ...] = (), doubted: tuple[str, ...] = ()) -> None:
@@ -97,6 +98,9 @@ class WordWhisper:
 
     def previous_text(self, phrases, budget: int) -> list[int]:
         return self._ids(", ".join(phrases))[:budget]
+
+    def each(self, call, items):
+        return [call(item) for item in items]
 
     def encode(self, features):
         self.encoded += features.shape[0]

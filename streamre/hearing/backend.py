@@ -3,13 +3,16 @@ torch's), and the encoder's states of a call's segments, made once for every pas
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded
 from streamre.hearing.prompt import WhisperVocabulary
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class WhisperBackend(Protocol):
@@ -19,6 +22,11 @@ class WhisperBackend(Protocol):
 
     n_mels: int
     vocabulary: WhisperVocabulary
+    workers: int  # calls `each` runs side by side
+
+    def each(self, call: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """call(item) for each item, in order: side by side where the engine has workers, the
+        engine calls `call` makes included."""
 
     def encode(self, features: np.ndarray) -> object:
         """features: shape = (B, n_mels, frames), one window. The encoder's states, shape =
@@ -58,5 +66,9 @@ class EncodedParts:
         return batches[0][0][[row for _, row in batches]]
 
     def _encode(self, parts: list[int], window: int):
-        return self.backend.encode(window_log_mel([self.parts[i] for i in parts], window,
-                                                  self.backend.n_mels))
+        """One call, or the engine's workers' share each side by side, joined."""
+        backend = self.backend
+        shares = [list(c) for c in np.array_split(parts, min(backend.workers, len(parts)))]
+        states = backend.each(lambda share: backend.encode(window_log_mel(
+            [self.parts[i] for i in share], window, backend.n_mels)), shares)
+        return states[0] if len(states) == 1 else np.concatenate(states)

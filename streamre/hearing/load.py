@@ -49,14 +49,18 @@ def pick_backend(backend: str, device: str) -> str:
 def load_hearing(source: str = "", device: str = "cpu", backend: str = "auto",
                  compute_type: str = "auto", threads: int = 0,
                  options: HearingOptions | None = None,
-                 on_guard: Callable[[str], None] | None = None) -> Transcriber:
-    """The Whisper `source` names, on `backend`, behind the `Hearing` seam."""
+                 on_guard: Callable[[str], None] | None = None,
+                 workers: int = 0) -> Transcriber:
+    """The Whisper `source` names, on `backend`, behind the `Hearing` seam. workers: calls
+    CTranslate2 runs side by side on the CPU, one thread each (0: two where the machine has
+    two cores or more and `threads` is not 1; 1: each call alone, on `threads`)."""
     source = source or DEFAULT_ASR
     options = options or HearingOptions()
     backend = pick_backend(backend, device)
     try:
         if backend == "ctranslate2":
-            engine = _ctranslate2(source, device, compute_type, threads)
+            engine = _ctranslate2(source, device, compute_type, threads,
+                                  workers or auto_workers(threads))
             kind = f"ctranslate2 {engine.compute_type}"
         else:
             engine = _torch(source, device, compute_type, threads)
@@ -67,6 +71,11 @@ def load_hearing(source: str = "", device: str = "cpu", backend: str = "auto",
     return Transcriber(engine, options, f"{asr_name(source)} ({kind})", device, on_guard)
 
 
+def auto_workers(threads: int) -> int:
+    """Two workers where two cores are there to run them and one thread was not asked for."""
+    return 2 if (os.cpu_count() or 1) >= 2 and threads != 1 else 1
+
+
 def _has_ctranslate2() -> bool:
     try:
         import ctranslate2  # noqa: F401
@@ -75,14 +84,15 @@ def _has_ctranslate2() -> bool:
     return True
 
 
-def _ctranslate2(source: str, device: str, compute_type: str, threads: int):
+def _ctranslate2(source: str, device: str, compute_type: str, threads: int, workers: int):
     from streamre.hearing.ct2_backend import CT2Whisper
 
     found = locate_ct2(source)
     if found is None:
         folder = converted(source)
         found = folder, [folder / "model.bin"]
-    return CT2Whisper(*found, device=device, compute_type=compute_type, threads=threads)
+    return CT2Whisper(*found, device=device, compute_type=compute_type, threads=threads,
+                      workers=workers)
 
 
 def _torch(source: str, device: str, compute_type: str, threads: int):

@@ -48,12 +48,16 @@ class TorchWhisper:
         self.model = model
         self.vocabulary = vocabulary
         self.n_mels = model.config.num_mel_bins
+        self.workers = 1  # torch spreads one call over the threads itself
         self.device = next(model.parameters()).device
         vocab = model.config.vocab_size
         self._suppress = torch.tensor([t for t in suppress if 0 <= t < vocab], dtype=torch.long,
                                       device=self.device)
         self._suppress_begin = torch.tensor([t for t in suppress_begin if 0 <= t < vocab],
                                             dtype=torch.long, device=self.device)
+
+    def each(self, call, items):
+        return [call(item) for item in items]
 
     @torch.inference_mode()
     def encode(self, features: np.ndarray) -> torch.Tensor:

@@ -87,10 +87,15 @@ class Transcriber:
         call of its shape."""
         rng = np.random.default_rng(0)
         noise = (rng.standard_normal(SAMPLE_RATE) * 1000).astype(np.int16)
+        backend = self.backend
+
+        def warm(window: int) -> None:
+            states = backend.encode(window_log_mel([noise], window, backend.n_mels))
+            backend.decode(states, 4)
+            backend.score(states, ["Hello."])
         for window in self.options.windows_s:
-            states = self.backend.encode(window_log_mel([noise], window, self.backend.n_mels))
-            self.backend.decode(states, 4)
-            self.backend.score(states, ["Hello."])
+            warm(window)
+            backend.each(warm, [window] * backend.workers)  # the workers' replicas too
 
     def window_of(self, waveform: np.ndarray) -> int:
         """The window a segment is heard in: what the engine groups batches by."""
@@ -155,18 +160,27 @@ class Transcriber:
             for i, second in zip(rows, again, strict=True):
                 heard[i] = self._prompted(first[i], second, self.backend.text(list(previous[i])))
         if options.snap_threshold > 0:
-            for i, (h, vocabulary) in enumerate(zip(heard, vocabularies, strict=True)):
-                if h.text and vocabulary:
-                    heard[i] = self._snapped(encoded, i, h, vocabulary, previous.get(i, ()))
+            asked = [i for i, (h, v) in enumerate(zip(heard, vocabularies, strict=True))
+                     if h.text and v]
+            snapped = self.backend.each(
+                lambda i: self._snapped(encoded, i, heard[i], vocabularies[i],
+                                        previous.get(i, ())), asked)
+            for i, (h, refused) in zip(asked, snapped, strict=True):
+                for _ in range(refused):
+                    self._count("snap_refused")
+                if h is not heard[i]:
+                    self._count("snapped")
+                heard[i] = h
         return heard
 
     def _snapped(self, encoded: EncodedParts, part: int, heard: Heard, vocabulary: Sequence[str],
-                 previous: tuple[int, ...]) -> Heard:
-        """Heard words close to a phrase written as the phrase. With the ear (`ear_margin`
-        above -inf), Whisper decides where each phrase goes: every close run (or each
-        phrase's closest, by `ear_runs`) is scored on the same audio, after the previous text
-        `ear_prompt` names, and a phrase is written at its best run if that sentence scores
-        more than `ear_margin` above the sentence as heard; without it, every closest run."""
+                 previous: tuple[int, ...]) -> tuple[Heard, int]:
+        """Heard words close to a phrase written as the phrase, and how many phrases the ear
+        refused. With the ear (`ear_margin` above -inf), Whisper decides where each phrase
+        goes: every close run (or each phrase's closest, by `ear_runs`) is scored on the same
+        audio, after the previous text `ear_prompt` names, and a phrase is written at its best
+        run if that sentence scores more than `ear_margin` above the sentence as heard;
+        without it, every closest run. Runs on a worker: it counts nothing itself."""
         options = self.options
         text = heard.text
         asks = options.ear_margin > float("-inf")
@@ -179,6 +193,7 @@ class Transcriber:
         learnt = learnt_runs(text, vocabulary)  # heard as a name was before it was fixed
         found = [*found, *learnt] if asks else apart([*found, *learnt])
         far: list[Match] = []
+        refused = 0
         if asks and options.far_threshold > 0:  # what spelling alone would not write
             near = {m.phrase for m in found}
             far = [m for m in close_runs(text, vocabulary, options.far_threshold, named_ends=0)
@@ -191,13 +206,10 @@ class Transcriber:
             found, refused = preferred(
                 self.backend, encoded.rows([part], heard.window_s), text, runs, previous,
                 options, margins)
-            for _ in range(refused):
-                self._count("snap_refused")
         if not found:
-            return heard
-        self._count("snapped")
+            return heard, refused
         return Heard(written_as(text, found), heard.avg_logprob, heard.no_speech_prob,
-                     heard.window_s, (*heard.guards, "snapped"))
+                     heard.window_s, (*heard.guards, "snapped")), refused
 
     def _prompted(self, first: Heard, second: Heard, prompt: str) -> Heard:
         """The second transcript, or the first where the prompt took over: silence, a loop
@@ -218,21 +230,29 @@ class Transcriber:
     def _decode(self, encoded: EncodedParts, parts: list[int], windows: list[int],
                 previous: list[tuple[int, ...]], beam_size: int = 1) -> list[Decoded]:
         """Each part decoded in its window after its previous text; the parts of one window
-        and one previous text share a call. A part's tokens past its own budget are cut (it
-        then did not end)."""
+        and one previous text share a call, or a call for each of the engine's workers, side
+        by side. A part's tokens past its own budget are cut (it then did not end)."""
         found: list[Decoded | None] = [None] * len(parts)
 
         def call(k: int) -> tuple:
             return windows[k], previous[k]
-        for (window, before), same in groupby(sorted(range(len(parts)), key=call), key=call):
+        for window in set(windows):  # encoded here, together, before the calls share them
+            encoded.rows([p for p, w in zip(parts, windows, strict=True) if w == window], window)
+        calls = []  # the parts of one call, split in the engine workers' shares
+        for _, same in groupby(sorted(range(len(parts)), key=call), key=call):
             same = list(same)
+            calls += [list(share) for share in
+                      np.array_split(same, min(self.backend.workers, len(same)))]
+
+        def decode(same: list[int]) -> list[Decoded]:
             budgets = [self.options.token_budget(len(encoded.parts[parts[k]])) for k in same]
-            states = encoded.rows([parts[k] for k in same], window)
-            for k, budget, d in zip(same, budgets,
-                                    self.backend.decode(states, max(budgets), before, beam_size),
-                                    strict=True):
-                if len(d.tokens) > budget:
-                    d = Decoded(d.tokens[:budget], d.logprobs[:budget], d.no_speech_prob, False)
+            states = encoded.rows([parts[k] for k in same], windows[same[0]])
+            return [d if len(d.tokens) <= budget else
+                    Decoded(d.tokens[:budget], d.logprobs[:budget], d.no_speech_prob, False)
+                    for budget, d in zip(budgets, self.backend.decode(
+                        states, max(budgets), previous[same[0]], beam_size), strict=True)]
+        for same, decoded in zip(calls, self.backend.each(decode, calls), strict=True):
+            for k, d in zip(same, decoded, strict=True):
                 found[k] = d
         return found
 

@@ -53,6 +53,10 @@ class SpeechSettings:
         "for only this way)", choices=list(SPEECH_FACTS))
     device: str = setting("auto", "device: auto, cpu, cuda, cuda:N")
     threads: int = setting(0, "CPU threads for inference (0: the engine's default)")
+    asr_workers: int = setting(
+        0, "calls of hearing CTranslate2 runs side by side on the CPU, one thread each, as "
+        "when segments of several streams are heard with names (0: two where there are two "
+        "cores or more and --threads is not 1; 1: one call at a time, on --threads)")
     dtype: str = setting(
         "auto", "the speech and text models' weights: auto (bfloat16 or float16 on a GPU, "
         "float32 on the CPU), float32, bfloat16, float16")
@@ -228,7 +232,7 @@ class SpeechPath:
         if s.reads_transcripts:
             device = pick_device(s.device)
             hearing = load_hearing(s.asr, device, s.asr_backend, s.asr_compute_type, s.threads,
-                                   s.hearing_options(), self.on_guard)
+                                   s.hearing_options(), self.on_guard, s.asr_workers)
             reader = self.load_text()
             return PipelineExtractor(hearing, reader, merged(
                 self.vocabulary, names_in_context(self.context, reader)))
