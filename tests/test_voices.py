@@ -27,7 +27,7 @@ from streamre.triplets import Triplet
 from streamre.voices import encoder as voice_encoder
 from streamre.voices.clusterer import VoiceClusterer, VoiceSettings
 from streamre.voices.encoder import (EncoderMissing, SpeakerEncoder, mel_power, raised,
-                                    window_starts)
+                                    window_mels, window_starts)
 from streamre.voices.scoring import Line, Turn, best_matching, score
 
 def unit(*values: float) -> np.ndarray:
@@ -208,6 +208,16 @@ def test_a_windows_mel_bands_are_the_whole_segments_at_its_frames():
     for first in (0, 170, 341, 450):
         assert torch.allclose(mel_power(x, first, 160), whole[first:first + 160], rtol=1e-4,
                               atol=1e-6)
+    # All windows of several segments at once: the same frames, silence past a segment's end.
+    short = raised(np.random.default_rng(4).normal(0, 2000, 16000 * 2).astype(np.int16))
+    together = window_mels([(x, 0), (x, 341), (x, 450), (short, 0), (short, 100)])
+    assert together.shape == (5, 160, 40)
+    for row, first in enumerate((0, 341, 450)):
+        frames = whole[first:first + 160]
+        assert torch.allclose(together[row, :len(frames)], frames, rtol=1e-4, atol=1e-6)
+        assert not together[row, len(frames):].any()
+    assert torch.allclose(together[4, :101], mel_power(short, 100, 160), rtol=1e-4, atol=1e-6)
+    assert not together[4, 101:].any() and together[4, :101].sum(-1).gt(0).all()
 
 
 def test_missing_weights_say_what_to_install(monkeypatch):

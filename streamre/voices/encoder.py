@@ -82,13 +82,9 @@ class SpeakerEncoder(nn.Module):
         windows, owners = [], []
         for i, w in enumerate(waveforms):
             x = raised(w)
-            for start in window_starts(frame_count(len(x))):
-                piece = mel_power(x, start, WINDOW_FRAMES)  # only the window's own frames
-                if piece.shape[0] < WINDOW_FRAMES:  # a short segment: padded with silence
-                    piece = nn.functional.pad(piece, (0, 0, 0, WINDOW_FRAMES - piece.shape[0]))
-                windows.append(piece)
-                owners.append(i)
-        each = self(torch.stack(windows)).numpy()
+            windows += [(x, start) for start in window_starts(frame_count(len(x)))]
+            owners += [i] * (len(windows) - len(owners))
+        each = self(window_mels(windows)).numpy()
         out = np.zeros((len(waveforms), EMBEDDING_SIZE), np.float32)
         np.add.at(out, np.asarray(owners), each)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8)
@@ -120,6 +116,26 @@ def raised(waveform: np.ndarray) -> np.ndarray:
 def frame_count(samples: int) -> int:
     """Frames of a segment of `samples` (at least N_FFT): one every 10 ms, centred."""
     return 1 + samples // HOP
+
+
+def window_mels(windows: Sequence[tuple[np.ndarray, int]]) -> torch.Tensor:
+    """The encoder's input for windows of `raised` segments, each (segment, first frame):
+    shape = (len, WINDOW_FRAMES, 40), each as `mel_power` gives the window's own frames, and
+    frames past its segment's end silent. One STFT for them all, where a window at a time
+    spent about a sixth of the encoder's time on the mels of eight segments."""
+    span = (WINDOW_FRAMES - 1) * HOP + N_FFT  # the samples of a window's frames
+    pieces, frames = [], []
+    for x, first in windows:
+        start = first * HOP - N_FFT // 2  # frames are centred: zeros before the segment
+        piece = x[max(start, 0):start + span]
+        pieces.append(np.pad(piece, (max(-start, 0), span - len(piece) - max(-start, 0))))
+        frames.append(min(WINDOW_FRAMES, frame_count(len(x)) - first))
+    spectrum = torch.stft(torch.from_numpy(np.stack(pieces)), N_FFT, HOP,
+                          window=torch.hann_window(N_FFT), center=False, return_complex=True)
+    power = torch.view_as_real(spectrum).pow(2).sum(-1)  # |z|², without abs's square root
+    mels = (mel_filters(N_MELS) @ power).transpose(1, 2)
+    past_end = torch.arange(WINDOW_FRAMES)[None, :] >= torch.tensor(frames)[:, None]
+    return mels.masked_fill(past_end[:, :, None], 0.0).contiguous()
 
 
 def mel_power(x: np.ndarray, first: int = 0, count: int | None = None) -> torch.Tensor:
