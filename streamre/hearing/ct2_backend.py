@@ -35,8 +35,9 @@ class CT2Whisper:
         threads: CPU threads of a call made alone (0: CTranslate2's default).
         workers: calls `each` runs side by side, one CPU thread each, on replicas of the
             model (1: none). Whisper's decoder is too small for two threads to share a call
-            well: on 2 cores eight segments' prompted passes take 0.6 of the time side by
-            side, a single call alone 0.9 of its time on one thread (docs/evaluation.md).
+            well: on 2 cores eight segments' prompted passes took 0.6 of the time side by
+            side, and one call took about as long on one thread as on two
+            (docs/evaluation.md).
     """
 
     def __init__(self, folder: Path, files: list[Path], device: str = "cpu",
@@ -73,8 +74,9 @@ class CT2Whisper:
         self.n_mels = self.model.n_mels
 
     def each(self, call: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        """call(item) for each item, side by side on the workers where there are two or more
-        (the engine calls each makes run there on one thread); in order."""
+        """call(item) for each item, in order; side by side on the workers where there are
+        two or more, and the calls to this engine that `call` makes run there, on a replica
+        of one thread. Called on a worker, it runs the items there, one after another."""
         if self._pool is None or len(items) < 2 or self._on_worker():
             return [call(item) for item in items]
         return list(self._pool.map(call, items))

@@ -18,7 +18,9 @@ same audio, must not fall more than a margin below the sentence as heard
 becomes "Kenya you share your screen" (`snap_refused`). Words that a person once corrected into
 a name (a `LearntName` of the vocabulary, `streamre.hearing.learnt`) are asked about the same
 way, wherever they are heard again. The encoder runs once a segment for all
-of it.
+of it. Calls that wait on nothing of each other (a window's share of the encoder and of a pass,
+each prompt's pass, each segment's ear) go through the engine's `each`, which runs them side
+by side where it has workers.
 """
 
 from __future__ import annotations

@@ -120,8 +120,9 @@ def frame_count(samples: int) -> int:
 
 def window_mels(windows: Sequence[tuple[np.ndarray, int]]) -> torch.Tensor:
     """The encoder's input for windows of `raised` segments, each (segment, first frame):
-    shape = (len, WINDOW_FRAMES, 40), each as `mel_power` gives the window's own frames, and
-    frames past its segment's end silent. One STFT for them all, where a window at a time
+    shape = (len, WINDOW_FRAMES, 40), mel power every 10 ms, each frame centred on its time
+    (zeros beyond the segment) as a centred STFT of the whole segment gives them, and frames
+    past the segment's end silent. One STFT for them all, where a window at a time
     spent about a sixth of the encoder's time on the mels of eight segments."""
     span = (WINDOW_FRAMES - 1) * HOP + N_FFT  # the samples of a window's frames
     pieces, frames = [], []
@@ -136,16 +137,3 @@ def window_mels(windows: Sequence[tuple[np.ndarray, int]]) -> torch.Tensor:
     mels = (mel_filters(N_MELS) @ power).transpose(1, 2)
     past_end = torch.arange(WINDOW_FRAMES)[None, :] >= torch.tensor(frames)[:, None]
     return mels.masked_fill(past_end[:, :, None], 0.0).contiguous()
-
-
-def mel_power(x: np.ndarray, first: int = 0, count: int | None = None) -> torch.Tensor:
-    """Frames `first` to `first + count` (default: to the end) of a `raised` segment, the
-    encoder's input: shape = (frames, 40), mel power every 10 ms, each frame centred on its
-    time (zeros beyond the segment), as a centred STFT of the whole segment gives them."""
-    count = frame_count(len(x)) - first if count is None else \
-        min(count, frame_count(len(x)) - first)
-    padded = np.pad(x, (N_FFT // 2, N_FFT // 2))
-    piece = padded[first * HOP:(first + count - 1) * HOP + N_FFT]
-    spectrum = torch.stft(torch.from_numpy(piece), N_FFT, HOP, window=torch.hann_window(N_FFT),
-                          center=False, return_complex=True)
-    return (mel_filters(N_MELS) @ spectrum.abs().pow(2)).T.contiguous()
