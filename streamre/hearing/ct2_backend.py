@@ -9,19 +9,17 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Sequence
 
 import numpy as np
 
+from streamre.hearing.backend import R, T
 from streamre.hearing.guards import Decoded
 from streamre.hearing.prompt import WhisperVocabulary
 
 COMPUTE_TYPES = ("auto", "int8", "int8_float32", "int16", "float32", "float16", "bfloat16",
                  "int8_float16", "int8_bfloat16")
 CPU_COMPUTE_TYPE = "int8"  # measured fastest on 2 cores at the same WER (docs/evaluation.md)
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class CT2Whisper:
