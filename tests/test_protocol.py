@@ -17,7 +17,8 @@ from streamre.mqtt.broker import topic
 from streamre.mqtt.mirror import GraphMirror
 from streamre.mqtt.subscriber import subscribe
 from streamre.protocol import (PROTOCOL_VERSION, Busy, Close, CloseCode, DropSegment, Finish,
-                               Infer, InferText, JoinRoom, Limits, Reply, SendSnapshot, SessionProtocol,
+                               FindTurns, Infer, InferText, JoinRoom, Limits, Reply, SendSnapshot,
+                               SessionProtocol,
                                ping_message, start_message, stop_message, subscribe_message,
                                text_message)
 from streamre.triplets import Triplet
@@ -258,6 +259,36 @@ def test_a_note_becomes_one_item_per_sentence_numbered_with_the_audio_segments()
     assert note == [InferText(1, "Maria Lopez lives in Boston.", "alice"),
                     InferText(2, "Mr. Chen works for the World Bank.", "alice")]
     assert send(p, text_message("Hi.", speaker="bob")) == [InferText(3, "Hi.", "bob")]
+
+
+def test_a_long_segment_is_numbered_once_its_turns_are_found_each_piece_a_segment():
+    p = SessionProtocol("s1", VadConfig(min_utterance_ms=100), LIMITS, turns_from=3 * 16000)
+    send(p, start_message("r", speaker="alice"))
+    rng = np.random.default_rng(0)
+    short, long = (rng.standard_normal(n * 16000) * 6000 for n in (1, 4))
+    silence = np.zeros(16000)
+    actions = []
+    for frame in pcm_frames(np.concatenate([short, silence, long, silence]).astype(np.int16),
+                            16000):
+        actions += p.receive_audio(frame)
+    said = [a for a in actions if isinstance(a, (Reply, Infer, FindTurns))
+            and not (isinstance(a, Reply) and a.message["type"] != "segment")]
+    assert [type(a) for a in said] == [Reply, Infer, FindTurns]  # the long one waits
+    whole = said[2].segment
+    assert said[1].segment.index == 0
+    pieces = p.turns_found(whole, [16000, 40000])
+    assert [type(a) for a in pieces] == [Reply, Infer] * 3
+    heard = [a.segment for a in pieces if isinstance(a, Infer)]
+    assert [s.index for s in heard] == [1, 2, 3]  # numbered now, in stream order
+    assert [(s.start - whole.start, s.end - whole.start) for s in heard] == [
+        (0, 16000), (16000, 40000), (40000, len(whole.audio))]
+    assert [m["segment_id"] for m in replies(pieces)] == [1, 2, 3]
+    assert [m["start"] for m in replies(pieces)] == [s.start_s for s in heard]
+    assert send(p, text_message("Hi.")) == [InferText(4, "Hi.", "alice")]
+    # A segment of one voice is itself, numbered next.
+    [announced, one] = p.turns_found(whole, [])
+    assert one.segment.index == 5 and len(one.segment.audio) == len(whole.audio)
+    assert announced.message["end"] == whole.end_s
 
 
 def test_text_has_a_rate_per_session():

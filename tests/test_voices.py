@@ -15,8 +15,9 @@ import torch
 from hypothesis import given, settings, strategies as st
 from websockets.asyncio.client import connect
 
-from helpers import (VOICE_ONE as ONE, VOICE_OTHER as OTHER, http_get, pcm_frames, send_json,
-                     shared_microphone, start_server, start_text, voice_says, wire)
+from helpers import (VOICE_ONE as ONE, VOICE_OTHER as OTHER, http_get, of_type, pcm_frames,
+                     send_json, shared_microphone, speak, start_server, start_text, voice_says,
+                     wire)
 from streamre.graph import GraphSettings, Mention, RoomGraph
 from streamre.graph.entries import VoiceName
 from streamre.graph.ops import Op, change_op
@@ -30,6 +31,9 @@ from streamre.voices.encoder import (N_MELS, EncoderMissing, SpeakerEncoder, rai
                                     window_mels, window_starts)
 from streamre.whisper.features import HOP, N_FFT, mel_filters
 from streamre.voices.scoring import Line, Turn, best_matching, score
+from streamre.voices import turns as voice_turns
+from streamre.voices.turns import change_points, cut_samples, quietest
+from streamre.audio import Segment
 
 def unit(*values: float) -> np.ndarray:
     v = np.array(values, np.float32)
@@ -164,6 +168,65 @@ def test_windows_spread_over_a_segment_at_most_twice():
     assert window_starts(3000, most=4) == [0, 960, 1920, 2880]
 
 
+# -- turns inside a segment, with data alone ---------------------------------------------------
+
+A, B, C = unit(1, 0, 0), unit(0, 1, 0), unit(0.3, 0.2, 1)
+
+
+def windows_over(turns: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """The windows `voice_turns.window_starts` takes over a segment whose voices speak for the
+    given frames each, each window's embedding its voices mixed by how long each speaks in it."""
+    owner = np.concatenate([[i] * frames for i, (_, frames) in enumerate(turns)])
+    starts = voice_turns.window_starts(len(owner) * HOP)
+    out = []
+    for start in starts:
+        held = owner[start:start + 160]
+        mixed = sum(turns[i][0] * np.mean(held == i) for i in range(len(turns)))
+        out.append(mixed / np.linalg.norm(mixed))
+    return np.stack(out)
+
+
+def test_a_change_of_voice_is_found_where_it_is_and_one_voice_is_never_cut():
+    assert change_points(windows_over([(A, 700)]), 0.74) == []
+    assert change_points(windows_over([(A, 320), (B, 400)]), 0.74) == [320]
+    assert change_points(windows_over([(A, 300), (B, 400)]), 0.74) in ([280], [320])  # 0.4 s
+    assert change_points(windows_over([(A, 320), (B, 320), (C, 360)]), 0.74) == [320, 640]
+    near = unit(1, 0.3, 0)  # 0.96 alike: the same voice for this threshold
+    assert change_points(windows_over([(A, 320), (near, 400)]), 0.74) == []
+    # No cut closer than 2.4 s to an end, nor closer than 1.6 s to another.
+    for first in (40, 120, 200):
+        found = change_points(windows_over([(A, first), (B, 700 - first)]), 0.74)
+        assert all(240 <= p <= 460 for p in found)
+    found = change_points(windows_over([(A, 300), (B, 100), (C, 300)]), 0.74)
+    assert found and all(b - a >= 160 for a, b in zip(found[:-1], found[1:], strict=True))
+    # A segment too short to hold a change on both sides is not looked in.
+    assert voice_turns.window_starts(voice_turns.SHORTEST_LOOKED_AT - 1) == []
+
+
+def test_a_cut_moves_to_the_quiet_between_the_voices():
+    rng = np.random.default_rng(5)
+    audio = (rng.standard_normal(16000 * 6) * 3000).astype(np.int16)
+    audio[50_000:51_200] //= 100  # a breath, 0.12 s after the change point
+    assert 50_000 <= quietest(audio, 48_000) + 240 <= 51_200  # a 30 ms frame, mostly breath
+    assert cut_samples(audio, [300]) == [quietest(audio, 48_000)]
+    assert quietest(audio[:200], 100) == 100  # shorter than a quiet frame: where it is
+
+
+def test_a_segment_cut_in_pieces_keeps_its_edges_on_its_first_and_last():
+    whole = Segment(7, 16000, 16000 + 9000, np.arange(9000, dtype=np.int16), forced_split=True,
+                    overlap=480, voiced_end=16000 + 8000)
+    first, middle, last = whole.pieces([3000, 6000])
+    assert [(p.start, p.end, len(p.audio)) for p in (first, middle, last)] == [
+        (16000, 19000, 3000), (19000, 22000, 3000), (22000, 25000, 3000)]
+    assert middle.audio[0] == 3000 and all(p.index == 7 for p in (first, middle, last))
+    assert (first.overlap, middle.overlap, last.overlap) == (480, 0, 0)
+    assert (first.voiced_end, middle.voiced_end, last.voiced_end) == (None, None, 16000 + 8000)
+    assert (first.forced_split, middle.forced_split, last.forced_split) == (True, False, True)
+    [alone] = whole.pieces([])
+    assert (alone.start, alone.end, alone.overlap, alone.voiced_end, alone.forced_split) == (
+        whole.start, whole.end, whole.overlap, whole.voiced_end, whole.forced_split)
+
+
 # -- the real encoder --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -193,6 +256,20 @@ def test_one_voice_alone_stays_one(encoder, two_voices):
     voices = VoiceClusterer()
     for audio in two_voices[OTHER] + two_voices[OTHER][::-1]:
         assert voices.assign(encoder.embed([audio])[0], len(audio) / 16000) == 1
+
+
+def test_turns_said_without_a_pause_are_cut_between_the_voices_and_one_voice_is_not(
+        encoder, two_voices):
+    threshold = VoiceSettings().turn_threshold
+    for first, second in ((ONE, OTHER), (OTHER, ONE)):
+        said = np.concatenate([two_voices[first][0], two_voices[second][1]])
+        [windows] = encoder.embed_windows([said], voice_turns.window_starts)
+        [cut] = cut_samples(said, change_points(windows, threshold))
+        assert abs(cut - len(two_voices[first][0])) < 0.5 * 16000
+    for voice in (ONE, OTHER):
+        said = np.concatenate([two_voices[voice][0], two_voices[voice][1], two_voices[voice][2]])
+        [windows] = encoder.embed_windows([said], voice_turns.window_starts)
+        assert change_points(windows, threshold) == []
 
 
 def test_a_batch_embeds_each_segment_as_it_would_alone(encoder, two_voices):
@@ -305,6 +382,29 @@ def test_a_shared_microphone_gets_its_voices_and_a_named_voice_keeps_its_name(tm
         assert participants == {"Room 4": 3, "Grace Kim": 3}
         status, _, body = http_get(f"{http}/v1/rooms/table/export?format=md")
         assert "- Grace Kim: 3 line(s)" in body.decode()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+@pytest.mark.slow
+def test_voices_that_answer_without_a_pause_are_cut_into_lines_of_their_own():
+    silence = np.zeros(16000, np.int16)
+    answered = np.concatenate([voice_says(ONE, 0), voice_says(OTHER, 1)])  # no pause
+    audio = np.concatenate([silence, answered, silence, voice_says(OTHER, 2), silence])
+    process, port = start_server("--voice-turns", "on")
+    try:
+        messages = asyncio.run(speak(f"ws://127.0.0.1:{port}/v1/stream", audio, "table",
+                                     pace=4.0))
+        segments, said = of_type(messages, "segment"), of_type(messages, "triplets")
+        assert [m["segment_id"] for m in segments] == [0, 1, 2]
+        change = 1.0 + len(voice_says(ONE, 0)) / 16000  # where the other voice begins
+        assert abs(segments[0]["end"] - change) < 0.5
+        assert segments[1]["start"] == segments[0]["end"]  # one utterance, cut once
+        assert [(m["segment_id"], m.get("voice")) for m in said] == [(0, 1), (1, 2), (2, 2)]
+        assert all(m["text"].strip() for m in said)
+        metrics = http_get(f"http://127.0.0.1:{port}/metrics")[2].decode()
+        assert "streamre_voice_turn_cuts_total 1.0" in metrics
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)

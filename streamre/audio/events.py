@@ -3,7 +3,7 @@ utterance dropped. Positions are in samples at 16 kHz from the start of the stre
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 import numpy as np
@@ -45,6 +45,20 @@ class Segment:
     @property
     def end_s(self) -> float:
         return self.end / SAMPLE_RATE
+
+    def pieces(self, cuts: list[int]) -> list[Segment]:
+        """The segment cut at `cuts` (samples into it, ascending), as where its voice changes
+        (`streamre.voices.turns`). Pieces keep its index (their owner numbers them); the first
+        keeps its overlap with the segment before, the last its voiced end, and only they can
+        begin or end at a forced split."""
+        bounds = [0, *cuts, len(self.audio)]
+        last = len(bounds) - 2
+        return [replace(self, start=self.start + a, end=self.start + b,
+                        audio=self.audio[a:b].copy(),
+                        forced_split=self.forced_split and i in (0, last),
+                        overlap=self.overlap if i == 0 else 0,
+                        voiced_end=self.voiced_end if i == last else None)
+                for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,10 @@ def eval_voices(args: argparse.Namespace) -> int:
     from streamre.voices.evaluate import evaluate
 
     default = VoiceSettings()
-    choices = [VoiceSettings(threshold=t, heard_once=h)
+    choices = [VoiceSettings(threshold=t, heard_once=h, turns=args.turns, turn_threshold=c)
                for t in args.threshold or [default.threshold]
-               for h in args.heard_once or [default.heard_once] if h <= t]
+               for h in args.heard_once or [default.heard_once] if h <= t
+               for c in args.turn_threshold or [default.turn_threshold]]
     result = evaluate(args.streams, choices, progress=not args.no_progress)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))

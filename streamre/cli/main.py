@@ -138,14 +138,20 @@ def _eval_voices_parser(sub) -> None:
                     "<name>.json, as tools/make_voice_streams.py writes them), give every "
                     "segment a voice, and score: lines given the right voice (best one-to-one "
                     "naming), voices opened, and the diarization error rate by time. Several "
-                    "--threshold and --heard-once values are a sweep over one pass of the "
-                    "encoder.")
+                    "--threshold, --heard-once and --turn-threshold values are a sweep over one "
+                    "pass of the encoder.")
     evaluate.add_argument("--streams", required=True, metavar="DIR")
     evaluate.add_argument("--threshold", type=float, nargs="+", metavar="T",
                           help="cosine similarity at which a segment joins a voice (default: "
                                "serve's)")
     evaluate.add_argument("--heard-once", type=float, nargs="+", metavar="H",
                           help="the same for a voice heard in one segment (default: serve's)")
+    evaluate.add_argument("--turns", choices=["on", "off"], default="off",
+                          help="cut segments where their voice changes, as serve --voice-turns "
+                               "on does (default: off)")
+    evaluate.add_argument("--turn-threshold", type=float, nargs="+", metavar="C",
+                          help="with --turns on: the cosine similarity below which a segment is "
+                               "cut (default: serve's)")
     evaluate.add_argument("--out", metavar="FILE.json", help="write every stream's scores here")
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(run=commands.eval_voices)

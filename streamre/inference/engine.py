@@ -158,6 +158,12 @@ class InferenceEngine:
         await self.ready.wait()
         return None if self.voices is None else await self.voices.embed(audio)
 
+    async def turn_windows(self, audio: np.ndarray) -> np.ndarray | None:
+        """The embeddings of a segment's windows, to find where its voice changes
+        (`streamre.voices.turns`); None without an encoder."""
+        await self.ready.wait()
+        return None if self.voices is None else await self.voices.turn_windows(audio)
+
     async def context_names(self, text: str) -> list[str]:
         """The names of a meeting's context: read by the text extractor's tagger on the model's
         thread (a context is rare; it takes its turn there), capitalised runs without one."""

@@ -9,7 +9,7 @@ Every call is blocking and belongs on a worker thread, never on the event loop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -77,6 +77,10 @@ class VoiceEncoder(Protocol):
 
     def embed(self, waveforms: Sequence[np.ndarray]) -> np.ndarray: ...
 
+    def embed_windows(self, waveforms: Sequence[np.ndarray],
+                      starts_of: Callable[[int], list[int]]) -> list[np.ndarray]:
+        """Each segment's 1.6 s windows, from the frames `starts_of(samples)` gives: per
+        segment, (windows, dim) unit rows."""
 
 def read_sentences(reader: Reader, texts: Sequence[str], with_names: bool = False
                    ) -> list[Extraction]:

@@ -3,12 +3,12 @@
 - `wire`: the version, encodings, room-name rule and close codes, and a builder for every
   message either side sends.
 - `session`: `SessionProtocol`, one session's state machine. Text and audio frames go in;
-  actions come out (reply, join a room, send a snapshot, infer a segment, hear a partial,
-  finish, close).
+  actions come out (reply, join a room, send a snapshot, find a segment's turns, infer a
+  segment, hear a partial, finish, close).
 """
 
 from streamre.protocol.session import (Action, Admit, Busy, Close, DropSegment, Finish,
-                                       HearPartial, Infer, InferText, JoinRoom, Reply,
+                                       FindTurns, HearPartial, Infer, InferText, JoinRoom, Reply,
                                        SendHistory, SendSnapshot, SessionProtocol)
 from streamre.protocol.wire import (ENCODINGS, PROTOCOL_VERSION, ROOM_NAME, STREAM_PATH, CloseCode,
                                     Failed, Limits, Role, done_message, error_message,
@@ -19,7 +19,8 @@ from streamre.protocol.wire import (ENCODINGS, PROTOCOL_VERSION, ROOM_NAME, STRE
                                     valid_room, warning_message)
 
 __all__ = [
-    "Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "HearPartial", "Infer",
+    "Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "FindTurns", "HearPartial",
+    "Infer",
     "InferText", "partial_message",
     "JoinRoom", "Reply", "SendHistory", "SendSnapshot", "SessionProtocol", "ENCODINGS", "PROTOCOL_VERSION",
     "ROOM_NAME", "STREAM_PATH", "CloseCode", "Failed", "Limits", "Role", "done_message", "error_message",

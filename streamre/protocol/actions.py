@@ -40,6 +40,13 @@ class Infer:
 
 
 @dataclass(frozen=True)
+class FindTurns:
+    """A closed segment long enough to hold two speakers: the shell finds where its voice
+    changes and gives the cuts to `SessionProtocol.turns_found`, which numbers its pieces."""
+    segment: Segment
+
+
+@dataclass(frozen=True)
 class HearPartial:
     """The open utterance so far, for a caption (`partial`); the shell may drop it."""
     partial: Partial
@@ -70,8 +77,8 @@ class Close:
     reason: str
 
 
-Action = Union[Reply, JoinRoom, SendSnapshot, SendHistory, Infer, HearPartial, InferText,
-               DropSegment, Finish, Close]
+Action = Union[Reply, JoinRoom, SendSnapshot, SendHistory, Infer, FindTurns, HearPartial,
+               InferText, DropSegment, Finish, Close]
 
 
 @dataclass(frozen=True)

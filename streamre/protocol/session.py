@@ -16,8 +16,8 @@ from streamre.audio import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInput, Droppe
                             SpeechEnd, SpeechStart, VadConfig, VadSegmenter)
 from streamre.audio.partials import NO_PARTIALS, Partial, PartialPacer, PartialPacing
 from streamre.protocol.actions import (Action, Admit, Busy, Close, DropSegment, Finish,
-                                       HearPartial, Infer, InferText, JoinRoom, Reply,
-                                       SendHistory, SendSnapshot)
+                                       FindTurns, HearPartial, Infer, InferText, JoinRoom,
+                                       Reply, SendHistory, SendSnapshot)
 from streamre.hearing.names import BadContext, check_context
 from streamre.hearing.vocabulary import BadVocabulary, check_vocabulary
 from streamre.protocol.parsing import TEXT_BURST, RateLimit, Refusal, note, parse, room_name
@@ -25,8 +25,9 @@ from streamre.protocol.wire import (ENCODINGS, MAX_FRAME_SECONDS, MAX_SPEAKER_CH
                                     PROTOCOL_VERSION, CloseCode, Limits, Role, error_message, is_int,
                                     pong_message, ready_message, segment_message, vad_message)
 
-__all__ = ["Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "HearPartial", "Infer",
-           "InferText", "JoinRoom", "Reply", "SendHistory", "SendSnapshot", "SessionProtocol"]
+__all__ = ["Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "FindTurns",
+           "HearPartial", "Infer", "InferText", "JoinRoom", "Reply", "SendHistory",
+           "SendSnapshot", "SessionProtocol"]
 
 
 class SessionProtocol:
@@ -39,6 +40,8 @@ class SessionProtocol:
         admit: the server's say on capacity (producers, viewers, rooms); everyone by default.
         clock: monotonic seconds, for the text rate (tests pass their own).
         partials: how often a producer's open utterance is heard for captions (none by default).
+        turns_from: segments of at least this many samples are looked at for a change of voice
+            inside them (`FindTurns`) before they are numbered and heard; None: never.
 
     A session is nobody until `start` (a producer) or `subscribe` (a viewer). A bad message
     gets an `error` and the session goes on; a bad `start` or audio before it also closes the
@@ -49,8 +52,9 @@ class SessionProtocol:
     def __init__(self, session_id: str, vad: VadConfig, limits: Limits,
                  admit: Admit = lambda role, room: None,
                  clock: Callable[[], float] = time.monotonic,
-                 partials: PartialPacing = NO_PARTIALS) -> None:
+                 partials: PartialPacing = NO_PARTIALS, turns_from: int | None = None) -> None:
         self.session_id = session_id
+        self.turns_from = turns_from
         self.vad = vad
         self.partials = partials
         self.limits = limits
@@ -232,9 +236,20 @@ class SessionProtocol:
             elif isinstance(event, Dropped):
                 actions.append(DropSegment())
             elif isinstance(event, Segment):
-                event = replace(event, index=self._next_item())  # one id space with text
-                actions += [Reply(segment_message(event)), Infer(event)]
+                if self.turns_from is not None and len(event.audio) >= self.turns_from:
+                    actions.append(FindTurns(event))
+                else:
+                    actions += self._numbered(event)
         return actions
+
+    def turns_found(self, segment: Segment, cuts: list[int]) -> list[Action]:
+        """A `FindTurns` segment's pieces, cut at `cuts` (samples into it, ascending; none:
+        it is one voice's), each numbered, announced and heard as a segment of its own."""
+        return [action for piece in segment.pieces(cuts) for action in self._numbered(piece)]
+
+    def _numbered(self, segment: Segment) -> list[Action]:
+        segment = replace(segment, index=self._next_item())  # one id space with text
+        return [Reply(segment_message(segment)), Infer(segment)]
 
     def _refuse(self, refusal: Refusal) -> list[Action]:
         actions: list[Action] = [Reply(error_message(refusal.code, str(refusal)))]

@@ -85,6 +85,9 @@ class Metrics:
         self.finals_from_partials = Counter(
             "streamre_finals_from_partials", "Finals whose words their last partial had heard "
             "(read, not heard again)", registry=r)
+        self.voice_turn_cuts = Counter(
+            "streamre_voice_turn_cuts", "Segments cut where the voice changed inside them "
+            "(`--voice-turns on`)", registry=r)
 
     def _cluster(self, r: CollectorRegistry) -> None:
         """In a cluster (`serve --cluster`): ops by outcome (local, merged from another

@@ -18,8 +18,8 @@ from streamre.graph import Mention
 from streamre.inference.answers import InferenceResult
 from streamre.inference.engine import InferenceEngine
 from streamre.hearing.vocabulary import BadVocabulary
-from streamre.protocol import (Action, Close, CloseCode, DropSegment, Failed, Finish,
-                               HearPartial, Infer, InferText, JoinRoom, Reply, Role, SendHistory,
+from streamre.protocol import (Action, Close, CloseCode, DropSegment, Failed, FindTurns,
+                               Finish, HearPartial, Infer, InferText, JoinRoom, Reply, Role, SendHistory,
                                SendSnapshot, SessionProtocol, done_message, error_message,
                                triplets_message, warning_message)
 from streamre.server.captions import Captions
@@ -120,6 +120,12 @@ class Session:
                 before, self._answered = self._answered, asyncio.get_running_loop().create_future()
                 await self._queue(self._infer(action.segment, closed_at, heard,
                                               before, self._answered))
+            elif isinstance(action, FindTurns):
+                # Before it is numbered: each voice's piece is a segment of its own. The
+                # session's audio waits meanwhile, so segments stay numbered in stream order.
+                cuts = await self.voices.turns(action.segment)
+                self.metrics.voice_turn_cuts.inc(len(cuts))
+                await self._carry_out(self.protocol.turns_found(action.segment, cuts))
             elif isinstance(action, HearPartial):
                 if self.room is not None:
                     self.captions.hear(action.partial, self.room)

@@ -14,6 +14,7 @@ from streamre.config import ServeConfig
 from streamre.inference.engine import InferenceEngine
 from streamre.voices.clusterer import VoiceClusterer, VoiceSettings
 from streamre.voices.encoder import SpeakerEncoder, weights_path
+from streamre.voices.turns import change_points, cut_samples
 
 log = logging.getLogger("streamre.session")
 
@@ -30,12 +31,25 @@ def voice_encoder(config: ServeConfig) -> Callable[[], SpeakerEncoder] | None:
 
 class SessionVoices:
     """One session's voices: each final embedded beside its hearing (`embed`), then numbered
-    in stream order (`voice_of`, called as its answer is journaled)."""
+    in stream order (`voice_of`, called as its answer is journaled); with `--voice-turns on`,
+    a long segment is first looked at for where its voice changes (`turns`)."""
 
     def __init__(self, session_id: str, engine: InferenceEngine, settings: VoiceSettings
                  ) -> None:
-        self.session_id, self.engine = session_id, engine
+        self.session_id, self.engine, self.settings = session_id, engine, settings
         self.clusterer = VoiceClusterer(settings)
+
+    async def turns(self, segment: Segment) -> list[int]:
+        """Where the segment's voice changes, in samples into it: none if it is one voice's,
+        or if its windows could not be embedded (logged: it is heard whole)."""
+        try:
+            windows = await self.engine.turn_windows(segment.audio)
+        except Exception:
+            log.exception("could not look for turns in %s/%s", self.session_id, segment.index)
+            return []
+        if windows is None:
+            return []
+        return cut_samples(segment.audio, change_points(windows, self.settings.turn_threshold))
 
     def embed(self, segment: Segment) -> asyncio.Future:
         return asyncio.ensure_future(self.engine.embed(segment.audio))

@@ -19,6 +19,7 @@ from streamre.server.metrics import Metrics
 from streamre.server.names import RoomNames
 from streamre.server.rooms import Rooms
 from streamre.server.session import Session, SessionSettings
+from streamre.voices.turns import SHORTEST_LOOKED_AT
 
 log = logging.getLogger("streamre.server")
 
@@ -71,7 +72,9 @@ class StreamEndpoint:
             uuid.uuid4().hex[:12], cfg.vad,
             Limits(cfg.max_message_bytes, cfg.vad.max_utterance_s, cfg.max_rooms_per_session,
                    cfg.max_text_chars, self.text_per_minute), self.admission.admit,
-            partials=cfg.partial_pacing)
+            partials=cfg.partial_pacing,
+            turns_from=SHORTEST_LOOKED_AT if cfg.voices == "on" and cfg.voice.turns == "on"
+            else None)
         return Session(connection, protocol, self.engine, self.rooms, self.room_names,
                        self.metrics,
                        SessionSettings(cfg.send_queue, cfg.session_queue, cfg.lag_warning_s,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -74,20 +74,29 @@ class SpeakerEncoder(nn.Module):
         raw = torch.relu(self.linear(hidden[-1]))
         return raw / raw.norm(dim=1, keepdim=True).clamp(min=1e-8)
 
-    @torch.inference_mode()
     def embed(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """Segments (int16 or float, 16 kHz) to their voices: shape = (len, 256), unit rows."""
         if not waveforms:
             return np.zeros((0, EMBEDDING_SIZE), np.float32)
+        each = self.embed_windows(waveforms, lambda samples: window_starts(frame_count(samples)))
+        out = np.stack([e.sum(axis=0) for e in each])
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8)
+
+    @torch.inference_mode()
+    def embed_windows(self, waveforms: Sequence[np.ndarray],
+                      starts_of: Callable[[int], list[int]]) -> list[np.ndarray]:
+        """Each segment's 1.6 s windows embedded, all in one call: per segment an array of
+        (windows, 256) unit rows. starts_of: a (raised) segment's samples -> the first frame of
+        each of its windows."""
         windows, owners = [], []
         for i, w in enumerate(waveforms):
             x = raised(w)
-            windows += [(x, start) for start in window_starts(frame_count(len(x)))]
+            windows += [(x, start) for start in starts_of(len(x))]
             owners += [i] * (len(windows) - len(owners))
-        each = self(window_mels(windows)).numpy()
-        out = np.zeros((len(waveforms), EMBEDDING_SIZE), np.float32)
-        np.add.at(out, np.asarray(owners), each)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8)
+        each = self(window_mels(windows)).numpy() if windows else \
+            np.zeros((0, EMBEDDING_SIZE), np.float32)
+        bounds = np.searchsorted(np.asarray(owners, int), np.arange(len(waveforms) + 1))
+        return [each[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def window_starts(frames: int, step: int = WINDOW_STEP, most: int | None = MOST_WINDOWS
