@@ -82,6 +82,7 @@ class VoiceEncoder(Protocol):
         """Each segment's 1.6 s windows, from the frames `starts_of(samples)` gives: per
         segment, (windows, dim) unit rows."""
 
+
 def read_sentences(reader: Reader, texts: Sequence[str], with_names: bool = False
                    ) -> list[Extraction]:
     """Each text as an `Extraction` of the reader's facts (and, `with_names`, the names it

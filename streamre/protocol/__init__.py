@@ -20,8 +20,7 @@ from streamre.protocol.wire import (ENCODINGS, PROTOCOL_VERSION, ROOM_NAME, STRE
 
 __all__ = [
     "Action", "Admit", "Busy", "Close", "DropSegment", "Finish", "FindTurns", "HearPartial",
-    "Infer",
-    "InferText", "partial_message",
+    "Infer", "InferText", "partial_message",
     "JoinRoom", "Reply", "SendHistory", "SendSnapshot", "SessionProtocol", "ENCODINGS", "PROTOCOL_VERSION",
     "ROOM_NAME", "STREAM_PATH", "CloseCode", "Failed", "Limits", "Role", "done_message", "error_message",
     "ping_message", "pong_message", "ready_message", "segment_message", "start_message",

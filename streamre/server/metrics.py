@@ -86,7 +86,7 @@ class Metrics:
             "streamre_finals_from_partials", "Finals whose words their last partial had heard "
             "(read, not heard again)", registry=r)
         self.voice_turn_cuts = Counter(
-            "streamre_voice_turn_cuts", "Segments cut where the voice changed inside them "
+            "streamre_voice_turn_cuts", "Cuts made inside segments where their voice changed "
             "(`--voice-turns on`)", registry=r)
 
     def _cluster(self, r: CollectorRegistry) -> None:

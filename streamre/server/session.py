@@ -19,9 +19,9 @@ from streamre.inference.answers import InferenceResult
 from streamre.inference.engine import InferenceEngine
 from streamre.hearing.vocabulary import BadVocabulary
 from streamre.protocol import (Action, Close, CloseCode, DropSegment, Failed, FindTurns,
-                               Finish, HearPartial, Infer, InferText, JoinRoom, Reply, Role, SendHistory,
-                               SendSnapshot, SessionProtocol, done_message, error_message,
-                               triplets_message, warning_message)
+                               Finish, HearPartial, Infer, InferText, JoinRoom, Reply, Role,
+                               SendHistory, SendSnapshot, SessionProtocol, done_message,
+                               error_message, triplets_message, warning_message)
 from streamre.server.captions import Captions
 from streamre.server.connection import Connection
 from streamre.server.metrics import Metrics
