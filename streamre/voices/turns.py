@@ -5,10 +5,11 @@ encoder's windows come in, cut points go out.
 The speaker encoder embeds 1.6 s windows every 0.4 s over the segment. A point where one
 window ends and another begins is a change of voice where the mean of the three windows over
 the 2.4 s before it (the last one ending there) and of the three over the 2.4 s after it (the
-first one beginning there) are less alike than `threshold` (cosine). The least alike points are cut first, each at least a window (1.6 s)
-from another cut, and a cut moves to the quietest 30 ms within 0.3 s, as the VAD cuts a long
-utterance (`Segment.pieces` cuts). On the voices dev streams (docs/evaluation.md) the threshold
-is the highest at which no voice alone was ever cut, over 4 minutes and over 10.
+first one beginning there) are less alike than `threshold` (cosine). The least alike points
+are cut first, each at least a window (1.6 s) from another cut, and a cut moves to the
+quietest 30 ms within 0.3 s, as the VAD cuts a long utterance (`Segment.pieces` cuts). On the
+voices dev streams (docs/evaluation.md) the threshold is the highest at which no voice alone
+was ever cut, over 4 minutes and over 10.
 """
 
 from __future__ import annotations
