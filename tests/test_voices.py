@@ -222,9 +222,19 @@ def test_a_segment_cut_in_pieces_keeps_its_edges_on_its_first_and_last():
     assert (first.overlap, middle.overlap, last.overlap) == (480, 0, 0)
     assert (first.voiced_end, middle.voiced_end, last.voiced_end) == (None, None, 16000 + 8000)
     assert (first.forced_split, middle.forced_split, last.forced_split) == (True, False, True)
+    assert [p.turn_edges for p in (first, middle, last)] == [
+        (False, True), (True, True), (True, False)]
+    # Each piece's voice is taken from it less the 0.2 s next to a cut.
+    left_out = voice_turns.LEFT_OUT
+    long = Segment(0, 0, 48000, np.arange(48000, dtype=np.int16))
+    head, tail = long.pieces([20000])
+    assert np.array_equal(voice_turns.voice_audio(head), head.audio[:20000 - left_out])
+    assert np.array_equal(voice_turns.voice_audio(tail), tail.audio[left_out:])
+    assert voice_turns.voice_audio(long) is long.audio
     [alone] = whole.pieces([])
-    assert (alone.start, alone.end, alone.overlap, alone.voiced_end, alone.forced_split) == (
-        whole.start, whole.end, whole.overlap, whole.voiced_end, whole.forced_split)
+    assert (alone.start, alone.end, alone.overlap, alone.voiced_end, alone.forced_split,
+            alone.turn_edges) == (whole.start, whole.end, whole.overlap, whole.voiced_end,
+                                  whole.forced_split, (False, False))
 
 
 # -- the real encoder --------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class Segment:
     forced_split: bool = False  # begins or ends at a forced split
     overlap: int = 0  # leading samples shared with the previous segment
     voiced_end: int | None = None  # end of its last voiced frame (None: not known)
+    turn_edges: tuple[bool, bool] = (False, False)  # begins, ends where its voice changed
 
     @property
     def start_s(self) -> float:
@@ -50,14 +51,16 @@ class Segment:
         """The segment cut at `cuts` (samples into it, ascending), as where its voice changes
         (`streamre.voices.turns`). Pieces keep its index (their owner numbers them); the first
         keeps its overlap with the segment before, the last its voiced end, and only they can
-        begin or end at a forced split."""
+        begin or end at a forced split; `turn_edges` says which of a piece's ends is a cut."""
         bounds = [0, *cuts, len(self.audio)]
         last = len(bounds) - 2
         return [replace(self, start=self.start + a, end=self.start + b,
                         audio=self.audio[a:b].copy(),
                         forced_split=self.forced_split and i in (0, last),
                         overlap=self.overlap if i == 0 else 0,
-                        voiced_end=self.voiced_end if i == last else None)
+                        voiced_end=self.voiced_end if i == last else None,
+                        turn_edges=(i > 0 or self.turn_edges[0],
+                                    i < last or self.turn_edges[1]))
                 for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
 
 

@@ -14,7 +14,7 @@ from streamre.config import ServeConfig
 from streamre.inference.engine import InferenceEngine
 from streamre.voices.clusterer import VoiceClusterer, VoiceSettings
 from streamre.voices.encoder import SpeakerEncoder, weights_path
-from streamre.voices.turns import change_points, cut_samples
+from streamre.voices.turns import change_points, cut_samples, voice_audio
 
 log = logging.getLogger("streamre.session")
 
@@ -52,7 +52,7 @@ class SessionVoices:
         return cut_samples(segment.audio, change_points(windows, self.settings.turn_threshold))
 
     def embed(self, segment: Segment) -> asyncio.Future:
-        return asyncio.ensure_future(self.engine.embed(segment.audio))
+        return asyncio.ensure_future(self.engine.embed(voice_audio(segment)))
 
     async def voice_of(self, segment: Segment, embedding: asyncio.Future, heard: bool
                        ) -> int | None:

@@ -6,7 +6,8 @@ A stream is `<name>.wav` beside `<name>.json` ({"turns": [{start, end, speaker}]
 embeds every segment once, and the clusterer numbers them at each threshold asked for, so a
 sweep costs one pass of the encoder. With `turns` on, a long segment's windows are embedded
 once too, and it is cut where its voice changes (`streamre.voices.turns`) at each
-`turn_threshold` asked for; each piece is embedded as a segment of its own.
+`turn_threshold` asked for; each piece is embedded as a segment of its own (less the audio
+next to its cuts, as in serve).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from streamre import SAMPLE_RATE
 from streamre.audio import Segment, VadConfig, VadSegmenter, read_audio
 from streamre.voices.clusterer import VoiceClusterer, VoiceSettings
 from streamre.voices.encoder import EMBEDDING_SIZE, SpeakerEncoder
-from streamre.voices.turns import change_points, cut_samples, window_starts
+from streamre.voices.turns import change_points, cut_samples, voice_audio, window_starts
 from streamre.voices.scoring import Line, Turn, VoiceScore, score
 
 EMBED_BATCH = 16
@@ -100,7 +101,7 @@ class StreamVoices:
                 continue
             pieces = segment.pieces(list(cuts))
             if (i, cuts) not in self._pieces:
-                self._pieces[(i, cuts)] = self._embed([p.audio for p in pieces])
+                self._pieces[(i, cuts)] = self._embed([voice_audio(p) for p in pieces])
             found += zip(pieces, self._pieces[(i, cuts)], strict=True)
         return found
 

@@ -9,13 +9,16 @@ first one beginning there) are less alike than `threshold` (cosine). The least a
 are cut first, each at least a window (1.6 s) from another cut, and a cut moves to the
 quietest 30 ms within 0.3 s, as the VAD cuts a long utterance (`Segment.pieces` cuts). On the
 voices dev streams (docs/evaluation.md) the threshold is the highest at which no voice alone
-was ever cut, over 4 minutes and over 10.
+was ever cut, over 4 minutes and over 10. A piece's voice is embedded without the 0.2 s next to
+each cut (half the windows' step, as far as a point may be from the change), where its
+neighbour's voice may linger.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from streamre.audio import Segment
 from streamre.voices.encoder import WINDOW_FRAMES
 from streamre.whisper.features import HOP
 
@@ -25,6 +28,7 @@ CONTEXT_FRAMES = (TURN_CONTEXT - 1) * TURN_STEP + WINDOW_FRAMES  # each side of 
 SHORTEST_LOOKED_AT = 2 * CONTEXT_FRAMES * HOP  # samples (4.8 s): room for one point
 QUIET_FRAME = 480  # 30 ms, the VAD's frame
 QUIET_SEARCH = 30 * HOP  # samples either side of a point where its cut may move
+LEFT_OUT = TURN_STEP // 2 * HOP  # samples next to a cut that a piece's voice is not taken from
 
 
 def window_starts(samples: int) -> list[int]:
@@ -70,3 +74,13 @@ def quietest(audio: np.ndarray, around: int) -> int:
 def cut_samples(audio: np.ndarray, points: list[int]) -> list[int]:
     """Change points (frames) as cuts in a segment's `audio` (samples), each at its quiet."""
     return [quietest(audio, point * HOP) for point in points]
+
+
+def voice_audio(segment: Segment) -> np.ndarray:
+    """The audio a segment's voice is embedded from: all of it, but for the `LEFT_OUT` next to
+    an end where it was cut from its neighbour's voice (`Segment.pieces`)."""
+    if not any(segment.turn_edges):
+        return segment.audio
+    first = LEFT_OUT if segment.turn_edges[0] else 0
+    last = len(segment.audio) - (LEFT_OUT if segment.turn_edges[1] else 0)
+    return segment.audio[first:last] if last - first >= LEFT_OUT else segment.audio
