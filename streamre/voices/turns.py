@@ -23,7 +23,7 @@ from streamre.voices.encoder import WINDOW_FRAMES
 from streamre.whisper.features import HOP
 
 TURN_STEP = 40  # frames (0.4 s) between windows; 0.8 and 1.6 s found fewer changes on dev
-TURN_CONTEXT = 3  # windows each side of a point: 2.4 s; two cut single voices on dev
+TURN_CONTEXT = 3  # windows each side of a point (2.4 s): two did about as well on dev, one cut voices alone
 CONTEXT_FRAMES = (TURN_CONTEXT - 1) * TURN_STEP + WINDOW_FRAMES  # each side of a point
 SHORTEST_LOOKED_AT = 2 * CONTEXT_FRAMES * HOP  # samples (4.8 s): room for one point
 QUIET_FRAME = 480  # 30 ms, the VAD's frame
