@@ -15,6 +15,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def worker_shares(items: Sequence[int], workers: int) -> list[list[int]]:
+    """`items` (at least one) split in order into as many even shares as there are workers
+    for them: what `WhisperBackend.each` runs side by side."""
+    return [list(share) for share in np.array_split(items, min(workers, len(items)))]
+
+
 class WhisperBackend(Protocol):
     """An engine that runs a pretrained Whisper: the encoder once a segment and window, then
     greedy or beam-search decoding after the model's own prompt (start of transcript, English,
@@ -68,7 +74,7 @@ class EncodedParts:
     def _encode(self, parts: list[int], window: int):
         """One call, or the engine's workers' share each side by side, joined."""
         backend = self.backend
-        shares = [list(c) for c in np.array_split(parts, min(backend.workers, len(parts)))]
+        shares = worker_shares(parts, backend.workers)
         states = backend.each(lambda share: backend.encode(window_log_mel(
             [self.parts[i] for i in share], window, backend.n_mels)), shares)
         return states[0] if len(states) == 1 else np.concatenate(states)

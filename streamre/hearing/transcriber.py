@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from streamre import SAMPLE_RATE
-from streamre.hearing.backend import EncodedParts, WhisperBackend
+from streamre.hearing.backend import EncodedParts, WhisperBackend, worker_shares
 from streamre.hearing.ear import MAX_EAR_CANDIDATES, preferred
 from streamre.hearing.features import window_log_mel
 from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
@@ -243,8 +243,7 @@ class Transcriber:
         calls = []  # the parts of one call, split in the engine workers' shares
         for _, same in groupby(sorted(range(len(parts)), key=call), key=call):
             same = list(same)
-            calls += [list(share) for share in
-                      np.array_split(same, min(self.backend.workers, len(same)))]
+            calls += worker_shares(same, self.backend.workers)
 
         def decode(same: list[int]) -> list[Decoded]:
             budgets = [self.options.token_budget(len(encoded.parts[parts[k]])) for k in same]
