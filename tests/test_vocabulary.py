@@ -153,6 +153,22 @@ def test_a_prompt_that_takes_over_the_output_leaves_the_first_transcript(prompte
     assert heard.text == MISHEARD and counted == ["prompt_rejected"]
 
 
+PLACES = ["Matteo Bianchi", "Novartis", "Pune", "India", "Heineken"]
+MISHEARD_PLACES = "Mateo Bianki of Novartes flew in from tune India, for the kick off."
+
+
+@pytest.mark.parametrize("prompted, kept", [
+    # A city and its country are said back to back: two prompt phrases, as said.
+    ("Matteo Bianchi of Novartis flew in from Pune, India, for the kickoff.", True),
+    ("Matteo Bianchi, Novartis, Pune, India.", False),  # nothing but the prompt
+    ("Matteo Bianchi, Novartis, Pune flew in for the kickoff.", False),  # three in a row
+])
+def test_prompt_phrases_back_to_back_are_a_read_out_prompt_only_past_two(prompted, kept):
+    heard, counted = hear(WordWhisper(MISHEARD_PLACES, prompted), PLACES, snap_threshold=0)
+    assert heard.text == (prompted if kept else MISHEARD_PLACES)
+    assert counted == ["prompted" if kept else "prompt_rejected"]
+
+
 def test_silence_is_never_prompted():
     backend = WordWhisper("you", "Heineken Heineken", no_speech=0.99)
     heard, counted = hear(backend, NAMES)
