@@ -1,9 +1,10 @@
-"""The guards on what Whisper wrote, which need no model: silence, loops, and the cut that ends
-a loop. Whisper's own rules (compression ratio, no-speech probability with average
-log-probability) beside the repeated-block check the decoder already uses."""
+"""The guards on what Whisper wrote, which need no model: silence, loops, the cut that ends a
+loop, and a prompt read out. Whisper's own rules (compression ratio, no-speech probability with
+average log-probability) beside the repeated-block check the decoder already uses."""
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -70,3 +71,32 @@ def without_repeats(decoded: Decoded) -> Decoded:
         return decoded
     return Decoded(decoded.tokens[:keep], decoded.logprobs[:keep], decoded.no_speech_prob,
                    decoded.ended)
+
+
+def reads_prompt_out(text: str, prompt: str) -> bool:
+    """The model read its prompt out: three of the prompt's phrases one right after the other,
+    in any order, or nothing but two or more of them. Two alone are not enough: people name a
+    city and its country back to back ("flew in from Pune, India"): on dev that rule refused
+    13 second transcripts, 11 of them good (docs/evaluation.md). `prompt`: the previous text,
+    its phrases between commas."""
+    phrases = {tuple(_words(p)) for p in prompt.split(",")} - {()}
+    said = _words(text)
+    # chain[i]: the most phrases said back to back from word i on
+    chain = [0] * (len(said) + 1)
+    for i in range(len(said) - 1, -1, -1):
+        chain[i] = max((1 + chain[i + len(p)] for p in phrases
+                        if tuple(said[i:i + len(p)]) == p), default=0)
+    return max(chain) >= 3 or (chain[0] >= 2 and _covers(said, phrases))
+
+
+def _covers(said: list[str], phrases: set[tuple[str, ...]]) -> bool:
+    """Whether the words are phrases end to end."""
+    ends = {0}
+    for i in range(len(said)):
+        if i in ends:
+            ends |= {i + len(p) for p in phrases if tuple(said[i:i + len(p)]) == p}
+    return len(said) in ends
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+(?:['’-]\w+)*", text.casefold())

@@ -25,7 +25,6 @@ by side where it has workers.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Callable, Sequence
@@ -36,7 +35,7 @@ from streamre import SAMPLE_RATE
 from streamre.hearing.backend import EncodedParts, WhisperBackend, worker_shares
 from streamre.hearing.ear import MAX_EAR_CANDIDATES, preferred
 from streamre.hearing.features import window_log_mel
-from streamre.hearing.guards import Decoded, is_silence, loops, without_repeats
+from streamre.hearing.guards import Decoded, is_silence, loops, reads_prompt_out, without_repeats
 from streamre.hearing.options import WHISPER_WINDOW_S, HearingOptions
 from streamre.hearing.learnt import learnt_runs
 from streamre.hearing.vocabulary import (Match, apart, candidates, close_runs, closest_per_run,
@@ -219,7 +218,7 @@ class Transcriber:
         even at 30 s, the prompt copied, or many more words than the first heard."""
         words, before = len(second.text.split()), len(first.text.split())
         took_over = (not second.text or "repeats_cut" in second.guards
-                     or _copies_prompt(second.text, prompt) or words > 1.5 * before + 2)
+                     or reads_prompt_out(second.text, prompt) or words > 1.5 * before + 2)
         guard = "prompt_rejected" if took_over else "prompted"
         self._count(guard)
         kept = first if took_over else second
@@ -274,34 +273,6 @@ class Transcriber:
         for guard in guards:
             self._count(guard)
         return Heard(text, decoded.avg_logprob, decoded.no_speech_prob, window, tuple(guards))
-
-
-def _copies_prompt(text: str, prompt: str) -> bool:
-    """The model read its prompt out: three of the prompt's phrases one right after the other,
-    in any order, or nothing but two or more of them. Two alone are not enough: people name a
-    city and its country back to back ("flew in from Pune, India"), and on dev that rule
-    refused 11 good second transcripts for each 2 it was right to (docs/evaluation.md)."""
-    phrases = {tuple(_words(p)) for p in prompt.split(",")} - {()}
-    said = _words(text)
-    # chain[i]: the most phrases said back to back from word i on
-    chain = [0] * (len(said) + 1)
-    for i in range(len(said) - 1, -1, -1):
-        chain[i] = max((1 + chain[i + len(p)] for p in phrases
-                        if tuple(said[i:i + len(p)]) == p), default=0)
-    return max(chain) >= 3 or (chain[0] >= 2 and _covers(said, phrases))
-
-
-def _covers(said: list[str], phrases: set[tuple[str, ...]]) -> bool:
-    """Whether the words are phrases end to end."""
-    ends = {0}
-    for i in range(len(said)):
-        if i in ends:
-            ends |= {i + len(p) for p in phrases if tuple(said[i:i + len(p)]) == p}
-    return len(said) in ends
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+(?:['’-]\w+)*", text.casefold())
 
 
 def _join(parts: list[Heard]) -> Heard:
