@@ -81,21 +81,24 @@ def reads_prompt_out(text: str, prompt: str) -> bool:
     its phrases between commas."""
     phrases = {tuple(_words(p)) for p in prompt.split(",")} - {()}
     said = _words(text)
+    # lengths[i]: the lengths of the phrases said from word i on
+    lengths = [[len(p) for p in phrases if tuple(said[i:i + len(p)]) == p]
+               for i in range(len(said))]
     # chain[i]: the most phrases said back to back from word i on
     chain = [0] * (len(said) + 1)
     for i in range(len(said) - 1, -1, -1):
-        chain[i] = max((1 + chain[i + len(p)] for p in phrases
-                        if tuple(said[i:i + len(p)]) == p), default=0)
-    return max(chain) >= 3 or (chain[0] >= 2 and _covers(said, phrases))
+        chain[i] = max((1 + chain[i + n] for n in lengths[i]), default=0)
+    return max(chain) >= 3 or (chain[0] >= 2 and _covers(lengths))
 
 
-def _covers(said: list[str], phrases: set[tuple[str, ...]]) -> bool:
-    """Whether the words are phrases end to end."""
+def _covers(lengths: list[list[int]]) -> bool:
+    """Whether phrases follow one another from the first word to the last, given the lengths
+    of the phrases said from each word."""
     ends = {0}
-    for i in range(len(said)):
+    for i, here in enumerate(lengths):
         if i in ends:
-            ends |= {i + len(p) for p in phrases if tuple(said[i:i + len(p)]) == p}
-    return len(said) in ends
+            ends |= {i + n for n in here}
+    return len(lengths) in ends
 
 
 def _words(text: str) -> list[str]:
